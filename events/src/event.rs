@@ -1,0 +1,204 @@
+//! The events of the log. Each is versioned and never changed once shipped: a new shape is a
+//! new version, and [`Event::decode`] upcasts old versions.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::ids::{ActionName, DisplayName, KeyId, PlayerId, Points};
+
+/// A player was awarded points for an action, on the strength of a verified action token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScoreAwarded {
+    /// This event's id, a UUIDv7 (time-ordered).
+    pub event_id: Uuid,
+    /// The token's `jti`: one action id is counted at most once, ever.
+    pub action_id: Uuid,
+    /// The player awarded.
+    pub player_id: PlayerId,
+    /// The name the token carried for the player, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<DisplayName>,
+    /// The action completed.
+    pub action: ActionName,
+    /// The points the catalog gave the action when it was recorded.
+    pub points: Points,
+    /// The token's `iat`, Unix seconds.
+    pub token_issued_at: i64,
+    /// The key that signed the token.
+    pub key_id: KeyId,
+    /// When the command service recorded the event (microsecond precision).
+    #[serde(with = "time::serde::rfc3339")]
+    pub recorded_at: OffsetDateTime,
+}
+
+/// Any event of the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// See [`ScoreAwarded`].
+    ScoreAwarded(ScoreAwarded),
+}
+
+/// Why stored bytes could not be read back as an event.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// A type or version this build does not know.
+    #[error("unknown event {event_type} v{version}")]
+    Unknown {
+        /// The stored type name.
+        event_type: String,
+        /// The stored version.
+        version: i32,
+    },
+    /// The payload does not match its declared type and version.
+    #[error("payload of {event_type} v{version} is invalid")]
+    Payload {
+        /// The stored type name.
+        event_type: String,
+        /// The stored version.
+        version: i32,
+        /// What serde said.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl Event {
+    /// The type name stored beside the payload, e.g. `ScoreAwarded`.
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            Self::ScoreAwarded(_) => "ScoreAwarded",
+        }
+    }
+
+    /// The schema version of the payload [`Event::encode`] writes.
+    pub fn version(&self) -> i32 {
+        match self {
+            Self::ScoreAwarded(_) => 1,
+        }
+    }
+
+    /// The event's own id.
+    pub fn event_id(&self) -> Uuid {
+        match self {
+            Self::ScoreAwarded(e) => e.event_id,
+        }
+    }
+
+    /// The action id, for events caused by an action token.
+    pub fn action_id(&self) -> Option<Uuid> {
+        match self {
+            Self::ScoreAwarded(e) => Some(e.action_id),
+        }
+    }
+
+    /// The player the event is about.
+    pub fn player_id(&self) -> &PlayerId {
+        match self {
+            Self::ScoreAwarded(e) => &e.player_id,
+        }
+    }
+
+    /// When the event was recorded.
+    pub fn recorded_at(&self) -> OffsetDateTime {
+        match self {
+            Self::ScoreAwarded(e) => e.recorded_at,
+        }
+    }
+
+    /// The payload as JSON text: the exact bytes stored in the log and published.
+    pub fn encode(&self) -> String {
+        match self {
+            Self::ScoreAwarded(e) => serde_json::to_string(e),
+        }
+        .expect("events always serialise")
+    }
+
+    /// Reads a stored payload of the given type and version.
+    pub fn decode(event_type: &str, version: i32, payload: &[u8]) -> Result<Self, DecodeError> {
+        let invalid = |source| DecodeError::Payload { event_type: event_type.to_string(), version, source };
+        match (event_type, version) {
+            ("ScoreAwarded", 1) => serde_json::from_slice(payload).map(Self::ScoreAwarded).map_err(invalid),
+            _ => Err(DecodeError::Unknown { event_type: event_type.to_string(), version }),
+        }
+    }
+}
+
+/// An event with its place in the global log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedEvent {
+    /// The global position: 1, 2, 3… with no gaps.
+    pub position: u64,
+    /// The event.
+    pub event: Event,
+}
+
+impl Serialize for RecordedEvent {
+    /// `{"position", "type", "version", "data"}`: the form the audit API returns.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Wire<'a> {
+            position: u64,
+            #[serde(rename = "type")]
+            event_type: &'static str,
+            version: i32,
+            data: &'a ScoreAwarded,
+        }
+        let Event::ScoreAwarded(data) = &self.event;
+        Wire { position: self.position, event_type: self.event.event_type(), version: self.event.version(), data }
+            .serialize(serializer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn sample() -> Event {
+        Event::ScoreAwarded(ScoreAwarded {
+            event_id: Uuid::parse_str("01932c4e-7a1b-7c3d-8e9f-000000000001").unwrap(),
+            action_id: Uuid::parse_str("01932c4e-7a1b-7c3d-8e9f-0a1b2c3d4e5f").unwrap(),
+            player_id: "alice".parse().unwrap(),
+            display_name: Some(DisplayName::parse("Alice").unwrap()),
+            action: "complete_task".parse().unwrap(),
+            points: Points::new(10).unwrap(),
+            token_issued_at: 1_767_225_600,
+            key_id: "k1".parse().unwrap(),
+            recorded_at: datetime!(2026-01-01 00:01:40.123456 UTC),
+        })
+    }
+
+    #[test]
+    fn score_awarded_v1_has_a_stable_wire_form() {
+        assert_eq!(
+            sample().encode(),
+            r#"{"event_id":"01932c4e-7a1b-7c3d-8e9f-000000000001","action_id":"01932c4e-7a1b-7c3d-8e9f-0a1b2c3d4e5f","player_id":"alice","display_name":"Alice","action":"complete_task","points":10,"token_issued_at":1767225600,"key_id":"k1","recorded_at":"2026-01-01T00:01:40.123456Z"}"#
+        );
+    }
+
+    #[test]
+    fn events_round_trip_through_their_stored_form() {
+        let event = sample();
+        let decoded = Event::decode(event.event_type(), event.version(), event.encode().as_bytes()).unwrap();
+        assert_eq!(decoded, event);
+    }
+
+    #[test]
+    fn unknown_types_versions_and_bad_payloads_are_errors() {
+        let payload = sample().encode();
+        assert!(matches!(Event::decode("ScoreAwarded", 2, payload.as_bytes()), Err(DecodeError::Unknown { .. })));
+        assert!(matches!(Event::decode("Other", 1, payload.as_bytes()), Err(DecodeError::Unknown { .. })));
+        let bad = payload.replace("\"points\":10", "\"points\":0");
+        assert!(matches!(Event::decode("ScoreAwarded", 1, bad.as_bytes()), Err(DecodeError::Payload { .. })));
+    }
+
+    #[test]
+    fn recorded_events_serialise_with_position_type_and_version() {
+        let json = serde_json::to_value(RecordedEvent { position: 7, event: sample() }).unwrap();
+        assert_eq!(json["position"], 7);
+        assert_eq!(json["type"], "ScoreAwarded");
+        assert_eq!(json["version"], 1);
+        assert_eq!(json["data"]["points"], 10);
+    }
+}

@@ -1,0 +1,192 @@
+//! Validated identifiers and values that appear in tokens and events.
+//!
+//! Each type can only hold a value that passed its check, so code that receives one never
+//! validates again.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Why a value was refused as an identifier.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    /// A player id is 1–64 characters of `[A-Za-z0-9_.:@-]`.
+    #[error("player id must be 1-64 characters of A-Z a-z 0-9 _ . : @ -")]
+    PlayerId,
+    /// A display name is 1–64 printable characters.
+    #[error("display name must be 1-64 printable characters")]
+    DisplayName,
+    /// An action name is 1–64 characters of `[A-Za-z0-9_.:-]`.
+    #[error("action name must be 1-64 characters of A-Z a-z 0-9 _ . : -")]
+    ActionName,
+    /// A key id is 1–64 characters of `[A-Za-z0-9_.-]`.
+    #[error("key id must be 1-64 characters of A-Z a-z 0-9 _ . -")]
+    KeyId,
+    /// Points are a whole number from 1 to 1 000 000.
+    #[error("points must be between 1 and 1000000, got {0}")]
+    Points(i64),
+}
+
+fn is_ascii_id(s: &str, extra: &[u8]) -> bool {
+    (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
+}
+
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident, $check:expr, $err:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Checks `value` and wraps it.
+            pub fn parse(value: impl Into<String>) -> Result<Self, IdError> {
+                let value = value.into();
+                let check: fn(&str) -> bool = $check;
+                if check(&value) { Ok(Self(value)) } else { Err($err) }
+            }
+
+            /// The value as a string slice.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let value = String::deserialize(deserializer)?;
+                Self::parse(value).map_err(serde::de::Error::custom)
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = IdError;
+            fn from_str(s: &str) -> Result<Self, IdError> {
+                Self::parse(s)
+            }
+        }
+    };
+}
+
+string_id!(
+    /// A player's id as the issuer knows it (`sub` of a token), e.g. `alice` or `steam:7656119`.
+    PlayerId,
+    |s| is_ascii_id(s, b"_.:@-"),
+    IdError::PlayerId
+);
+
+string_id!(
+    /// The name of an action in the catalog (`act` of a token), e.g. `complete_task`.
+    ActionName,
+    |s| is_ascii_id(s, b"_.:-"),
+    IdError::ActionName
+);
+
+string_id!(
+    /// The id of a signing key (`kid` of a token header), e.g. `k2026-11`.
+    KeyId,
+    |s| is_ascii_id(s, b"_.-"),
+    IdError::KeyId
+);
+
+string_id!(
+    /// The name a board shows for a player: 1–64 printable characters.
+    ///
+    /// Control characters and the invisible characters that reorder or hide text
+    /// (bidirectional overrides, zero-width joiners, line separators) are refused, so a name
+    /// cannot disguise itself as another on the board.
+    DisplayName,
+    |s| {
+        let count = s.chars().count();
+        (1..=64).contains(&count) && !s.trim().is_empty() && s.chars().all(is_printable)
+    },
+    IdError::DisplayName
+);
+
+fn is_printable(c: char) -> bool {
+    !c.is_control()
+        && !matches!(c,
+            '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+}
+
+/// Points awarded for one action: 1 … 1 000 000, set by the server-side catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Points(u32);
+
+impl Points {
+    /// The largest award one action may carry.
+    pub const MAX: u32 = 1_000_000;
+
+    /// Checks that `value` is within 1 … 1 000 000.
+    pub fn new(value: i64) -> Result<Self, IdError> {
+        match u32::try_from(value) {
+            Ok(v) if (1..=Self::MAX).contains(&v) => Ok(Self(v)),
+            _ => Err(IdError::Points(value)),
+        }
+    }
+
+    /// The number of points.
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Points {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Self::new(i64::deserialize(deserializer)?).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn player_id_accepts_the_documented_alphabet() {
+        for ok in ["alice", "steam:7656119", "a.b@c-d_e", &"x".repeat(64)] {
+            assert!(PlayerId::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "has space", "ümlaut", "a/b", "a*b", &"x".repeat(65)] {
+            assert_eq!(PlayerId::parse(bad), Err(IdError::PlayerId), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn display_name_refuses_control_and_invisible_characters() {
+        for ok in ["Alice", "Zoë 🎮", "李小龍", &"é".repeat(64)] {
+            assert!(DisplayName::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "   ", "a\nb", "a\u{0}b", "evil\u{202E}lmth", "zero\u{200B}width", &"é".repeat(65)] {
+            assert_eq!(DisplayName::parse(bad), Err(IdError::DisplayName), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn points_are_bounded() {
+        assert_eq!(Points::new(1).map(Points::get), Ok(1));
+        assert_eq!(Points::new(1_000_000).map(Points::get), Ok(1_000_000));
+        for bad in [0, -1, 1_000_001, i64::MAX] {
+            assert_eq!(Points::new(bad), Err(IdError::Points(bad)));
+        }
+    }
+
+    #[test]
+    fn ids_deserialize_through_their_checks() {
+        assert!(serde_json::from_str::<PlayerId>("\"bob\"").is_ok());
+        assert!(serde_json::from_str::<PlayerId>("\"b ob\"").is_err());
+        assert!(serde_json::from_str::<Points>("0").is_err());
+    }
+}

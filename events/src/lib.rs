@@ -1,0 +1,19 @@
+//! Scoreboard's domain, free of I/O: what an event is, how an action token is minted and
+//! verified, which actions are worth how many points, and how events fold into a ranked board.
+//!
+//! Every service depends on this crate; nothing here opens a socket or speaks SQL, so all of it
+//! is tested with plain unit tests.
+
+pub mod award;
+pub mod catalog;
+pub mod event;
+pub mod ids;
+pub mod keys;
+pub mod token;
+
+pub use award::{AwardError, award};
+pub use catalog::{ActionCatalog, CatalogError};
+pub use event::{DecodeError, Event, RecordedEvent, ScoreAwarded};
+pub use ids::{ActionName, DisplayName, IdError, KeyId, PlayerId, Points};
+pub use keys::{KeyError, KeySecret, KeySet};
+pub use token::{ActionClaims, TokenError, TokenPolicy, VerifiedToken, mint};
