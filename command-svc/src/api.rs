@@ -1,0 +1,214 @@
+//! `POST /v1/actions`: a signed action token in, a durable `ScoreAwarded` event out.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use events::{ActionCatalog, AwardError, KeySet, RecordedEvent, TokenError, TokenPolicy};
+use platform::Problem;
+use serde::{Deserialize, Serialize};
+use store::{AppendOutcome, NewEvent};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::append::{AppendError, Appender};
+use crate::limits::RateLimits;
+
+/// What the action endpoint needs.
+#[derive(Clone)]
+pub struct ActionDesk {
+    /// Trusted keys.
+    pub keys: Arc<KeySet>,
+    /// Time rules.
+    pub policy: TokenPolicy,
+    /// Points per action.
+    pub catalog: Arc<ActionCatalog>,
+    /// Admission limits.
+    pub limits: RateLimits,
+    /// The group-commit appender.
+    pub appender: Appender,
+}
+
+/// The body of `POST /v1/actions`.
+#[derive(Debug, Deserialize)]
+pub struct SubmitAction {
+    /// The signed action token (JWS compact serialisation).
+    pub token: String,
+}
+
+/// The answer to an accepted action (`201`) or a safe retry of one (`200`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionAccepted {
+    /// The `ScoreAwarded` event's id.
+    pub event_id: Uuid,
+    /// The token's `jti`.
+    pub action_id: Uuid,
+    /// The player awarded.
+    pub player_id: String,
+    /// The action.
+    pub action: String,
+    /// Points awarded, from the catalog.
+    pub points: u32,
+    /// The event's global position in the log (use it as `min_position` to read your write).
+    pub position: u64,
+    /// When the event was recorded.
+    #[serde(with = "time::serde::rfc3339")]
+    pub recorded_at: OffsetDateTime,
+}
+
+impl From<&RecordedEvent> for ActionAccepted {
+    fn from(recorded: &RecordedEvent) -> Self {
+        let events::Event::ScoreAwarded(event) = &recorded.event;
+        Self {
+            event_id: event.event_id,
+            action_id: event.action_id,
+            player_id: event.player_id.to_string(),
+            action: event.action.to_string(),
+            points: event.points.get(),
+            position: recorded.position,
+            recorded_at: event.recorded_at,
+        }
+    }
+}
+
+/// Every way `POST /v1/actions` can refuse.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    /// Not JSON of the form `{"token": "…"}`.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// Body over the limit.
+    #[error("request body too large")]
+    TooLarge,
+    /// The token failed verification.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// The token names an action outside the catalog.
+    #[error(transparent)]
+    Award(#[from] AwardError),
+    /// The action id was recorded before with other claims.
+    #[error("action {0} was already recorded with different claims")]
+    Conflict(Uuid),
+    /// Too many requests from this address or for this player.
+    #[error("rate limit exceeded")]
+    RateLimited(Duration),
+    /// The event log cannot be reached; retrying with the same token is safe.
+    #[error("event log unavailable")]
+    Unavailable,
+    /// Anything else.
+    #[error("internal error")]
+    Internal,
+}
+
+impl From<AppendError> for ActionError {
+    fn from(error: AppendError) -> Self {
+        match error {
+            AppendError::Unavailable => Self::Unavailable,
+            AppendError::Failed => Self::Internal,
+        }
+    }
+}
+
+impl ActionError {
+    /// The problem document's `code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::TooLarge => "payload_too_large",
+            Self::Token(token) => token.code(),
+            Self::Award(_) => "unknown_action",
+            Self::Conflict(_) => "action_conflict",
+            Self::RateLimited(_) => "rate_limited",
+            Self::Unavailable => "unavailable",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+impl From<ActionError> for Problem {
+    fn from(error: ActionError) -> Self {
+        let (code, detail) = (error.code(), error.to_string());
+        match error {
+            ActionError::InvalidRequest(_) => Problem::invalid_request(detail),
+            ActionError::TooLarge => Problem::new(StatusCode::PAYLOAD_TOO_LARGE, code, "Request body too large")
+                .with_detail("an action body is {\"token\": \"…\"} of a few hundred bytes"),
+            ActionError::Token(_) => {
+                Problem::new(StatusCode::UNAUTHORIZED, code, "The action token was refused").with_detail(detail)
+            }
+            ActionError::Award(_) => {
+                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, code, "Unknown action").with_detail(detail)
+            }
+            ActionError::Conflict(_) => {
+                Problem::new(StatusCode::CONFLICT, code, "Action id already used").with_detail(detail)
+            }
+            ActionError::RateLimited(wait) => Problem::new(StatusCode::TOO_MANY_REQUESTS, code, "Too many requests")
+                .with_detail("retry after the number of seconds in Retry-After")
+                .with_retry_after(wait + Duration::from_millis(999)),
+            ActionError::Unavailable => {
+                Problem::unavailable("the event log cannot be reached; retrying with the same token is safe")
+            }
+            ActionError::Internal => Problem::internal(),
+        }
+    }
+}
+
+impl IntoResponse for ActionError {
+    fn into_response(self) -> Response {
+        Problem::from(self).into_response()
+    }
+}
+
+/// `POST /v1/actions`.
+pub async fn submit_action(
+    State(desk): State<ActionDesk>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<ActionAccepted>), ActionError> {
+    let outcome = accept(&desk, client, body).await;
+    let label = match &outcome {
+        Ok((StatusCode::CREATED, _)) => "accepted",
+        Ok(_) => "retried",
+        Err(error) => error.code(),
+    };
+    metrics::counter!("actions_total", "outcome" => label).increment(1);
+    outcome
+}
+
+async fn accept(
+    desk: &ActionDesk,
+    client: SocketAddr,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<ActionAccepted>), ActionError> {
+    desk.limits.check_address(client.ip()).map_err(ActionError::RateLimited)?;
+    let body = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ActionError::TooLarge,
+        _ => ActionError::InvalidRequest(rejection.body_text()),
+    })?;
+    let invalid =
+        |reason: String| ActionError::InvalidRequest(format!("expected a JSON body {{\"token\": \"…\"}}: {reason}"));
+    // Only an object: serde would also read a struct from an array of its fields.
+    let request: SubmitAction = match serde_json::from_slice(&body).map_err(|e| invalid(e.to_string()))? {
+        object @ serde_json::Value::Object(_) => serde_json::from_value(object).map_err(|e| invalid(e.to_string()))?,
+        _ => return Err(invalid("not a JSON object".into())),
+    };
+
+    let now = OffsetDateTime::now_utc();
+    let verified = desk.policy.verify(request.token.trim(), &desk.keys, now.unix_timestamp())?;
+    let event = events::award(&verified, &desk.catalog, Uuid::now_v7(), now)?;
+    desk.limits.check_player(event.player_id.as_str()).map_err(ActionError::RateLimited)?;
+
+    let new = NewEvent { event: events::Event::ScoreAwarded(event), claims_digest: Some(verified.claims.digest()) };
+    match desk.appender.append(new).await? {
+        AppendOutcome::Appended(recorded) => Ok((StatusCode::CREATED, Json(ActionAccepted::from(&recorded)))),
+        AppendOutcome::AlreadyRecorded { original, same_claims: true } => {
+            Ok((StatusCode::OK, Json(ActionAccepted::from(&original))))
+        }
+        AppendOutcome::AlreadyRecorded { same_claims: false, .. } => Err(ActionError::Conflict(verified.claims.jti)),
+    }
+}

@@ -1,0 +1,88 @@
+//! command-svc's configuration, read from the environment (flags mirror every variable).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use events::{ActionCatalog, CatalogError, KeySet, TokenPolicy};
+use platform::config::{DatabaseConfig, NatsConfig, parse_duration};
+
+use crate::limits::RateLimit;
+
+/// Everything `command-svc serve` needs.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "COMMAND_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// The event log.
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+    /// The JetStream copy of the log.
+    #[command(flatten)]
+    pub nats: NatsConfig,
+    /// Token keys, catalog and time rules.
+    #[command(flatten)]
+    pub tokens: TokenConfig,
+    /// Admission limits.
+    #[command(flatten)]
+    pub limits: LimitConfig,
+    /// Group commit: the most events appended in one transaction.
+    #[arg(long, env = "APPEND_BATCH_MAX", default_value_t = 1000)]
+    pub append_batch_max: usize,
+    /// How long one append transaction may take before its requests are answered 503.
+    #[arg(long, env = "APPEND_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub append_timeout: Duration,
+}
+
+/// How action tokens are verified and what they are worth.
+#[derive(Debug, Clone, Args)]
+pub struct TokenConfig {
+    /// Trusted signing keys: `kid=secret,kid2=secret2` (each secret at least 32 bytes).
+    #[arg(long, env = "ACTION_KEYS", hide_env_values = true, value_parser = parse_keys)]
+    pub action_keys: KeySet,
+    /// TOML file with an `[actions]` table of `name = points`; the shipped example when unset.
+    #[arg(long, env = "ACTION_CATALOG")]
+    pub action_catalog: Option<PathBuf>,
+    /// Clock skew allowed on `exp` and `iat`.
+    #[arg(long, env = "TOKEN_LEEWAY", default_value = "30s", value_parser = parse_duration)]
+    pub token_leeway: Duration,
+    /// The longest lifetime (`exp - iat`) a token may have.
+    #[arg(long, env = "TOKEN_MAX_LIFETIME", default_value = "900s", value_parser = parse_duration)]
+    pub token_max_lifetime: Duration,
+}
+
+impl TokenConfig {
+    /// The configured catalog, or the shipped example.
+    pub fn catalog(&self) -> Result<ActionCatalog, CatalogError> {
+        match &self.action_catalog {
+            Some(path) => ActionCatalog::from_file(path),
+            None => Ok(ActionCatalog::example()),
+        }
+    }
+
+    /// The configured time rules.
+    pub fn policy(&self) -> TokenPolicy {
+        let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+        TokenPolicy { leeway_secs: secs(self.token_leeway), max_lifetime_secs: secs(self.token_max_lifetime) }
+    }
+}
+
+fn parse_keys(spec: &str) -> Result<KeySet, String> {
+    KeySet::parse(spec).map_err(|e| e.to_string())
+}
+
+/// Request admission limits.
+#[derive(Debug, Clone, Args)]
+pub struct LimitConfig {
+    /// Token bucket per player: `<count>/<s|m|h>` (burst = count) or `off`.
+    #[arg(long, env = "RATE_LIMIT_PER_PLAYER", default_value = "10/s")]
+    pub rate_limit_per_player: RateLimit,
+    /// Token bucket per client address: `<count>/<s|m|h>` (burst = count) or `off`.
+    #[arg(long, env = "RATE_LIMIT_PER_ADDRESS", default_value = "1000/s")]
+    pub rate_limit_per_address: RateLimit,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "BODY_LIMIT_BYTES", default_value_t = 8 * 1024)]
+    pub body_limit_bytes: usize,
+}

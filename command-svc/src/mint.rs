@@ -1,0 +1,87 @@
+//! `command-svc mint-token`: what an issuer does, from the command line.
+
+use std::time::Duration;
+
+use clap::Args;
+use events::{ActionClaims, ActionName, DisplayName, KeyId, PlayerId};
+use platform::config::parse_duration;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::config::TokenConfig;
+
+/// Mints an action token with a configured key.
+#[derive(Debug, Clone, Args)]
+pub struct MintArgs {
+    /// The key to sign with (one of `ACTION_KEYS`); may be left out when there is only one key.
+    #[arg(long)]
+    pub kid: Option<KeyId>,
+    /// The player who completed the action.
+    #[arg(long)]
+    pub player: PlayerId,
+    /// The action completed (must be in the catalog).
+    #[arg(long)]
+    pub action: ActionName,
+    /// The player's display name.
+    #[arg(long)]
+    pub name: Option<DisplayName>,
+    /// How long the token stays valid.
+    #[arg(long, default_value = "300s", value_parser = parse_duration)]
+    pub ttl: Duration,
+    /// The action id (`jti`); a fresh UUIDv7 when left out.
+    #[arg(long)]
+    pub jti: Option<Uuid>,
+    /// Keys and catalog, as the service reads them.
+    #[command(flatten)]
+    pub tokens: TokenConfig,
+}
+
+/// Why no token was minted.
+#[derive(Debug, thiserror::Error)]
+pub enum MintError {
+    /// `--kid` names no configured key, or is needed to choose between several.
+    #[error("{0}")]
+    Key(String),
+    /// The action is not in the catalog, so the service would refuse the token.
+    #[error("action {0:?} is not in the action catalog")]
+    UnknownAction(String),
+    /// The catalog could not be read.
+    #[error(transparent)]
+    Catalog(#[from] events::CatalogError),
+    /// The lifetime is beyond what the service accepts.
+    #[error("--ttl {0:?} exceeds TOKEN_MAX_LIFETIME")]
+    TooLong(Duration),
+}
+
+/// Mints the token `args` describe, issued now.
+pub fn mint_token(args: &MintArgs) -> Result<String, MintError> {
+    let keys = &args.tokens.action_keys;
+    let kid = match &args.kid {
+        Some(kid) => kid.clone(),
+        None => {
+            let mut ids = keys.ids();
+            match (ids.next(), ids.next()) {
+                (Some(only), None) => only.clone(),
+                _ => return Err(MintError::Key("several keys are configured; choose one with --kid".into())),
+            }
+        }
+    };
+    let (kid, secret) =
+        keys.get(kid.as_str()).ok_or_else(|| MintError::Key(format!("key {kid} is not in ACTION_KEYS")))?;
+    if args.tokens.catalog()?.points(args.action.as_str()).is_none() {
+        return Err(MintError::UnknownAction(args.action.to_string()));
+    }
+    if args.ttl > args.tokens.token_max_lifetime {
+        return Err(MintError::TooLong(args.ttl));
+    }
+    let iat = OffsetDateTime::now_utc().unix_timestamp();
+    let claims = ActionClaims {
+        jti: args.jti.unwrap_or_else(Uuid::now_v7),
+        sub: args.player.clone(),
+        act: args.action.clone(),
+        name: args.name.clone(),
+        iat,
+        exp: iat + i64::try_from(args.ttl.as_secs()).unwrap_or(i64::MAX),
+    };
+    Ok(events::mint(kid, secret, &claims))
+}

@@ -1,0 +1,167 @@
+//! Every answer of `POST /v1/actions`.
+
+use serde_json::Value;
+use testkit::{TestDb, TestStream, claims, sign, token};
+
+use crate::support::{InProcess, config, log_rows, post_body, submit};
+
+struct Fixture {
+    svc: InProcess,
+    db: TestDb,
+    _stream: TestStream,
+    client: reqwest::Client,
+}
+
+async fn fixture(extra: &[&str]) -> Fixture {
+    let db = TestDb::new().await;
+    let stream = TestStream::new();
+    let svc = InProcess::start(config(&db.url, &stream, extra)).await;
+    Fixture { svc, db, _stream: stream, client: reqwest::Client::new() }
+}
+
+fn assert_problem(body: &Value, status: u16, code: &str) {
+    assert_eq!(body["status"], status, "{body}");
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["type"], format!("urn:scoreboard:problem:{code}"));
+    assert!(body["title"].as_str().is_some_and(|t| !t.is_empty()));
+}
+
+#[tokio::test]
+async fn first_submission_is_created_with_its_position() {
+    let f = fixture(&[]).await;
+    let claims = claims("alice", "win_match");
+    let (status, _, body) = submit(&f.client, &f.svc.url, &sign(&claims)).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["action_id"], claims.jti.to_string());
+    assert_eq!(body["player_id"], "alice");
+    assert_eq!(body["action"], "win_match");
+    assert_eq!(body["points"], 100, "points come from the catalog");
+    assert_eq!(body["position"], 1);
+    assert!(body["event_id"].as_str().unwrap().parse::<uuid::Uuid>().unwrap().get_version_num() == 7);
+    assert!(body["recorded_at"].is_string());
+    assert_eq!(log_rows(&f.db).await.len(), 1);
+}
+
+#[tokio::test]
+async fn retried_token_is_counted_once_and_returns_the_original() {
+    let f = fixture(&[]).await;
+    let token = token("alice", "complete_task");
+    let (first_status, _, first) = submit(&f.client, &f.svc.url, &token).await;
+    let (second_status, _, second) = submit(&f.client, &f.svc.url, &token).await;
+    assert_eq!((first_status, second_status), (201, 200));
+    assert_eq!(first, second, "a retry answers with the original event");
+    assert_eq!(log_rows(&f.db).await.len(), 1);
+}
+
+#[tokio::test]
+async fn same_action_id_with_other_claims_is_a_conflict() {
+    let f = fixture(&[]).await;
+    let original = claims("alice", "complete_task");
+    let mut reused = original.clone();
+    reused.act = "win_match".parse().unwrap();
+    assert_eq!(submit(&f.client, &f.svc.url, &sign(&original)).await.0, 201);
+    let (status, _, body) = submit(&f.client, &f.svc.url, &sign(&reused)).await;
+    assert_eq!(status, 409);
+    assert_problem(&body, 409, "action_conflict");
+    assert_eq!(log_rows(&f.db).await.len(), 1, "a conflict changes nothing");
+}
+
+#[tokio::test]
+async fn malformed_requests_are_invalid_requests() {
+    let f = fixture(&[]).await;
+    for body in ["", "not json", "{}", r#"{"token": 5}"#, r#"["token"]"#, r#"{"tok": "x"}"#] {
+        let (status, _, problem) = post_body(&f.client, &f.svc.url, body.to_string()).await;
+        assert_eq!(status, 400, "{body:?}");
+        assert_problem(&problem, 400, "invalid_request");
+    }
+    assert!(log_rows(&f.db).await.is_empty());
+}
+
+#[tokio::test]
+async fn oversized_body_is_refused() {
+    let f = fixture(&[]).await;
+    let body = serde_json::json!({ "token": "x".repeat(20_000) }).to_string();
+    let (status, _, problem) = post_body(&f.client, &f.svc.url, body).await;
+    assert_eq!(status, 413);
+    assert_problem(&problem, 413, "payload_too_large");
+}
+
+#[tokio::test]
+async fn refused_tokens_answer_401_with_the_reason_code() {
+    let f = fixture(&[]).await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut expired = claims("alice", "complete_task");
+    (expired.iat, expired.exp) = (now - 600, now - 300);
+    let mut future = claims("alice", "complete_task");
+    (future.iat, future.exp) = (now + 300, now + 600);
+    let forged = {
+        let t = token("alice", "complete_task");
+        format!("{}x", &t[..t.len() - 1])
+    };
+    let cases = [
+        ("garbage".to_string(), "invalid_token"),
+        (forged, "invalid_token"),
+        (sign(&expired), "token_expired"),
+        (sign(&future), "token_not_yet_valid"),
+    ];
+    for (token, code) in cases {
+        let (status, _, problem) = submit(&f.client, &f.svc.url, &token).await;
+        assert_eq!(status, 401, "{code}: {problem}");
+        assert_problem(&problem, 401, code);
+    }
+    assert!(log_rows(&f.db).await.is_empty(), "refused tokens change nothing");
+}
+
+#[tokio::test]
+async fn action_outside_the_catalog_is_unprocessable() {
+    let f = fixture(&[]).await;
+    let (status, _, problem) = submit(&f.client, &f.svc.url, &token("alice", "mine_bitcoin")).await;
+    assert_eq!(status, 422);
+    assert_problem(&problem, 422, "unknown_action");
+    assert!(log_rows(&f.db).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_player_over_the_rate_limit_is_told_when_to_retry() {
+    let f = fixture(&["--rate-limit-per-player=2/m"]).await;
+    assert_eq!(submit(&f.client, &f.svc.url, &token("alice", "complete_task")).await.0, 201);
+    assert_eq!(submit(&f.client, &f.svc.url, &token("alice", "complete_task")).await.0, 201);
+    let (status, retry_after, problem) = submit(&f.client, &f.svc.url, &token("alice", "complete_task")).await;
+    assert_eq!(status, 429);
+    assert_problem(&problem, 429, "rate_limited");
+    let retry_after: u64 = retry_after.expect("Retry-After").parse().unwrap();
+    assert!((1..=30).contains(&retry_after), "{retry_after}");
+    assert_eq!(
+        submit(&f.client, &f.svc.url, &token("bob", "complete_task")).await.0,
+        201,
+        "other players are not limited"
+    );
+    assert_eq!(log_rows(&f.db).await.len(), 3);
+}
+
+#[tokio::test]
+async fn an_address_over_the_rate_limit_is_refused_before_verification() {
+    let f = fixture(&["--rate-limit-per-address=1/h"]).await;
+    assert_eq!(submit(&f.client, &f.svc.url, "garbage").await.0, 401);
+    let (status, retry_after, problem) = submit(&f.client, &f.svc.url, &token("alice", "complete_task")).await;
+    assert_eq!(status, 429);
+    assert_problem(&problem, 429, "rate_limited");
+    assert!(retry_after.is_some());
+}
+
+#[tokio::test]
+async fn unknown_paths_and_operations_endpoints() {
+    let f = fixture(&[]).await;
+    let response = f.client.get(format!("{}/nope", f.svc.url)).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let response = f.client.get(format!("{}{path}", f.svc.url)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+    }
+    submit(&f.client, &f.svc.url, &token("alice", "complete_task")).await;
+    let metrics = f.client.get(format!("{}/metrics", f.svc.url)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("actions_total"), "{metrics}");
+    assert!(metrics.contains("append_batch_size"), "{metrics}");
+    f.svc.stop().await.unwrap();
+}

@@ -1,0 +1,8 @@
+//! command-svc against real PostgreSQL and real NATS JetStream.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod api;
+mod concurrency;
+mod faults;
+mod relay;
+mod support;

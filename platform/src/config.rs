@@ -1,0 +1,101 @@
+//! Configuration shared by the services, flattened into each service's own `Config`.
+
+use std::time::Duration;
+
+use clap::Args;
+
+/// Where the event log and read model live.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseConfig {
+    /// PostgreSQL URL, e.g. `postgres://postgres@127.0.0.1:5432/scoreboard`.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: String,
+    /// Largest number of connections this process opens.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
+    pub database_max_connections: u32,
+}
+
+/// Where the JetStream copy of the log lives.
+#[derive(Debug, Clone, Args)]
+pub struct NatsConfig {
+    /// NATS server URL.
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    /// Name of the JetStream stream that holds the copy of the event log.
+    #[arg(long, env = "NATS_STREAM", default_value = "SCOREBOARD_EVENTS")]
+    pub nats_stream: String,
+    /// Subject prefix of the events in that stream (`<prefix>.<EventType>`).
+    #[arg(long, env = "NATS_SUBJECT_PREFIX", default_value = "scoreboard.events")]
+    pub nats_subject_prefix: String,
+}
+
+impl NatsConfig {
+    /// The stream definition these settings describe.
+    pub fn log_stream(&self) -> crate::jetstream::LogStream {
+        crate::jetstream::LogStream::new(&self.nats_stream, &self.nats_subject_prefix)
+    }
+}
+
+/// Parses durations written as `250ms`, `2s`, `5m` or `1h`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 500ms, 2s, 5m or 1h"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(number)),
+        "s" => Ok(Duration::from_secs(number)),
+        "m" => Ok(Duration::from_secs(number * 60)),
+        "h" => Ok(Duration::from_secs(number * 3600)),
+        _ => Err(format!("{text:?} is not a duration like 500ms, 2s, 5m or 1h")),
+    }
+}
+
+/// Inserts `subcommand` after the program name when the command line starts with none, so
+/// `command-svc` and `command-svc --flag` mean `command-svc serve …`.
+pub fn default_subcommand(
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+    subcommand: &str,
+) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<_> = args.into_iter().collect();
+    let first = args.get(1).and_then(|a| a.to_str());
+    let names_none = match first {
+        None => true,
+        Some("-h" | "--help" | "-V" | "--version") => false,
+        Some(arg) => arg.starts_with('-'),
+    };
+    if names_none {
+        args.insert(1.min(args.len()), subcommand.into());
+    }
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_subcommand_defaults() {
+        let run = |args: &[&str]| -> Vec<String> {
+            default_subcommand(args.iter().map(Into::into), "serve")
+                .into_iter()
+                .map(|a| a.into_string().unwrap())
+                .collect()
+        };
+        assert_eq!(run(&["svc"]), ["svc", "serve"]);
+        assert_eq!(run(&["svc", "--addr", "x"]), ["svc", "serve", "--addr", "x"]);
+        assert_eq!(run(&["svc", "mint-token"]), ["svc", "mint-token"]);
+        assert_eq!(run(&["svc", "--help"]), ["svc", "--help"]);
+    }
+
+    #[test]
+    fn durations_need_a_unit() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        for bad in ["", "2", "s", "2 days", "-1s", "1.5s"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! The JetStream stream that holds an exact, ordered copy of the event log: stream sequence
+//! `n` is the event at log position `n`.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+use async_nats::{Client, ConnectOptions};
+
+/// Header carrying the event's log position (equal to its stream sequence).
+pub const POSITION_HEADER: &str = "Scoreboard-Position";
+/// Header carrying the event's type, e.g. `ScoreAwarded`.
+pub const EVENT_TYPE_HEADER: &str = "Scoreboard-Event-Type";
+/// Header carrying the event's schema version.
+pub const EVENT_VERSION_HEADER: &str = "Scoreboard-Event-Version";
+
+/// Connects to NATS without waiting: the client keeps retrying in the background, so a
+/// service starts (and accepts work) while NATS is down.
+pub async fn connect(url: &str, name: &str) -> Result<Client, async_nats::ConnectError> {
+    ConnectOptions::new()
+        .name(name)
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .reconnect_delay_callback(|attempt| Duration::from_millis((100 * 2u64.pow(attempt.min(5) as u32)).min(2_000)))
+        .connect(url)
+        .await
+}
+
+/// Whether the client is connected now.
+pub fn is_connected(client: &Client) -> Result<(), String> {
+    match client.connection_state() {
+        async_nats::connection::State::Connected => Ok(()),
+        state => Err(format!("NATS {state}")),
+    }
+}
+
+/// The stream that copies the log, and the subjects its events are published on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogStream {
+    name: String,
+    subject_prefix: String,
+}
+
+impl LogStream {
+    /// A stream called `name` holding subjects `<subject_prefix>.>`.
+    pub fn new(name: &str, subject_prefix: &str) -> Self {
+        Self { name: name.to_string(), subject_prefix: subject_prefix.trim_end_matches('.').to_string() }
+    }
+
+    /// The stream's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The subject an event of `event_type` is published on.
+    pub fn subject(&self, event_type: &str) -> String {
+        format!("{}.{event_type}", self.subject_prefix)
+    }
+
+    /// The subject that matches every event of the stream.
+    pub fn all_subjects(&self) -> String {
+        format!("{}.>", self.subject_prefix)
+    }
+
+    /// File storage, nothing expires, and nothing can be deleted or purged: the stream is a
+    /// copy of an append-only log.
+    pub fn config(&self) -> stream::Config {
+        stream::Config {
+            name: self.name.clone(),
+            subjects: vec![self.all_subjects()],
+            storage: stream::StorageType::File,
+            retention: stream::RetentionPolicy::Limits,
+            discard: stream::DiscardPolicy::Old,
+            deny_delete: true,
+            deny_purge: true,
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        }
+    }
+
+    /// Creates the stream, or, if it exists, updates the settings Scoreboard relies on
+    /// (subjects, no deletes or purges, the duplicate window) and keeps the operator's others
+    /// (replicas, placement, limits).
+    pub async fn ensure(&self, js: &jetstream::Context) -> Result<stream::Stream, async_nats::Error> {
+        let wanted = self.config();
+        let mut stream = js.get_or_create_stream(wanted.clone()).await?;
+        let mut current = stream.info().await?.config.clone();
+        let owned = |c: &stream::Config| (c.subjects.clone(), c.deny_delete, c.deny_purge, c.duplicate_window);
+        if owned(&current) != owned(&wanted) {
+            tracing::info!(stream = %self.name, "updating stream settings");
+            current.subjects = wanted.subjects;
+            current.deny_delete = wanted.deny_delete;
+            current.deny_purge = wanted.deny_purge;
+            current.duplicate_window = wanted.duplicate_window;
+            js.update_stream(current).await?;
+            stream = js.get_stream(&self.name).await?;
+        }
+        Ok(stream)
+    }
+}

@@ -1,0 +1,146 @@
+//! The endpoints an operator points probes and Prometheus at: `GET /healthz` (the process
+//! answers), `GET /readyz` (its dependencies answer) and `GET /metrics`.
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures::future::BoxFuture;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use serde_json::json;
+
+use crate::Problem;
+
+/// One named readiness check: `Ok` when the dependency answers, `Err(reason)` when not.
+pub type Check = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+
+/// The checks behind `/readyz`, run concurrently, each bounded by two seconds.
+#[derive(Clone, Default)]
+pub struct Readiness {
+    checks: Vec<(&'static str, Check)>,
+}
+
+impl Readiness {
+    /// Adds a check named `name`.
+    pub fn with<F, Fut>(mut self, name: &'static str, check: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        self.checks.push((name, Arc::new(move || Box::pin(check()))));
+        self
+    }
+
+    async fn run(&self) -> (bool, serde_json::Map<String, serde_json::Value>) {
+        let results = futures::future::join_all(self.checks.iter().map(|(name, check)| async move {
+            let outcome = match tokio::time::timeout(Duration::from_secs(2), check()).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err("no answer within 2 s".to_string()),
+            };
+            (*name, outcome)
+        }))
+        .await;
+        let ready = results.iter().all(|(_, outcome)| outcome.is_ok());
+        let report = results
+            .into_iter()
+            .map(|(name, outcome)| (name.to_string(), json!(outcome.err().unwrap_or_else(|| "ok".into()))))
+            .collect();
+        (ready, report)
+    }
+}
+
+/// The process's Prometheus recorder, installed on first use.
+pub fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets(&[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5])
+            .expect("bucket list is not empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        // Fails only if another recorder was installed first; the handle then stays unused.
+        drop(metrics::set_global_recorder(recorder));
+        handle
+    })
+}
+
+/// Routes `/healthz`, `/readyz` and `/metrics`.
+pub fn router(readiness: Readiness) -> Router {
+    prometheus();
+    Router::new()
+        .route("/healthz", get(|| async { axum::Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(|| async { prometheus().render() }))
+        .with_state(Arc::new(readiness))
+}
+
+async fn readyz(State(readiness): State<Arc<Readiness>>) -> Response {
+    let (ready, checks) = readiness.run().await;
+    if ready {
+        (StatusCode::OK, axum::Json(json!({"status": "ready", "checks": checks}))).into_response()
+    } else {
+        let detail = checks
+            .iter()
+            .filter(|(_, v)| v.as_str() != Some("ok"))
+            .map(|(k, v)| format!("{k}: {}", v.as_str().unwrap_or_default()))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Problem::unavailable(detail).into_response()
+    }
+}
+
+/// Middleware recording `http_requests_total` and `http_request_duration_seconds` by route,
+/// method and status.
+pub async fn track_http(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |path| path.as_str().to_string());
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let labels = [("route", route), ("method", method), ("status", response.status().as_u16().to_string())];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    async fn get_status(router: Router, path: &str) -> (StatusCode, serde_json::Value) {
+        let response = router.oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 100_000).await.unwrap();
+        (status, serde_json::from_slice(&body).unwrap_or_default())
+    }
+
+    #[tokio::test]
+    async fn readyz_reports_each_failing_dependency() {
+        let readiness = Readiness::default()
+            .with("postgres", || async { Ok(()) })
+            .with("nats", || async { Err("connection refused".to_string()) });
+        let (status, body) = get_status(router(readiness), "/readyz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["code"], "unavailable");
+        assert_eq!(body["detail"], "nats: connection refused");
+    }
+
+    #[tokio::test]
+    async fn readyz_is_ok_when_every_check_passes() {
+        let readiness = Readiness::default().with("postgres", || async { Ok(()) });
+        let (status, body) = get_status(router(readiness), "/readyz").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["checks"]["postgres"], "ok");
+        let (status, _) = get_status(router(Readiness::default()), "/healthz").await;
+        assert_eq!(status, StatusCode::OK);
+    }
+}

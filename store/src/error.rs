@@ -1,0 +1,56 @@
+use events::DecodeError;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or dropped the connection: the operation did not
+    /// happen, or its outcome is unknown and a retry is safe.
+    #[error("database unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    /// Any other database error.
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+    /// A stored event could not be read back.
+    #[error("stored event at position {position} cannot be decoded")]
+    Corrupt {
+        /// Where in the log.
+        position: u64,
+        /// Why.
+        #[source]
+        source: DecodeError,
+    },
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        if is_transient(&error) { Self::Unavailable(error) } else { Self::Database(error) }
+    }
+}
+
+impl StoreError {
+    /// `true` when retrying later may succeed.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+/// Connection-level failures and the SQLSTATEs PostgreSQL uses when it is shutting down,
+/// starting up, out of resources or breaking a deadlock.
+fn is_transient(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08")
+                || code.starts_with("53")
+                || code.starts_with("57P")
+                || code == "40001"
+                || code == "40P01"
+        }),
+        _ => false,
+    }
+}

@@ -1,0 +1,359 @@
+//! Test support for Scoreboard's integration tests, which talk to real PostgreSQL and real
+//! NATS JetStream: a fresh database and a fresh stream per test (both removed afterwards),
+//! private nats-server processes that a test can kill, a TCP proxy that a test can cut to make
+//! a dependency unreachable, and signing keys with a token minter.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream;
+use events::{ActionClaims, KeyId, KeySecret, KeySet};
+use futures::StreamExt as _;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{ConnectOptions as _, Executor as _};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::AbortHandle;
+use uuid::Uuid;
+
+/// The PostgreSQL server tests create their databases on: `TEST_DATABASE_URL`, else
+/// `postgres://postgres@127.0.0.1:5432/postgres`.
+pub fn admin_database_url() -> String {
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// The shared NATS server: `TEST_NATS_URL`, else `nats://127.0.0.1:4222`.
+pub fn nats_url() -> String {
+    std::env::var("TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
+/// A fresh, empty database, dropped (with its connections) when this value is dropped.
+pub struct TestDb {
+    /// Its name.
+    pub name: String,
+    /// A URL to it, for configuration.
+    pub url: String,
+    admin: PgConnectOptions,
+}
+
+impl TestDb {
+    /// Creates `sbt_<uuid>` on the admin server.
+    pub async fn new() -> Self {
+        let admin: PgConnectOptions = admin_database_url().parse().expect("TEST_DATABASE_URL is a PostgreSQL URL");
+        let name = format!("sbt_{}", Uuid::new_v4().simple());
+        let mut connection = admin.connect().await.expect("PostgreSQL is reachable (see README: scripts/test)");
+        connection.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.unwrap();
+        let url = with_path(&admin_database_url(), &name);
+        Self { name, url, admin }
+    }
+
+    /// The URL of this database reached through `port` on 127.0.0.1 (a [`Proxy`]).
+    pub fn url_via(&self, port: u16) -> String {
+        let mut url = reqwest::Url::parse(&self.url).unwrap();
+        url.set_host(Some("127.0.0.1")).unwrap();
+        url.set_port(Some(port)).unwrap();
+        url.to_string()
+    }
+
+    /// A pool on this database.
+    pub async fn pool(&self) -> PgPool {
+        PgPoolOptions::new().max_connections(8).connect_with(self.admin.clone().database(&self.name)).await.unwrap()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let admin = self.admin.clone();
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime; a fresh thread may block on its own.
+        let dropped = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async move {
+                let mut connection = admin.connect().await?;
+                connection.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).await
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(_))) {
+            eprintln!("testkit: could not drop test database {}", self.name);
+        }
+    }
+}
+
+fn with_path(url: &str, database: &str) -> String {
+    let mut url = reqwest::Url::parse(url).unwrap();
+    url.set_path(database);
+    url.to_string()
+}
+
+/// A JetStream stream name and subject prefix of a test's own, deleted on drop.
+pub struct TestStream {
+    /// The stream name.
+    pub name: String,
+    /// The subject prefix.
+    pub subject_prefix: String,
+    /// The NATS server it lives on.
+    pub nats_url: String,
+}
+
+impl TestStream {
+    /// Names on the shared NATS server.
+    pub fn new() -> Self {
+        Self::on(&nats_url())
+    }
+
+    /// Names on the NATS server at `nats_url`.
+    pub fn on(nats_url: &str) -> Self {
+        let id = Uuid::new_v4().simple().to_string();
+        Self { name: format!("SBT_{id}"), subject_prefix: format!("sbt.{id}"), nats_url: nats_url.to_string() }
+    }
+
+    /// Every message of the stream, in sequence order.
+    pub async fn messages(&self) -> Vec<StreamedEvent> {
+        let client = async_nats::connect(&self.nats_url).await.unwrap();
+        let js = jetstream::new(client);
+        let mut stream = match js.get_stream(&self.name).await {
+            Ok(stream) => stream,
+            Err(_) => return Vec::new(),
+        };
+        let last = stream.info().await.unwrap().state.last_sequence;
+        if last == 0 {
+            return Vec::new();
+        }
+        let consumer = stream
+            .create_consumer(jetstream::consumer::pull::Config {
+                ack_policy: jetstream::consumer::AckPolicy::None,
+                inactive_threshold: Duration::from_secs(30),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        let mut messages = consumer.messages().await.unwrap();
+        while out.len() < last as usize {
+            let message = tokio::time::timeout(Duration::from_secs(10), messages.next())
+                .await
+                .expect("stream messages arrive")
+                .unwrap()
+                .unwrap();
+            let header = |name: &str| message.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.to_string());
+            out.push(StreamedEvent {
+                sequence: message.info().unwrap().stream_sequence,
+                message_id: header("Nats-Msg-Id").unwrap_or_default(),
+                position: header("Scoreboard-Position").and_then(|p| p.parse().ok()).unwrap_or_default(),
+                payload: message.payload.to_vec(),
+            });
+        }
+        out
+    }
+}
+
+impl Default for TestStream {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TestStream {
+    fn drop(&mut self) {
+        let (url, name) = (self.nats_url.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async move {
+                let options = async_nats::ConnectOptions::new().connection_timeout(Duration::from_secs(2));
+                if let Ok(client) = options.connect(&url).await {
+                    let _ = jetstream::new(client).delete_stream(&name).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// One message of a stream, as a test inspects it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamedEvent {
+    /// Stream sequence.
+    pub sequence: u64,
+    /// `Nats-Msg-Id`.
+    pub message_id: String,
+    /// `Scoreboard-Position`.
+    pub position: u64,
+    /// Payload bytes.
+    pub payload: Vec<u8>,
+}
+
+/// A free TCP port on 127.0.0.1 (free when asked; tests use it at once).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A private nats-server with JetStream, on its own port and store directory, that a test
+/// may kill and start again (same port, same store).
+pub struct NatsServer {
+    port: u16,
+    store: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl NatsServer {
+    /// Starts one and waits until it accepts connections.
+    pub async fn start() -> Self {
+        let mut server = Self { port: free_port(), store: tempfile::tempdir().unwrap(), child: None };
+        server.restart().await;
+        server
+    }
+
+    /// `nats://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (SIGKILL) and waits for it to exit.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server (again) on the same port and store.
+    pub async fn restart(&mut self) {
+        self.kill();
+        let binary = std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| {
+            ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"]
+                .into_iter()
+                .find(|p| std::path::Path::new(p).exists())
+                .unwrap_or("nats-server")
+                .to_string()
+        });
+        let child = Command::new(binary)
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .arg(self.store.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server can be started (see README: scripts/test installs it)");
+        self.child = Some(child);
+        wait_for_port(self.port).await;
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Waits until something accepts connections on 127.0.0.1:`port`.
+pub async fn wait_for_port(port: u16) {
+    for _ in 0..200 {
+        if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("nothing listens on port {port} after 5 s");
+}
+
+/// A TCP proxy to `upstream` that a test can cut (every connection dropped, new ones refused)
+/// and restore: the dependency behind it becomes unreachable exactly as after a network
+/// failure, while the real server keeps running for everyone else.
+pub struct Proxy {
+    port: u16,
+    open: Arc<AtomicBool>,
+    connections: Arc<Mutex<Vec<AbortHandle>>>,
+    accept: AbortHandle,
+}
+
+impl Proxy {
+    /// Listens on a free port of 127.0.0.1 and forwards to `upstream`.
+    pub async fn start(upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let open = Arc::new(AtomicBool::new(true));
+        let connections: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
+        let accept = tokio::spawn({
+            let (open, connections) = (open.clone(), connections.clone());
+            async move {
+                while let Ok((mut client, _)) = listener.accept().await {
+                    if !open.load(Ordering::SeqCst) {
+                        continue;
+                    }
+                    let forward = tokio::spawn(async move {
+                        if let Ok(mut server) = TcpStream::connect(upstream).await {
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                        }
+                    });
+                    connections.lock().unwrap().push(forward.abort_handle());
+                }
+            }
+        })
+        .abort_handle();
+        Self { port, open, connections, accept }
+    }
+
+    /// The port clients connect to.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Drops every connection and refuses new ones.
+    pub fn cut(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        for connection in self.connections.lock().unwrap().drain(..) {
+            connection.abort();
+        }
+    }
+
+    /// Accepts connections again.
+    pub fn restore(&self) {
+        self.open.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.accept.abort();
+    }
+}
+
+/// The key id tests sign with.
+pub const TEST_KID: &str = "test";
+/// The secret tests sign with.
+pub const TEST_SECRET: &str = "testkit-secret-key-of-at-least-32-bytes";
+
+/// `ACTION_KEYS` for tests.
+pub fn action_keys() -> String {
+    format!("{TEST_KID}={TEST_SECRET}")
+}
+
+/// The test key set.
+pub fn keys() -> KeySet {
+    KeySet::parse(&action_keys()).unwrap()
+}
+
+/// Claims for `player` completing `action`, issued now, valid five minutes, fresh `jti`.
+pub fn claims(player: &str, action: &str) -> ActionClaims {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    ActionClaims {
+        jti: Uuid::now_v7(),
+        sub: player.parse().unwrap(),
+        act: action.parse().unwrap(),
+        name: None,
+        iat: now,
+        exp: now + 300,
+    }
+}
+
+/// `claims` signed with the test key.
+pub fn sign(claims: &ActionClaims) -> String {
+    events::mint(&KeyId::parse(TEST_KID).unwrap(), &KeySecret::new(TEST_SECRET.as_bytes()).unwrap(), claims)
+}
+
+/// A signed token for `player` completing `action`.
+pub fn token(player: &str, action: &str) -> String {
+    sign(&claims(player, action))
+}
