@@ -61,10 +61,11 @@ pub fn router(desk: ActionDesk, body_limit: usize, readiness: Readiness) -> Rout
 /// let the group-commit task drain; then give the relay a last chance to publish; exit.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let catalog = config.tokens.catalog().context("loading the action catalog")?;
-    let pool = platform::postgres::pool(&config.database).context("DATABASE_URL")?;
-    if !platform::postgres::migrate_when_reachable(&pool, &shutdown).await {
+    let Some(pool) =
+        platform::postgres::connect_and_migrate(&config.database, &shutdown).await.context("DATABASE_URL")?
+    else {
         return Ok(());
-    }
+    };
     let log = PgEventLog::new(pool);
     let nats = platform::jetstream::connect(&config.nats.nats_url, "command-svc").await.context("NATS_URL")?;
 

@@ -4,11 +4,14 @@
 //! - It follows the log by position. Positions are dense and become visible in order, so
 //!   reading `position > last published` never skips an event.
 //! - Each event is published with `Nats-Msg-Id` = event id and `Nats-Expected-Last-Sequence` =
-//!   position − 1. The server refuses anything that would not land exactly at its position,
-//!   so a crashed, restarted or concurrent relay can never duplicate or reorder an event, and
-//!   nothing depends on the stream's two-minute duplicate window.
-//! - After any restart it resumes from the stream's last sequence, after checking that the
-//!   stream's last message is the log's event at that position.
+//!   the stream's last sequence (position − 1, as long as only relays write to the stream). The
+//!   server refuses anything that would not land exactly there, so a crashed, restarted or
+//!   concurrent relay can never duplicate or reorder an event, and nothing depends on the
+//!   stream's two-minute duplicate window.
+//! - After any restart it resumes after the stream's last message, once it checked that this
+//!   message is the log's event at the position its `Scoreboard-Position` header names. Should
+//!   anything else ever be written into the stream, the relay continues after it and consumers
+//!   skip what they have already applied, by position.
 //! - One relay publishes at a time: the processes sharing a database elect a leader with a
 //!   PostgreSQL session advisory lock, released when the leader's connection ends.
 //! - NATS being down never blocks or fails an append: the relay retries with backoff and
@@ -59,6 +62,13 @@ pub enum RelayError {
 
 fn jetstream_error(error: impl std::fmt::Display) -> RelayError {
     RelayError::JetStream(error.to_string())
+}
+
+/// The last event the stream holds: its log position and its stream sequence.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Cursor {
+    position: u64,
+    sequence: u64,
 }
 
 /// Publishes the log to JetStream; see the module documentation.
@@ -113,14 +123,14 @@ impl Relay {
         let mut listener = PgListener::connect_with(self.log.pool()).await?;
         listener.listen(store::postgres::LOG_CHANNEL).await?;
 
-        let mut published = self.resume_point().await?;
+        let mut cursor = self.resume_point().await?;
         loop {
-            published = self.publish_after(published).await?;
+            cursor = self.publish_after(cursor).await?;
             tokio::select! {
                 () = stop.cancelled() => {
-                    let flush = tokio::time::timeout(FINAL_FLUSH, self.publish_after(published)).await;
+                    let flush = tokio::time::timeout(FINAL_FLUSH, self.publish_after(cursor)).await;
                     match flush {
-                        Ok(Ok(last)) => tracing::info!(published = last, "relay flushed before stopping"),
+                        Ok(Ok(last)) => tracing::info!(published = last.position, "relay flushed before stopping"),
                         Ok(Err(error)) => tracing::warn!(error.message = %error, "relay could not flush before stopping"),
                         Err(_) => tracing::warn!("relay flush timed out; the next relay publishes the rest"),
                     }
@@ -136,44 +146,48 @@ impl Relay {
         }
     }
 
-    /// The stream's last sequence, after checking that the stream is a prefix of the log.
-    async fn resume_point(&self) -> Result<u64, RelayError> {
+    /// Where the stream ends, after checking that its last message is the log's event at the
+    /// position it names.
+    async fn resume_point(&self) -> Result<Cursor, RelayError> {
         let mut stream = self.stream.ensure(&self.js).await.map_err(jetstream_error)?;
-        let last = stream.info().await.map_err(jetstream_error)?.state.last_sequence;
-        if last == 0 {
-            return Ok(0);
+        let sequence = stream.info().await.map_err(jetstream_error)?.state.last_sequence;
+        if sequence == 0 {
+            return Ok(Cursor::default());
         }
-        let diverged = |detail: String| RelayError::Diverged { stream: self.stream.name().to_string(), detail };
-        let in_log = self.log.read_after(last - 1, 1).await?;
-        let Some(expected) = in_log.first().filter(|e| e.position == last) else {
-            return Err(diverged(format!("the stream holds {last} events but the log is shorter")));
-        };
-        let message = stream.get_raw_message(last).await.map_err(jetstream_error)?;
-        let message_id = message.headers.get(async_nats::header::NATS_MESSAGE_ID).map(|v| v.as_str().to_string());
-        if message_id.as_deref() != Some(expected.event_id.to_string().as_str()) {
-            return Err(diverged(format!(
-                "message {last} has id {message_id:?}, the log's event {last} is {}",
-                expected.event_id
-            )));
+        let message = stream.get_raw_message(sequence).await.map_err(jetstream_error)?;
+        let header = |name: &str| message.headers.get(name).map(|v| v.as_str().to_string());
+        let position = header(POSITION_HEADER).and_then(|p| p.parse::<u64>().ok()).unwrap_or(0);
+        let message_id = header(async_nats::header::NATS_MESSAGE_ID.as_ref());
+        let in_log = self.log.read_after(position.saturating_sub(1), 1).await?;
+        match in_log.first() {
+            Some(event) if event.position == position && Some(event.event_id.to_string()) == message_id => {
+                Ok(Cursor { position, sequence })
+            }
+            _ => Err(self.diverged(format!(
+                "message {sequence} (position {position}, id {message_id:?}) is not an event of this log"
+            ))),
         }
-        Ok(last)
     }
 
-    /// Publishes every event after `published`, in rounds; returns the new last position.
-    async fn publish_after(&self, mut published: u64) -> Result<u64, RelayError> {
+    fn diverged(&self, detail: String) -> RelayError {
+        RelayError::Diverged { stream: self.stream.name().to_string(), detail }
+    }
+
+    /// Publishes every event after `cursor`, in rounds; returns the new cursor.
+    async fn publish_after(&self, mut cursor: Cursor) -> Result<Cursor, RelayError> {
         loop {
-            let events = self.log.read_after(published, ROUND).await?;
+            let events = self.log.read_after(cursor.position, ROUND).await?;
             if events.is_empty() {
                 let head = self.log.head().await?;
-                metrics::gauge!("relay_lag_events").set(head.saturating_sub(published) as f64);
-                return Ok(published);
+                metrics::gauge!("relay_lag_events").set(head.saturating_sub(cursor.position) as f64);
+                return Ok(cursor);
             }
             let mut acks = Vec::with_capacity(events.len());
-            for event in &events {
+            for (sequence, event) in (cursor.sequence + 1..).zip(&events) {
                 let message = PublishMessage::build()
                     .payload(event.payload.clone().into())
                     .message_id(event.event_id.to_string())
-                    .expected_last_sequence(event.position - 1)
+                    .expected_last_sequence(sequence - 1)
                     .header(POSITION_HEADER, event.position.to_string().as_str())
                     .header(EVENT_TYPE_HEADER, event.event_type.as_str())
                     .header(EVENT_VERSION_HEADER, event.event_version.to_string().as_str());
@@ -182,25 +196,24 @@ impl Relay {
                     .send_publish(self.stream.subject(&event.event_type), message)
                     .await
                     .map_err(jetstream_error)?;
-                acks.push((event.position, ack));
+                acks.push((event.position, sequence, ack));
             }
-            for (position, ack) in acks {
+            for (position, sequence, ack) in acks {
                 let ack = ack.await.map_err(|error| match error.kind() {
-                    PublishErrorKind::WrongLastSequence => RelayError::Diverged {
-                        stream: self.stream.name().to_string(),
-                        detail: format!("the stream did not expect position {position}; resynchronising"),
-                    },
+                    PublishErrorKind::WrongLastSequence => {
+                        self.diverged(format!("the stream moved before position {position}; resynchronising"))
+                    }
                     _ => jetstream_error(error),
                 })?;
-                if ack.sequence != position {
-                    return Err(RelayError::Diverged {
-                        stream: self.stream.name().to_string(),
-                        detail: format!("position {position} landed at sequence {}", ack.sequence),
-                    });
+                if ack.sequence != sequence || ack.duplicate {
+                    return Err(self.diverged(format!(
+                        "position {position} landed at sequence {} (expected {sequence})",
+                        ack.sequence
+                    )));
                 }
-                published = position;
+                cursor = Cursor { position, sequence };
             }
-            metrics::gauge!("relay_published_position").set(published as f64);
+            metrics::gauge!("relay_published_position").set(cursor.position as f64);
             metrics::counter!("relay_published_total").increment(events.len() as u64);
         }
     }

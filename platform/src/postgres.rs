@@ -1,35 +1,46 @@
-//! Reaching PostgreSQL: a lazily connecting pool, and migrations applied with retries so that
-//! services start in any order.
+//! Reaching PostgreSQL: the database is created if it does not exist and migrations are
+//! applied, with retries, so that services start in any order and before their database.
 
 use std::time::Duration;
 
 use sqlx::PgPool;
+use sqlx::migrate::MigrateDatabase as _;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::DatabaseConfig;
 
-/// A pool for the configured database; no connection is opened yet.
-pub fn pool(config: &DatabaseConfig) -> Result<PgPool, sqlx::Error> {
-    store::postgres::connect_lazy(&config.database_url, config.database_max_connections)
-}
-
-/// Applies pending migrations, retrying with backoff until the database answers.
+/// A pool on the configured database, migrated to the current schema.
 ///
-/// Returns `false` if `shutdown` fired first. Migrations are safe to run from several
-/// processes at once: sqlx serialises them with an advisory lock.
-pub async fn migrate_when_reachable(pool: &PgPool, shutdown: &CancellationToken) -> bool {
+/// Retries with backoff until PostgreSQL answers; returns `Ok(None)` if `shutdown` fires
+/// first, `Err` only for a malformed URL. Migrations are safe to run from several processes
+/// at once: sqlx serialises them with an advisory lock.
+pub async fn connect_and_migrate(
+    config: &DatabaseConfig,
+    shutdown: &CancellationToken,
+) -> Result<Option<PgPool>, sqlx::Error> {
+    let pool = store::postgres::connect_lazy(&config.database_url, config.database_max_connections)?;
     let mut delay = Duration::from_millis(100);
     loop {
-        match store::postgres::MIGRATOR.run(pool).await {
-            Ok(()) => return true,
-            Err(error) => {
-                tracing::warn!(error.message = %error, retry_in = ?delay, "database not ready; retrying");
-            }
+        match prepare(&config.database_url, &pool).await {
+            Ok(()) => return Ok(Some(pool)),
+            Err(error) => tracing::warn!(error.message = %error, retry_in = ?delay, "database not ready; retrying"),
         }
         tokio::select! {
-            () = shutdown.cancelled() => return false,
+            () = shutdown.cancelled() => return Ok(None),
             () = tokio::time::sleep(delay) => {}
         }
         delay = (delay * 2).min(Duration::from_secs(5));
     }
+}
+
+async fn prepare(url: &str, pool: &PgPool) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    if !sqlx::Postgres::database_exists(url).await? {
+        tracing::info!("creating the database");
+        // Another service may create it at the same moment; the next check settles it.
+        if let Err(error) = sqlx::Postgres::create_database(url).await {
+            tracing::debug!(error.message = %error, "creating the database failed");
+        }
+    }
+    store::postgres::MIGRATOR.run(pool).await?;
+    Ok(())
 }

@@ -1,10 +1,10 @@
-//! Tracing setup: `RUST_LOG` filters (default `info`), `LOG_FORMAT=json` for JSON lines.
+//! Tracing setup: `RUST_LOG` filters (default `info,sqlx=warn`), `LOG_FORMAT=json` for JSON lines.
 
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global tracing subscriber. Call once, first thing in `main`.
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let result = if std::env::var("LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().try_init()

@@ -1,0 +1,67 @@
+# Sourced by scripts/run and scripts/test: makes sure PostgreSQL and a JetStream-enabled
+# nats-server answer on 127.0.0.1, starting them (and installing them from Debian's packages)
+# when they do not.
+
+SCOREBOARD_STATE=${SCOREBOARD_STATE:-$PWD/.scoreboard}
+mkdir -p "$SCOREBOARD_STATE"
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+port_open() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+wait_port() {
+    for _ in $(seq 1 100); do port_open "$1" && return 0; sleep 0.2; done
+    echo "nothing answers on 127.0.0.1:$1" >&2
+    return 1
+}
+
+apt_install() {
+    echo "installing $* from Debian's packages" >&2
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+ensure_postgres() {
+    port_open 5432 && return 0
+    local installed_now=0
+    if ! command -v pg_ctlcluster >/dev/null 2>&1; then
+        apt_install postgresql
+        installed_now=1
+    fi
+    local version
+    version=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)
+    if [ -z "$version" ]; then
+        version=$(ls /usr/lib/postgresql | sort -V | tail -n 1)
+        as_root pg_createcluster "$version" main >/dev/null
+        installed_now=1
+    fi
+    echo "starting PostgreSQL $version" >&2
+    as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+    wait_port 5432
+    if [ "$installed_now" -eq 1 ]; then
+        # A fresh cluster asks for a password over TCP: give postgres the one our URLs carry.
+        as_root runuser -u postgres -- psql -qc "ALTER USER postgres PASSWORD 'postgres'" >/dev/null
+    fi
+}
+
+nats_binary() {
+    command -v nats-server 2>/dev/null || ls /usr/sbin/nats-server 2>/dev/null
+}
+
+ensure_nats() {
+    if [ -z "$(nats_binary)" ]; then
+        apt_install nats-server
+    fi
+    export NATS_SERVER_BIN
+    NATS_SERVER_BIN=$(nats_binary)
+    port_open 4222 && return 0
+    echo "starting nats-server with JetStream (store: $SCOREBOARD_STATE/nats)" >&2
+    mkdir -p "$SCOREBOARD_STATE/nats"
+    nohup "$NATS_SERVER_BIN" -a 127.0.0.1 -p 4222 -js -sd "$SCOREBOARD_STATE/nats" \
+        >"$SCOREBOARD_STATE/nats-server.log" 2>&1 &
+    wait_port 4222
+}
