@@ -21,10 +21,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::context::PublishErrorKind;
-use async_nats::jetstream::{self, message::PublishMessage};
-use platform::jetstream::{EVENT_TYPE_HEADER, EVENT_VERSION_HEADER, LogStream, POSITION_HEADER};
+use async_nats::jetstream;
+use platform::jetstream::{LogStream, POSITION_HEADER};
+use sqlx::Connection as _;
 use sqlx::postgres::PgListener;
-use sqlx::{Connection, PgConnection};
 use store::{PgEventLog, StoreError};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -35,6 +35,8 @@ const LEADER_LOCK: i64 = 0x5C0E_B0A2_D0E1_A700;
 const ROUND: u32 = 512;
 /// How often the relay looks at the log without being woken (a safety net for lost wakeups).
 const POLL: Duration = Duration::from_secs(1);
+/// How many foreign messages at the end of the stream the relay steps over on resuming.
+const FOREIGN_TAIL: usize = 1000;
 /// How long a stopping relay keeps trying to publish what remains.
 const FINAL_FLUSH: Duration = Duration::from_secs(5);
 
@@ -107,18 +109,9 @@ impl Relay {
 
     /// Waits to become the leader, then publishes until `stop` or an error.
     async fn lead(&self, stop: &CancellationToken) -> Result<(), RelayError> {
-        let mut leader = PgConnection::connect_with(&self.log.pool().connect_options()).await?;
-        loop {
-            let elected: bool =
-                sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(LEADER_LOCK).fetch_one(&mut leader).await?;
-            if elected {
-                break;
-            }
-            tokio::select! {
-                () = stop.cancelled() => return Ok(()),
-                () = tokio::time::sleep(POLL) => {}
-            }
-        }
+        let Some(mut leader) = platform::postgres::elect_leader(self.log.pool(), LEADER_LOCK, stop).await? else {
+            return Ok(());
+        };
         tracing::info!(stream = self.stream.name(), "relay elected; publishing the log");
         let mut listener = PgListener::connect_with(self.log.pool()).await?;
         listener.listen(store::postgres::LOG_CHANNEL).await?;
@@ -146,27 +139,38 @@ impl Relay {
         }
     }
 
-    /// Where the stream ends, after checking that its last message is the log's event at the
-    /// position it names.
+    /// Where the stream ends: its last sequence, and the position of the newest message that is
+    /// an event of this log. Messages someone else wrote into the stream (no message id or no
+    /// position) are stepped over; a message that claims a position the log holds another
+    /// event at (or does not hold) means the stream belongs to another log.
     async fn resume_point(&self) -> Result<Cursor, RelayError> {
         let mut stream = self.stream.ensure(&self.js).await.map_err(jetstream_error)?;
-        let sequence = stream.info().await.map_err(jetstream_error)?.state.last_sequence;
-        if sequence == 0 {
-            return Ok(Cursor::default());
+        let info = stream.info().await.map_err(jetstream_error)?;
+        let (first, last) = (info.state.first_sequence.max(1), info.state.last_sequence);
+        for sequence in (first..=last).rev().take(FOREIGN_TAIL) {
+            let message = stream.get_raw_message(sequence).await.map_err(jetstream_error)?;
+            let header = |name: &str| message.headers.get(name).map(|v| v.as_str().to_string());
+            let position = header(POSITION_HEADER).and_then(|p| p.parse::<u64>().ok());
+            let (Some(position), Some(message_id)) = (position, header(async_nats::header::NATS_MESSAGE_ID.as_ref()))
+            else {
+                tracing::warn!(sequence, "stepping over a message that is not an event of the log");
+                continue;
+            };
+            let in_log = self.log.read_after(position.saturating_sub(1), 1).await?;
+            return match in_log.first() {
+                Some(event) if event.position == position && event.event_id.to_string() == message_id => {
+                    Ok(Cursor { position, sequence: last })
+                }
+                _ => Err(self.diverged(format!(
+                    "message {sequence} claims position {position} with id {message_id}, which the log does not hold"
+                ))),
+            };
         }
-        let message = stream.get_raw_message(sequence).await.map_err(jetstream_error)?;
-        let header = |name: &str| message.headers.get(name).map(|v| v.as_str().to_string());
-        let position = header(POSITION_HEADER).and_then(|p| p.parse::<u64>().ok()).unwrap_or(0);
-        let message_id = header(async_nats::header::NATS_MESSAGE_ID.as_ref());
-        let in_log = self.log.read_after(position.saturating_sub(1), 1).await?;
-        match in_log.first() {
-            Some(event) if event.position == position && Some(event.event_id.to_string()) == message_id => {
-                Ok(Cursor { position, sequence })
-            }
-            _ => Err(self.diverged(format!(
-                "message {sequence} (position {position}, id {message_id:?}) is not an event of this log"
-            ))),
+        if last.saturating_sub(first) >= FOREIGN_TAIL as u64 {
+            return Err(self.diverged(format!("none of the last {FOREIGN_TAIL} messages is an event of the log")));
         }
+        // Nothing of the log in the stream yet (it is empty, or holds foreign messages only).
+        Ok(Cursor { position: 0, sequence: last })
     }
 
     fn diverged(&self, detail: String) -> RelayError {
@@ -184,13 +188,7 @@ impl Relay {
             }
             let mut acks = Vec::with_capacity(events.len());
             for (sequence, event) in (cursor.sequence + 1..).zip(&events) {
-                let message = PublishMessage::build()
-                    .payload(event.payload.clone().into())
-                    .message_id(event.event_id.to_string())
-                    .expected_last_sequence(sequence - 1)
-                    .header(POSITION_HEADER, event.position.to_string().as_str())
-                    .header(EVENT_TYPE_HEADER, event.event_type.as_str())
-                    .header(EVENT_VERSION_HEADER, event.event_version.to_string().as_str());
+                let message = platform::jetstream::publication(event).expected_last_sequence(sequence - 1);
                 let ack = self
                     .js
                     .send_publish(self.stream.subject(&event.event_type), message)

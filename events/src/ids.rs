@@ -64,6 +64,14 @@ macro_rules! string_id {
             }
         }
 
+        // Hashes and compares exactly as its `String` does, so maps keyed by it can be
+        // searched with a `&str`.
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
                 let value = String::deserialize(deserializer)?;

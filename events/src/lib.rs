@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod event;
 pub mod ids;
 pub mod keys;
+pub mod leaderboard;
 pub mod token;
 
 pub use award::{AwardError, award};
@@ -16,4 +17,5 @@ pub use catalog::{ActionCatalog, CatalogError};
 pub use event::{DecodeError, Event, RecordedEvent, ScoreAwarded};
 pub use ids::{ActionName, DisplayName, IdError, KeyId, PlayerId, Points};
 pub use keys::{KeyError, KeySecret, KeySet};
+pub use leaderboard::{Behind, Board, BoardChange, RankKey, Ranked, Standing};
 pub use token::{ActionClaims, TokenError, TokenPolicy, VerifiedToken, mint};

@@ -27,6 +27,9 @@ pub struct NatsConfig {
     /// Subject prefix of the events in that stream (`<prefix>.<EventType>`).
     #[arg(long, env = "NATS_SUBJECT_PREFIX", default_value = "scoreboard.events")]
     pub nats_subject_prefix: String,
+    /// Core NATS subject on which the projector announces each change of the read model.
+    #[arg(long, env = "NATS_CHANGES_SUBJECT", default_value = "scoreboard.leaderboard.changes")]
+    pub nats_changes_subject: String,
 }
 
 impl NatsConfig {

@@ -3,8 +3,11 @@
 
 use std::time::Duration;
 
+use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::{self, stream};
-use async_nats::{Client, ConnectOptions};
+use async_nats::{Client, ConnectOptions, HeaderMap};
+use events::{Event, RecordedEvent};
+use store::StoredEvent;
 
 /// Header carrying the event's log position (equal to its stream sequence).
 pub const POSITION_HEADER: &str = "Scoreboard-Position";
@@ -96,4 +99,32 @@ impl LogStream {
         }
         Ok(stream)
     }
+}
+
+/// The message that carries `event` in the stream: its exact payload bytes, `Nats-Msg-Id` =
+/// event id, and the position, type and version headers. The caller adds the expected last
+/// sequence.
+pub fn publication(event: &StoredEvent) -> PublishMessage {
+    PublishMessage::build()
+        .payload(event.payload.clone().into())
+        .message_id(event.event_id.to_string())
+        .header(POSITION_HEADER, event.position.to_string().as_str())
+        .header(EVENT_TYPE_HEADER, event.event_type.as_str())
+        .header(EVENT_VERSION_HEADER, event.event_version.to_string().as_str())
+}
+
+/// A message of the stream that is not an event of the log as [`publication`] writes it.
+#[derive(Debug, thiserror::Error)]
+#[error("not an event of the log: {0}")]
+pub struct ForeignMessage(String);
+
+/// Reads an event back from a message [`publication`] wrote.
+pub fn recorded_event(headers: Option<&HeaderMap>, payload: &[u8]) -> Result<RecordedEvent, ForeignMessage> {
+    let header = |name: &str| {
+        headers.and_then(|h| h.get(name)).map(|v| v.as_str()).ok_or_else(|| ForeignMessage(format!("no {name} header")))
+    };
+    let position: u64 = header(POSITION_HEADER)?.parse().map_err(|_| ForeignMessage("bad position".into()))?;
+    let version: i32 = header(EVENT_VERSION_HEADER)?.parse().map_err(|_| ForeignMessage("bad version".into()))?;
+    let event = Event::decode(header(EVENT_TYPE_HEADER)?, version, payload).map_err(|e| ForeignMessage(e.to_string()))?;
+    Ok(RecordedEvent { position, event })
 }

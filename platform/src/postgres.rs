@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use sqlx::PgPool;
 use sqlx::migrate::MigrateDatabase as _;
+use sqlx::{Connection as _, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::DatabaseConfig;
@@ -43,4 +43,28 @@ async fn prepare(url: &str, pool: &PgPool) -> Result<(), Box<dyn std::error::Err
     }
     store::postgres::MIGRATOR.run(pool).await?;
     Ok(())
+}
+
+/// Waits until this process holds the session advisory lock `key` on a connection of its own,
+/// and returns that connection: the process is the leader for as long as it keeps it open.
+/// Used to run exactly one relay and one projector per database, with standbys.
+///
+/// Returns `Ok(None)` if `shutdown` fires first.
+pub async fn elect_leader(
+    pool: &PgPool,
+    key: i64,
+    shutdown: &CancellationToken,
+) -> Result<Option<PgConnection>, sqlx::Error> {
+    let mut connection = PgConnection::connect_with(&pool.connect_options()).await?;
+    loop {
+        let elected: bool =
+            sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(key).fetch_one(&mut connection).await?;
+        if elected {
+            return Ok(Some(connection));
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(None),
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
 }

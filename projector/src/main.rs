@@ -1,29 +1,64 @@
-//! `projector`: folds the JetStream copy of the log into the leaderboard read model.
+//! `projector`: fold the log into the read model (default), or verify the read model.
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use platform::config::DatabaseConfig;
+use store::{PgEventLog, PgLeaderboard};
 
 #[derive(Parser)]
-#[command(name = "projector", version, about = "Scoreboard projector")]
+#[command(name = "projector", version, about = "Scoreboard's projector")]
 struct Cli {
-    #[command(flatten)]
-    config: projector::Config,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Fold the JetStream copy of the log into the read model (the default).
+    Serve(Box<projector::Config>),
+    /// Replay the log up to the read model's checkpoint and report every player on whom they
+    /// disagree; exits 1 if any.
+    Verify(DatabaseConfig),
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     platform::telemetry::init();
-    let config = Cli::parse().config;
-    let outcome = async {
-        let listener = tokio::net::TcpListener::bind(config.addr).await?;
-        projector::run(config, listener, platform::shutdown::on_signal()).await
+    let cli = Cli::parse_from(platform::config::default_subcommand(std::env::args_os(), "serve"));
+    let outcome = match cli.command {
+        Command::Serve(config) => serve(*config).await,
+        Command::Verify(database) => verify(database).await,
     };
-    match outcome.await {
-        Ok(()) => ExitCode::SUCCESS,
+    match outcome {
+        Ok(code) => code,
         Err(error) => {
             tracing::error!(error.message = %error, error.chain = ?error, "projector failed");
             ExitCode::FAILURE
         }
     }
+}
+
+async fn serve(config: projector::Config) -> anyhow::Result<ExitCode> {
+    let listener = tokio::net::TcpListener::bind(config.addr).await?;
+    projector::run(config, listener, platform::shutdown::on_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn verify(database: DatabaseConfig) -> anyhow::Result<ExitCode> {
+    let pool = store::postgres::connect_lazy(&database.database_url, 2)?;
+    let report = projector::audit::verify(&PgEventLog::new(pool.clone()), &PgLeaderboard::new(pool)).await?;
+    for difference in &report.differences {
+        println!(
+            "{}: read model {:?}, log {:?}",
+            difference.player_id, difference.read_model, difference.log
+        );
+    }
+    println!(
+        "checked {} players at position {}: {} difference(s)",
+        report.players,
+        report.position,
+        report.differences.len()
+    );
+    Ok(if report.differences.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -10,6 +10,9 @@ pub enum StoreError {
     /// Any other database error.
     #[error("database error")]
     Database(#[source] sqlx::Error),
+    /// A stored row holds a value the domain refuses.
+    #[error("invalid stored row: {0}")]
+    InvalidRow(String),
     /// A stored event could not be read back.
     #[error("stored event at position {position} cannot be decoded")]
     Corrupt {

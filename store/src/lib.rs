@@ -6,6 +6,7 @@
 
 mod error;
 pub mod postgres;
+pub mod read_model;
 
 use events::{DecodeError, Event, RecordedEvent};
 use time::OffsetDateTime;
@@ -13,6 +14,7 @@ use uuid::Uuid;
 
 pub use error::StoreError;
 pub use postgres::PgEventLog;
+pub use read_model::{Applied, PgLeaderboard};
 
 /// An event to append, with the digest of the token claims that caused it (if any).
 #[derive(Debug, Clone)]

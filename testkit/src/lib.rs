@@ -94,6 +94,8 @@ pub struct TestStream {
     pub name: String,
     /// The subject prefix.
     pub subject_prefix: String,
+    /// The core NATS subject of board changes (outside the stream's subjects).
+    pub changes_subject: String,
     /// The NATS server it lives on.
     pub nats_url: String,
 }
@@ -107,7 +109,12 @@ impl TestStream {
     /// Names on the NATS server at `nats_url`.
     pub fn on(nats_url: &str) -> Self {
         let id = Uuid::new_v4().simple().to_string();
-        Self { name: format!("SBT_{id}"), subject_prefix: format!("sbt.{id}"), nats_url: nats_url.to_string() }
+        Self {
+            name: format!("SBT_{id}"),
+            subject_prefix: format!("sbt.{id}"),
+            changes_subject: format!("sbtc.{id}"),
+            nats_url: nats_url.to_string(),
+        }
     }
 
     /// Every message of the stream, in sequence order.
@@ -182,6 +189,165 @@ pub struct StreamedEvent {
     pub position: u64,
     /// Payload bytes.
     pub payload: Vec<u8>,
+}
+
+/// The settings every service of a test shares, as `(ENVIRONMENT_VARIABLE, value)`: the
+/// database, NATS, the stream and subjects, the test signing key, and no rate limits.
+pub fn settings(database_url: &str, stream: &TestStream) -> Vec<(&'static str, String)> {
+    vec![
+        ("DATABASE_URL", database_url.to_string()),
+        ("NATS_URL", stream.nats_url.clone()),
+        ("NATS_STREAM", stream.name.clone()),
+        ("NATS_SUBJECT_PREFIX", stream.subject_prefix.clone()),
+        ("NATS_CHANGES_SUBJECT", stream.changes_subject.clone()),
+    ]
+}
+
+/// [`settings`] plus what command-svc needs: the test signing key, and no rate limits.
+pub fn command_settings(database_url: &str, stream: &TestStream) -> Vec<(&'static str, String)> {
+    let mut settings = settings(database_url, stream);
+    settings.extend([
+        ("ACTION_KEYS", action_keys()),
+        ("RATE_LIMIT_PER_PLAYER", "off".to_string()),
+        ("RATE_LIMIT_PER_ADDRESS", "off".to_string()),
+    ]);
+    settings
+}
+
+/// A service's configuration as its binary would read it from `settings` plus `extra` flags
+/// (later flags win).
+pub fn config<C: clap::Args>(settings: &[(&'static str, String)], extra: &[&str]) -> C {
+    #[derive(clap::Parser)]
+    #[command(args_override_self = true)]
+    struct Cli<C: clap::Args> {
+        #[command(flatten)]
+        config: C,
+    }
+    let mut args = vec!["service".to_string()];
+    args.extend(settings.iter().map(|(name, value)| format!("--{}={value}", name.to_lowercase().replace('_', "-"))));
+    args.extend(extra.iter().map(ToString::to_string));
+    <Cli<C> as clap::Parser>::try_parse_from(args).expect("test configuration parses").config
+}
+
+/// A service running inside the test process on a port of its own.
+pub struct InProcess {
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl InProcess {
+    /// Starts `run(listener, shutdown)` and waits until `/readyz` answers 200.
+    pub async fn start<F, Fut>(run: F) -> Self
+    where
+        F: FnOnce(TcpListener, tokio_util::sync::CancellationToken) -> Fut,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let stop = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(run(listener, stop.clone()));
+        wait_ready(&url).await;
+        Self { url, stop, task }
+    }
+
+    /// Graceful shutdown; returns what the service's `run` returned.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        self.task.await.unwrap()
+    }
+}
+
+/// A service running as its own process.
+pub struct Process {
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    child: Child,
+}
+
+impl Process {
+    /// Spawns `binary` with `settings`, listening on a free port through `addr_variable`, and
+    /// waits until it is ready.
+    pub async fn start(binary: &str, settings: &[(&'static str, String)], addr_variable: &str) -> Self {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let child = Command::new(binary)
+            .envs(settings.iter().map(|(name, value)| (*name, value.as_str())))
+            .env(addr_variable, &addr)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let url = format!("http://{addr}");
+        wait_ready(&url).await;
+        Self { url, child }
+    }
+
+    /// The operating system's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` (e.g. `TERM`, `KILL`).
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill").args([&format!("-{signal}"), &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit; returns whether it exited successfully.
+    pub async fn wait(mut self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.success();
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the process did not exit within {within:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Resident memory of the process, in KiB (Linux).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until `<url>/readyz` answers 200 (at most 15 s).
+pub async fn wait_ready(url: &str) {
+    let client = reqwest::Client::new();
+    for _ in 0..600 {
+        if let Ok(response) = client.get(format!("{url}/readyz")).send().await
+            && response.status().is_success()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{url} did not become ready in 15 s");
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, for at most `within`.
+pub async fn eventually<T, Fut: Future<Output = Option<T>>>(within: Duration, mut check: impl FnMut() -> Fut) -> T {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "condition not reached within {within:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// A free TCP port on 127.0.0.1 (free when asked; tests use it at once).

@@ -3,10 +3,10 @@
 use serde_json::Value;
 use testkit::{TestDb, TestStream, claims, sign, token};
 
-use crate::support::{InProcess, config, log_rows, post_body, submit};
+use crate::support::{config, log_rows, post_body, start, submit};
 
 struct Fixture {
-    svc: InProcess,
+    svc: testkit::InProcess,
     db: TestDb,
     _stream: TestStream,
     client: reqwest::Client,
@@ -15,7 +15,7 @@ struct Fixture {
 async fn fixture(extra: &[&str]) -> Fixture {
     let db = TestDb::new().await;
     let stream = TestStream::new();
-    let svc = InProcess::start(config(&db.url, &stream, extra)).await;
+    let svc = start(config(&db.url, &stream, extra)).await;
     Fixture { svc, db, _stream: stream, client: reqwest::Client::new() }
 }
 

@@ -5,13 +5,13 @@ use std::collections::HashSet;
 use futures::future::join_all;
 use testkit::{TestDb, TestStream, token};
 
-use crate::support::{InProcess, assert_dense, config, log_rows, submit};
+use crate::support::{assert_dense, config, log_rows, start, submit};
 
 #[tokio::test]
 async fn duplicate_storm_is_recorded_once() {
     let db = TestDb::new().await;
     let stream = TestStream::new();
-    let svc = InProcess::start(config(&db.url, &stream, &[])).await;
+    let svc = start(config(&db.url, &stream, &[])).await;
     let client = reqwest::Client::new();
     let token = token("alice", "complete_task");
 
@@ -30,7 +30,7 @@ async fn duplicate_storm_is_recorded_once() {
 async fn many_players_submitting_concurrently_get_one_event_each_in_dense_order() {
     let db = TestDb::new().await;
     let stream = TestStream::new();
-    let svc = InProcess::start(config(&db.url, &stream, &[])).await;
+    let svc = start(config(&db.url, &stream, &[])).await;
     let client = reqwest::Client::new();
     // 40 players × 15 actions, each action submitted twice, all at once.
     let tokens: Vec<String> =

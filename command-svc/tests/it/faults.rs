@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use testkit::{Proxy, TestDb, TestStream, claims, sign, token};
 
-use crate::support::{InProcess, Process, assert_dense, assert_stream_copies_log, config, log_rows, submit};
+use crate::support::{assert_dense, assert_stream_copies_log, config, log_rows, start, start_process, submit};
 
 #[tokio::test]
 async fn sigterm_under_load_loses_no_acknowledged_action() {
     let db = TestDb::new().await;
     let stream = TestStream::new();
-    let svc = Process::start(&db.url, &stream).await;
+    let svc = start_process(&db.url, &stream).await;
     let acknowledged: Arc<Mutex<HashSet<uuid::Uuid>>> = Arc::default();
     let client = reqwest::Client::new();
 
@@ -44,7 +44,7 @@ async fn sigterm_under_load_loses_no_acknowledged_action() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 
-    svc.terminate();
+    svc.signal("TERM");
     assert!(svc.wait(Duration::from_secs(20)).await, "command-svc exits cleanly on SIGTERM");
     for client in load {
         client.await.unwrap();
@@ -62,7 +62,7 @@ async fn sigterm_under_load_loses_no_acknowledged_action() {
     assert_dense(&rows);
 
     // A restarted service's relay publishes whatever the stopped one could not.
-    let restarted = InProcess::start(config(&db.url, &stream, &[])).await;
+    let restarted = start(config(&db.url, &stream, &[])).await;
     assert_stream_copies_log(&db, &stream).await;
     restarted.stop().await.unwrap();
 }
@@ -78,7 +78,7 @@ async fn unreachable_database_is_503_with_retry_after_and_writes_nothing() {
         .and_then(|u| Some(SocketAddr::new(u.host_str()?.parse().ok()?, u.port().unwrap_or(5432))))
         .unwrap_or(postgres);
     let proxy = Proxy::start(postgres).await;
-    let svc = InProcess::start(config(&db.url_via(proxy.port()), &stream, &[])).await;
+    let svc = start(config(&db.url_via(proxy.port()), &stream, &[])).await;
     let client = reqwest::Client::new();
     assert_eq!(submit(&client, &svc.url, &token("alice", "complete_task")).await.0, 201);
 

@@ -5,13 +5,13 @@ use std::time::Duration;
 use futures::future::join_all;
 use testkit::{NatsServer, TestDb, TestStream, token};
 
-use crate::support::{InProcess, Process, assert_dense, assert_stream_copies_log, config, log_rows, submit};
+use crate::support::{assert_dense, assert_stream_copies_log, config, log_rows, start, start_process, submit};
 
 #[tokio::test]
 async fn every_event_is_published_once_in_log_order() {
     let db = TestDb::new().await;
     let stream = TestStream::new();
-    let svc = InProcess::start(config(&db.url, &stream, &[])).await;
+    let svc = start(config(&db.url, &stream, &[])).await;
     let client = reqwest::Client::new();
     join_all((0..200).map(|i| {
         let (client, url) = (client.clone(), svc.url.clone());
@@ -27,7 +27,7 @@ async fn actions_are_accepted_while_nats_is_down_and_published_when_it_returns()
     let mut nats = NatsServer::start().await;
     let db = TestDb::new().await;
     let stream = TestStream::on(&nats.url());
-    let svc = InProcess::start(config(&db.url, &stream, &[])).await;
+    let svc = start(config(&db.url, &stream, &[])).await;
     let client = reqwest::Client::new();
     for player in ["a", "b", "c"] {
         assert_eq!(submit(&client, &svc.url, &token(player, "complete_task")).await.0, 201);
@@ -52,7 +52,7 @@ async fn a_service_started_while_nats_is_down_accepts_and_later_publishes() {
     let db = TestDb::new().await;
     let stream = TestStream::on(&nats.url());
     nats.kill();
-    let svc = InProcess::start(config(&db.url, &stream, &[])).await;
+    let svc = start(config(&db.url, &stream, &[])).await;
     let client = reqwest::Client::new();
     for i in 0..5 {
         assert_eq!(submit(&client, &svc.url, &token(&format!("p{i}"), "complete_task")).await.0, 201);
@@ -66,8 +66,8 @@ async fn a_service_started_while_nats_is_down_accepts_and_later_publishes() {
 async fn two_processes_share_one_log_and_one_stream() {
     let db = TestDb::new().await;
     let stream = TestStream::new();
-    let first = Process::start(&db.url, &stream).await;
-    let second = Process::start(&db.url, &stream).await;
+    let first = start_process(&db.url, &stream).await;
+    let second = start_process(&db.url, &stream).await;
     let client = reqwest::Client::new();
     let tokens: Vec<String> = (0..300).map(|i| token(&format!("p{}", i % 11), "complete_task")).collect();
 
@@ -88,14 +88,14 @@ async fn the_relay_resumes_after_a_restart_without_republishing() {
     let db = TestDb::new().await;
     let stream = TestStream::new();
     let client = reqwest::Client::new();
-    let svc = InProcess::start(config(&db.url, &stream, &[])).await;
+    let svc = start(config(&db.url, &stream, &[])).await;
     for i in 0..10 {
         submit(&client, &svc.url, &token(&format!("p{i}"), "complete_task")).await;
     }
     crate::support::stream_with(&stream, 10, Duration::from_secs(10)).await;
     svc.stop().await.unwrap();
 
-    let svc = InProcess::start(config(&db.url, &stream, &[])).await;
+    let svc = start(config(&db.url, &stream, &[])).await;
     for i in 0..10 {
         submit(&client, &svc.url, &token(&format!("q{i}"), "complete_task")).await;
     }

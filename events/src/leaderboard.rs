@@ -1,0 +1,383 @@
+//! Folding events into standings and ranking them: the rules every projection of the log
+//! (the projector's read model, a query service's in-memory board, an auditor's replay)
+//! applies, so that they all agree rank for rank.
+//!
+//! - A player's score is the sum of the points of their events.
+//! - A player "reached" their score at the position of their latest event.
+//! - Ranking is total: higher score first; on equal score, whoever reached it first (smaller
+//!   position) ranks higher. Ranks are 1, 2, 3… with no ties.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{Event, RecordedEvent};
+use crate::ids::{DisplayName, PlayerId};
+
+/// One player's standing: what the board shows for them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Standing {
+    /// The player.
+    pub player_id: PlayerId,
+    /// The latest display name their tokens carried, if any.
+    pub name: Option<DisplayName>,
+    /// Sum of their points.
+    pub score: u64,
+    /// Position of their latest event: the tie-break.
+    pub reached_at: u64,
+}
+
+impl Standing {
+    /// A player with nothing yet.
+    pub fn new(player_id: PlayerId) -> Self {
+        Self { player_id, name: None, score: 0, reached_at: 0 }
+    }
+
+    /// Folds one event about this player into the standing.
+    pub fn apply(&mut self, recorded: &RecordedEvent) {
+        match &recorded.event {
+            Event::ScoreAwarded(event) => {
+                self.score += u64::from(event.points.get());
+                self.reached_at = recorded.position;
+                if event.display_name.is_some() {
+                    self.name.clone_from(&event.display_name);
+                }
+            }
+        }
+    }
+
+    /// Adds `later`, the fold of the events that came after this standing's, to it: scores
+    /// add up, the later position and name win. The projector applies this rule in SQL.
+    pub fn absorb(&mut self, later: &Standing) {
+        self.score += later.score;
+        self.reached_at = self.reached_at.max(later.reached_at);
+        if later.name.is_some() {
+            self.name.clone_from(&later.name);
+        }
+    }
+
+    /// Where this standing sorts on the board.
+    pub fn rank_key(&self) -> RankKey {
+        RankKey { score: Reverse(self.score), reached_at: self.reached_at, player_id: self.player_id.clone() }
+    }
+}
+
+/// The board's sort order: score descending, then reached-at ascending. Two players never
+/// share a reached-at (each event has its own position); the player id only makes the order
+/// total for standings built by hand.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RankKey {
+    score: Reverse<u64>,
+    reached_at: u64,
+    player_id: PlayerId,
+}
+
+/// Folds `events` into one standing per player, as if each player started from nothing:
+/// applied to an empty board it is the board; absorbed into existing standings it advances
+/// them.
+pub fn fold<'a>(events: impl IntoIterator<Item = &'a RecordedEvent>) -> Vec<Standing> {
+    let mut standings: BTreeMap<PlayerId, Standing> = BTreeMap::new();
+    for recorded in events {
+        let player = recorded.event.player_id();
+        standings.entry(player.clone()).or_insert_with(|| Standing::new(player.clone())).apply(recorded);
+    }
+    standings.into_values().collect()
+}
+
+/// What the projector announces after each commit: the new standings of every player whose
+/// events it folded in `(from, to]`. Standings are absolute, so a board at any position in
+/// `from..to` reaches `to` by applying the change; a board behind `from` has missed a change
+/// and must be reloaded. A change with `from == to` is a heartbeat: it tells a board that
+/// missed the last change that it is behind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BoardChange {
+    /// The checkpoint before the commit.
+    pub from: u64,
+    /// The checkpoint after it.
+    pub to: u64,
+    /// The standings the commit changed.
+    pub standings: Vec<Standing>,
+}
+
+/// A board that is behind a change it was offered: it missed the changes in between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("board at position {board} missed the changes up to {change_from}")]
+pub struct Behind {
+    /// Where the board is.
+    pub board: u64,
+    /// Where the change starts.
+    pub change_from: u64,
+}
+
+/// A standing with its rank.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ranked<'a> {
+    /// 1-based, no ties.
+    pub rank: u64,
+    /// The standing.
+    pub standing: &'a Standing,
+}
+
+/// Every player's standing, ranked, as of a position of the log. Finding a player's rank and
+/// reading a page of the board cost O(log n).
+#[derive(Debug, Clone, Default)]
+pub struct Board {
+    standings: HashMap<PlayerId, Standing>,
+    ranking: indexset::BTreeSet<RankKey>,
+    position: u64,
+}
+
+impl Board {
+    /// An empty board at position 0.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The board made of `standings`, as of `position`.
+    pub fn from_standings(position: u64, standings: impl IntoIterator<Item = Standing>) -> Self {
+        let mut board = Self::new();
+        for standing in standings {
+            board.put(standing);
+        }
+        board.position = position;
+        board
+    }
+
+    /// The last log position folded into this board.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// How many players have a standing.
+    pub fn len(&self) -> usize {
+        self.standings.len()
+    }
+
+    /// `true` before any player scored.
+    pub fn is_empty(&self) -> bool {
+        self.standings.is_empty()
+    }
+
+    /// Folds the next event of the log. Events at or before [`Board::position`] are ignored,
+    /// so replaying a prefix twice changes nothing.
+    pub fn apply(&mut self, recorded: &RecordedEvent) {
+        if recorded.position <= self.position {
+            return;
+        }
+        let player = recorded.event.player_id();
+        let mut standing = self.standings.get(player).cloned().unwrap_or_else(|| Standing::new(player.clone()));
+        standing.apply(recorded);
+        self.put(standing);
+        self.position = recorded.position;
+    }
+
+    /// Replaces a player's standing with `standing` (computed elsewhere, e.g. by the projector).
+    pub fn put(&mut self, standing: Standing) {
+        if let Some(previous) = self.standings.get(&standing.player_id) {
+            self.ranking.remove(&previous.rank_key());
+        }
+        self.ranking.insert(standing.rank_key());
+        self.standings.insert(standing.player_id.clone(), standing);
+    }
+
+    /// Applies a projector's change. `Ok(true)` when the board moved, `Ok(false)` when the
+    /// change was old news, `Err` when the board missed the changes before it.
+    pub fn apply_change(&mut self, change: &BoardChange) -> Result<bool, Behind> {
+        if change.from > self.position {
+            return Err(Behind { board: self.position, change_from: change.from });
+        }
+        if change.to <= self.position {
+            return Ok(false);
+        }
+        for standing in &change.standings {
+            self.put(standing.clone());
+        }
+        self.position = change.to;
+        Ok(true)
+    }
+
+    /// A player's standing.
+    pub fn standing(&self, player_id: &str) -> Option<&Standing> {
+        self.standings.get(player_id)
+    }
+
+    /// A player's standing with their rank (1-based), in O(log n).
+    pub fn ranked(&self, player_id: &str) -> Option<Ranked<'_>> {
+        let standing = self.standings.get(player_id)?;
+        let rank = self.ranking.rank(&standing.rank_key()) as u64 + 1;
+        Some(Ranked { rank, standing })
+    }
+
+    /// `limit` standings from rank `offset + 1` on.
+    pub fn page(&self, offset: usize, limit: usize) -> Vec<Ranked<'_>> {
+        let end = offset.saturating_add(limit).min(self.ranking.len());
+        if offset >= end {
+            return Vec::new();
+        }
+        self.ranking
+            .range_idx(offset..end)
+            .zip(offset as u64 + 1..)
+            .map(|(key, rank)| Ranked { rank, standing: &self.standings[&key.player_id] })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::ScoreAwarded;
+    use crate::ids::Points;
+    use uuid::Uuid;
+
+    fn awarded(position: u64, player: &str, points: i64, name: Option<&str>) -> RecordedEvent {
+        RecordedEvent {
+            position,
+            event: Event::ScoreAwarded(ScoreAwarded {
+                event_id: Uuid::now_v7(),
+                action_id: Uuid::new_v4(),
+                player_id: player.parse().unwrap(),
+                display_name: name.map(|n| DisplayName::parse(n).unwrap()),
+                action: "complete_task".parse().unwrap(),
+                points: Points::new(points).unwrap(),
+                token_issued_at: 0,
+                key_id: "k1".parse().unwrap(),
+                recorded_at: time::OffsetDateTime::UNIX_EPOCH,
+            }),
+        }
+    }
+
+    fn board_of(events: &[RecordedEvent]) -> Board {
+        let mut board = Board::new();
+        events.iter().for_each(|e| board.apply(e));
+        board
+    }
+
+    fn order(board: &Board) -> Vec<(u64, String, u64)> {
+        board.page(0, 100).iter().map(|r| (r.rank, r.standing.player_id.to_string(), r.standing.score)).collect()
+    }
+
+    #[test]
+    fn score_is_the_sum_of_points_and_reached_at_the_latest_position() {
+        // Given alice scored twice and bob once
+        let events = [awarded(1, "alice", 10, None), awarded(2, "bob", 5, None), awarded(3, "alice", 7, None)];
+        // When the events are folded
+        let standings = fold(&events);
+        // Then
+        let alice = standings.iter().find(|s| s.player_id.as_str() == "alice").unwrap();
+        assert_eq!((alice.score, alice.reached_at), (17, 3));
+        let bob = standings.iter().find(|s| s.player_id.as_str() == "bob").unwrap();
+        assert_eq!((bob.score, bob.reached_at), (5, 2));
+    }
+
+    #[test]
+    fn the_latest_name_given_wins_and_a_missing_name_keeps_the_last() {
+        let events = [awarded(1, "a", 1, Some("Ann")), awarded(2, "a", 1, Some("Anna")), awarded(3, "a", 1, None)];
+        assert_eq!(fold(&events)[0].name.as_ref().map(DisplayName::as_str), Some("Anna"));
+    }
+
+    #[test]
+    fn higher_score_ranks_first() {
+        let board = board_of(&[awarded(1, "low", 5, None), awarded(2, "high", 50, None)]);
+        assert_eq!(order(&board), [(1, "high".into(), 50), (2, "low".into(), 5)]);
+    }
+
+    #[test]
+    fn on_equal_score_whoever_reached_it_first_ranks_higher() {
+        // Given bob reached 20 at position 2 and alice reached 20 at position 3
+        let board = board_of(&[
+            awarded(1, "alice", 10, None),
+            awarded(2, "bob", 20, None),
+            awarded(3, "alice", 10, None),
+        ]);
+        // Then bob ranks first although alice started first
+        assert_eq!(order(&board), [(1, "bob".into(), 20), (2, "alice".into(), 20)]);
+        assert_eq!(board.ranked("bob").unwrap().rank, 1);
+        assert_eq!(board.ranked("alice").unwrap().rank, 2);
+    }
+
+    #[test]
+    fn ranks_are_consecutive_without_ties() {
+        let events: Vec<_> = (1..=20).map(|p| awarded(p, &format!("p{}", p % 7), 10, None)).collect();
+        let board = board_of(&events);
+        let ranks: Vec<u64> = board.page(0, 100).iter().map(|r| r.rank).collect();
+        assert_eq!(ranks, (1..=7).collect::<Vec<_>>());
+        for ranked in board.page(0, 100) {
+            assert_eq!(board.ranked(ranked.standing.player_id.as_str()).unwrap().rank, ranked.rank);
+        }
+    }
+
+    #[test]
+    fn pages_continue_where_the_previous_ended() {
+        let events: Vec<_> = (1..=10).map(|p| awarded(p, &format!("p{p}"), p as i64, None)).collect();
+        let board = board_of(&events);
+        let second: Vec<_> = board.page(3, 3).iter().map(|r| (r.rank, r.standing.score)).collect();
+        assert_eq!(second, [(4, 7), (5, 6), (6, 5)]);
+        assert_eq!(board.page(9, 5).len(), 1);
+        assert!(board.page(10, 5).is_empty());
+        assert!(board.page(usize::MAX, 5).is_empty());
+    }
+
+    #[test]
+    fn replaying_events_already_folded_changes_nothing() {
+        let events = [awarded(1, "a", 10, None), awarded(2, "b", 5, None)];
+        let mut board = board_of(&events);
+        events.iter().for_each(|e| board.apply(e));
+        assert_eq!(order(&board), [(1, "a".into(), 10), (2, "b".into(), 5)]);
+        assert_eq!(board.position(), 2);
+    }
+
+    #[test]
+    fn folding_in_batches_and_absorbing_equals_folding_at_once() {
+        // Given a log split into two batches
+        let events: Vec<_> = (1..=30).map(|p| awarded(p, &format!("p{}", p % 4), (p % 5 + 1) as i64, None)).collect();
+        let (first, second) = events.split_at(13);
+        // When the second batch's fold is absorbed into the first's (what the projector does)
+        let mut standings: BTreeMap<PlayerId, Standing> =
+            fold(first).into_iter().map(|s| (s.player_id.clone(), s)).collect();
+        for later in fold(second) {
+            standings.entry(later.player_id.clone()).or_insert_with(|| Standing::new(later.player_id.clone())).absorb(&later);
+        }
+        // Then the result is the fold of the whole log
+        let absorbed = Board::from_standings(30, standings.into_values());
+        assert_eq!(order(&absorbed), order(&board_of(&events)));
+        assert_eq!(absorbed.position(), board_of(&events).position());
+    }
+
+    #[test]
+    fn changes_apply_from_anywhere_in_their_range_and_gaps_are_reported() {
+        // Given the log and the change a projector would announce for positions 3..=5
+        let events: Vec<_> = (1..=5).map(|p| awarded(p, &format!("p{}", p % 3), 10, None)).collect();
+        let whole = board_of(&events);
+        let change = BoardChange {
+            from: 2,
+            to: 5,
+            standings: events[2..].iter().map(|e| whole.standing(e.event.player_id().as_str()).unwrap().clone()).collect(),
+        };
+        // When boards at 2 and at 3 apply it, both reach the whole fold
+        for at in [2, 3] {
+            let mut board = board_of(&events[..at]);
+            assert_eq!(board.apply_change(&change), Ok(true));
+            assert_eq!(order(&board), order(&whole));
+            assert_eq!(board.position(), 5);
+        }
+        // A board at 5 ignores it; a board at 1 missed position 2
+        let mut current = whole.clone();
+        assert_eq!(current.apply_change(&change), Ok(false));
+        let mut behind = board_of(&events[..1]);
+        assert_eq!(behind.apply_change(&change), Err(Behind { board: 1, change_from: 2 }));
+        let heartbeat = BoardChange { from: 5, to: 5, standings: vec![] };
+        assert_eq!(board_of(&events[..4]).apply_change(&heartbeat), Err(Behind { board: 4, change_from: 5 }));
+    }
+
+    #[test]
+    fn putting_a_new_standing_moves_the_player() {
+        let mut board = board_of(&[awarded(1, "a", 10, None), awarded(2, "b", 5, None)]);
+        let mut b = board.standing("b").unwrap().clone();
+        b.score = 11;
+        b.reached_at = 3;
+        board.put(b);
+        assert_eq!(order(&board), [(1, "b".into(), 11), (2, "a".into(), 10)]);
+        assert_eq!(board.len(), 2);
+    }
+}

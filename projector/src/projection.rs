@@ -1,0 +1,199 @@
+//! The leaderboard projection: folds the JetStream copy of the log into the read model,
+//! exactly once, and announces every change to the query services.
+//!
+//! - One projector is active per database (elected with a PostgreSQL advisory lock); others
+//!   stand by and take over when its connection ends.
+//! - On taking over it (re)creates its durable pull consumer to start at checkpoint + 1: the
+//!   checkpoint in PostgreSQL, not the consumer's state, says where the fold stands.
+//! - Each batch is applied in one transaction that also moves the checkpoint; anything at or
+//!   below the checkpoint is skipped; the batch is acknowledged after the commit (`AckAll` on
+//!   its last message). A crash at any instant therefore loses nothing and counts nothing twice.
+//! - If an event arrives before its predecessor (a redelivery overtaken by later messages), the
+//!   contiguous part is applied and the consumer is rewound to the first missing position.
+//! - After each commit the new standings are published on the changes subject; every two
+//!   seconds a heartbeat repeats the checkpoint so a query service that missed a change notices.
+
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
+use async_nats::jetstream::{self, Message};
+use events::BoardChange;
+use futures::StreamExt as _;
+use platform::jetstream::LogStream;
+use sqlx::Connection as _;
+use store::{PgLeaderboard, StoreError};
+use tokio_util::sync::CancellationToken;
+
+/// Advisory lock key that elects the one active projector per database.
+const LEADER_LOCK: i64 = 0x5C0E_B0A2_D0E1_A701;
+/// How often the checkpoint is announced when nothing changes.
+const HEARTBEAT: Duration = Duration::from_secs(2);
+
+/// Why a projection run stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    /// The read model could not be read or written.
+    #[error("read model")]
+    Store(#[from] StoreError),
+    /// Leader election failed.
+    #[error("leader election")]
+    Database(#[from] sqlx::Error),
+    /// JetStream refused or did not answer.
+    #[error("JetStream: {0}")]
+    JetStream(String),
+    /// An event arrived before its predecessor; the consumer is rewound.
+    #[error("position {0} has not arrived yet; rewinding")]
+    Missing(u64),
+}
+
+fn jetstream_error(error: impl std::fmt::Display) -> ProjectionError {
+    ProjectionError::JetStream(error.to_string())
+}
+
+/// Settings of the projection.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The stream to consume.
+    pub stream: LogStream,
+    /// The durable consumer's name.
+    pub consumer: String,
+    /// The most events folded in one transaction.
+    pub batch_max: usize,
+    /// How long JetStream waits for an acknowledgement before redelivering.
+    pub ack_wait: Duration,
+    /// Where changes are announced.
+    pub changes_subject: String,
+}
+
+/// The leaderboard projection; see the module documentation.
+pub struct Projection {
+    read_model: PgLeaderboard,
+    pool: sqlx::PgPool,
+    nats: async_nats::Client,
+    settings: Settings,
+}
+
+impl Projection {
+    /// A projection into the read model behind `pool`, consuming through `nats`.
+    pub fn new(pool: sqlx::PgPool, nats: async_nats::Client, settings: Settings) -> Self {
+        Self { read_model: PgLeaderboard::new(pool.clone()), pool, nats, settings }
+    }
+
+    /// Runs until `shutdown`, retrying with backoff after any error.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut backoff = Duration::from_millis(100);
+        while !shutdown.is_cancelled() {
+            match self.lead(&shutdown).await {
+                Ok(()) => backoff = Duration::from_millis(100),
+                Err(ProjectionError::Missing(position)) => {
+                    metrics::counter!("projector_rewinds_total").increment(1);
+                    tracing::info!(position, "an event arrived before its predecessor; rewinding the consumer");
+                }
+                Err(error) => {
+                    metrics::counter!("projector_errors_total").increment(1);
+                    tracing::warn!(error.message = %error, retry_in = ?backoff, "projection interrupted");
+                    tokio::select! {
+                        () = shutdown.cancelled() => {}
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        tracing::debug!("projection stopped");
+    }
+
+    async fn lead(&self, shutdown: &CancellationToken) -> Result<(), ProjectionError> {
+        let Some(mut leader) = platform::postgres::elect_leader(&self.pool, LEADER_LOCK, shutdown).await? else {
+            return Ok(());
+        };
+        let js = jetstream::new(self.nats.clone());
+        let stream = self.settings.stream.ensure(&js).await.map_err(jetstream_error)?;
+        let mut checkpoint = self.read_model.checkpoint().await?;
+        // The checkpoint decides where to start: an earlier consumer's state is dropped.
+        match stream.delete_consumer(&self.settings.consumer).await {
+            Ok(_) => {}
+            Err(error) if error.to_string().contains("not found") => {}
+            Err(error) => return Err(jetstream_error(error)),
+        }
+        let consumer = stream
+            .create_consumer(pull::Config {
+                durable_name: Some(self.settings.consumer.clone()),
+                deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: checkpoint + 1 },
+                ack_policy: AckPolicy::All,
+                ack_wait: self.settings.ack_wait,
+                max_ack_pending: i64::try_from(self.settings.batch_max * 20).unwrap_or(i64::MAX),
+                ..Default::default()
+            })
+            .await
+            .map_err(jetstream_error)?;
+        let messages = consumer
+            .stream()
+            .max_messages_per_batch(self.settings.batch_max)
+            .messages()
+            .await
+            .map_err(jetstream_error)?;
+        let mut batches = messages.ready_chunks(self.settings.batch_max);
+        tracing::info!(checkpoint, consumer = %self.settings.consumer, "projector elected; folding from the checkpoint");
+
+        let mut heartbeat = tokio::time::interval(HEARTBEAT);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                _ = heartbeat.tick() => {
+                    leader.ping().await?;
+                    self.announce(&BoardChange { from: checkpoint, to: checkpoint, standings: Vec::new() }).await;
+                }
+                batch = batches.next() => {
+                    let batch = batch.ok_or_else(|| jetstream_error("the consumer's message stream ended"))?;
+                    checkpoint = self.project(batch).await?;
+                }
+            }
+        }
+    }
+
+    /// Folds one batch and acknowledges it; returns the new checkpoint.
+    async fn project<E: std::fmt::Display>(&self, batch: Vec<Result<Message, E>>) -> Result<u64, ProjectionError> {
+        let started = Instant::now();
+        let mut events = Vec::with_capacity(batch.len());
+        let mut last = None;
+        for message in batch {
+            let message = message.map_err(jetstream_error)?;
+            match platform::jetstream::recorded_event(message.headers.as_ref(), &message.payload) {
+                Ok(event) => events.push(event),
+                Err(foreign) => {
+                    metrics::counter!("projector_foreign_messages_total").increment(1);
+                    tracing::warn!(subject = %message.subject, error.message = %foreign, "skipping a message that is not an event");
+                }
+            }
+            last = Some(message);
+        }
+        let applied = self.read_model.apply(&events).await?;
+        metrics::counter!("projector_events_applied_total").increment(applied.to - applied.from);
+        metrics::counter!("projector_events_skipped_total").increment(applied.skipped as u64);
+        metrics::gauge!("projector_checkpoint").set(applied.to as f64);
+        if applied.to > applied.from {
+            self.announce(&BoardChange { from: applied.from, to: applied.to, standings: applied.standings }).await;
+        }
+        if let Some(missing) = applied.missing {
+            return Err(ProjectionError::Missing(missing));
+        }
+        if let Some(last) = last {
+            if let Ok(info) = last.info() {
+                metrics::gauge!("projector_lag_events").set(info.pending as f64);
+            }
+            // AckAll: acknowledges every message of the batch, after the commit.
+            last.ack().await.map_err(jetstream_error)?;
+        }
+        metrics::histogram!("projector_batch_seconds").record(started.elapsed().as_secs_f64());
+        metrics::histogram!("projector_batch_size").record(events.len() as f64);
+        Ok(applied.to)
+    }
+
+    async fn announce(&self, change: &BoardChange) {
+        let payload = serde_json::to_vec(change).expect("changes always serialise");
+        if let Err(error) = self.nats.publish(self.settings.changes_subject.clone(), payload.into()).await {
+            tracing::warn!(error.message = %error, "could not announce a change; the next heartbeat will");
+        }
+    }
+}

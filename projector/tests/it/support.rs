@@ -1,0 +1,91 @@
+//! A write path and a projector for a test.
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+use store::{PgEventLog, PgLeaderboard};
+use testkit::{InProcess, Process, TestDb, TestStream};
+
+/// A command-svc (in process) on a fresh database and stream.
+pub struct WritePath {
+    pub db: TestDb,
+    pub stream: TestStream,
+    pub command: InProcess,
+    pub client: reqwest::Client,
+}
+
+impl WritePath {
+    pub async fn start() -> Self {
+        let db = TestDb::new().await;
+        let stream = TestStream::new();
+        let config: command_svc::Config = testkit::config(&testkit::command_settings(&db.url, &stream), &[]);
+        let command = InProcess::start(|listener, stop| command_svc::run(config, listener, stop)).await;
+        Self { db, stream, command, client: reqwest::Client::new() }
+    }
+
+    /// Submits an action; returns the HTTP status.
+    pub async fn submit(&self, player: &str, action: &str) -> u16 {
+        let response = self
+            .client
+            .post(format!("{}/v1/actions", self.command.url))
+            .json(&serde_json::json!({ "token": testkit::token(player, action) }))
+            .send()
+            .await
+            .unwrap();
+        response.status().as_u16()
+    }
+
+    pub fn projector_config(&self, extra: &[&str]) -> projector::Config {
+        testkit::config(&testkit::settings(&self.db.url, &self.stream), extra)
+    }
+
+    pub async fn projector(&self, extra: &[&str]) -> InProcess {
+        let config = self.projector_config(extra);
+        InProcess::start(|listener, stop| projector::run(config, listener, stop)).await
+    }
+
+    pub async fn projector_process(&self) -> Process {
+        Process::start(env!("CARGO_BIN_EXE_projector"), &testkit::settings(&self.db.url, &self.stream), "PROJECTOR_ADDR")
+            .await
+    }
+
+    pub async fn log_head(&self) -> u64 {
+        PgEventLog::new(self.db.pool().await).head().await.unwrap()
+    }
+
+    pub async fn checkpoint(&self) -> u64 {
+        PgLeaderboard::new(self.db.pool().await).checkpoint().await.unwrap()
+    }
+
+    /// Waits until the read model folded the whole log.
+    pub async fn wait_projected(&self) {
+        let head = self.log_head().await;
+        let pool = self.db.pool().await;
+        testkit::eventually(Duration::from_secs(30), || {
+            let read_model = PgLeaderboard::new(pool.clone());
+            async move { (read_model.checkpoint().await.unwrap() >= head).then_some(()) }
+        })
+        .await;
+    }
+
+    /// Asserts the read model equals the fold of the log, player by player.
+    pub async fn assert_read_model_is_the_fold_of_the_log(&self) {
+        let pool = self.db.pool().await;
+        let report = projector::audit::verify(&PgEventLog::new(pool.clone()), &PgLeaderboard::new(pool)).await.unwrap();
+        assert_eq!(report.position, self.log_head().await, "the read model folded the whole log");
+        assert!(report.differences.is_empty(), "read model differs from the log: {:#?}", report.differences);
+        assert!(report.players > 0);
+    }
+
+    pub async fn jetstream(&self) -> jetstream::Context {
+        jetstream::new(async_nats::connect(&self.stream.nats_url).await.unwrap())
+    }
+
+    /// The projector's durable consumer, as JetStream sees it.
+    pub async fn consumer_info(&self) -> jetstream::consumer::Info {
+        let stream = self.jetstream().await.get_stream(&self.stream.name).await.unwrap();
+        let mut consumer: jetstream::consumer::PullConsumer =
+            stream.get_consumer("scoreboard-projector").await.unwrap();
+        consumer.info().await.unwrap().clone()
+    }
+}

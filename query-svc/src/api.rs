@@ -1,0 +1,233 @@
+//! The read endpoints: the board, a player's standing, and the audit log.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use events::PlayerId;
+use platform::Problem;
+use serde::Serialize;
+use store::{PgEventLog, StoreError};
+
+use crate::live::{Entry, LiveBoard, MAX_LIMIT};
+
+/// What the read endpoints share.
+#[derive(Clone)]
+pub struct Reader {
+    /// The in-memory board.
+    pub live: Arc<LiveBoard>,
+    /// The event log, for the audit endpoints.
+    pub log: PgEventLog,
+    /// How long `min_position` may wait.
+    pub read_your_writes_timeout: Duration,
+}
+
+/// Every way a read can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// A query parameter or path segment of the wrong form.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// No such player on the board.
+    #[error("player {0:?} has no standing")]
+    UnknownPlayer(String),
+    /// The board did not reach `min_position` in time.
+    #[error("the leaderboard has not folded position {0} yet")]
+    ProjectionLagging(u64),
+    /// The board was not loaded yet.
+    #[error("the leaderboard is still loading")]
+    Loading,
+    /// The event log could not be read.
+    #[error("event log")]
+    Store(#[from] StoreError),
+}
+
+impl IntoResponse for QueryError {
+    fn into_response(self) -> Response {
+        let detail = self.to_string();
+        let problem = match self {
+            Self::InvalidRequest(_) => Problem::invalid_request(detail),
+            Self::UnknownPlayer(_) => {
+                Problem::new(StatusCode::NOT_FOUND, "unknown_player", "Unknown player").with_detail(detail)
+            }
+            Self::ProjectionLagging(_) => {
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "projection_lagging", "The leaderboard is behind")
+                    .with_detail(format!("{detail}; retry, or ask without min_position"))
+                    .with_retry_after(Duration::from_secs(1))
+            }
+            Self::Loading => Problem::unavailable(detail),
+            Self::Store(error) if error.is_unavailable() => Problem::unavailable("the event log cannot be reached"),
+            Self::Store(error) => {
+                tracing::error!(error.message = %error, error.chain = ?error, "reading the event log failed");
+                Problem::internal()
+            }
+        };
+        problem.into_response()
+    }
+}
+
+/// Query parameters, read leniently (unknown ones are ignored) but checked strictly.
+pub struct Params(HashMap<String, String>);
+
+impl Params {
+    /// The query string, or a 400 if it cannot be read.
+    pub fn from_query(query: Result<Query<HashMap<String, String>>, QueryRejection>) -> Result<Self, QueryError> {
+        query.map(|Query(map)| Self(map)).map_err(|rejection| QueryError::InvalidRequest(rejection.body_text()))
+    }
+
+    /// `true` when the parameter is present.
+    pub fn has(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+
+    /// An integer parameter within `range`, or `default` when absent.
+    pub fn integer(&self, name: &str, default: u64, range: std::ops::RangeInclusive<u64>) -> Result<u64, QueryError> {
+        let Some(text) = self.0.get(name) else { return Ok(default) };
+        match text.parse::<u64>() {
+            Ok(value) if range.contains(&value) => Ok(value),
+            _ => Err(QueryError::InvalidRequest(format!(
+                "{name} must be an integer from {} to {}, got {text:?}",
+                range.start(),
+                range.end()
+            ))),
+        }
+    }
+
+    /// `limit`: 1 … 100, default 10.
+    pub fn limit(&self) -> Result<usize, QueryError> {
+        Ok(self.integer("limit", 10, 1..=MAX_LIMIT as u64)? as usize)
+    }
+
+    /// `min_position`, if given.
+    pub fn min_position(&self) -> Result<Option<u64>, QueryError> {
+        if !self.has("min_position") {
+            return Ok(None);
+        }
+        self.integer("min_position", 0, 0..=i64::MAX as u64).map(Some)
+    }
+}
+
+impl Reader {
+    /// Waits for read-your-writes, then checks the board is loaded at all.
+    async fn ready_for(&self, min_position: Option<u64>) -> Result<(), QueryError> {
+        if let Some(position) = min_position
+            && !self.live.wait_for(position, self.read_your_writes_timeout).await
+        {
+            metrics::counter!("query_projection_lagging_total").increment(1);
+            return Err(QueryError::ProjectionLagging(position));
+        }
+        if !self.live.is_loaded() {
+            return Err(QueryError::Loading);
+        }
+        Ok(())
+    }
+}
+
+/// The answer to `GET /v1/leaderboard`.
+#[derive(Debug, Serialize)]
+pub struct Page {
+    entries: Vec<Entry>,
+    position: u64,
+    total_players: u64,
+}
+
+/// `GET /v1/leaderboard?limit=10&offset=0&min_position=N`.
+pub async fn leaderboard(
+    State(reader): State<Reader>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Json<Page>, QueryError> {
+    let params = Params::from_query(query)?;
+    let limit = params.limit()?;
+    let offset = params.integer("offset", 0, 0..=u32::MAX as u64)? as usize;
+    reader.ready_for(params.min_position()?).await?;
+    Ok(Json(reader.live.read(|board| Page {
+        entries: board.page(offset, limit).into_iter().map(Entry::from).collect(),
+        position: board.position(),
+        total_players: board.len() as u64,
+    })))
+}
+
+/// The answer to `GET /v1/players/{player_id}`.
+#[derive(Debug, Serialize)]
+pub struct PlayerStanding {
+    player_id: String,
+    name: Option<String>,
+    score: u64,
+    rank: u64,
+    position: u64,
+}
+
+fn player_id(raw: &str) -> Result<PlayerId, QueryError> {
+    PlayerId::parse(raw).map_err(|error| QueryError::InvalidRequest(error.to_string()))
+}
+
+/// `GET /v1/players/{player_id}?min_position=N`.
+pub async fn player(
+    State(reader): State<Reader>,
+    Path(raw): Path<String>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Json<PlayerStanding>, QueryError> {
+    let player = player_id(&raw)?;
+    let params = Params::from_query(query)?;
+    reader.ready_for(params.min_position()?).await?;
+    reader.live.read(|board| {
+        let ranked = board.ranked(player.as_str()).ok_or_else(|| QueryError::UnknownPlayer(raw.clone()))?;
+        Ok(Json(PlayerStanding {
+            player_id: ranked.standing.player_id.to_string(),
+            name: ranked.standing.name.as_ref().map(ToString::to_string),
+            score: ranked.standing.score,
+            rank: ranked.rank,
+            position: board.position(),
+        }))
+    })
+}
+
+/// A page of the audit log.
+#[derive(Debug, Serialize)]
+pub struct EventPage {
+    events: Vec<events::RecordedEvent>,
+    /// Pass as `after` to read the next page (the last position of this one).
+    next_after: u64,
+}
+
+const MAX_EVENTS: u64 = 1000;
+
+async fn event_page(
+    params: &Params,
+    read: impl AsyncFnOnce(u64, u32) -> Result<Vec<store::StoredEvent>, StoreError>,
+) -> Result<Json<EventPage>, QueryError> {
+    let after = params.integer("after", 0, 0..=i64::MAX as u64)?;
+    let limit = params.integer("limit", 100, 1..=MAX_EVENTS)? as u32;
+    let stored = read(after, limit).await?;
+    let events = stored
+        .iter()
+        .map(|e| e.decode().map_err(|source| StoreError::Corrupt { position: e.position, source }))
+        .collect::<Result<Vec<_>, _>>()?;
+    let next_after = events.last().map_or(after, |e| e.position);
+    Ok(Json(EventPage { events, next_after }))
+}
+
+/// `GET /v1/events?after=<position>&limit=<n ≤ 1000>`: the global log, in order.
+pub async fn log(
+    State(reader): State<Reader>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Json<EventPage>, QueryError> {
+    let params = Params::from_query(query)?;
+    event_page(&params, async |after, limit| reader.log.read_after(after, limit).await).await
+}
+
+/// `GET /v1/players/{player_id}/events?after=<position>&limit=<n ≤ 1000>`.
+pub async fn player_log(
+    State(reader): State<Reader>,
+    Path(raw): Path<String>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Json<EventPage>, QueryError> {
+    let player = player_id(&raw)?;
+    let params = Params::from_query(query)?;
+    event_page(&params, async |after, limit| reader.log.read_player(player.as_str(), after, limit).await).await
+}

@@ -1,0 +1,206 @@
+//! Live boards over Server-Sent Events and WebSocket.
+//!
+//! Each client gets a `snapshot` first, then an `update` whenever the top `limit` it shows
+//! changes, each tagged with the board's position (`id`). Positions never decrease, and a
+//! client that resumes with the last id it saw is never shown an older board: if this replica
+//! is behind that id, the client waits until it catches up. Bursts are conflated: a client
+//! always gets the newest board, never a backlog, because the feed reads the latest snapshot
+//! when the client is ready for the next message. A client that stops reading is disconnected
+//! by the socket's write timeout (see `listener`) rather than allowed to hold memory.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::Stream;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{Params, QueryError};
+use crate::live::{LiveBoard, Snapshot};
+
+/// What the stream endpoints share.
+#[derive(Clone)]
+pub struct Streams {
+    /// The in-memory board.
+    pub live: Arc<LiveBoard>,
+    /// How often an idle stream sends a heartbeat.
+    pub heartbeat: Duration,
+    /// Fires when the service stops: streams end so that shutdown does not wait for them.
+    pub shutdown: CancellationToken,
+}
+
+/// Whether a frame is the first board a connection shows or a later one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameKind {
+    /// The board as the connection starts.
+    Snapshot,
+    /// The board after a change of the shown entries.
+    Update,
+}
+
+impl FrameKind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Snapshot => "snapshot",
+            Self::Update => "update",
+        }
+    }
+}
+
+/// One message of a live stream.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// Snapshot or update.
+    pub kind: FrameKind,
+    /// The board's position (the SSE `id`).
+    pub position: u64,
+    /// The `GET /v1/leaderboard` body of the shown entries.
+    pub body: Arc<str>,
+}
+
+/// The sequence of frames one client sees.
+pub struct Feed {
+    snapshots: watch::Receiver<Arc<Snapshot>>,
+    limit: usize,
+    resume_from: Option<u64>,
+    shown: Option<Arc<Snapshot>>,
+    shutdown: CancellationToken,
+}
+
+impl Feed {
+    /// A feed of the top `limit`; `resume_from` is the last position the client already showed.
+    pub fn new(live: &LiveBoard, limit: usize, resume_from: Option<u64>, shutdown: CancellationToken) -> Self {
+        Self { snapshots: live.subscribe(), limit, resume_from, shown: None, shutdown }
+    }
+
+    /// The next frame, waiting as long as needed; `None` when the service stops.
+    pub async fn next(&mut self) -> Option<Frame> {
+        loop {
+            let snapshot = self.snapshots.borrow_and_update().clone();
+            if let Some(frame) = self.frame_for(snapshot) {
+                return Some(frame);
+            }
+            tokio::select! {
+                () = self.shutdown.cancelled() => return None,
+                changed = self.snapshots.changed() => changed.ok()?,
+            }
+        }
+    }
+
+    fn frame_for(&mut self, snapshot: Arc<Snapshot>) -> Option<Frame> {
+        let kind = match &self.shown {
+            None => match self.resume_from {
+                // Behind what the client already showed: wait for this replica to catch up.
+                Some(seen) if snapshot.position < seen => return None,
+                // The client shows exactly this board already (a position names one board).
+                Some(seen) if snapshot.position == seen => {
+                    self.shown = Some(snapshot);
+                    return None;
+                }
+                _ => FrameKind::Snapshot,
+            },
+            Some(shown) if shown.position >= snapshot.position => return None,
+            Some(shown) if shown.entries(self.limit) == snapshot.entries(self.limit) => return None,
+            Some(_) => FrameKind::Update,
+        };
+        let frame = Frame { kind, position: snapshot.position, body: snapshot.body(self.limit) };
+        self.shown = Some(snapshot);
+        Some(frame)
+    }
+}
+
+/// Counts open live connections for `/metrics`.
+struct Connected(&'static str);
+
+impl Connected {
+    fn new(kind: &'static str) -> Self {
+        metrics::gauge!("live_connections", "kind" => kind).increment(1.0);
+        Self(kind)
+    }
+}
+
+impl Drop for Connected {
+    fn drop(&mut self) {
+        metrics::gauge!("live_connections", "kind" => self.0).decrement(1.0);
+    }
+}
+
+fn resume_from(headers: &HeaderMap, params: &Params) -> Result<Option<u64>, QueryError> {
+    match headers.get("last-event-id") {
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .map(Some)
+            .ok_or_else(|| QueryError::InvalidRequest("Last-Event-ID must be a position".into())),
+        None if params.has("last_event_id") => params.integer("last_event_id", 0, 0..=i64::MAX as u64).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// `GET /v1/leaderboard/stream?limit=10` (Server-Sent Events). Resumes from `Last-Event-ID`
+/// (or `?last_event_id=`, for clients that cannot set headers).
+pub async fn sse(
+    State(streams): State<Streams>,
+    headers: HeaderMap,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, QueryError> {
+    let params = Params::from_query(query)?;
+    let feed = Feed::new(&streams.live, params.limit()?, resume_from(&headers, &params)?, streams.shutdown.clone());
+    let connected = Connected::new("sse");
+    let events = futures::stream::unfold((feed, connected, true), |(mut feed, connected, first)| async move {
+        let frame = feed.next().await?;
+        let mut event = Event::default().event(frame.kind.name()).id(frame.position.to_string()).data(&*frame.body);
+        if first {
+            event = event.retry(Duration::from_secs(1));
+        }
+        Some((Ok(event), (feed, connected, false)))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(streams.heartbeat).text("heartbeat")))
+}
+
+/// `GET /v1/leaderboard/ws?limit=10`: the same frames over WebSocket, as
+/// `{"type":"snapshot"|"update","position",...}`. Resumes from `?last_event_id=`.
+pub async fn websocket(
+    State(streams): State<Streams>,
+    headers: HeaderMap,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, QueryError> {
+    let params = Params::from_query(query)?;
+    let feed = Feed::new(&streams.live, params.limit()?, resume_from(&headers, &params)?, streams.shutdown.clone());
+    Ok(upgrade.on_upgrade(move |socket| serve_websocket(socket, feed, streams.heartbeat)).into_response())
+}
+
+async fn serve_websocket(mut socket: WebSocket, mut feed: Feed, heartbeat: Duration) {
+    let _connected = Connected::new("ws");
+    let mut ping = tokio::time::interval(heartbeat);
+    ping.tick().await;
+    loop {
+        let outgoing = tokio::select! {
+            frame = feed.next() => match frame {
+                Some(frame) => Message::Text(format!("{{\"type\":\"{}\",{}", frame.kind.name(), &frame.body[1..]).into()),
+                None => {
+                    let _ = socket.send(Message::Close(None)).await;
+                    return;
+                }
+            },
+            _ = ping.tick() => Message::Ping(Default::default()),
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+                Some(Ok(_)) => continue,
+            },
+        };
+        if socket.send(outgoing).await.is_err() {
+            return;
+        }
+    }
+}
