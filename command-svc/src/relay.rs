@@ -20,8 +20,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream;
+use async_nats::jetstream::context::PublishErrorKind;
 use platform::jetstream::{LogStream, POSITION_HEADER};
 use sqlx::Connection as _;
 use sqlx::postgres::PgListener;

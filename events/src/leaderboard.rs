@@ -285,11 +285,8 @@ mod tests {
     #[test]
     fn on_equal_score_whoever_reached_it_first_ranks_higher() {
         // Given bob reached 20 at position 2 and alice reached 20 at position 3
-        let board = board_of(&[
-            awarded(1, "alice", 10, None),
-            awarded(2, "bob", 20, None),
-            awarded(3, "alice", 10, None),
-        ]);
+        let board =
+            board_of(&[awarded(1, "alice", 10, None), awarded(2, "bob", 20, None), awarded(3, "alice", 10, None)]);
         // Then bob ranks first although alice started first
         assert_eq!(order(&board), [(1, "bob".into(), 20), (2, "alice".into(), 20)]);
         assert_eq!(board.ranked("bob").unwrap().rank, 1);
@@ -336,7 +333,10 @@ mod tests {
         let mut standings: BTreeMap<PlayerId, Standing> =
             fold(first).into_iter().map(|s| (s.player_id.clone(), s)).collect();
         for later in fold(second) {
-            standings.entry(later.player_id.clone()).or_insert_with(|| Standing::new(later.player_id.clone())).absorb(&later);
+            standings
+                .entry(later.player_id.clone())
+                .or_insert_with(|| Standing::new(later.player_id.clone()))
+                .absorb(&later);
         }
         // Then the result is the fold of the whole log
         let absorbed = Board::from_standings(30, standings.into_values());
@@ -352,7 +352,10 @@ mod tests {
         let change = BoardChange {
             from: 2,
             to: 5,
-            standings: events[2..].iter().map(|e| whole.standing(e.event.player_id().as_str()).unwrap().clone()).collect(),
+            standings: events[2..]
+                .iter()
+                .map(|e| whole.standing(e.event.player_id().as_str()).unwrap().clone())
+                .collect(),
         };
         // When boards at 2 and at 3 apply it, both reach the whole fold
         for at in [2, 3] {

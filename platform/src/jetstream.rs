@@ -125,6 +125,7 @@ pub fn recorded_event(headers: Option<&HeaderMap>, payload: &[u8]) -> Result<Rec
     };
     let position: u64 = header(POSITION_HEADER)?.parse().map_err(|_| ForeignMessage("bad position".into()))?;
     let version: i32 = header(EVENT_VERSION_HEADER)?.parse().map_err(|_| ForeignMessage("bad version".into()))?;
-    let event = Event::decode(header(EVENT_TYPE_HEADER)?, version, payload).map_err(|e| ForeignMessage(e.to_string()))?;
+    let event =
+        Event::decode(header(EVENT_TYPE_HEADER)?, version, payload).map_err(|e| ForeignMessage(e.to_string()))?;
     Ok(RecordedEvent { position, event })
 }

@@ -40,7 +40,8 @@ pub async fn replay(log: &PgEventLog, position: u64) -> Result<Board, StoreError
             break;
         }
         for stored in page.iter().take_while(|e| e.position <= position) {
-            let recorded = stored.decode().map_err(|source| StoreError::Corrupt { position: stored.position, source })?;
+            let recorded =
+                stored.decode().map_err(|source| StoreError::Corrupt { position: stored.position, source })?;
             board.apply(&recorded);
         }
         if page.last().is_some_and(|e| e.position >= position) {

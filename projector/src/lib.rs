@@ -41,7 +41,8 @@ pub struct Config {
 
 /// Runs the projector on `listener` until `shutdown` is cancelled.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let Some(pool) = platform::postgres::connect_and_migrate(&config.database, &shutdown).await.context("DATABASE_URL")?
+    let Some(pool) =
+        platform::postgres::connect_and_migrate(&config.database, &shutdown).await.context("DATABASE_URL")?
     else {
         return Ok(());
     };

@@ -49,10 +49,7 @@ async fn verify(database: DatabaseConfig) -> anyhow::Result<ExitCode> {
     let pool = store::postgres::connect_lazy(&database.database_url, 2)?;
     let report = projector::audit::verify(&PgEventLog::new(pool.clone()), &PgLeaderboard::new(pool)).await?;
     for difference in &report.differences {
-        println!(
-            "{}: read model {:?}, log {:?}",
-            difference.player_id, difference.read_model, difference.log
-        );
+        println!("{}: read model {:?}, log {:?}", difference.player_id, difference.read_model, difference.log);
     }
     println!(
         "checked {} players at position {}: {} difference(s)",

@@ -67,12 +67,18 @@ pub fn router(reader: Reader, streams: Streams, readiness: Readiness) -> Router 
         .merge(operations::router(readiness))
         .fallback(platform::problem::not_found)
         .layer(axum::middleware::from_fn(operations::track_http))
-        .layer(CorsLayer::new().allow_origin(Any).allow_methods([Method::GET]).allow_headers([HeaderName::from_static("last-event-id")]))
+        .layer(
+            CorsLayer::new()
+                .allow_origin(Any)
+                .allow_methods([Method::GET])
+                .allow_headers([HeaderName::from_static("last-event-id")]),
+        )
 }
 
 /// Runs query-svc on `listener` until `shutdown` is cancelled.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let Some(pool) = platform::postgres::connect_and_migrate(&config.database, &shutdown).await.context("DATABASE_URL")?
+    let Some(pool) =
+        platform::postgres::connect_and_migrate(&config.database, &shutdown).await.context("DATABASE_URL")?
     else {
         return Ok(());
     };
@@ -100,8 +106,11 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
                 async move { platform::jetstream::is_connected(&nats) }
             }
         });
-    let reader =
-        Reader { live: live.clone(), log: PgEventLog::new(pool), read_your_writes_timeout: config.read_your_writes_timeout };
+    let reader = Reader {
+        live: live.clone(),
+        log: PgEventLog::new(pool),
+        read_your_writes_timeout: config.read_your_writes_timeout,
+    };
     let streams = Streams { live, heartbeat: config.stream_heartbeat, shutdown: shutdown.clone() };
     let app = router(reader, streams, readiness);
 

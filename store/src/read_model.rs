@@ -81,12 +81,11 @@ impl PgLeaderboard {
         events.dedup_by_key(|e| e.position);
 
         let mut tx = self.pool.begin().await?;
-        let from: i64 = sqlx::query_scalar(
-            "SELECT position FROM projection_checkpoints WHERE projection = $1 FOR UPDATE",
-        )
-        .bind(PROJECTION)
-        .fetch_one(&mut *tx)
-        .await?;
+        let from: i64 =
+            sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE projection = $1 FOR UPDATE")
+                .bind(PROJECTION)
+                .fetch_one(&mut *tx)
+                .await?;
         let from = u64::try_from(from).unwrap_or(0);
         let skipped = events.iter().take_while(|e| e.position <= from).count();
         let run: Vec<&RecordedEvent> = events[skipped..]
@@ -137,7 +136,9 @@ impl PgLeaderboard {
             .fetch_one(&mut *tx)
             .await?;
         let rows: Vec<StandingRow> =
-            sqlx::query_as("SELECT player_id, display_name, score, reached_at FROM leaderboard").fetch_all(&mut *tx).await?;
+            sqlx::query_as("SELECT player_id, display_name, score, reached_at FROM leaderboard")
+                .fetch_all(&mut *tx)
+                .await?;
         tx.commit().await?;
         let standings = rows.into_iter().map(Standing::try_from).collect::<Result<Vec<_>, _>>()?;
         Ok(Board::from_standings(u64::try_from(position).unwrap_or(0), standings))

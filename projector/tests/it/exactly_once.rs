@@ -24,10 +24,7 @@ async fn every_total_is_exact_after_the_projector_is_killed_mid_stream() {
             })
         })
         .collect();
-    testkit::eventually(Duration::from_secs(20), || async {
-        (write.checkpoint().await >= 150).then_some(())
-    })
-    .await;
+    testkit::eventually(Duration::from_secs(20), || async { (write.checkpoint().await >= 150).then_some(()) }).await;
 
     projector.signal("KILL");
     assert!(!projector.wait(Duration::from_secs(5)).await, "killed, not exited");

@@ -45,8 +45,12 @@ impl WritePath {
     }
 
     pub async fn projector_process(&self) -> Process {
-        Process::start(env!("CARGO_BIN_EXE_projector"), &testkit::settings(&self.db.url, &self.stream), "PROJECTOR_ADDR")
-            .await
+        Process::start(
+            env!("CARGO_BIN_EXE_projector"),
+            &testkit::settings(&self.db.url, &self.stream),
+            "PROJECTOR_ADDR",
+        )
+        .await
     }
 
     pub async fn log_head(&self) -> u64 {
