@@ -1,0 +1,6 @@
+//! query-svc with the whole system behind it: real PostgreSQL, real NATS JetStream, real sockets.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod reads;
+mod streams;
+mod support;

@@ -1,0 +1,206 @@
+//! Live streams over real sockets: SSE and WebSocket.
+
+use std::time::Duration;
+
+use events::{BoardChange, Standing};
+use futures::{SinkExt as _, StreamExt as _};
+use serde_json::Value;
+use testkit::{Process, TestDb, TestStream};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use crate::support::{SseClient, Stack, ranking};
+
+#[tokio::test]
+async fn sse_sends_a_snapshot_then_an_update_per_change() {
+    let stack = Stack::start().await;
+    stack.submit("alice", "win_match").await;
+    let first = stack.submit_seen("bob", "complete_task").await;
+    let mut stream = SseClient::open(&stack.query.url, "?limit=3", None).await;
+
+    let snapshot = stream.next().await;
+    assert_eq!(snapshot.id, first);
+    assert_eq!(snapshot.event, "snapshot");
+    assert_eq!(snapshot.data["position"], snapshot.id);
+    assert_eq!(ranking(&snapshot.data), [(1, "alice".into(), 100), (2, "bob".into(), 10)]);
+
+    let position = stack.submit("bob", "find_secret").await["position"].as_u64().unwrap();
+    let update = stream.next().await;
+    assert_eq!((update.event.as_str(), update.id), ("update", position));
+    assert_eq!(ranking(&update.data), [(1, "bob".into(), 260), (2, "alice".into(), 100)]);
+    assert_eq!(update.data["total_players"], 2);
+}
+
+#[tokio::test]
+async fn sse_sends_updates_only_when_the_shown_entries_change() {
+    let stack = Stack::start().await;
+    let leader = stack.submit_seen("alice", "find_secret").await;
+    let mut top_one = SseClient::open(&stack.query.url, "?limit=1", None).await;
+    let snapshot = top_one.next().await;
+    assert_eq!((snapshot.event.as_str(), snapshot.id), ("snapshot", leader));
+
+    stack.submit("bob", "complete_task").await; // below alice: the top 1 does not change
+    assert!(top_one.next_within(Duration::from_millis(1500)).await.is_none(), "no update for an unseen change");
+
+    let overtaken = stack.submit("bob", "find_secret").await["position"].as_u64().unwrap();
+    let update = top_one.next().await;
+    assert_eq!((update.event.as_str(), update.id), ("update", overtaken));
+    assert_eq!(ranking(&update.data), [(1, "bob".into(), 260)]);
+}
+
+#[tokio::test]
+async fn sse_resumes_from_last_event_id_without_a_gap() {
+    let stack = Stack::start().await;
+    let seen = stack.submit_seen("alice", "win_match").await;
+    {
+        let mut stream = SseClient::open(&stack.query.url, "", None).await;
+        assert_eq!(stream.next().await.id, seen);
+    }
+    // Disconnected; the board moves on.
+    let missed = stack.submit_seen("bob", "find_secret").await;
+    let mut resumed = SseClient::open(&stack.query.url, "", Some(seen)).await;
+    let catch_up = resumed.next().await;
+    assert_eq!(catch_up.id, missed, "the current board at once, since it changed");
+    assert_eq!(ranking(&catch_up.data), [(1, "bob".into(), 250), (2, "alice".into(), 100)]);
+
+    // Resuming at the current position: nothing to catch up on, then the next update.
+    let mut current = SseClient::open(&stack.query.url, "", Some(missed)).await;
+    assert!(current.next_within(Duration::from_millis(800)).await.is_none());
+    let next = stack.submit("carol", "complete_task").await["position"].as_u64().unwrap();
+    assert_eq!(current.next().await.id, next);
+
+    // A client that showed a newer board (on another replica) is never shown an older one,
+    // nor the one it has: its first event is the first board after it.
+    let mut ahead = SseClient::open(&stack.query.url, "", Some(next + 1)).await;
+    assert!(ahead.next_within(Duration::from_millis(800)).await.is_none());
+    assert_eq!(stack.submit_seen("dave", "win_match").await, next + 1);
+    assert!(ahead.next_within(Duration::from_millis(800)).await.is_none(), "it already shows position {}", next + 1);
+    let newer = stack.submit("erin", "find_secret").await["position"].as_u64().unwrap();
+    let event = ahead.next().await;
+    assert_eq!(event.id, newer);
+    assert_eq!(ranking(&event.data)[..2], [(1, "bob".into(), 250), (2, "erin".into(), 250)], "tie: bob was first");
+}
+
+#[tokio::test]
+async fn websocket_sends_the_same_snapshot_and_updates() {
+    let stack = Stack::start().await;
+    let first = stack.submit_seen("alice", "win_match").await;
+    let url = format!("{}/v1/leaderboard/ws?limit=5", stack.query.url.replace("http://", "ws://"));
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let mut next_board = async || -> Value {
+        loop {
+            let message = tokio::time::timeout(Duration::from_secs(10), socket.next()).await.unwrap().unwrap().unwrap();
+            if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
+                return serde_json::from_str(&text).unwrap();
+            }
+        }
+    };
+    let snapshot = next_board().await;
+    assert_eq!(snapshot["type"], "snapshot");
+    assert_eq!(snapshot["position"], first);
+    assert_eq!(ranking(&snapshot), [(1, "alice".into(), 100)]);
+
+    let position = stack.submit("bob", "find_secret").await["position"].as_u64().unwrap();
+    let update = next_board().await;
+    assert_eq!(update["type"], "update");
+    assert_eq!(update["position"], position);
+    assert_eq!(ranking(&update), [(1, "bob".into(), 250), (2, "alice".into(), 100)]);
+    socket.send(tokio_tungstenite::tungstenite::Message::Close(None)).await.unwrap();
+}
+
+#[tokio::test]
+async fn two_replicas_deliver_the_same_updates() {
+    let stack = Stack::start().await;
+    let replica = stack.replica(&[]).await;
+    let mut streams = [
+        SseClient::open(&stack.query.url, "?limit=5", None).await,
+        SseClient::open(&replica.url, "?limit=5", None).await,
+    ];
+    for stream in &mut streams {
+        assert_eq!(stream.next().await.event, "snapshot");
+    }
+    for (player, action) in [("a", "win_match"), ("b", "find_secret"), ("a", "find_secret"), ("c", "daily_login")] {
+        let position = stack.submit(player, action).await["position"].as_u64().unwrap();
+        let first = streams[0].next().await;
+        let second = streams[1].next().await;
+        assert_eq!((first.id, second.id), (position, position));
+        assert_eq!(first.data, second.data, "both replicas show the same board");
+    }
+}
+
+#[tokio::test]
+async fn a_reader_that_stops_reading_is_disconnected_and_memory_stays_flat() {
+    let db = TestDb::new().await;
+    let stream = TestStream::new();
+    let mut settings = testkit::settings(&db.url, &stream);
+    settings.push(("STREAM_WRITE_TIMEOUT", "1s".into()));
+    let query = Process::start(env!("CARGO_BIN_EXE_query-svc"), &settings, "QUERY_ADDR").await;
+    let address = query.url.trim_start_matches("http://").to_string();
+
+    // Three clients ask for the top 100 and never read; one client reads everything.
+    let mut stalled = Vec::new();
+    for _ in 0..3 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut connection = socket.connect(address.parse().unwrap()).await.unwrap();
+        let request = format!("GET /v1/leaderboard/stream?limit=100 HTTP/1.1\r\nHost: {address}\r\n\r\n");
+        connection.write_all(request.as_bytes()).await.unwrap();
+        stalled.push(connection);
+    }
+    let mut reader = SseClient::open(&query.url, "?limit=100", None).await;
+    assert_eq!(reader.next().await.event, "snapshot");
+    let live_connections = async || -> u64 {
+        let metrics = reqwest::get(format!("{}/metrics", query.url)).await.unwrap().text().await.unwrap();
+        metrics
+            .lines()
+            .find(|l| l.starts_with("live_connections{kind=\"sse\"}"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or(0.0) as u64
+    };
+    assert_eq!(live_connections().await, 4);
+    let before = query.rss_kib();
+
+    // Changes that reshuffle the whole top 100 (about 6 KB per board sent), in rounds, until
+    // the clients that do not read have filled their buffers and been disconnected.
+    let nats = async_nats::connect(&stream.nats_url).await.unwrap();
+    let mut position = 0u64;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while live_connections().await > 1 {
+        assert!(tokio::time::Instant::now() < deadline, "clients that stop reading are disconnected");
+        for _ in 0..500 {
+            let standings = (0..100u64)
+                .map(|p| Standing {
+                    player_id: format!("player-{p:03}").parse().unwrap(),
+                    name: None,
+                    score: position * 1000 + (p * 7919 + position * 104_729) % 1000,
+                    reached_at: position + 1,
+                })
+                .collect();
+            let change = BoardChange { from: position, to: position + 1, standings };
+            nats.publish(stream.changes_subject.clone(), serde_json::to_vec(&change).unwrap().into()).await.unwrap();
+            position += 1;
+        }
+        nats.flush().await.unwrap();
+        assert_eq!(reader.until_position(position).await.id, position, "the reading client keeps up");
+    }
+
+    let grown = query.rss_kib().saturating_sub(before);
+    // Each client that does not read was offered `position` boards of ~6 KB (tens of MB);
+    // conflation keeps one board per client, and the stalled ones are gone.
+    eprintln!("{position} changes; query-svc grew by {grown} KiB");
+    assert!(position >= 1000, "{position} changes");
+    assert!(grown < 20_000, "query-svc grew by {grown} KiB for clients that do not read");
+
+    for mut connection in stalled {
+        let mut sink = vec![0u8; 1 << 16];
+        let closed = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                match connection.read(&mut sink).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "a client that stops reading is disconnected");
+    }
+}

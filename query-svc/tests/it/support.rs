@@ -1,0 +1,159 @@
+//! The whole system in one test process, and clients for its live streams.
+
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use serde_json::Value;
+use testkit::{InProcess, TestDb, TestStream};
+
+/// command-svc, projector and query-svc on a fresh database and stream.
+pub struct Stack {
+    pub db: TestDb,
+    pub stream: TestStream,
+    pub command: InProcess,
+    pub projector: Option<InProcess>,
+    pub query: InProcess,
+    pub client: reqwest::Client,
+}
+
+impl Stack {
+    pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// The stack, with `query_extra` flags for query-svc.
+    pub async fn start_with(query_extra: &[&str]) -> Self {
+        let db = TestDb::new().await;
+        let stream = TestStream::new();
+        let command: command_svc::Config = testkit::config(&testkit::command_settings(&db.url, &stream), &[]);
+        let command = InProcess::start(|listener, stop| command_svc::run(command, listener, stop)).await;
+        let projector = Some(start_projector(&db, &stream, &[]).await);
+        let query = start_query(&db, &stream, query_extra).await;
+        Self { db, stream, command, projector, query, client: reqwest::Client::new() }
+    }
+
+    /// Another query-svc replica on the same database and subjects.
+    pub async fn replica(&self, extra: &[&str]) -> InProcess {
+        start_query(&self.db, &self.stream, extra).await
+    }
+
+    /// Submits an action; returns command-svc's `201` body.
+    pub async fn submit(&self, player: &str, action: &str) -> Value {
+        let mut claims = testkit::claims(player, action);
+        claims.name = Some(format!("Player {player}").parse().unwrap());
+        let response = self
+            .client
+            .post(format!("{}/v1/actions", self.command.url))
+            .json(&serde_json::json!({ "token": testkit::sign(&claims) }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        response.json().await.unwrap()
+    }
+
+    /// Submits an action and waits until query-svc shows it; returns its position.
+    pub async fn submit_seen(&self, player: &str, action: &str) -> u64 {
+        let position = self.submit(player, action).await["position"].as_u64().unwrap();
+        let (status, _) = self.get(&format!("/v1/leaderboard?min_position={position}")).await;
+        assert_eq!(status, 200);
+        position
+    }
+
+    /// `GET` on query-svc: status and JSON body.
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        get(&self.client, &self.query.url, path).await
+    }
+}
+
+pub async fn get(client: &reqwest::Client, base: &str, path: &str) -> (u16, Value) {
+    let response = client.get(format!("{base}{path}")).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+pub async fn start_projector(db: &TestDb, stream: &TestStream, extra: &[&str]) -> InProcess {
+    let config: projector::Config = testkit::config(&testkit::settings(&db.url, stream), extra);
+    InProcess::start(|listener, stop| projector::run(config, listener, stop)).await
+}
+
+pub async fn start_query(db: &TestDb, stream: &TestStream, extra: &[&str]) -> InProcess {
+    let config: query_svc::Config = testkit::config(&testkit::settings(&db.url, stream), extra);
+    InProcess::start(|listener, stop| query_svc::run(config, listener, stop)).await
+}
+
+/// One Server-Sent Event.
+#[derive(Debug, Clone)]
+pub struct SseEvent {
+    pub event: String,
+    pub id: u64,
+    pub data: Value,
+}
+
+/// A client of `GET /v1/leaderboard/stream` over a real socket.
+pub struct SseClient {
+    body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    buffer: String,
+}
+
+impl SseClient {
+    pub async fn open(base: &str, query: &str, last_event_id: Option<u64>) -> Self {
+        let mut request = reqwest::Client::new().get(format!("{base}/v1/leaderboard/stream{query}"));
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id.to_string());
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        Self { body: response.bytes_stream().boxed(), buffer: String::new() }
+    }
+
+    /// The next event within `within`, skipping heartbeats; `None` if none came.
+    pub async fn next_within(&mut self, within: Duration) -> Option<SseEvent> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let frame: String = self.buffer.drain(..end + 2).collect();
+                let field = |name: &str| {
+                    frame.lines().find_map(|line| line.strip_prefix(name)).map(|v| v.trim_start().to_string())
+                };
+                if let (Some(event), Some(id), Some(data)) = (field("event:"), field("id:"), field("data:")) {
+                    return Some(SseEvent {
+                        event,
+                        id: id.parse().unwrap(),
+                        data: serde_json::from_str(&data).unwrap(),
+                    });
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.body.next()).await.ok()??;
+            self.buffer.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
+        }
+    }
+
+    pub async fn next(&mut self) -> SseEvent {
+        self.next_within(Duration::from_secs(10)).await.expect("an event within 10 s")
+    }
+
+    /// Reads events until one at `position` or later arrives.
+    pub async fn until_position(&mut self, position: u64) -> SseEvent {
+        loop {
+            let event = self.next().await;
+            if event.id >= position {
+                return event;
+            }
+        }
+    }
+}
+
+/// `(rank, player, score)` of each entry of a board body.
+pub fn ranking(body: &Value) -> Vec<(u64, String, u64)> {
+    body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (e["rank"].as_u64().unwrap(), e["player_id"].as_str().unwrap().to_string(), e["score"].as_u64().unwrap())
+        })
+        .collect()
+}
