@@ -1,6 +1,5 @@
 //! `POST /v1/actions`: a signed action token in, a durable `ScoreAwarded` event out.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use events::{ActionCatalog, AwardError, KeySet, RecordedEvent, TokenError, TokenPolicy};
 use platform::Problem;
+use platform::listener::ClientAddr;
 use serde::{Deserialize, Serialize};
 use store::{AppendOutcome, NewEvent};
 use time::OffsetDateTime;
@@ -167,7 +167,7 @@ impl IntoResponse for ActionError {
 /// `POST /v1/actions`.
 pub async fn submit_action(
     State(desk): State<ActionDesk>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    ConnectInfo(ClientAddr(client)): ConnectInfo<ClientAddr>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<ActionAccepted>), ActionError> {
     let outcome = accept(&desk, client, body).await;
@@ -182,7 +182,7 @@ pub async fn submit_action(
 
 async fn accept(
     desk: &ActionDesk,
-    client: SocketAddr,
+    client: std::net::SocketAddr,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<ActionAccepted>), ActionError> {
     desk.limits.check_address(client.ip()).map_err(ActionError::RateLimited)?;

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use store::{AppendOutcome, NewEvent, PgEventLog};
+use store::{AppendOutcome, EventStore, NewEvent};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -39,8 +39,8 @@ pub struct Appender {
 impl Appender {
     /// Starts the group-commit task. `committed` is notified after every commit that appended
     /// something (the relay waits on it).
-    pub fn spawn(
-        log: PgEventLog,
+    pub fn spawn<S: EventStore>(
+        log: S,
         batch_max: usize,
         timeout: Duration,
         committed: Arc<Notify>,
@@ -59,8 +59,8 @@ impl Appender {
     }
 }
 
-async fn commit_batches(
-    log: PgEventLog,
+async fn commit_batches<S: EventStore>(
+    log: S,
     mut requests: mpsc::Receiver<Pending>,
     batch_max: usize,
     timeout: Duration,

@@ -22,13 +22,24 @@ pub struct Config {
     /// The JetStream copy of the log.
     #[command(flatten)]
     pub nats: NatsConfig,
-    /// Token keys, catalog and time rules.
+    /// Trusted signing keys: `kid=secret,kid2=secret2` (each secret at least 32 bytes).
+    #[arg(long, env = "ACTION_KEYS", hide_env_values = true, value_parser = parse_keys)]
+    pub action_keys: KeySet,
+    /// Catalog and time rules.
     #[command(flatten)]
-    pub tokens: TokenConfig,
+    pub tokens: TokenRules,
     /// Admission limits.
     #[command(flatten)]
     pub limits: LimitConfig,
-    /// Group commit: the most events appended in one transaction.
+    /// Group commit.
+    #[command(flatten)]
+    pub append: AppendConfig,
+}
+
+/// Group commit settings.
+#[derive(Debug, Clone, Args)]
+pub struct AppendConfig {
+    /// The most events appended in one transaction.
     #[arg(long, env = "APPEND_BATCH_MAX", default_value_t = 1000)]
     pub append_batch_max: usize,
     /// How long one append transaction may take before its requests are answered 503.
@@ -36,12 +47,9 @@ pub struct Config {
     pub append_timeout: Duration,
 }
 
-/// How action tokens are verified and what they are worth.
+/// What action tokens are worth and when they are valid.
 #[derive(Debug, Clone, Args)]
-pub struct TokenConfig {
-    /// Trusted signing keys: `kid=secret,kid2=secret2` (each secret at least 32 bytes).
-    #[arg(long, env = "ACTION_KEYS", hide_env_values = true, value_parser = parse_keys)]
-    pub action_keys: KeySet,
+pub struct TokenRules {
     /// TOML file with an `[actions]` table of `name = points`; the shipped example when unset.
     #[arg(long, env = "ACTION_CATALOG")]
     pub action_catalog: Option<PathBuf>,
@@ -53,7 +61,7 @@ pub struct TokenConfig {
     pub token_max_lifetime: Duration,
 }
 
-impl TokenConfig {
+impl TokenRules {
     /// The configured catalog, or the shipped example.
     pub fn catalog(&self) -> Result<ActionCatalog, CatalogError> {
         match &self.action_catalog {
@@ -69,7 +77,8 @@ impl TokenConfig {
     }
 }
 
-fn parse_keys(spec: &str) -> Result<KeySet, String> {
+/// Reads `ACTION_KEYS` for clap.
+pub fn parse_keys(spec: &str) -> Result<KeySet, String> {
     KeySet::parse(spec).map_err(|e| e.to_string())
 }
 

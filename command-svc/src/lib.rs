@@ -1,8 +1,9 @@
-//! command-svc: verifies action tokens, appends `ScoreAwarded` events to the PostgreSQL event
-//! log in group commits, and relays the log to JetStream.
+//! command-svc: verifies action tokens, appends `ScoreAwarded` events to the event log in
+//! group commits, and relays the log to JetStream.
 //!
-//! `run` is the whole service; `main` only parses configuration and calls it, so tests run the
-//! same code in process.
+//! [`command_side`] builds the action endpoint over any [`EventStore`]; [`run`] is the
+//! distributed service (PostgreSQL and JetStream); `main` only parses configuration and calls
+//! it, so tests run the same code in process.
 
 pub mod api;
 pub mod append;
@@ -11,48 +12,90 @@ pub mod limits;
 pub mod mint;
 pub mod relay;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{Method, header};
 use axum::routing::post;
+use events::KeySet;
 use platform::operations::{self, Readiness};
-use store::PgEventLog;
+use store::{EventStore, PgEventLog};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tower_http::cors::{Any, CorsLayer};
 
 pub use api::{ActionAccepted, ActionDesk};
-pub use config::{Config, TokenConfig};
+pub use config::{AppendConfig, Config, LimitConfig, TokenRules};
 
 use crate::append::Appender;
 use crate::limits::RateLimits;
 use crate::relay::Relay;
 
-/// The routes of command-svc: `POST /v1/actions` and the operations endpoints.
-///
-/// Serve it with `into_make_service_with_connect_info::<SocketAddr>()`: rate limits key on
-/// the client's address.
-pub fn router(desk: ActionDesk, body_limit: usize, readiness: Readiness) -> Router {
+/// How long a write may stall before the client is disconnected.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `POST /v1/actions`, served by `desk`.
+pub fn routes(desk: ActionDesk, body_limit: usize) -> Router {
     Router::new()
         .route("/v1/actions", post(api::submit_action))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(desk)
-        .merge(operations::router(readiness))
-        .fallback(platform::problem::not_found)
-        .layer(axum::middleware::from_fn(operations::track_http))
-        // Tokens are the credential, not cookies: any origin may submit.
-        .layer(
-            CorsLayer::new()
-                .allow_origin(Any)
-                .allow_methods([Method::GET, Method::POST])
-                .allow_headers([header::CONTENT_TYPE]),
-        )
+}
+
+/// The tasks behind the action endpoint, to be finished after HTTP stopped.
+pub struct Background {
+    group_commit: JoinHandle<()>,
+    housekeeping: JoinHandle<()>,
+    relay: Option<(CancellationToken, JoinHandle<()>)>,
+}
+
+impl Background {
+    /// Adds the relay that publishes the log to JetStream.
+    pub fn with_relay(mut self, relay: Relay) -> Self {
+        let stop = CancellationToken::new();
+        self.relay = Some((stop.clone(), tokio::spawn(relay.run(stop))));
+        self
+    }
+
+    /// Waits for the group commit to drain (every handle of its desk must be dropped, i.e. the
+    /// router stopped serving), then gives the relay its last chance to publish.
+    pub async fn finish(self) -> anyhow::Result<()> {
+        self.group_commit.await.context("group commit task")?;
+        self.housekeeping.await.context("housekeeping task")?;
+        if let Some((stop, relay)) = self.relay {
+            stop.cancel();
+            relay.await.context("relay task")?;
+        }
+        Ok(())
+    }
+}
+
+/// The action desk over `log`: its routes and the tasks behind them. `committed` is notified
+/// after each commit that appended something.
+pub fn command_side<S: EventStore>(
+    log: S,
+    keys: KeySet,
+    tokens: &TokenRules,
+    limits: &LimitConfig,
+    append: &AppendConfig,
+    committed: Arc<Notify>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<(Router, Background)> {
+    let catalog = tokens.catalog().context("loading the action catalog")?;
+    let (appender, group_commit) = Appender::spawn(log, append.append_batch_max, append.append_timeout, committed);
+    let rate_limits = RateLimits::new(limits.rate_limit_per_address, limits.rate_limit_per_player);
+    let housekeeping = tokio::spawn(forget_idle_clients(rate_limits.clone(), shutdown.clone()));
+    let desk = ActionDesk {
+        keys: Arc::new(keys),
+        policy: tokens.policy(),
+        catalog: Arc::new(catalog),
+        limits: rate_limits,
+        appender,
+    };
+    Ok((routes(desk, limits.body_limit_bytes), Background { group_commit, housekeeping, relay: None }))
 }
 
 /// Runs command-svc on `listener` until `shutdown` is cancelled.
@@ -60,7 +103,6 @@ pub fn router(desk: ActionDesk, body_limit: usize, readiness: Readiness) -> Rout
 /// Shutdown order: stop accepting connections and answer every request already accepted;
 /// let the group-commit task drain; then give the relay a last chance to publish; exit.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let catalog = config.tokens.catalog().context("loading the action catalog")?;
     let Some(pool) =
         platform::postgres::connect_and_migrate(&config.database, &shutdown).await.context("DATABASE_URL")?
     else {
@@ -68,43 +110,28 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     };
     let log = PgEventLog::new(pool);
     let nats = platform::jetstream::connect(&config.nats.nats_url, "command-svc").await.context("NATS_URL")?;
-
     let committed = Arc::new(Notify::new());
-    let (appender, group_commit) =
-        Appender::spawn(log.clone(), config.append_batch_max, config.append_timeout, committed.clone());
-    let relay_stop = CancellationToken::new();
-    let relay = Relay::new(log.clone(), async_nats::jetstream::new(nats.clone()), config.nats.log_stream(), committed);
-    let relay = tokio::spawn(relay.run(relay_stop.clone()));
-
-    let limits = RateLimits::new(config.limits.rate_limit_per_address, config.limits.rate_limit_per_player);
-    let housekeeping = tokio::spawn(forget_idle_clients(limits.clone(), shutdown.clone()));
-    let desk = ActionDesk {
-        keys: Arc::new(config.tokens.action_keys.clone()),
-        policy: config.tokens.policy(),
-        catalog: Arc::new(catalog),
-        limits,
-        appender,
-    };
-    // NATS is reported but does not gate readiness: actions are accepted while it is down.
-    let readiness = Readiness::default().with("postgres", {
-        let log = log.clone();
-        move || {
-            let log = log.clone();
-            async move { log.ping().await.map_err(|e| e.to_string()) }
-        }
-    });
-    let app = router(desk, config.limits.body_limit_bytes, readiness);
+    let (routes, background) = command_side(
+        log.clone(),
+        config.action_keys,
+        &config.tokens,
+        &config.limits,
+        &config.append,
+        committed.clone(),
+        &shutdown,
+    )?;
+    let relay =
+        Relay::new(log.clone(), async_nats::jetstream::new(nats.clone()), config.nats.subjects.log_stream(), committed);
+    let background = background.with_relay(relay);
+    // NATS is not a readiness check: actions are accepted while it is down.
+    let readiness = Readiness::default().with_store("postgres", log);
 
     tracing::info!(addr = %listener.local_addr()?, "command-svc listening");
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+    platform::serve(listener, operations::service(routes, readiness), WRITE_TIMEOUT, shutdown)
         .await
         .context("serving HTTP")?;
     tracing::info!("stopped accepting; draining the group commit");
-    group_commit.await.context("group commit task")?;
-    relay_stop.cancel();
-    relay.await.context("relay task")?;
-    housekeeping.await.context("housekeeping task")?;
+    background.finish().await?;
     nats.drain().await.ok();
     tracing::info!("command-svc stopped");
     Ok(())

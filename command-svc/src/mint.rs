@@ -8,7 +8,7 @@ use platform::config::parse_duration;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::config::TokenConfig;
+use crate::config::TokenRules;
 
 /// Mints an action token with a configured key.
 #[derive(Debug, Clone, Args)]
@@ -31,9 +31,12 @@ pub struct MintArgs {
     /// The action id (`jti`); a fresh UUIDv7 when left out.
     #[arg(long)]
     pub jti: Option<Uuid>,
-    /// Keys and catalog, as the service reads them.
+    /// The keys to sign with: `kid=secret,kid2=secret2`, as the service reads them.
+    #[arg(long, env = "ACTION_KEYS", hide_env_values = true, value_parser = crate::config::parse_keys)]
+    pub action_keys: events::KeySet,
+    /// Catalog and lifetime rules, as the service reads them.
     #[command(flatten)]
-    pub tokens: TokenConfig,
+    pub tokens: TokenRules,
 }
 
 /// Why no token was minted.
@@ -55,7 +58,7 @@ pub enum MintError {
 
 /// Mints the token `args` describe, issued now.
 pub fn mint_token(args: &MintArgs) -> Result<String, MintError> {
-    let keys = &args.tokens.action_keys;
+    let keys = &args.action_keys;
     let kid = match &args.kid {
         Some(kid) => kid.clone(),
         None => {

@@ -25,7 +25,7 @@ use async_nats::jetstream::context::PublishErrorKind;
 use platform::jetstream::{LogStream, POSITION_HEADER};
 use sqlx::Connection as _;
 use sqlx::postgres::PgListener;
-use store::{PgEventLog, StoreError};
+use store::{EventStore, PgEventLog, StoreError};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 

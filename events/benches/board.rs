@@ -55,8 +55,7 @@ fn main() {
     let players: u64 = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(1_000_000);
     let mut random = Random(42);
     let started = Instant::now();
-    let mut board =
-        Board::from_standings(players, (0..players).map(|p| standing(p, random.below(10_000_000), p + 1)));
+    let mut board = Board::from_standings(players, (0..players).map(|p| standing(p, random.below(10_000_000), p + 1)));
     println!("board of {players} players built in {:.2} s\n", started.elapsed().as_secs_f64());
     println!("| operation | samples | ops/s | p50 µs | p99 µs | max µs |");
     println!("|---|---|---|---|---|---|");

@@ -15,12 +15,20 @@ pub struct DatabaseConfig {
     pub database_max_connections: u32,
 }
 
-/// Where the JetStream copy of the log lives.
+/// The NATS server, and the names used on it.
 #[derive(Debug, Clone, Args)]
 pub struct NatsConfig {
     /// NATS server URL.
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
+    /// Stream and subjects.
+    #[command(flatten)]
+    pub subjects: SubjectConfig,
+}
+
+/// The JetStream stream that copies the log, and the subjects Scoreboard uses.
+#[derive(Debug, Clone, Args)]
+pub struct SubjectConfig {
     /// Name of the JetStream stream that holds the copy of the event log.
     #[arg(long, env = "NATS_STREAM", default_value = "SCOREBOARD_EVENTS")]
     pub nats_stream: String,
@@ -32,7 +40,7 @@ pub struct NatsConfig {
     pub nats_changes_subject: String,
 }
 
-impl NatsConfig {
+impl SubjectConfig {
     /// The stream definition these settings describe.
     pub fn log_stream(&self) -> crate::jetstream::LogStream {
         crate::jetstream::LogStream::new(&self.nats_stream, &self.nats_subject_prefix)

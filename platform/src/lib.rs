@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod jetstream;
+pub mod listener;
 pub mod operations;
 pub mod postgres;
 pub mod problem;
@@ -11,3 +12,21 @@ pub mod shutdown;
 pub mod telemetry;
 
 pub use problem::Problem;
+
+/// Serves `app` on `listener` until `shutdown`, then waits for the requests in flight.
+///
+/// Every connection gets `write_timeout` (see [`listener::StallGuard`]); handlers can extract
+/// the client's address as `ConnectInfo<listener::ClientAddr>`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    write_timeout: std::time::Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener::StallGuard::new(listener, write_timeout),
+        app.into_make_service_with_connect_info::<listener::ClientAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.cancelled_owned())
+    .await
+}

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderName, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -34,6 +34,22 @@ impl Readiness {
     {
         self.checks.push((name, Arc::new(move || Box::pin(check()))));
         self
+    }
+
+    /// Adds a check that `store` answers.
+    pub fn with_store<S: store::EventStore>(self, name: &'static str, store: S) -> Self {
+        self.with(name, move || {
+            let store = store.clone();
+            async move { store.ping().await.map_err(|e| e.to_string()) }
+        })
+    }
+
+    /// Adds a check that the NATS client is connected.
+    pub fn with_nats(self, client: async_nats::Client) -> Self {
+        self.with("nats", move || {
+            let state = crate::jetstream::is_connected(&client);
+            async move { state }
+        })
     }
 
     async fn run(&self) -> (bool, serde_json::Map<String, serde_json::Value>) {
@@ -92,6 +108,21 @@ async fn readyz(State(readiness): State<Arc<Readiness>>) -> Response {
             .join("; ");
         Problem::unavailable(detail).into_response()
     }
+}
+
+/// A service's whole router: its `routes`, the operations endpoints, a problem-document
+/// fallback, request metrics, and CORS open to any origin (action tokens are the credential,
+/// there are no cookies).
+pub fn service(routes: Router, readiness: Readiness) -> Router {
+    let cors = tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::Any)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::CONTENT_TYPE, HeaderName::from_static("last-event-id")]);
+    routes
+        .merge(router(readiness))
+        .fallback(crate::problem::not_found)
+        .layer(axum::middleware::from_fn(track_http))
+        .layer(cors)
 }
 
 /// Middleware recording `http_requests_total` and `http_request_duration_seconds` by route,

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use events::{Board, Standing};
-use store::{PgEventLog, PgLeaderboard, StoreError};
+use store::{EventStore, LeaderboardStore, StoreError};
 
 /// Events read from the log per query while replaying.
 const PAGE: u32 = 5000;
@@ -32,7 +32,7 @@ pub struct Report {
 }
 
 /// Replays the log into a board, up to and including `position`.
-pub async fn replay(log: &PgEventLog, position: u64) -> Result<Board, StoreError> {
+pub async fn replay<S: EventStore>(log: &S, position: u64) -> Result<Board, StoreError> {
     let mut board = Board::new();
     while board.position() < position {
         let page = log.read_after(board.position(), PAGE).await?;
@@ -52,7 +52,7 @@ pub async fn replay(log: &PgEventLog, position: u64) -> Result<Board, StoreError
 }
 
 /// Compares the read model with the fold of the log up to the read model's checkpoint.
-pub async fn verify(log: &PgEventLog, read_model: &PgLeaderboard) -> Result<Report, StoreError> {
+pub async fn verify<S: EventStore, R: LeaderboardStore>(log: &S, read_model: &R) -> Result<Report, StoreError> {
     let projected = read_model.load().await?;
     let replayed = replay(log, projected.position()).await?;
     let players: BTreeSet<String> = projected

@@ -1,7 +1,11 @@
-//! projector: folds the JetStream copy of the event log into the leaderboard read model in
-//! PostgreSQL, exactly once, and tells the query services what changed.
+//! projector: folds the event log into the leaderboard read model, exactly once, and tells the
+//! query side what changed. In the distributed deployment it consumes the JetStream copy of the
+//! log ([`projection`]); in the all-in-one binary's embedded mode it follows the log directly
+//! ([`follow`]).
 
+pub mod announce;
 pub mod audit;
+pub mod follow;
 pub mod projection;
 
 use std::time::Duration;
@@ -9,11 +13,14 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Router;
 use clap::Args;
+use events::{BoardChange, RecordedEvent};
 use platform::config::{DatabaseConfig, NatsConfig, parse_duration};
 use platform::operations::{self, Readiness};
+use store::{Applied, LeaderboardStore, PgEventLog, StoreError};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::announce::Announcer;
 use crate::projection::{Projection, Settings};
 
 /// Everything `projector` needs.
@@ -28,6 +35,14 @@ pub struct Config {
     /// The stream to consume and the subject to announce changes on.
     #[command(flatten)]
     pub nats: NatsConfig,
+    /// Batching and redelivery.
+    #[command(flatten)]
+    pub projection: ProjectionConfig,
+}
+
+/// How the projector folds.
+#[derive(Debug, Clone, Args)]
+pub struct ProjectionConfig {
     /// Name of the durable JetStream consumer.
     #[arg(long, env = "PROJECTOR_CONSUMER", default_value = "scoreboard-projector")]
     pub consumer: String,
@@ -39,6 +54,24 @@ pub struct Config {
     pub ack_wait: Duration,
 }
 
+/// Folds `events` into `read_model` and announces the change: the step shared by the
+/// JetStream projection and the log follower.
+pub async fn fold<R: LeaderboardStore>(
+    read_model: &R,
+    events: &[RecordedEvent],
+    announcer: &Announcer,
+) -> Result<Applied, StoreError> {
+    let applied = read_model.apply(events).await?;
+    metrics::counter!("projector_events_applied_total").increment(applied.to - applied.from);
+    metrics::counter!("projector_events_skipped_total").increment(applied.skipped as u64);
+    metrics::gauge!("projector_checkpoint").set(applied.to as f64);
+    if applied.to > applied.from {
+        let change = BoardChange { from: applied.from, to: applied.to, standings: applied.standings.clone() };
+        announcer.announce(change).await;
+    }
+    Ok(applied)
+}
+
 /// Runs the projector on `listener` until `shutdown` is cancelled.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let Some(pool) =
@@ -47,34 +80,28 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         return Ok(());
     };
     let nats = platform::jetstream::connect(&config.nats.nats_url, "projector").await.context("NATS_URL")?;
-    let settings = Settings {
-        stream: config.nats.log_stream(),
-        consumer: config.consumer.clone(),
-        batch_max: config.batch_max.max(1),
-        ack_wait: config.ack_wait,
-        changes_subject: config.nats.nats_changes_subject.clone(),
-    };
-    let projection = tokio::spawn(Projection::new(pool.clone(), nats.clone(), settings).run(shutdown.clone()));
-
-    let readiness = Readiness::default()
-        .with("postgres", move || {
-            let pool = pool.clone();
-            async move { sqlx::query("SELECT 1").execute(&pool).await.map(drop).map_err(|e| e.to_string()) }
-        })
-        .with("nats", {
-            let nats = nats.clone();
-            move || {
-                let nats = nats.clone();
-                async move { platform::jetstream::is_connected(&nats) }
-            }
-        });
-    let app = Router::new()
-        .merge(operations::router(readiness))
-        .fallback(platform::problem::not_found)
-        .layer(axum::middleware::from_fn(operations::track_http));
+    let announcer =
+        Announcer::Nats { client: nats.clone(), subject: config.nats.subjects.nats_changes_subject.clone() };
+    let projection = tokio::spawn(
+        Projection::new(pool.clone(), nats.clone(), announcer, settings(&config.nats, &config.projection))
+            .run(shutdown.clone()),
+    );
+    let readiness = Readiness::default().with_store("postgres", PgEventLog::new(pool)).with_nats(nats.clone());
     tracing::info!(addr = %listener.local_addr()?, "projector listening");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await.context("serving HTTP")?;
+    platform::serve(listener, operations::service(Router::new(), readiness), Duration::from_secs(10), shutdown)
+        .await
+        .context("serving HTTP")?;
     projection.await.context("projection task")?;
     nats.drain().await.ok();
     Ok(())
+}
+
+/// The JetStream projection's settings from the configuration.
+pub fn settings(nats: &NatsConfig, projection: &ProjectionConfig) -> Settings {
+    Settings {
+        stream: nats.subjects.log_stream(),
+        consumer: projection.consumer.clone(),
+        batch_max: projection.batch_max.max(1),
+        ack_wait: projection.ack_wait,
+    }
 }

@@ -21,8 +21,10 @@ use events::BoardChange;
 use futures::StreamExt as _;
 use platform::jetstream::LogStream;
 use sqlx::Connection as _;
-use store::{PgLeaderboard, StoreError};
+use store::{LeaderboardStore, PgLeaderboard, StoreError};
 use tokio_util::sync::CancellationToken;
+
+use crate::announce::Announcer;
 
 /// Advisory lock key that elects the one active projector per database.
 const LEADER_LOCK: i64 = 0x5C0E_B0A2_D0E1_A701;
@@ -61,8 +63,6 @@ pub struct Settings {
     pub batch_max: usize,
     /// How long JetStream waits for an acknowledgement before redelivering.
     pub ack_wait: Duration,
-    /// Where changes are announced.
-    pub changes_subject: String,
 }
 
 /// The leaderboard projection; see the module documentation.
@@ -70,13 +70,15 @@ pub struct Projection {
     read_model: PgLeaderboard,
     pool: sqlx::PgPool,
     nats: async_nats::Client,
+    announcer: Announcer,
     settings: Settings,
 }
 
 impl Projection {
-    /// A projection into the read model behind `pool`, consuming through `nats`.
-    pub fn new(pool: sqlx::PgPool, nats: async_nats::Client, settings: Settings) -> Self {
-        Self { read_model: PgLeaderboard::new(pool.clone()), pool, nats, settings }
+    /// A projection into the read model behind `pool`, consuming through `nats` and
+    /// announcing through `announcer`.
+    pub fn new(pool: sqlx::PgPool, nats: async_nats::Client, announcer: Announcer, settings: Settings) -> Self {
+        Self { read_model: PgLeaderboard::new(pool.clone()), pool, nats, announcer, settings }
     }
 
     /// Runs until `shutdown`, retrying with backoff after any error.
@@ -142,7 +144,7 @@ impl Projection {
                 () = shutdown.cancelled() => return Ok(()),
                 _ = heartbeat.tick() => {
                     leader.ping().await?;
-                    self.announce(&BoardChange { from: checkpoint, to: checkpoint, standings: Vec::new() }).await;
+                    self.announcer.announce(BoardChange { from: checkpoint, to: checkpoint, standings: Vec::new() }).await;
                 }
                 batch = batches.next() => {
                     let batch = batch.ok_or_else(|| jetstream_error("the consumer's message stream ended"))?;
@@ -168,13 +170,7 @@ impl Projection {
             }
             last = Some(message);
         }
-        let applied = self.read_model.apply(&events).await?;
-        metrics::counter!("projector_events_applied_total").increment(applied.to - applied.from);
-        metrics::counter!("projector_events_skipped_total").increment(applied.skipped as u64);
-        metrics::gauge!("projector_checkpoint").set(applied.to as f64);
-        if applied.to > applied.from {
-            self.announce(&BoardChange { from: applied.from, to: applied.to, standings: applied.standings }).await;
-        }
+        let applied = crate::fold(&self.read_model, &events, &self.announcer).await?;
         if let Some(missing) = applied.missing {
             return Err(ProjectionError::Missing(missing));
         }
@@ -188,12 +184,5 @@ impl Projection {
         metrics::histogram!("projector_batch_seconds").record(started.elapsed().as_secs_f64());
         metrics::histogram!("projector_batch_size").record(events.len() as f64);
         Ok(applied.to)
-    }
-
-    async fn announce(&self, change: &BoardChange) {
-        let payload = serde_json::to_vec(change).expect("changes always serialise");
-        if let Err(error) = self.nats.publish(self.settings.changes_subject.clone(), payload.into()).await {
-            tracing::warn!(error.message = %error, "could not announce a change; the next heartbeat will");
-        }
     }
 }

@@ -12,17 +12,17 @@ use axum::response::{IntoResponse, Response};
 use events::PlayerId;
 use platform::Problem;
 use serde::Serialize;
-use store::{PgEventLog, StoreError};
+use store::{EventStore, StoreError};
 
 use crate::live::{Entry, LiveBoard, MAX_LIMIT};
 
 /// What the read endpoints share.
 #[derive(Clone)]
-pub struct Reader {
+pub struct Reader<S> {
     /// The in-memory board.
     pub live: Arc<LiveBoard>,
     /// The event log, for the audit endpoints.
-    pub log: PgEventLog,
+    pub log: S,
     /// How long `min_position` may wait.
     pub read_your_writes_timeout: Duration,
 }
@@ -112,7 +112,7 @@ impl Params {
     }
 }
 
-impl Reader {
+impl<S> Reader<S> {
     /// Waits for read-your-writes, then checks the board is loaded at all.
     async fn ready_for(&self, min_position: Option<u64>) -> Result<(), QueryError> {
         if let Some(position) = min_position
@@ -137,8 +137,8 @@ pub struct Page {
 }
 
 /// `GET /v1/leaderboard?limit=10&offset=0&min_position=N`.
-pub async fn leaderboard(
-    State(reader): State<Reader>,
+pub async fn leaderboard<S: EventStore>(
+    State(reader): State<Reader<S>>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Json<Page>, QueryError> {
     let params = Params::from_query(query)?;
@@ -167,8 +167,8 @@ fn player_id(raw: &str) -> Result<PlayerId, QueryError> {
 }
 
 /// `GET /v1/players/{player_id}?min_position=N`.
-pub async fn player(
-    State(reader): State<Reader>,
+pub async fn player<S: EventStore>(
+    State(reader): State<Reader<S>>,
     Path(raw): Path<String>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Json<PlayerStanding>, QueryError> {
@@ -213,8 +213,8 @@ async fn event_page(
 }
 
 /// `GET /v1/events?after=<position>&limit=<n ≤ 1000>`: the global log, in order.
-pub async fn log(
-    State(reader): State<Reader>,
+pub async fn log<S: EventStore>(
+    State(reader): State<Reader<S>>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Json<EventPage>, QueryError> {
     let params = Params::from_query(query)?;
@@ -222,8 +222,8 @@ pub async fn log(
 }
 
 /// `GET /v1/players/{player_id}/events?after=<position>&limit=<n ≤ 1000>`.
-pub async fn player_log(
-    State(reader): State<Reader>,
+pub async fn player_log<S: EventStore>(
+    State(reader): State<Reader<S>>,
     Path(raw): Path<String>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Json<EventPage>, QueryError> {

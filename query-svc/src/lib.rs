@@ -1,9 +1,8 @@
 //! query-svc: serves the leaderboard, players' ranks, the audit log and live SSE and
 //! WebSocket streams. The board lives in memory, kept current from the projector's change
-//! announcements, so reads and streams never query PostgreSQL per request.
+//! announcements, so reads and streams never query the database per request.
 
 pub mod api;
-pub mod listener;
 pub mod live;
 pub mod streams;
 
@@ -12,19 +11,17 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
-use axum::http::{HeaderName, Method};
 use axum::routing::get;
 use clap::Args;
 use platform::config::{DatabaseConfig, NatsConfig, parse_duration};
 use platform::operations::{self, Readiness};
-use store::{PgEventLog, PgLeaderboard};
+use store::{EventStore, LeaderboardStore, PgEventLog, PgLeaderboard};
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tower_http::cors::{Any, CorsLayer};
 
 use crate::api::Reader;
-use crate::listener::StallGuard;
-use crate::live::LiveBoard;
+use crate::live::{ChangeFeed, LiveBoard};
 use crate::streams::Streams;
 
 /// Everything `query-svc` needs.
@@ -39,6 +36,14 @@ pub struct Config {
     /// The subject the projector announces changes on.
     #[command(flatten)]
     pub nats: NatsConfig,
+    /// Reads and streams.
+    #[command(flatten)]
+    pub reads: ReadConfig,
+}
+
+/// How reads wait and streams behave.
+#[derive(Debug, Clone, Args)]
+pub struct ReadConfig {
     /// How long `min_position` waits for the board before answering `503 projection_lagging`.
     #[arg(long, env = "READ_YOUR_WRITES_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
     pub read_your_writes_timeout: Duration,
@@ -50,29 +55,40 @@ pub struct Config {
     pub stream_write_timeout: Duration,
 }
 
-/// The routes of query-svc.
-pub fn router(reader: Reader, streams: Streams, readiness: Readiness) -> Router {
-    let reads = Router::new()
-        .route("/v1/leaderboard", get(api::leaderboard))
-        .route("/v1/players/{player_id}", get(api::player))
-        .route("/v1/events", get(api::log))
-        .route("/v1/players/{player_id}/events", get(api::player_log))
-        .with_state(reader);
-    let live = Router::new()
-        .route("/v1/leaderboard/stream", get(streams::sse))
-        .route("/v1/leaderboard/ws", get(streams::websocket))
-        .with_state(streams);
-    reads
-        .merge(live)
-        .merge(operations::router(readiness))
-        .fallback(platform::problem::not_found)
-        .layer(axum::middleware::from_fn(operations::track_http))
-        .layer(
-            CorsLayer::new()
-                .allow_origin(Any)
-                .allow_methods([Method::GET])
-                .allow_headers([HeaderName::from_static("last-event-id")]),
-        )
+/// The read side over `log` and `read_model`: its routes, the board they serve, and the task
+/// that keeps the board current from `feed`.
+pub fn query_side<S: EventStore, R: LeaderboardStore>(
+    log: S,
+    read_model: R,
+    feed: ChangeFeed,
+    reads: &ReadConfig,
+    shutdown: &CancellationToken,
+) -> (Router, Arc<LiveBoard>, JoinHandle<()>) {
+    let live = Arc::new(LiveBoard::default());
+    let keeper = tokio::spawn(live::keep_current(live.clone(), read_model, feed, shutdown.clone()));
+    let reader = Reader { live: live.clone(), log, read_your_writes_timeout: reads.read_your_writes_timeout };
+    let streams = Streams { live: live.clone(), heartbeat: reads.stream_heartbeat, shutdown: shutdown.clone() };
+    let routes = Router::new()
+        .route("/v1/leaderboard", get(api::leaderboard::<S>))
+        .route("/v1/players/{player_id}", get(api::player::<S>))
+        .route("/v1/events", get(api::log::<S>))
+        .route("/v1/players/{player_id}/events", get(api::player_log::<S>))
+        .with_state(reader)
+        .merge(
+            Router::new()
+                .route("/v1/leaderboard/stream", get(streams::sse))
+                .route("/v1/leaderboard/ws", get(streams::websocket))
+                .with_state(streams),
+        );
+    (routes, live, keeper)
+}
+
+/// Adds the check that the board has been loaded.
+pub fn board_loaded(readiness: Readiness, live: Arc<LiveBoard>) -> Readiness {
+    readiness.with("board", move || {
+        let loaded = live.is_loaded();
+        async move { if loaded { Ok(()) } else { Err("not loaded yet".to_string()) } }
+    })
 }
 
 /// Runs query-svc on `listener` until `shutdown` is cancelled.
@@ -83,40 +99,13 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         return Ok(());
     };
     let nats = platform::jetstream::connect(&config.nats.nats_url, "query-svc").await.context("NATS_URL")?;
-    let live = Arc::new(LiveBoard::default());
-    let keeper = tokio::spawn(live::keep_current(
-        live.clone(),
-        PgLeaderboard::new(pool.clone()),
-        nats.clone(),
-        config.nats.nats_changes_subject.clone(),
-        shutdown.clone(),
-    ));
-    let readiness = Readiness::default()
-        .with("board", {
-            let live = live.clone();
-            move || {
-                let loaded = live.is_loaded();
-                async move { if loaded { Ok(()) } else { Err("not loaded yet".to_string()) } }
-            }
-        })
-        .with("nats", {
-            let nats = nats.clone();
-            move || {
-                let nats = nats.clone();
-                async move { platform::jetstream::is_connected(&nats) }
-            }
-        });
-    let reader = Reader {
-        live: live.clone(),
-        log: PgEventLog::new(pool),
-        read_your_writes_timeout: config.read_your_writes_timeout,
-    };
-    let streams = Streams { live, heartbeat: config.stream_heartbeat, shutdown: shutdown.clone() };
-    let app = router(reader, streams, readiness);
+    let feed = ChangeFeed::Nats { client: nats.clone(), subject: config.nats.subjects.nats_changes_subject.clone() };
+    let (routes, live, keeper) =
+        query_side(PgEventLog::new(pool.clone()), PgLeaderboard::new(pool), feed, &config.reads, &shutdown);
+    let readiness = board_loaded(Readiness::default(), live).with_nats(nats.clone());
 
     tracing::info!(addr = %listener.local_addr()?, "query-svc listening");
-    axum::serve(StallGuard::new(listener, config.stream_write_timeout), app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
+    platform::serve(listener, operations::service(routes, readiness), config.reads.stream_write_timeout, shutdown)
         .await
         .context("serving HTTP")?;
     keeper.await.context("board keeper")?;

@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use events::{Behind, Board, BoardChange};
 use futures::StreamExt as _;
+use futures::stream::BoxStream;
 use serde::Serialize;
-use store::PgLeaderboard;
-use tokio::sync::watch;
+use store::LeaderboardStore;
+use tokio::sync::{broadcast, watch};
+use tokio_stream::wrappers::BroadcastStream;
 use tokio_util::sync::CancellationToken;
 
 /// The most entries one page or stream may show.
@@ -160,28 +162,73 @@ impl LiveBoard {
     }
 }
 
-/// Keeps `live` current until `shutdown`: loads the board, then applies each announced change,
-/// and reloads whenever a change shows that one was missed.
-pub async fn keep_current(
+/// Where a query side hears of the projector's changes.
+#[derive(Debug)]
+pub enum ChangeFeed {
+    /// A core NATS subject (between processes).
+    Nats {
+        /// The client.
+        client: async_nats::Client,
+        /// The subject.
+        subject: String,
+    },
+    /// A broadcast channel in the same process.
+    InProcess(broadcast::Receiver<BoardChange>),
+}
+
+/// What a query side hears: a change, or the news that it missed some.
+enum Heard {
+    Change(BoardChange),
+    Missed,
+}
+
+impl ChangeFeed {
+    /// Starts listening; `None` if `shutdown` fired first.
+    async fn listen(self, shutdown: &CancellationToken) -> Option<BoxStream<'static, Heard>> {
+        match self {
+            Self::InProcess(receiver) => {
+                Some(BroadcastStream::new(receiver).map(|heard| heard.map_or(Heard::Missed, Heard::Change)).boxed())
+            }
+            Self::Nats { client, subject } => loop {
+                match client.subscribe(subject.clone()).await {
+                    Ok(subscription) => {
+                        break Some(
+                            subscription
+                                .filter_map(|message| async move {
+                                    match serde_json::from_slice(&message.payload) {
+                                        Ok(change) => Some(Heard::Change(change)),
+                                        Err(error) => {
+                                            tracing::warn!(error.message = %error, "ignoring a malformed board change");
+                                            None
+                                        }
+                                    }
+                                })
+                                .boxed(),
+                        );
+                    }
+                    Err(error) => {
+                        tracing::warn!(error.message = %error, "cannot subscribe to board changes; retrying");
+                        tokio::select! {
+                            () = shutdown.cancelled() => break None,
+                            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        }
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// Keeps `live` current until `shutdown`: loads the board, then applies each change heard on
+/// `feed`, and reloads whenever a change shows that one was missed.
+pub async fn keep_current<R: LeaderboardStore>(
     live: Arc<LiveBoard>,
-    read_model: PgLeaderboard,
-    nats: async_nats::Client,
-    subject: String,
+    read_model: R,
+    feed: ChangeFeed,
     shutdown: CancellationToken,
 ) {
-    // Subscribe before loading, so that no change between the load and the first message is lost.
-    let mut changes = loop {
-        match nats.subscribe(subject.clone()).await {
-            Ok(subscription) => break subscription,
-            Err(error) => {
-                tracing::warn!(error.message = %error, "cannot subscribe to board changes; retrying");
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                }
-            }
-        }
-    };
+    // Listen before loading, so that no change between the load and the first message is lost.
+    let Some(mut changes) = feed.listen(&shutdown).await else { return };
     'reload: loop {
         let mut delay = Duration::from_millis(100);
         loop {
@@ -201,26 +248,27 @@ pub async fn keep_current(
             delay = (delay * 2).min(Duration::from_secs(5));
         }
         loop {
-            let message = tokio::select! {
+            let heard = tokio::select! {
                 () = shutdown.cancelled() => return,
-                message = changes.next() => message,
+                heard = changes.next() => heard,
             };
-            let Some(message) = message else {
-                tracing::warn!("board change subscription ended");
-                return;
-            };
-            let change: BoardChange = match serde_json::from_slice(&message.payload) {
-                Ok(change) => change,
-                Err(error) => {
-                    tracing::warn!(error.message = %error, "ignoring a malformed board change");
-                    continue;
+            match heard {
+                None => {
+                    tracing::warn!("the board change feed ended");
+                    return;
                 }
-            };
-            if let Err(behind) = live.apply(&change) {
-                tracing::info!(%behind, "missed a board change; reloading");
-                continue 'reload;
+                Some(Heard::Missed) => {
+                    tracing::info!("missed board changes; reloading");
+                    continue 'reload;
+                }
+                Some(Heard::Change(change)) => {
+                    if let Err(behind) = live.apply(&change) {
+                        tracing::info!(%behind, "missed a board change; reloading");
+                        continue 'reload;
+                    }
+                    metrics::gauge!("query_board_position").set(change.to as f64);
+                }
             }
-            metrics::gauge!("query_board_position").set(change.to as f64);
         }
     }
 }

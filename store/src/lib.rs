@@ -1,20 +1,24 @@
-//! Scoreboard's persistence: the event log (source of truth) and, beside it, the leaderboard
-//! read model with its projection checkpoint.
+//! Scoreboard's persistence: the event log (source of truth) and the leaderboard read model
+//! with its projection checkpoint, on PostgreSQL (the distributed services) or SQLite (the
+//! all-in-one binary's embedded default).
 //!
-//! The log hands out dense global positions in commit order, so that anything following it by
-//! position (the JetStream relay, the projector, an auditor) can never skip an event.
+//! Both back ends implement [`EventStore`] and [`LeaderboardStore`] and pass one conformance
+//! suite (`tests/conformance.rs`). What appending and folding mean is decided once, in `plan`;
+//! each back end only supplies the SQL of one transaction.
 
 mod error;
+mod plan;
 pub mod postgres;
-pub mod read_model;
+pub mod sqlite;
 
-use events::{DecodeError, Event, RecordedEvent};
+use events::{Board, DecodeError, DisplayName, Event, PlayerId, RecordedEvent, Standing};
+use sqlx::FromRow;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub use error::StoreError;
-pub use postgres::PgEventLog;
-pub use read_model::{Applied, PgLeaderboard};
+pub use postgres::{PgEventLog, PgLeaderboard};
+pub use sqlite::{SqliteEventLog, SqliteLeaderboard};
 
 /// An event to append, with the digest of the token claims that caused it (if any).
 #[derive(Debug, Clone)]
@@ -63,4 +67,123 @@ impl StoredEvent {
         let event = Event::decode(&self.event_type, self.event_version, self.payload.as_bytes())?;
         Ok(RecordedEvent { position: self.position, event })
     }
+
+    /// [`StoredEvent::decode`], as a store error.
+    pub fn decoded(&self) -> Result<RecordedEvent, StoreError> {
+        self.decode().map_err(|source| StoreError::Corrupt { position: self.position, source })
+    }
+}
+
+/// What one call of [`LeaderboardStore::apply`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// The checkpoint before.
+    pub from: u64,
+    /// The checkpoint after (equal to `from` when nothing new was applied).
+    pub to: u64,
+    /// The new standings of every player the applied events touched.
+    pub standings: Vec<Standing>,
+    /// Events at or below the checkpoint, skipped (redeliveries, duplicates).
+    pub skipped: usize,
+    /// Set when an event after `to + 1` arrived without `to + 1`: the events from there on
+    /// were not applied and must be delivered again in order.
+    pub missing: Option<u64>,
+}
+
+/// The event log: the source of truth.
+///
+/// Positions are dense (1, 2, 3 … without gaps) and become visible in order, so a reader
+/// following the log by position never skips an event. Each action id is recorded at most
+/// once. Nothing is ever updated or deleted.
+pub trait EventStore: Clone + Send + Sync + 'static {
+    /// Appends `batch` in one transaction and says, per event and in order, what became of it.
+    /// Durable when it returns `Ok`.
+    fn append(&self, batch: &[NewEvent]) -> impl Future<Output = Result<Vec<AppendOutcome>, StoreError>> + Send;
+
+    /// The position of the last committed event (0 for an empty log).
+    fn head(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Up to `limit` events after position `after`, in order.
+    fn read_after(&self, after: u64, limit: u32) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
+
+    /// Up to `limit` of one player's events after position `after`, in order.
+    fn read_player(
+        &self,
+        player_id: &str,
+        after: u64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
+
+    /// Checks that the database answers.
+    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The leaderboard read model: every player's standing and the checkpoint of the log position
+/// folded so far, always changed together.
+pub trait LeaderboardStore: Clone + Send + Sync + 'static {
+    /// The last log position folded in.
+    fn checkpoint(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Folds `events` exactly once: in one transaction, it skips what is at or below the
+    /// checkpoint, applies the contiguous run that follows it and moves the checkpoint to the
+    /// end of that run.
+    fn apply(&self, events: &[RecordedEvent]) -> impl Future<Output = Result<Applied, StoreError>> + Send;
+
+    /// The whole board as of its checkpoint, read from one consistent snapshot.
+    fn load(&self) -> impl Future<Output = Result<Board, StoreError>> + Send;
+}
+
+#[derive(FromRow)]
+struct EventRow {
+    position: i64,
+    event_id: Uuid,
+    event_type: String,
+    event_version: i32,
+    payload: String,
+    recorded_at: OffsetDateTime,
+}
+
+impl From<EventRow> for StoredEvent {
+    fn from(row: EventRow) -> Self {
+        Self {
+            position: from_db(row.position),
+            event_id: row.event_id,
+            event_type: row.event_type,
+            event_version: row.event_version,
+            payload: row.payload,
+            recorded_at: row.recorded_at,
+        }
+    }
+}
+
+#[derive(FromRow)]
+struct StandingRow {
+    player_id: String,
+    display_name: Option<String>,
+    score: i64,
+    reached_at: i64,
+}
+
+impl TryFrom<StandingRow> for Standing {
+    type Error = StoreError;
+
+    fn try_from(row: StandingRow) -> Result<Self, StoreError> {
+        let invalid = || StoreError::InvalidRow(format!("leaderboard row for {:?}", row.player_id));
+        Ok(Standing {
+            player_id: PlayerId::parse(row.player_id.as_str()).map_err(|_| invalid())?,
+            name: row.display_name.as_deref().map(DisplayName::parse).transpose().map_err(|_| invalid())?,
+            score: u64::try_from(row.score).map_err(|_| invalid())?,
+            reached_at: u64::try_from(row.reached_at).map_err(|_| invalid())?,
+        })
+    }
+}
+
+/// Positions and scores are `u64` in the domain and `BIGINT` / `INTEGER` (signed) in SQL;
+/// CHECK constraints keep them non-negative.
+fn from_db(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or_default()
+}
+
+fn to_db(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
 }

@@ -1,16 +1,18 @@
-//! The event log on PostgreSQL.
+//! The event log and the leaderboard read model on PostgreSQL.
 
-use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use events::RecordedEvent;
+use events::{Board, DisplayName, RecordedEvent, Standing, leaderboard};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{FromRow, Postgres, Transaction};
-use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::{AppendOutcome, NewEvent, StoreError, StoredEvent};
+use crate::plan::{self, Attempt, Originals};
+use crate::{
+    AppendOutcome, Applied, EventRow, EventStore, LeaderboardStore, NewEvent, StandingRow, StoreError, StoredEvent,
+    from_db, to_db,
+};
 
 /// The PostgreSQL schema: event log, read model, checkpoints.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations/postgres");
@@ -27,41 +29,13 @@ pub fn connect_lazy(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Err
         .connect_lazy_with(options.application_name("scoreboard")))
 }
 
-#[derive(FromRow)]
-struct EventRow {
-    position: i64,
-    event_id: Uuid,
-    event_type: String,
-    event_version: i32,
-    payload: String,
-    recorded_at: OffsetDateTime,
-}
-
-impl From<EventRow> for StoredEvent {
-    fn from(row: EventRow) -> Self {
-        Self {
-            position: position_from_db(row.position),
-            event_id: row.event_id,
-            event_type: row.event_type,
-            event_version: row.event_version,
-            payload: row.payload,
-            recorded_at: row.recorded_at,
-        }
-    }
-}
-
-fn position_from_db(position: i64) -> u64 {
-    u64::try_from(position).expect("positions are positive (CHECK constraint)")
-}
-
-fn position_to_db(position: u64) -> i64 {
-    i64::try_from(position).unwrap_or(i64::MAX)
-}
-
 const SELECT_EVENT: &str =
     "SELECT position, event_id, event_type, event_version, payload::text AS payload, recorded_at FROM events";
 
-/// The event log in PostgreSQL: appends in batches with dense positions, reads by position.
+/// The event log in PostgreSQL.
+///
+/// Positions are taken under the row lock of `event_log_head`, held until commit, so batches
+/// from any number of processes commit in position order and leave no gaps.
 #[derive(Clone, Debug)]
 pub struct PgEventLog {
     pool: PgPool,
@@ -78,83 +52,57 @@ impl PgEventLog {
         &self.pool
     }
 
-    /// Appends `batch` in one transaction and says, per event and in order, what became of it.
-    ///
-    /// Positions are taken under the lock on `event_log_head`, held until commit, so batches
-    /// from any number of processes commit in position order and leave no gaps. Whether an
-    /// action id was seen before is decided by the unique constraint on `action_id`
-    /// (`ON CONFLICT DO NOTHING`); when some rows of the batch collide, the attempt is rolled
-    /// back and repeated without them, so that the rows appended still get dense positions.
-    /// Within the batch, the first event of an action id is the candidate and later ones are
-    /// answered with it.
-    pub async fn append(&self, batch: &[NewEvent]) -> Result<Vec<AppendOutcome>, StoreError> {
-        let mut first_index: HashMap<Uuid, usize> = HashMap::new();
-        let candidates: Vec<usize> = (0..batch.len())
-            .filter(|&i| match batch[i].event.action_id() {
-                Some(action_id) => *first_index.entry(action_id).or_insert(i) == i,
-                None => true,
-            })
-            .collect();
-
-        let mut recorded_before: HashSet<Uuid> = HashSet::new();
-        loop {
-            let fresh: Vec<usize> = candidates
-                .iter()
-                .copied()
-                .filter(|&i| batch[i].event.action_id().is_none_or(|a| !recorded_before.contains(&a)))
-                .collect();
-            let mut tx = self.pool.begin().await?;
-            let head = if fresh.is_empty() { 0 } else { lock_head(&mut tx).await? };
-            let inserted = insert_at(&mut tx, head, fresh.iter().map(|&i| &batch[i])).await?;
-            if inserted.len() < fresh.len() {
-                tx.rollback().await?;
-                let inserted: HashSet<Uuid> = inserted.into_iter().flatten().collect();
-                recorded_before
-                    .extend(fresh.iter().filter_map(|&i| batch[i].event.action_id()).filter(|a| !inserted.contains(a)));
-                continue;
-            }
-            if !fresh.is_empty() {
-                advance_head(&mut tx, head + fresh.len() as u64).await?;
-            }
-            let originals = originals_of(&mut tx, &recorded_before).await?;
-            tx.commit().await?;
-            return Ok(outcomes(batch, head, &fresh, &first_index, &originals));
+    async fn attempt(&self, fresh: Vec<&NewEvent>, wanted: Vec<Uuid>) -> Result<Attempt, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let head = if fresh.is_empty() { 0 } else { lock_head(&mut tx).await? };
+        let inserted = insert_at(&mut tx, head, &fresh).await?;
+        if inserted.len() < fresh.len() {
+            tx.rollback().await?;
+            return Ok(Attempt::Collided(inserted.into_iter().flatten().collect()));
         }
+        if !fresh.is_empty() {
+            advance_head(&mut tx, head + fresh.len() as u64).await?;
+        }
+        let originals = originals_of(&mut tx, wanted).await?;
+        tx.commit().await?;
+        Ok(Attempt::Committed { head, originals })
+    }
+}
+
+impl EventStore for PgEventLog {
+    async fn append(&self, batch: &[NewEvent]) -> Result<Vec<AppendOutcome>, StoreError> {
+        plan::append_with(batch, |fresh, wanted| self.attempt(fresh, wanted)).await
     }
 
-    /// The position of the last committed event (0 for an empty log).
-    pub async fn head(&self) -> Result<u64, StoreError> {
+    async fn head(&self) -> Result<u64, StoreError> {
         let head: i64 = sqlx::query_scalar("SELECT position FROM event_log_head").fetch_one(&self.pool).await?;
-        Ok(position_from_db(head))
+        Ok(from_db(head))
     }
 
-    /// Up to `limit` events after position `after`, in order.
-    pub async fn read_after(&self, after: u64, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
+    async fn read_after(&self, after: u64, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
         let rows: Vec<EventRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "{SELECT_EVENT} WHERE position > $1 ORDER BY position LIMIT $2"
         )))
-        .bind(position_to_db(after))
+        .bind(to_db(after))
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(StoredEvent::from).collect())
     }
 
-    /// Up to `limit` of one player's events after position `after`, in order.
-    pub async fn read_player(&self, player_id: &str, after: u64, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
+    async fn read_player(&self, player_id: &str, after: u64, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
         let rows: Vec<EventRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "{SELECT_EVENT} WHERE player_id = $1 AND position > $2 ORDER BY position LIMIT $3"
         )))
         .bind(player_id)
-        .bind(position_to_db(after))
+        .bind(to_db(after))
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(StoredEvent::from).collect())
     }
 
-    /// Checks that the database answers.
-    pub async fn ping(&self) -> Result<(), StoreError> {
+    async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
@@ -163,40 +111,28 @@ impl PgEventLog {
 /// Takes the log's append lock (held until the transaction ends) and returns the head.
 async fn lock_head(tx: &mut Transaction<'_, Postgres>) -> Result<u64, StoreError> {
     let head: i64 = sqlx::query_scalar("SELECT position FROM event_log_head FOR UPDATE").fetch_one(&mut **tx).await?;
-    Ok(position_from_db(head))
+    Ok(from_db(head))
 }
 
 /// Inserts `events` at positions `head + 1 …`, skipping action ids already recorded; returns
 /// the action ids of the rows inserted (`None` for events that carry none).
-async fn insert_at<'a>(
+async fn insert_at(
     tx: &mut Transaction<'_, Postgres>,
     head: u64,
-    events: impl ExactSizeIterator<Item = &'a NewEvent>,
+    events: &[&NewEvent],
 ) -> Result<Vec<Option<Uuid>>, StoreError> {
-    let len = events.len();
-    if len == 0 {
+    if events.is_empty() {
         return Ok(Vec::new());
     }
-    let mut positions = Vec::with_capacity(len);
-    let mut event_ids = Vec::with_capacity(len);
-    let mut action_ids = Vec::with_capacity(len);
-    let mut types = Vec::with_capacity(len);
-    let mut versions = Vec::with_capacity(len);
-    let mut players = Vec::with_capacity(len);
-    let mut payloads = Vec::with_capacity(len);
-    let mut digests = Vec::with_capacity(len);
-    let mut recorded = Vec::with_capacity(len);
-    for (offset, new) in (1..).zip(events) {
-        positions.push(position_to_db(head + offset));
-        event_ids.push(new.event.event_id());
-        action_ids.push(new.event.action_id());
-        types.push(new.event.event_type());
-        versions.push(new.event.version());
-        players.push(new.event.player_id().as_str());
-        payloads.push(new.event.encode());
-        digests.push(new.claims_digest.map(|d| d.to_vec()));
-        recorded.push(new.event.recorded_at());
-    }
+    let positions: Vec<i64> = (1..=events.len() as u64).map(|offset| to_db(head + offset)).collect();
+    let event_ids: Vec<Uuid> = events.iter().map(|e| e.event.event_id()).collect();
+    let action_ids: Vec<Option<Uuid>> = events.iter().map(|e| e.event.action_id()).collect();
+    let types: Vec<&str> = events.iter().map(|e| e.event.event_type()).collect();
+    let versions: Vec<i32> = events.iter().map(|e| e.event.version()).collect();
+    let players: Vec<&str> = events.iter().map(|e| e.event.player_id().as_str()).collect();
+    let payloads: Vec<String> = events.iter().map(|e| e.event.encode()).collect();
+    let digests: Vec<Option<Vec<u8>>> = events.iter().map(|e| e.claims_digest.map(|d| d.to_vec())).collect();
+    let recorded: Vec<time::OffsetDateTime> = events.iter().map(|e| e.event.recorded_at()).collect();
     Ok(sqlx::query_scalar(
         "INSERT INTO events (position, event_id, action_id, event_type, event_version, player_id, payload, \
                              claims_digest, recorded_at) \
@@ -228,7 +164,7 @@ async fn advance_head(tx: &mut Transaction<'_, Postgres>, head: u64) -> Result<(
         "WITH advanced AS (UPDATE event_log_head SET position = $1) \
          SELECT pg_notify($2, $1::text)",
     )
-    .bind(position_to_db(head))
+    .bind(to_db(head))
     .bind(LOG_CHANNEL)
     .execute(&mut **tx)
     .await?;
@@ -243,59 +179,100 @@ struct OriginalRow {
     event: EventRow,
 }
 
-/// The event first recorded for each action id, with its claims digest.
-type Originals = HashMap<Uuid, (RecordedEvent, Option<Vec<u8>>)>;
-
-async fn originals_of(tx: &mut Transaction<'_, Postgres>, action_ids: &HashSet<Uuid>) -> Result<Originals, StoreError> {
+async fn originals_of(tx: &mut Transaction<'_, Postgres>, action_ids: Vec<Uuid>) -> Result<Originals, StoreError> {
     if action_ids.is_empty() {
-        return Ok(HashMap::new());
+        return Ok(Originals::new());
     }
-    let ids: Vec<Uuid> = action_ids.iter().copied().collect();
     let rows: Vec<OriginalRow> = sqlx::query_as(
         "SELECT action_id, claims_digest, position, event_id, event_type, event_version, payload::text AS payload, \
                 recorded_at \
          FROM events WHERE action_id = ANY($1)",
     )
-    .bind(ids)
+    .bind(action_ids)
     .fetch_all(&mut **tx)
     .await?;
     rows.into_iter()
-        .map(|row| {
-            let stored = StoredEvent::from(row.event);
-            let recorded =
-                stored.decode().map_err(|source| StoreError::Corrupt { position: stored.position, source })?;
-            Ok((row.action_id, (recorded, row.claims_digest)))
-        })
+        .map(|row| Ok((row.action_id, (StoredEvent::from(row.event).decoded()?, row.claims_digest))))
         .collect()
 }
 
-fn outcomes(
-    batch: &[NewEvent],
-    head: u64,
-    fresh: &[usize],
-    first_index: &HashMap<Uuid, usize>,
-    originals: &Originals,
-) -> Vec<AppendOutcome> {
-    let appended_at: HashMap<usize, u64> = fresh.iter().zip(head + 1..).map(|(&i, position)| (i, position)).collect();
-    let original_of = |i: usize| -> (RecordedEvent, Option<Vec<u8>>) {
-        let action_id = batch[i].event.action_id().expect("only events with an action id can repeat one");
-        let first = first_index[&action_id];
-        match appended_at.get(&first) {
-            Some(&position) => (
-                RecordedEvent { position, event: batch[first].event.clone() },
-                batch[first].claims_digest.map(|d| d.to_vec()),
-            ),
-            None => originals[&action_id].clone(),
+const PROJECTION: &str = "leaderboard";
+
+/// The leaderboard read model in PostgreSQL: one row per player, plus the checkpoint.
+#[derive(Clone, Debug)]
+pub struct PgLeaderboard {
+    pool: PgPool,
+}
+
+impl PgLeaderboard {
+    /// The read model in the database behind `pool`.
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+impl LeaderboardStore for PgLeaderboard {
+    async fn checkpoint(&self) -> Result<u64, StoreError> {
+        let position: i64 = sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE projection = $1")
+            .bind(PROJECTION)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(from_db(position))
+    }
+
+    async fn apply(&self, events: &[RecordedEvent]) -> Result<Applied, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let from: i64 =
+            sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE projection = $1 FOR UPDATE")
+                .bind(PROJECTION)
+                .fetch_one(&mut *tx)
+                .await?;
+        let from = from_db(from);
+        let split = plan::split(events, from);
+        let to = from + split.run.len() as u64;
+        if split.run.is_empty() {
+            tx.commit().await?;
+            return Ok(Applied { from, to, standings: Vec::new(), skipped: split.skipped, missing: split.missing });
         }
-    };
-    (0..batch.len())
-        .map(|i| match appended_at.get(&i) {
-            Some(&position) => AppendOutcome::Appended(RecordedEvent { position, event: batch[i].event.clone() }),
-            None => {
-                let (original, digest) = original_of(i);
-                let same_claims = digest.is_some() && digest == batch[i].claims_digest.map(|d| d.to_vec());
-                AppendOutcome::AlreadyRecorded { original, same_claims }
-            }
-        })
-        .collect()
+        let deltas = leaderboard::fold(split.run.iter().copied());
+        let rows: Vec<StandingRow> = sqlx::query_as(
+            "INSERT INTO leaderboard (player_id, display_name, score, reached_at) \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) \
+             ON CONFLICT (player_id) DO UPDATE SET \
+                 score = leaderboard.score + EXCLUDED.score, \
+                 reached_at = GREATEST(leaderboard.reached_at, EXCLUDED.reached_at), \
+                 display_name = COALESCE(EXCLUDED.display_name, leaderboard.display_name) \
+             RETURNING player_id, display_name, score, reached_at",
+        )
+        .bind(deltas.iter().map(|d| d.player_id.as_str()).collect::<Vec<_>>())
+        .bind(deltas.iter().map(|d| d.name.as_ref().map(DisplayName::as_str)).collect::<Vec<_>>())
+        .bind(deltas.iter().map(|d| to_db(d.score)).collect::<Vec<_>>())
+        .bind(deltas.iter().map(|d| to_db(d.reached_at)).collect::<Vec<_>>())
+        .fetch_all(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE projection = $1")
+            .bind(PROJECTION)
+            .bind(to_db(to))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let standings = rows.into_iter().map(Standing::try_from).collect::<Result<_, _>>()?;
+        Ok(Applied { from, to, standings, skipped: split.skipped, missing: split.missing })
+    }
+
+    async fn load(&self) -> Result<Board, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
+        let position: i64 = sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE projection = $1")
+            .bind(PROJECTION)
+            .fetch_one(&mut *tx)
+            .await?;
+        let rows: Vec<StandingRow> =
+            sqlx::query_as("SELECT player_id, display_name, score, reached_at FROM leaderboard")
+                .fetch_all(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        let standings = rows.into_iter().map(Standing::try_from).collect::<Result<Vec<_>, _>>()?;
+        Ok(Board::from_standings(from_db(position), standings))
+    }
 }

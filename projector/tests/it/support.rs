@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream;
-use store::{PgEventLog, PgLeaderboard};
+use store::{EventStore as _, LeaderboardStore as _, PgEventLog, PgLeaderboard};
 use testkit::{InProcess, Process, TestDb, TestStream};
 
 /// A command-svc (in process) on a fresh database and stream.

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use store::LeaderboardStore as _;
+
 use crate::support::{Stack, get, ranking, start_projector};
 
 #[tokio::test]

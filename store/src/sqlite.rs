@@ -1,0 +1,255 @@
+//! The event log and the leaderboard read model in one SQLite file: the all-in-one binary's
+//! embedded default.
+//!
+//! WAL mode with `synchronous = FULL`: a commit is on disk before it returns, so nothing
+//! acknowledged is lost to a `kill -9` or a power cut. One connection writes (appends and
+//! folds take turns on it, each transaction `BEGIN IMMEDIATE`); readers use a pool of their
+//! own and never block the writer.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::Duration;
+
+use events::{Board, DisplayName, RecordedEvent, Standing, leaderboard};
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{FromRow, QueryBuilder, Sqlite, Transaction};
+use uuid::Uuid;
+
+use crate::plan::{self, Attempt, Originals};
+use crate::{
+    AppendOutcome, Applied, EventRow, EventStore, LeaderboardStore, NewEvent, StandingRow, StoreError, StoredEvent,
+    from_db, to_db,
+};
+
+/// The SQLite schema: event log, read model, checkpoints.
+pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
+
+/// The file name inside the data folder.
+pub const FILE_NAME: &str = "scoreboard.db";
+
+/// Rows per `INSERT` statement (9 bound values each, well under SQLite's limit).
+const ROWS_PER_INSERT: usize = 500;
+
+const SELECT_EVENT: &str = "SELECT position, event_id, event_type, event_version, payload, recorded_at FROM events";
+
+/// The two pools on one database file.
+#[derive(Clone, Debug)]
+struct Pools {
+    write: SqlitePool,
+    read: SqlitePool,
+}
+
+/// Opens (creating it if needed) `scoreboard.db` in `folder` and applies pending migrations.
+pub async fn open(folder: &Path) -> Result<(SqliteEventLog, SqliteLeaderboard), StoreError> {
+    std::fs::create_dir_all(folder).map_err(|error| StoreError::Unavailable(sqlx::Error::Io(error)))?;
+    let options = SqliteConnectOptions::new()
+        .filename(folder.join(FILE_NAME))
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(Duration::from_secs(5));
+    let write = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
+    MIGRATOR.run(&write).await.map_err(|error| StoreError::Database(error.into()))?;
+    let read = SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await?;
+    let pools = Pools { write, read };
+    Ok((SqliteEventLog { pools: pools.clone() }, SqliteLeaderboard { pools }))
+}
+
+/// The event log in SQLite.
+#[derive(Clone, Debug)]
+pub struct SqliteEventLog {
+    pools: Pools,
+}
+
+impl SqliteEventLog {
+    async fn attempt(&self, fresh: Vec<&NewEvent>, wanted: Vec<Uuid>) -> Result<Attempt, StoreError> {
+        let mut tx = self.pools.write.begin_with("BEGIN IMMEDIATE").await?;
+        let head: i64 = sqlx::query_scalar("SELECT position FROM event_log_head").fetch_one(&mut *tx).await?;
+        let head = from_db(head);
+        let mut inserted = 0;
+        let mut inserted_ids = HashSet::new();
+        for (chunk, events) in fresh.chunks(ROWS_PER_INSERT).enumerate() {
+            let first = head + (chunk * ROWS_PER_INSERT) as u64 + 1;
+            for action_id in insert_at(&mut tx, first, events).await? {
+                inserted += 1;
+                inserted_ids.extend(action_id);
+            }
+        }
+        if inserted < fresh.len() {
+            tx.rollback().await?;
+            return Ok(Attempt::Collided(inserted_ids));
+        }
+        if !fresh.is_empty() {
+            sqlx::query("UPDATE event_log_head SET position = ?")
+                .bind(to_db(head + fresh.len() as u64))
+                .execute(&mut *tx)
+                .await?;
+        }
+        let originals = originals_of(&mut tx, wanted).await?;
+        tx.commit().await?;
+        Ok(Attempt::Committed { head, originals })
+    }
+}
+
+/// Inserts `events` at positions `first …`, skipping action ids already recorded; returns the
+/// action ids of the rows inserted (`None` for events that carry none).
+async fn insert_at(
+    tx: &mut Transaction<'_, Sqlite>,
+    first: u64,
+    events: &[&NewEvent],
+) -> Result<Vec<Option<Uuid>>, StoreError> {
+    let mut insert = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO events (position, event_id, action_id, event_type, event_version, player_id, payload, \
+                             claims_digest, recorded_at) ",
+    );
+    insert.push_values(events.iter().zip(first..), |mut row, (new, position)| {
+        row.push_bind(to_db(position))
+            .push_bind(new.event.event_id())
+            .push_bind(new.event.action_id())
+            .push_bind(new.event.event_type())
+            .push_bind(new.event.version())
+            .push_bind(new.event.player_id().to_string())
+            .push_bind(new.event.encode())
+            .push_bind(new.claims_digest.map(|d| d.to_vec()))
+            .push_bind(new.event.recorded_at());
+    });
+    insert.push(" ON CONFLICT (action_id) DO NOTHING RETURNING action_id");
+    Ok(insert.build_query_scalar().fetch_all(&mut **tx).await?)
+}
+
+#[derive(FromRow)]
+struct OriginalRow {
+    claims_digest: Option<Vec<u8>>,
+    #[sqlx(flatten)]
+    event: EventRow,
+}
+
+async fn originals_of(tx: &mut Transaction<'_, Sqlite>, action_ids: Vec<Uuid>) -> Result<Originals, StoreError> {
+    let mut originals = Originals::new();
+    for action_id in action_ids {
+        let row: OriginalRow = sqlx::query_as(
+            "SELECT claims_digest, position, event_id, event_type, event_version, payload, recorded_at \
+             FROM events WHERE action_id = ?",
+        )
+        .bind(action_id)
+        .fetch_one(&mut **tx)
+        .await?;
+        originals.insert(action_id, (StoredEvent::from(row.event).decoded()?, row.claims_digest));
+    }
+    Ok(originals)
+}
+
+impl EventStore for SqliteEventLog {
+    async fn append(&self, batch: &[NewEvent]) -> Result<Vec<AppendOutcome>, StoreError> {
+        plan::append_with(batch, |fresh, wanted| self.attempt(fresh, wanted)).await
+    }
+
+    async fn head(&self) -> Result<u64, StoreError> {
+        let head: i64 = sqlx::query_scalar("SELECT position FROM event_log_head").fetch_one(&self.pools.read).await?;
+        Ok(from_db(head))
+    }
+
+    async fn read_after(&self, after: u64, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows: Vec<EventRow> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT_EVENT} WHERE position > ? ORDER BY position LIMIT ?")))
+                .bind(to_db(after))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pools.read)
+                .await?;
+        Ok(rows.into_iter().map(StoredEvent::from).collect())
+    }
+
+    async fn read_player(&self, player_id: &str, after: u64, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows: Vec<EventRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "{SELECT_EVENT} WHERE player_id = ? AND position > ? ORDER BY position LIMIT ?"
+        )))
+        .bind(player_id)
+        .bind(to_db(after))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pools.read)
+        .await?;
+        Ok(rows.into_iter().map(StoredEvent::from).collect())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pools.read).await?;
+        Ok(())
+    }
+}
+
+const PROJECTION: &str = "leaderboard";
+
+/// The leaderboard read model in SQLite.
+#[derive(Clone, Debug)]
+pub struct SqliteLeaderboard {
+    pools: Pools,
+}
+
+impl LeaderboardStore for SqliteLeaderboard {
+    async fn checkpoint(&self) -> Result<u64, StoreError> {
+        let position: i64 = sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE projection = ?")
+            .bind(PROJECTION)
+            .fetch_one(&self.pools.read)
+            .await?;
+        Ok(from_db(position))
+    }
+
+    async fn apply(&self, events: &[RecordedEvent]) -> Result<Applied, StoreError> {
+        let mut tx = self.pools.write.begin_with("BEGIN IMMEDIATE").await?;
+        let from: i64 = sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE projection = ?")
+            .bind(PROJECTION)
+            .fetch_one(&mut *tx)
+            .await?;
+        let from = from_db(from);
+        let split = plan::split(events, from);
+        let to = from + split.run.len() as u64;
+        if split.run.is_empty() {
+            tx.commit().await?;
+            return Ok(Applied { from, to, standings: Vec::new(), skipped: split.skipped, missing: split.missing });
+        }
+        let mut standings = Vec::new();
+        for delta in leaderboard::fold(split.run.iter().copied()) {
+            let row: StandingRow = sqlx::query_as(
+                "INSERT INTO leaderboard (player_id, display_name, score, reached_at) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (player_id) DO UPDATE SET \
+                     score = score + excluded.score, \
+                     reached_at = max(reached_at, excluded.reached_at), \
+                     display_name = coalesce(excluded.display_name, display_name) \
+                 RETURNING player_id, display_name, score, reached_at",
+            )
+            .bind(delta.player_id.as_str())
+            .bind(delta.name.as_ref().map(DisplayName::as_str))
+            .bind(to_db(delta.score))
+            .bind(to_db(delta.reached_at))
+            .fetch_one(&mut *tx)
+            .await?;
+            standings.push(Standing::try_from(row)?);
+        }
+        sqlx::query(
+            "UPDATE projection_checkpoints SET position = ?, updated_at = CURRENT_TIMESTAMP WHERE projection = ?",
+        )
+        .bind(to_db(to))
+        .bind(PROJECTION)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Applied { from, to, standings, skipped: split.skipped, missing: split.missing })
+    }
+
+    async fn load(&self) -> Result<Board, StoreError> {
+        // One read transaction: WAL gives it a single snapshot for both queries.
+        let mut tx = self.pools.read.begin().await?;
+        let position: i64 = sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE projection = ?")
+            .bind(PROJECTION)
+            .fetch_one(&mut *tx)
+            .await?;
+        let rows: Vec<StandingRow> =
+            sqlx::query_as("SELECT player_id, display_name, score, reached_at FROM leaderboard")
+                .fetch_all(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        let standings = rows.into_iter().map(Standing::try_from).collect::<Result<Vec<_>, _>>()?;
+        Ok(Board::from_standings(from_db(position), standings))
+    }
+}

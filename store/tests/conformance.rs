@@ -1,0 +1,265 @@
+//! The conformance suite of the two back ends: every case runs against PostgreSQL and against
+//! SQLite, so the embedded default keeps exactly the promises of the distributed deployment.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::collections::BTreeMap;
+
+use events::{Board, Event, Points, RecordedEvent, ScoreAwarded};
+use futures::future::join_all;
+use store::{AppendOutcome, EventStore, LeaderboardStore, NewEvent};
+use uuid::Uuid;
+
+/// A database to test: open (or reopen) its stores, and run raw SQL on it.
+trait Backend {
+    type Log: EventStore;
+    type ReadModel: LeaderboardStore;
+    async fn open(&self) -> (Self::Log, Self::ReadModel);
+    async fn execute(&self, sql: &'static str) -> Result<(), String>;
+}
+
+struct Postgres(testkit::TestDb);
+
+impl Postgres {
+    async fn new() -> Self {
+        Self(testkit::TestDb::new().await)
+    }
+}
+
+impl Backend for Postgres {
+    type Log = store::PgEventLog;
+    type ReadModel = store::PgLeaderboard;
+
+    async fn open(&self) -> (Self::Log, Self::ReadModel) {
+        let pool = self.0.pool().await;
+        store::postgres::MIGRATOR.run(&pool).await.unwrap();
+        (store::PgEventLog::new(pool.clone()), store::PgLeaderboard::new(pool))
+    }
+
+    async fn execute(&self, sql: &'static str) -> Result<(), String> {
+        sqlx::query(sql).execute(&self.0.pool().await).await.map(drop).map_err(|e| e.to_string())
+    }
+}
+
+struct Sqlite(tempfile::TempDir);
+
+impl Sqlite {
+    async fn new() -> Self {
+        Self(tempfile::tempdir().unwrap())
+    }
+}
+
+impl Backend for Sqlite {
+    type Log = store::SqliteEventLog;
+    type ReadModel = store::SqliteLeaderboard;
+
+    async fn open(&self) -> (Self::Log, Self::ReadModel) {
+        store::sqlite::open(self.0.path()).await.unwrap()
+    }
+
+    async fn execute(&self, sql: &'static str) -> Result<(), String> {
+        let path = self.0.path().join(store::sqlite::FILE_NAME);
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+        sqlx::query(sql).execute(&pool).await.map(drop).map_err(|e| e.to_string())
+    }
+}
+
+fn awarded(player: &str, action_id: Uuid, points: i64) -> NewEvent {
+    NewEvent {
+        event: Event::ScoreAwarded(ScoreAwarded {
+            event_id: Uuid::now_v7(),
+            action_id,
+            player_id: player.parse().unwrap(),
+            display_name: Some(format!("Player {player}").parse().unwrap()),
+            action: "complete_task".parse().unwrap(),
+            points: Points::new(points).unwrap(),
+            token_issued_at: 1_767_225_600,
+            key_id: "k1".parse().unwrap(),
+            recorded_at: time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap(),
+        }),
+        claims_digest: Some([points as u8; 32]),
+    }
+}
+
+fn appended_position(outcome: &AppendOutcome) -> u64 {
+    match outcome {
+        AppendOutcome::Appended(RecordedEvent { position, .. }) => *position,
+        other => panic!("expected Appended, got {other:?}"),
+    }
+}
+
+async fn positions<S: EventStore>(log: &S) -> Vec<u64> {
+    log.read_after(0, 100_000).await.unwrap().iter().map(|e| e.position).collect()
+}
+
+async fn a_batch_gets_the_next_dense_positions(backend: impl Backend) {
+    let (log, _) = backend.open().await;
+    let first = log.append(&[awarded("a", Uuid::new_v4(), 1), awarded("b", Uuid::new_v4(), 2)]).await.unwrap();
+    let second = log.append(&[awarded("c", Uuid::new_v4(), 3)]).await.unwrap();
+    let appended: Vec<u64> = first.iter().chain(&second).map(appended_position).collect();
+    assert_eq!(appended, [1, 2, 3]);
+    assert_eq!(log.head().await.unwrap(), 3);
+    assert_eq!(positions(&log).await, [1, 2, 3]);
+}
+
+async fn a_repeated_action_id_in_one_batch_is_appended_once(backend: impl Backend) {
+    let (log, _) = backend.open().await;
+    let action_id = Uuid::new_v4();
+    let retry = awarded("a", action_id, 5);
+    let conflicting = awarded("a", action_id, 7);
+    let outcomes = log.append(&[retry.clone(), awarded("b", Uuid::new_v4(), 1), retry, conflicting]).await.unwrap();
+    assert_eq!(appended_position(&outcomes[0]), 1);
+    assert_eq!(appended_position(&outcomes[1]), 2);
+    assert!(
+        matches!(&outcomes[2], AppendOutcome::AlreadyRecorded { original, same_claims: true } if original.position == 1)
+    );
+    assert!(
+        matches!(&outcomes[3], AppendOutcome::AlreadyRecorded { original, same_claims: false } if original.position == 1)
+    );
+    assert_eq!(log.head().await.unwrap(), 2);
+}
+
+async fn an_action_id_already_in_the_log_is_answered_with_the_original(backend: impl Backend) {
+    let (log, _) = backend.open().await;
+    let recorded = Uuid::new_v4();
+    let original = awarded("a", recorded, 5);
+    log.append(std::slice::from_ref(&original)).await.unwrap();
+    let mut conflicting = awarded("a", recorded, 5);
+    conflicting.claims_digest = Some([0xFF; 32]);
+    let outcomes = log
+        .append(&[
+            awarded("b", Uuid::new_v4(), 1),
+            awarded("a", recorded, 5),
+            awarded("c", Uuid::new_v4(), 1),
+            conflicting,
+        ])
+        .await
+        .unwrap();
+    assert_eq!(appended_position(&outcomes[0]), 2);
+    match &outcomes[1] {
+        AppendOutcome::AlreadyRecorded { original: first, same_claims: true } => {
+            assert_eq!(first.position, 1);
+            assert_eq!(first.event, original.event, "the original event, as recorded");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(appended_position(&outcomes[2]), 3, "no gap where the duplicate was");
+    assert!(matches!(&outcomes[3], AppendOutcome::AlreadyRecorded { same_claims: false, .. }));
+    assert_eq!(positions(&log).await, [1, 2, 3]);
+}
+
+async fn concurrent_appenders_leave_no_gaps_and_no_duplicates(backend: impl Backend) {
+    let (log, _) = backend.open().await;
+    let shared: Vec<Uuid> = (0..50).map(|_| Uuid::new_v4()).collect();
+    // 8 appenders, each appending the same 50 action ids plus 50 of its own, in batches of 10.
+    let appenders = (0..8).map(|_| {
+        let (log, shared) = (log.clone(), shared.clone());
+        async move {
+            let mut events: Vec<NewEvent> = shared.iter().map(|id| awarded("s", *id, 1)).collect();
+            events.extend((0..50).map(|_| awarded("o", Uuid::new_v4(), 1)));
+            for batch in events.chunks(10) {
+                log.append(batch).await.unwrap();
+            }
+        }
+    });
+    join_all(appenders).await;
+    let expected: Vec<u64> = (1..=50 + 8 * 50).collect();
+    assert_eq!(positions(&log).await, expected);
+    assert_eq!(log.head().await.unwrap(), expected.len() as u64);
+}
+
+async fn events_read_back_exactly_as_written_by_position(backend: impl Backend) {
+    let (log, _) = backend.open().await;
+    let alice = awarded("alice", Uuid::new_v4(), 9);
+    log.append(std::slice::from_ref(&alice)).await.unwrap();
+    log.append(&[awarded("bob", Uuid::new_v4(), 1), awarded("alice", Uuid::new_v4(), 2)]).await.unwrap();
+    let stored = log.read_after(0, 10).await.unwrap();
+    assert_eq!(stored[0].payload, alice.event.encode(), "payload bytes are kept exactly");
+    assert_eq!(stored[0].event_id, alice.event.event_id());
+    assert_eq!(stored[0].decode().unwrap().event, alice.event);
+    assert_eq!(log.read_after(1, 1).await.unwrap()[0].position, 2, "after and limit");
+    assert!(log.read_after(3, 10).await.unwrap().is_empty());
+    let of_alice: Vec<u64> = log.read_player("alice", 0, 10).await.unwrap().iter().map(|e| e.position).collect();
+    assert_eq!(of_alice, [1, 3]);
+    assert_eq!(log.read_player("alice", 1, 10).await.unwrap().len(), 1);
+}
+
+async fn the_log_refuses_updates_and_deletes(backend: impl Backend) {
+    let (log, _) = backend.open().await;
+    log.append(&[awarded("a", Uuid::new_v4(), 1)]).await.unwrap();
+    for statement in ["UPDATE events SET player_id = 'mallory'", "DELETE FROM events"] {
+        let error = backend.execute(statement).await.unwrap_err();
+        assert!(error.contains("append-only"), "{statement}: {error}");
+    }
+    assert_eq!(positions(&log).await, [1]);
+}
+
+async fn acknowledged_events_survive_reopening(backend: impl Backend) {
+    {
+        let (log, _) = backend.open().await;
+        log.append(&[awarded("a", Uuid::new_v4(), 1), awarded("b", Uuid::new_v4(), 2)]).await.unwrap();
+    }
+    let (log, _) = backend.open().await;
+    assert_eq!(positions(&log).await, [1, 2]);
+    assert_eq!(appended_position(&log.append(&[awarded("c", Uuid::new_v4(), 3)]).await.unwrap()[0]), 3);
+}
+
+async fn the_read_model_folds_each_event_exactly_once(backend: impl Backend) {
+    let (log, read_model) = backend.open().await;
+    let batch: Vec<NewEvent> = (0..30).map(|i| awarded(&format!("p{}", i % 4), Uuid::new_v4(), i % 5 + 1)).collect();
+    log.append(&batch).await.unwrap();
+    let events: Vec<RecordedEvent> =
+        log.read_after(0, 100).await.unwrap().iter().map(|e| e.decode().unwrap()).collect();
+
+    // Delivered out of order, with redeliveries and a gap.
+    let first = read_model.apply(&[events[1].clone(), events[0].clone(), events[1].clone()]).await.unwrap();
+    assert_eq!((first.from, first.to, first.skipped, first.missing), (0, 2, 0, None));
+    let gap = read_model.apply(&[events[0].clone(), events[2].clone(), events[4].clone()]).await.unwrap();
+    assert_eq!((gap.from, gap.to, gap.skipped, gap.missing), (2, 3, 1, Some(4)), "position 4 is missing");
+    let nothing = read_model.apply(&events[..3]).await.unwrap();
+    assert_eq!((nothing.to, nothing.skipped, nothing.standings.len()), (3, 3, 0));
+    let rest = read_model.apply(&events).await.unwrap();
+    assert_eq!((rest.from, rest.to, rest.skipped), (3, 30, 3));
+    assert_eq!(read_model.checkpoint().await.unwrap(), 30);
+
+    let mut expected = Board::new();
+    events.iter().for_each(|e| expected.apply(e));
+    let board = read_model.load().await.unwrap();
+    let ranking = |board: &Board| -> BTreeMap<u64, events::Standing> {
+        board.page(0, 100).into_iter().map(|r| (r.rank, r.standing.clone())).collect()
+    };
+    assert_eq!(board.position(), 30);
+    assert_eq!(ranking(&board), ranking(&expected), "the read model is the fold of the log");
+    let changed: Vec<_> = rest.standings.iter().map(|s| s.player_id.to_string()).collect();
+    assert_eq!(changed.len(), 4, "the standings of every player the run touched: {changed:?}");
+}
+
+macro_rules! conformance {
+    ($module:ident, $backend:ident: $($case:ident),+ $(,)?) => {
+        mod $module {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::$case(super::$backend::new().await).await;
+                }
+            )+
+        }
+    };
+}
+
+macro_rules! every_case {
+    ($module:ident, $backend:ident) => {
+        conformance!($module, $backend:
+            a_batch_gets_the_next_dense_positions,
+            a_repeated_action_id_in_one_batch_is_appended_once,
+            an_action_id_already_in_the_log_is_answered_with_the_original,
+            concurrent_appenders_leave_no_gaps_and_no_duplicates,
+            events_read_back_exactly_as_written_by_position,
+            the_log_refuses_updates_and_deletes,
+            acknowledged_events_survive_reopening,
+            the_read_model_folds_each_event_exactly_once,
+        );
+    };
+}
+
+every_case!(postgres, Postgres);
+every_case!(sqlite, Sqlite);
