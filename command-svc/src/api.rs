@@ -197,18 +197,30 @@ async fn accept(
         object @ serde_json::Value::Object(_) => serde_json::from_value(object).map_err(|e| invalid(e.to_string()))?,
         _ => return Err(invalid("not a JSON object".into())),
     };
+    let (status, accepted) = desk.record(&request.token).await?;
+    Ok((status, Json(accepted)))
+}
 
-    let now = OffsetDateTime::now_utc();
-    let verified = desk.policy.verify(request.token.trim(), &desk.keys, now.unix_timestamp())?;
-    let event = events::award(&verified, &desk.catalog, Uuid::now_v7(), now)?;
-    desk.limits.check_player(event.player_id.as_str()).map_err(ActionError::RateLimited)?;
+impl ActionDesk {
+    /// Verifies `token`, awards its action and appends the event: `201` when recorded now,
+    /// `200` when this action was recorded before with the same claims. The address limit is
+    /// the caller's to check; the player limit is checked here, once the token proved who the
+    /// player is.
+    pub async fn record(&self, token: &str) -> Result<(StatusCode, ActionAccepted), ActionError> {
+        let now = OffsetDateTime::now_utc();
+        let verified = self.policy.verify(token.trim(), &self.keys, now.unix_timestamp())?;
+        let event = events::award(&verified, &self.catalog, Uuid::now_v7(), now)?;
+        self.limits.check_player(event.player_id.as_str()).map_err(ActionError::RateLimited)?;
 
-    let new = NewEvent { event: events::Event::ScoreAwarded(event), claims_digest: Some(verified.claims.digest()) };
-    match desk.appender.append(new).await? {
-        AppendOutcome::Appended(recorded) => Ok((StatusCode::CREATED, Json(ActionAccepted::from(&recorded)))),
-        AppendOutcome::AlreadyRecorded { original, same_claims: true } => {
-            Ok((StatusCode::OK, Json(ActionAccepted::from(&original))))
+        let new = NewEvent { event: events::Event::ScoreAwarded(event), claims_digest: Some(verified.claims.digest()) };
+        match self.appender.append(new).await? {
+            AppendOutcome::Appended(recorded) => Ok((StatusCode::CREATED, ActionAccepted::from(&recorded))),
+            AppendOutcome::AlreadyRecorded { original, same_claims: true } => {
+                Ok((StatusCode::OK, ActionAccepted::from(&original)))
+            }
+            AppendOutcome::AlreadyRecorded { same_claims: false, .. } => {
+                Err(ActionError::Conflict(verified.claims.jti))
+            }
         }
-        AppendOutcome::AlreadyRecorded { same_claims: false, .. } => Err(ActionError::Conflict(verified.claims.jti)),
     }
 }

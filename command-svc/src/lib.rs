@@ -73,8 +73,8 @@ impl Background {
     }
 }
 
-/// The action desk over `log`: its routes and the tasks behind them. `committed` is notified
-/// after each commit that appended something.
+/// The action desk over `log` and the tasks behind it (serve it with [`routes`]). `committed`
+/// is notified after each commit that appended something.
 pub fn command_side<S: EventStore>(
     log: S,
     keys: KeySet,
@@ -83,7 +83,7 @@ pub fn command_side<S: EventStore>(
     append: &AppendConfig,
     committed: Arc<Notify>,
     shutdown: &CancellationToken,
-) -> anyhow::Result<(Router, Background)> {
+) -> anyhow::Result<(ActionDesk, Background)> {
     let catalog = tokens.catalog().context("loading the action catalog")?;
     let (appender, group_commit) = Appender::spawn(log, append.append_batch_max, append.append_timeout, committed);
     let rate_limits = RateLimits::new(limits.rate_limit_per_address, limits.rate_limit_per_player);
@@ -95,7 +95,7 @@ pub fn command_side<S: EventStore>(
         limits: rate_limits,
         appender,
     };
-    Ok((routes(desk, limits.body_limit_bytes), Background { group_commit, housekeeping, relay: None }))
+    Ok((desk, Background { group_commit, housekeeping, relay: None }))
 }
 
 /// Runs command-svc on `listener` until `shutdown` is cancelled.
@@ -111,7 +111,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let log = PgEventLog::new(pool);
     let nats = platform::jetstream::connect(&config.nats.nats_url, "command-svc").await.context("NATS_URL")?;
     let committed = Arc::new(Notify::new());
-    let (routes, background) = command_side(
+    let (desk, background) = command_side(
         log.clone(),
         config.action_keys,
         &config.tokens,
@@ -127,6 +127,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let readiness = Readiness::default().with_store("postgres", log);
 
     tracing::info!(addr = %listener.local_addr()?, "command-svc listening");
+    let routes = routes(desk, config.limits.body_limit_bytes);
     platform::serve(listener, operations::service(routes, readiness), WRITE_TIMEOUT, shutdown)
         .await
         .context("serving HTTP")?;

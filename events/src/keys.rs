@@ -89,6 +89,15 @@ impl KeySet {
         Self(BTreeMap::from([(kid, secret)]))
     }
 
+    /// This set with one more key; refused if `kid` is already trusted.
+    pub fn with(mut self, kid: KeyId, secret: KeySecret) -> Result<Self, KeyError> {
+        if self.0.contains_key(&kid) {
+            return Err(KeyError::DuplicateKeyId(kid.to_string()));
+        }
+        self.0.insert(kid, secret);
+        Ok(self)
+    }
+
     /// The secret for `kid`, if that key is trusted.
     pub fn get(&self, kid: &str) -> Option<(&KeyId, &KeySecret)> {
         self.0.iter().find(|(id, _)| id.as_str() == kid)
@@ -127,6 +136,15 @@ mod tests {
         assert_eq!(KeySet::parse(&format!("bad kid={SECRET}")), Err(KeyError::BadKeyId(1)));
         assert_eq!(KeySet::parse("k1=short"), Err(KeyError::ShortSecret(5)));
         assert_eq!(KeySet::parse(&format!("k1={SECRET},k1={SECRET}")), Err(KeyError::DuplicateKeyId("k1".into())));
+    }
+
+    #[test]
+    fn a_key_is_added_unless_its_id_is_taken() {
+        let keys = KeySet::parse(&format!("k1={SECRET}")).unwrap();
+        let secret = KeySecret::new(SECRET.as_bytes()).unwrap();
+        let keys = keys.with("k2".parse().unwrap(), secret.clone()).unwrap();
+        assert!(keys.get("k2").is_some());
+        assert_eq!(keys.with("k1".parse().unwrap(), secret), Err(KeyError::DuplicateKeyId("k1".into())));
     }
 
     #[test]

@@ -65,3 +65,10 @@ ensure_nats() {
         >"$SCOREBOARD_STATE/nats-server.log" 2>&1 &
     wait_port 4222
 }
+
+ensure_browser() {
+    # The website's end-to-end test drives Debian's headless Chromium through chromedriver.
+    if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+        apt_install chromium chromium-driver
+    fi
+}

@@ -223,8 +223,17 @@ pub fn config<C: clap::Args>(settings: &[(&'static str, String)], extra: &[&str]
         #[command(flatten)]
         config: C,
     }
+    // Each setting becomes the flag that reads the same environment variable.
+    let command = <Cli<C> as clap::CommandFactory>::command();
+    let flag = |variable: &str| {
+        command
+            .get_arguments()
+            .find(|arg| arg.get_env() == Some(std::ffi::OsStr::new(variable)))
+            .and_then(clap::Arg::get_long)
+            .unwrap_or_else(|| panic!("{variable} is not a setting of this service"))
+    };
     let mut args = vec!["service".to_string()];
-    args.extend(settings.iter().map(|(name, value)| format!("--{}={value}", name.to_lowercase().replace('_', "-"))));
+    args.extend(settings.iter().map(|(variable, value)| format!("--{}={value}", flag(variable))));
     args.extend(extra.iter().map(ToString::to_string));
     <Cli<C> as clap::Parser>::try_parse_from(args).expect("test configuration parses").config
 }
@@ -238,13 +247,21 @@ pub struct InProcess {
 }
 
 impl InProcess {
-    /// Starts `run(listener, shutdown)` and waits until `/readyz` answers 200.
+    /// Starts `run(listener, shutdown)` on a free port and waits until `/readyz` answers 200.
     pub async fn start<F, Fut>(run: F) -> Self
     where
         F: FnOnce(TcpListener, tokio_util::sync::CancellationToken) -> Fut,
         Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
     {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on(TcpListener::bind("127.0.0.1:0").await.unwrap(), run).await
+    }
+
+    /// Starts `run(listener, shutdown)` on `listener` and waits until `/readyz` answers 200.
+    pub async fn start_on<F, Fut>(listener: TcpListener, run: F) -> Self
+    where
+        F: FnOnce(TcpListener, tokio_util::sync::CancellationToken) -> Fut,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let stop = tokio_util::sync::CancellationToken::new();
         let task = tokio::spawn(run(listener, stop.clone()));
@@ -483,6 +500,75 @@ impl Drop for Proxy {
     fn drop(&mut self) {
         self.cut();
         self.accept.abort();
+    }
+}
+
+/// One Server-Sent Event.
+#[derive(Debug, Clone)]
+pub struct SseEvent {
+    /// `event:`
+    pub event: String,
+    /// `id:`
+    pub id: u64,
+    /// `data:`, parsed.
+    pub data: serde_json::Value,
+}
+
+/// A client of `GET /v1/leaderboard/stream` over a real socket.
+pub struct SseClient {
+    body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    buffer: String,
+}
+
+impl SseClient {
+    /// Opens the stream of `base` with `query`, resuming from `last_event_id`.
+    pub async fn open(base: &str, query: &str, last_event_id: Option<u64>) -> Self {
+        let mut request = reqwest::Client::new().get(format!("{base}/v1/leaderboard/stream{query}"));
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id.to_string());
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        Self { body: response.bytes_stream().boxed(), buffer: String::new() }
+    }
+
+    /// The next event within `within`, skipping heartbeats; `None` if none came.
+    pub async fn next_within(&mut self, within: Duration) -> Option<SseEvent> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let frame: String = self.buffer.drain(..end + 2).collect();
+                let field = |name: &str| {
+                    frame.lines().find_map(|line| line.strip_prefix(name)).map(|v| v.trim_start().to_string())
+                };
+                if let (Some(event), Some(id), Some(data)) = (field("event:"), field("id:"), field("data:")) {
+                    return Some(SseEvent {
+                        event,
+                        id: id.parse().unwrap(),
+                        data: serde_json::from_str(&data).unwrap(),
+                    });
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.body.next()).await.ok()??;
+            self.buffer.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
+        }
+    }
+
+    /// The next event within 10 s.
+    pub async fn next(&mut self) -> SseEvent {
+        self.next_within(Duration::from_secs(10)).await.expect("an event within 10 s")
+    }
+
+    /// Reads events until one at `position` or later arrives.
+    pub async fn until_position(&mut self, position: u64) -> SseEvent {
+        loop {
+            let event = self.next().await;
+            if event.id >= position {
+                return event;
+            }
+        }
     }
 }
 

@@ -5,10 +5,10 @@ use std::time::Duration;
 use events::{BoardChange, Standing};
 use futures::{SinkExt as _, StreamExt as _};
 use serde_json::Value;
-use testkit::{Process, TestDb, TestStream};
+use testkit::{Process, SseClient, TestDb, TestStream};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use crate::support::{SseClient, Stack, ranking};
+use crate::support::{Stack, ranking};
 
 #[tokio::test]
 async fn sse_sends_a_snapshot_then_an_update_per_change() {

@@ -1,8 +1,5 @@
 //! The whole system in one test process, and clients for its live streams.
 
-use std::time::Duration;
-
-use futures::StreamExt as _;
 use serde_json::Value;
 use testkit::{InProcess, TestDb, TestStream};
 
@@ -80,70 +77,6 @@ pub async fn start_projector(db: &TestDb, stream: &TestStream, extra: &[&str]) -
 pub async fn start_query(db: &TestDb, stream: &TestStream, extra: &[&str]) -> InProcess {
     let config: query_svc::Config = testkit::config(&testkit::settings(&db.url, stream), extra);
     InProcess::start(|listener, stop| query_svc::run(config, listener, stop)).await
-}
-
-/// One Server-Sent Event.
-#[derive(Debug, Clone)]
-pub struct SseEvent {
-    pub event: String,
-    pub id: u64,
-    pub data: Value,
-}
-
-/// A client of `GET /v1/leaderboard/stream` over a real socket.
-pub struct SseClient {
-    body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
-    buffer: String,
-}
-
-impl SseClient {
-    pub async fn open(base: &str, query: &str, last_event_id: Option<u64>) -> Self {
-        let mut request = reqwest::Client::new().get(format!("{base}/v1/leaderboard/stream{query}"));
-        if let Some(id) = last_event_id {
-            request = request.header("Last-Event-ID", id.to_string());
-        }
-        let response = request.send().await.unwrap();
-        assert_eq!(response.status(), 200);
-        assert_eq!(response.headers()["content-type"], "text/event-stream");
-        Self { body: response.bytes_stream().boxed(), buffer: String::new() }
-    }
-
-    /// The next event within `within`, skipping heartbeats; `None` if none came.
-    pub async fn next_within(&mut self, within: Duration) -> Option<SseEvent> {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let frame: String = self.buffer.drain(..end + 2).collect();
-                let field = |name: &str| {
-                    frame.lines().find_map(|line| line.strip_prefix(name)).map(|v| v.trim_start().to_string())
-                };
-                if let (Some(event), Some(id), Some(data)) = (field("event:"), field("id:"), field("data:")) {
-                    return Some(SseEvent {
-                        event,
-                        id: id.parse().unwrap(),
-                        data: serde_json::from_str(&data).unwrap(),
-                    });
-                }
-                continue;
-            }
-            let chunk = tokio::time::timeout_at(deadline, self.body.next()).await.ok()??;
-            self.buffer.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
-        }
-    }
-
-    pub async fn next(&mut self) -> SseEvent {
-        self.next_within(Duration::from_secs(10)).await.expect("an event within 10 s")
-    }
-
-    /// Reads events until one at `position` or later arrives.
-    pub async fn until_position(&mut self, position: u64) -> SseEvent {
-        loop {
-            let event = self.next().await;
-            if event.id >= position {
-                return event;
-            }
-        }
-    }
 }
 
 /// `(rank, player, score)` of each entry of a board body.

@@ -1,0 +1,237 @@
+//! Scoreboard in one process: command side, projector and query side on one address, with the
+//! scoreboard website at `/`.
+//!
+//! With no `DATABASE_URL` and no `NATS_URL` it keeps the event log and the read model in one
+//! SQLite file under `SCOREBOARD_DATA` and passes events in process; with both, it runs on
+//! PostgreSQL and JetStream exactly as the three services do. The API, invariants and errors
+//! are the same either way: the same code serves them.
+
+pub mod site;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context as _, bail};
+use axum::Router;
+use clap::Parser;
+use command_svc::{ActionDesk, AppendConfig, Background, LimitConfig, TokenRules};
+use events::KeySet;
+use platform::config::{DatabaseConfig, NatsConfig, SubjectConfig};
+use platform::operations::{self, Readiness};
+use projector::ProjectionConfig;
+use projector::announce::Announcer;
+use query_svc::ReadConfig;
+use query_svc::live::ChangeFeed;
+use store::{PgEventLog, PgLeaderboard};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, broadcast};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::site::DemoKey;
+
+/// Everything `scoreboard` needs; every field has an environment variable.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "scoreboard",
+    version,
+    about = "Scoreboard in one process: API, projector, live leaderboard and website"
+)]
+pub struct Config {
+    /// Address to serve everything on.
+    #[arg(long, env = "SCOREBOARD_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// Folder of the embedded SQLite database (used without `DATABASE_URL` and `NATS_URL`).
+    #[arg(long, env = "SCOREBOARD_DATA", default_value = "./data")]
+    pub data: PathBuf,
+    /// PostgreSQL URL: with `NATS_URL`, run on PostgreSQL and JetStream instead of SQLite.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Largest number of PostgreSQL connections.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
+    pub database_max_connections: u32,
+    /// NATS URL: with `DATABASE_URL`, run on PostgreSQL and JetStream instead of SQLite.
+    #[arg(long, env = "NATS_URL")]
+    pub nats_url: Option<String>,
+    /// Stream and subjects (distributed mode).
+    #[command(flatten)]
+    pub subjects: SubjectConfig,
+    /// Trusted signing keys: `kid=secret,kid2=secret2`. Required outside demo mode.
+    #[arg(long, env = "ACTION_KEYS", hide_env_values = true, value_parser = command_svc::config::parse_keys)]
+    pub action_keys: Option<KeySet>,
+    /// Catalog and time rules.
+    #[command(flatten)]
+    pub tokens: TokenRules,
+    /// Admission limits.
+    #[command(flatten)]
+    pub limits: LimitConfig,
+    /// Group commit.
+    #[command(flatten)]
+    pub append: AppendConfig,
+    /// Reads and streams.
+    #[command(flatten)]
+    pub reads: ReadConfig,
+    /// Folding.
+    #[command(flatten)]
+    pub projection: ProjectionConfig,
+    /// Demo mode: the website lets visitors complete actions, with tokens the server mints with
+    /// a key that exists only for this run.
+    #[arg(long, env = "SCOREBOARD_DEMO")]
+    pub demo: bool,
+    /// In demo mode, this many simulated players complete actions so the board moves by itself.
+    #[arg(long, env = "SCOREBOARD_SIMULATE", default_value_t = 0)]
+    pub simulate: usize,
+}
+
+/// The read side and everything that runs behind the routes, to stop in order after HTTP.
+struct Sides {
+    query_routes: Router,
+    readiness: Readiness,
+    background: Background,
+    tasks: Vec<(&'static str, JoinHandle<()>)>,
+    nats: Option<async_nats::Client>,
+}
+
+impl Sides {
+    async fn finish(self) -> anyhow::Result<()> {
+        self.background.finish().await?;
+        for (name, task) in self.tasks {
+            task.await.with_context(|| format!("{name} task"))?;
+        }
+        if let Some(nats) = self.nats {
+            nats.drain().await.ok();
+        }
+        Ok(())
+    }
+}
+
+/// Runs Scoreboard on `listener` until `shutdown` is cancelled.
+pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    if config.simulate > 0 && !config.demo {
+        bail!("--simulate needs --demo: simulated players use the demo key");
+    }
+    let catalog = config.tokens.catalog().context("loading the action catalog")?;
+    let demo_key = config.demo.then(DemoKey::generate);
+    let keys = match (config.action_keys.clone(), &demo_key) {
+        (Some(keys), Some(demo)) => keys.with(demo.kid.clone(), demo.secret.clone()).context("ACTION_KEYS")?,
+        (Some(keys), None) => keys,
+        (None, Some(demo)) => KeySet::single(demo.kid.clone(), demo.secret.clone()),
+        (None, None) => bail!("ACTION_KEYS is required (or run with --demo to try Scoreboard with a generated key)"),
+    };
+    let committed = Arc::new(Notify::new());
+    let started = match (config.database_url.clone(), config.nats_url.clone()) {
+        (None, None) => Some(embedded(&config, keys, committed, &shutdown).await?),
+        (Some(database_url), Some(nats_url)) => {
+            distributed(&config, keys, database_url, nats_url, committed, &shutdown).await?
+        }
+        _ => bail!(
+            "set both DATABASE_URL and NATS_URL to run on PostgreSQL and JetStream, or neither for the embedded SQLite"
+        ),
+    };
+    let Some((desk, sides)) = started else { return Ok(()) };
+
+    let demo = demo_key.map(|key| site::Demo { desk: desk.clone(), key, catalog: catalog.clone() });
+    let simulation = match &demo {
+        Some(demo) if config.simulate > 0 => {
+            Some(tokio::spawn(site::simulate(demo.clone(), config.simulate, shutdown.clone())))
+        }
+        _ => None,
+    };
+    let routes = command_svc::routes(desk, config.limits.body_limit_bytes)
+        .merge(sides.query_routes.clone())
+        .merge(site::routes(&catalog, demo));
+    let app = operations::service(routes, sides.readiness.clone());
+
+    tracing::info!(addr = %listener.local_addr()?, demo = config.demo, "scoreboard listening");
+    platform::serve(listener, app, config.reads.stream_write_timeout, shutdown).await.context("serving HTTP")?;
+    if let Some(simulation) = simulation {
+        simulation.await.context("simulation task")?;
+    }
+    sides.finish().await?;
+    tracing::info!("scoreboard stopped");
+    Ok(())
+}
+
+/// The embedded default: one SQLite file, events passed in process.
+async fn embedded(
+    config: &Config,
+    keys: KeySet,
+    committed: Arc<Notify>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<(ActionDesk, Sides)> {
+    let (log, read_model) = store::sqlite::open(&config.data)
+        .await
+        .with_context(|| format!("opening the database in {}", config.data.display()))?;
+    tracing::info!(data = %config.data.display(), "embedded mode: SQLite, events passed in process");
+    let (desk, background) = command_svc::command_side(
+        log.clone(),
+        keys,
+        &config.tokens,
+        &config.limits,
+        &config.append,
+        committed.clone(),
+        shutdown,
+    )?;
+    let (changes, heard) = broadcast::channel(1024);
+    let batch_max = u32::try_from(config.projection.batch_max.max(1)).unwrap_or(u32::MAX);
+    let projector = tokio::spawn(projector::follow::follow_log(
+        log.clone(),
+        read_model.clone(),
+        committed,
+        Announcer::InProcess(changes),
+        batch_max,
+        shutdown.clone(),
+    ));
+    let (query_routes, live, keeper) =
+        query_svc::query_side(log.clone(), read_model, ChangeFeed::InProcess(heard), &config.reads, shutdown);
+    let readiness = query_svc::board_loaded(Readiness::default().with_store("sqlite", log), live);
+    let tasks = vec![("projector", projector), ("board keeper", keeper)];
+    Ok((desk, Sides { query_routes, readiness, background, tasks, nats: None }))
+}
+
+/// The distributed mode in one process: PostgreSQL and JetStream, as the three services use them.
+async fn distributed(
+    config: &Config,
+    keys: KeySet,
+    database_url: String,
+    nats_url: String,
+    committed: Arc<Notify>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<(ActionDesk, Sides)>> {
+    let database = DatabaseConfig { database_url, database_max_connections: config.database_max_connections };
+    let nats_config = NatsConfig { nats_url, subjects: config.subjects.clone() };
+    let Some(pool) = platform::postgres::connect_and_migrate(&database, shutdown).await.context("DATABASE_URL")? else {
+        return Ok(None);
+    };
+    let nats = platform::jetstream::connect(&nats_config.nats_url, "scoreboard").await.context("NATS_URL")?;
+    tracing::info!("distributed mode: PostgreSQL and JetStream");
+    let log = PgEventLog::new(pool.clone());
+    let (desk, background) = command_svc::command_side(
+        log.clone(),
+        keys,
+        &config.tokens,
+        &config.limits,
+        &config.append,
+        committed.clone(),
+        shutdown,
+    )?;
+    let js = async_nats::jetstream::new(nats.clone());
+    let background =
+        background.with_relay(command_svc::relay::Relay::new(log.clone(), js, config.subjects.log_stream(), committed));
+    let announcer = Announcer::Nats { client: nats.clone(), subject: config.subjects.nats_changes_subject.clone() };
+    let projection = projector::projection::Projection::new(
+        pool.clone(),
+        nats.clone(),
+        announcer,
+        projector::settings(&nats_config, &config.projection),
+    );
+    let projector = tokio::spawn(projection.run(shutdown.clone()));
+    let feed = ChangeFeed::Nats { client: nats.clone(), subject: config.subjects.nats_changes_subject.clone() };
+    let (query_routes, live, keeper) =
+        query_svc::query_side(log.clone(), PgLeaderboard::new(pool), feed, &config.reads, shutdown);
+    let readiness =
+        query_svc::board_loaded(Readiness::default().with_store("postgres", log), live).with_nats(nats.clone());
+    let tasks = vec![("projector", projector), ("board keeper", keeper)];
+    Ok(Some((desk, Sides { query_routes, readiness, background, tasks, nats: Some(nats) })))
+}

@@ -1,0 +1,217 @@
+//! The scoreboard website, and demo mode.
+//!
+//! `GET /` serves one self-contained page (embedded in the binary, no build step): the top 10,
+//! updated live over Server-Sent Events. In demo mode the page also lets a visitor complete an
+//! action: `POST /demo/actions` mints a token with a key generated for this run and records it
+//! exactly as `POST /v1/actions` would. Outside demo mode no endpoint mints tokens.
+
+use std::time::Duration;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use axum::response::Html;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use command_svc::ActionDesk;
+use command_svc::api::{ActionAccepted, ActionError};
+use events::{ActionCatalog, ActionClaims, ActionName, DisplayName, KeyId, KeySecret, PlayerId};
+use platform::listener::ClientAddr;
+use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+const PAGE: &str = include_str!("../assets/index.html");
+
+/// The key demo mode signs with: generated at start, never stored, gone when the process ends.
+#[derive(Clone, Debug)]
+pub struct DemoKey {
+    /// Its key id, `demo`.
+    pub kid: KeyId,
+    /// 32 random bytes from the operating system.
+    pub secret: KeySecret,
+}
+
+impl DemoKey {
+    /// A fresh key.
+    pub fn generate() -> Self {
+        // Two v4 UUIDs: 244 random bits from the operating system's generator.
+        let bytes = [Uuid::new_v4().into_bytes(), Uuid::new_v4().into_bytes()].concat();
+        Self { kid: KeyId::parse("demo").expect("a valid key id"), secret: KeySecret::new(bytes).expect("32 bytes") }
+    }
+}
+
+/// What demo mode needs to complete actions on a visitor's behalf.
+#[derive(Clone)]
+pub struct Demo {
+    /// Where actions are recorded, as for any token.
+    pub desk: ActionDesk,
+    /// The key the tokens are signed with.
+    pub key: DemoKey,
+    /// The actions on offer.
+    pub catalog: ActionCatalog,
+}
+
+impl Demo {
+    /// Mints a token for `player` (shown as `name`) completing `action` and records it
+    /// through the desk.
+    pub async fn complete(
+        &self,
+        player: &PlayerId,
+        name: &DisplayName,
+        action: &ActionName,
+    ) -> Result<(StatusCode, ActionAccepted), ActionError> {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let claims = ActionClaims {
+            jti: Uuid::now_v7(),
+            sub: player.clone(),
+            act: action.clone(),
+            name: Some(name.clone()),
+            iat: now,
+            exp: now + 60,
+        };
+        self.desk.record(&events::mint(&self.key.kid, &self.key.secret, &claims)).await
+    }
+}
+
+/// The player a name stands for: `<prefix>-<name in lower case, dashed>`, or a hash of the
+/// name when it has no ASCII letters or digits. Visitors are `demo-…`, simulated players `sim-…`.
+fn player_for(prefix: &str, name: &DisplayName) -> PlayerId {
+    let lower = name.as_str().to_lowercase();
+    let words: Vec<&str> = lower.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()).collect();
+    let mut slug = words.join("-");
+    slug.truncate(48);
+    if slug.is_empty() {
+        slug = hex::encode(&Sha256::digest(name.as_str().as_bytes())[..6]);
+    }
+    PlayerId::parse(format!("{prefix}-{}", slug.trim_end_matches('-'))).expect("a slug is a valid player id")
+}
+
+/// The body of `POST /demo/actions`.
+#[derive(Debug, Deserialize)]
+pub struct DemoAction {
+    /// The name the visitor typed.
+    pub name: String,
+    /// The action; the catalog's first when left out.
+    pub action: Option<String>,
+}
+
+async fn demo_action(
+    State(demo): State<Demo>,
+    ConnectInfo(ClientAddr(client)): ConnectInfo<ClientAddr>,
+    body: Result<Json<DemoAction>, JsonRejection>,
+) -> Result<(StatusCode, Json<ActionAccepted>), ActionError> {
+    demo.desk.limits.check_address(client.ip()).map_err(ActionError::RateLimited)?;
+    let Json(request) = body.map_err(|rejection| ActionError::InvalidRequest(rejection.body_text()))?;
+    let name = DisplayName::parse(request.name.trim()).map_err(|e| ActionError::InvalidRequest(e.to_string()))?;
+    let action = match request.action {
+        Some(action) => ActionName::parse(action).map_err(|e| ActionError::InvalidRequest(e.to_string()))?,
+        None => demo.catalog.actions().next().map(|(name, _)| name.clone()).ok_or(ActionError::Internal)?,
+    };
+    let (status, accepted) = demo.complete(&player_for("demo", &name), &name, &action).await?;
+    Ok((status, Json(accepted)))
+}
+
+/// `GET /` and, in demo mode, `POST /demo/actions`.
+pub fn routes(catalog: &ActionCatalog, demo: Option<Demo>) -> Router {
+    let settings = serde_json::json!({
+        "demo": demo.is_some(),
+        "actions": catalog.actions().map(|(name, points)| serde_json::json!({"name": name, "points": points})).collect::<Vec<_>>(),
+    });
+    // The settings land inside a <script>: keep `</script>` out of them whatever they hold.
+    let page = PAGE.replace("{/*SETTINGS*/}", &settings.to_string().replace('<', "\\u003c"));
+    let site = Router::new().route("/", get(move || std::future::ready(Html(page))));
+    match demo {
+        Some(demo) => site.merge(Router::new().route("/demo/actions", post(demo_action)).with_state(demo)),
+        None => site,
+    }
+}
+
+/// In demo mode: `players` simulated players complete actions every few hundred milliseconds,
+/// some far more often than others, so the board moves by itself. Stops at `shutdown`.
+pub async fn simulate(demo: Demo, players: usize, shutdown: CancellationToken) {
+    const NAMES: [&str; 24] = [
+        "Ada",
+        "Grace",
+        "Alan",
+        "Margaret",
+        "Linus",
+        "Barbara",
+        "Dennis",
+        "Frances",
+        "Ken",
+        "Radia",
+        "Edsger",
+        "Hedy",
+        "Tim",
+        "Katherine",
+        "Guido",
+        "Sophie",
+        "Bjarne",
+        "Anita",
+        "Donald",
+        "Shafi",
+        "Niklaus",
+        "Jean",
+        "Ward",
+        "Mary",
+    ];
+    let players: Vec<(PlayerId, DisplayName)> = (0..players)
+        .map(|i| {
+            let base = NAMES[i % NAMES.len()];
+            let name = if i < NAMES.len() { base.to_string() } else { format!("{base} {}", i / NAMES.len() + 1) };
+            let name = DisplayName::parse(name).expect("simulated names are valid");
+            (player_for("sim", &name), name)
+        })
+        .collect();
+    let actions: Vec<ActionName> = demo.catalog.actions().map(|(name, _)| name.clone()).collect();
+    let mut random = Random::seeded();
+    loop {
+        let pause = Duration::from_millis(150 + random.below(500));
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(pause) => {}
+        }
+        // Squaring a uniform pick favours the first players: a few leaders, a long tail.
+        let pick = random.below(1000) as usize;
+        let (player, name) = &players[(pick * pick / 1000) * players.len() / 1000];
+        let action = &actions[random.below(actions.len() as u64) as usize];
+        if let Err(error) = demo.complete(player, name, action).await {
+            tracing::debug!(error.message = %error, "simulated action refused");
+        }
+    }
+}
+
+/// xorshift64*: plenty for simulated players, not for anything secret.
+struct Random(u64);
+
+impl Random {
+    fn seeded() -> Self {
+        Self(Uuid::new_v4().as_u64_pair().0 | 1)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n.max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_become_stable_player_ids() {
+        let player = |name: &str| player_for("demo", &DisplayName::parse(name).unwrap()).to_string();
+        assert_eq!(player("Alice"), "demo-alice");
+        assert_eq!(player("  Mary  Jane!! "), "demo-mary-jane");
+        assert_eq!(player("李小龍"), player("李小龍"));
+        assert!(player("李小龍").starts_with("demo-") && player("李小龍").len() == 17);
+        assert_ne!(player("李小龍"), player("王小明"));
+        assert!(player(&"x".repeat(64)).len() <= 53);
+    }
+}

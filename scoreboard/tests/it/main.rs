@@ -1,0 +1,9 @@
+//! The all-in-one binary: embedded SQLite default, demo mode, distributed mode, and the website
+//! in a real browser.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod browser;
+mod demo;
+mod distributed;
+mod embedded;
+mod support;
