@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use async_nats::jetstream::context::PublishErrorKind;
+use platform::backoff::Backoff;
 use platform::jetstream::{LogStream, POSITION_HEADER};
 use sqlx::Connection as _;
 use sqlx::postgres::PgListener;
@@ -89,18 +90,14 @@ impl Relay {
 
     /// Runs until `stop` is cancelled, then tries for a few seconds to publish what is left.
     pub async fn run(self, stop: CancellationToken) {
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::default();
         while !stop.is_cancelled() {
             match self.lead(&stop).await {
-                Ok(()) => backoff = Duration::from_millis(100),
+                Ok(()) => backoff.reset(),
                 Err(error) => {
                     metrics::counter!("relay_errors_total").increment(1);
-                    tracing::warn!(error.message = %error, retry_in = ?backoff, "relay interrupted");
-                    tokio::select! {
-                        () = stop.cancelled() => {}
-                        () = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    tracing::warn!(error.message = %error, retry_in = ?backoff.delay(), "relay interrupted");
+                    backoff.wait(&stop).await;
                 }
             }
         }

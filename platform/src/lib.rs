@@ -2,6 +2,7 @@
 //! documents, the `/healthz` `/readyz` `/metrics` endpoints, reaching PostgreSQL and NATS with
 //! retries, and the definition of the JetStream stream that copies the event log.
 
+pub mod backoff;
 pub mod config;
 pub mod jetstream;
 pub mod listener;

@@ -7,6 +7,7 @@ use sqlx::migrate::MigrateDatabase as _;
 use sqlx::{Connection as _, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::Backoff;
 use crate::config::DatabaseConfig;
 
 /// A pool on the configured database, migrated to the current schema.
@@ -19,17 +20,17 @@ pub async fn connect_and_migrate(
     shutdown: &CancellationToken,
 ) -> Result<Option<PgPool>, sqlx::Error> {
     let pool = store::postgres::connect_lazy(&config.database_url, config.database_max_connections)?;
-    let mut delay = Duration::from_millis(100);
+    let mut backoff = Backoff::default();
     loop {
         match prepare(&config.database_url, &pool).await {
             Ok(()) => return Ok(Some(pool)),
-            Err(error) => tracing::warn!(error.message = %error, retry_in = ?delay, "database not ready; retrying"),
+            Err(error) => {
+                tracing::warn!(error.message = %error, retry_in = ?backoff.delay(), "database not ready; retrying");
+            }
         }
-        tokio::select! {
-            () = shutdown.cancelled() => return Ok(None),
-            () = tokio::time::sleep(delay) => {}
+        if !backoff.wait(shutdown).await {
+            return Ok(None);
         }
-        delay = (delay * 2).min(Duration::from_secs(5));
     }
 }
 

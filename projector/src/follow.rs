@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use platform::backoff::Backoff;
 use store::{EventStore, LeaderboardStore};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -20,11 +21,11 @@ pub async fn follow_log<S: EventStore, R: LeaderboardStore>(
     batch_max: u32,
     shutdown: CancellationToken,
 ) {
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::default();
     loop {
         match catch_up(&log, &read_model, &announcer, batch_max).await {
             Ok(()) => {
-                backoff = Duration::from_millis(100);
+                backoff.reset();
                 tokio::select! {
                     () = shutdown.cancelled() => return,
                     () = committed.notified() => {}
@@ -33,12 +34,10 @@ pub async fn follow_log<S: EventStore, R: LeaderboardStore>(
             }
             Err(error) => {
                 metrics::counter!("projector_errors_total").increment(1);
-                tracing::warn!(error.message = %error, retry_in = ?backoff, "projection interrupted");
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    () = tokio::time::sleep(backoff) => {}
+                tracing::warn!(error.message = %error, retry_in = ?backoff.delay(), "projection interrupted");
+                if !backoff.wait(&shutdown).await {
+                    return;
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
     }

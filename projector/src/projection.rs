@@ -19,6 +19,7 @@ use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use async_nats::jetstream::{self, Message};
 use events::BoardChange;
 use futures::StreamExt as _;
+use platform::backoff::Backoff;
 use platform::jetstream::LogStream;
 use sqlx::Connection as _;
 use store::{LeaderboardStore, PgLeaderboard, StoreError};
@@ -83,22 +84,18 @@ impl Projection {
 
     /// Runs until `shutdown`, retrying with backoff after any error.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::default();
         while !shutdown.is_cancelled() {
             match self.lead(&shutdown).await {
-                Ok(()) => backoff = Duration::from_millis(100),
+                Ok(()) => backoff.reset(),
                 Err(ProjectionError::Missing(position)) => {
                     metrics::counter!("projector_rewinds_total").increment(1);
                     tracing::info!(position, "an event arrived before its predecessor; rewinding the consumer");
                 }
                 Err(error) => {
                     metrics::counter!("projector_errors_total").increment(1);
-                    tracing::warn!(error.message = %error, retry_in = ?backoff, "projection interrupted");
-                    tokio::select! {
-                        () = shutdown.cancelled() => {}
-                        () = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    tracing::warn!(error.message = %error, retry_in = ?backoff.delay(), "projection interrupted");
+                    backoff.wait(&shutdown).await;
                 }
             }
         }

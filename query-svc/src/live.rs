@@ -8,6 +8,7 @@ use std::time::Duration;
 use events::{Behind, Board, BoardChange};
 use futures::StreamExt as _;
 use futures::stream::BoxStream;
+use platform::backoff::Backoff;
 use serde::Serialize;
 use store::LeaderboardStore;
 use tokio::sync::{broadcast, watch};
@@ -230,7 +231,7 @@ pub async fn keep_current<R: LeaderboardStore>(
     // Listen before loading, so that no change between the load and the first message is lost.
     let Some(mut changes) = feed.listen(&shutdown).await else { return };
     'reload: loop {
-        let mut delay = Duration::from_millis(100);
+        let mut backoff = Backoff::default();
         loop {
             match read_model.load().await {
                 Ok(board) => {
@@ -239,13 +240,13 @@ pub async fn keep_current<R: LeaderboardStore>(
                     live.replace(board);
                     break;
                 }
-                Err(error) => tracing::warn!(error.message = %error, retry_in = ?delay, "cannot load the board"),
+                Err(error) => {
+                    tracing::warn!(error.message = %error, retry_in = ?backoff.delay(), "cannot load the board");
+                }
             }
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(delay) => {}
+            if !backoff.wait(&shutdown).await {
+                return;
             }
-            delay = (delay * 2).min(Duration::from_secs(5));
         }
         loop {
             let heard = tokio::select! {

@@ -37,8 +37,8 @@ impl StoreError {
     }
 }
 
-/// Connection-level failures and the SQLSTATEs PostgreSQL uses when it is shutting down,
-/// starting up, out of resources or breaking a deadlock.
+/// Connection-level failures; the SQLSTATEs PostgreSQL uses when it is shutting down, starting
+/// up, out of resources or breaking a deadlock; SQLite's "busy" and "locked" result codes.
 fn is_transient(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Io(_)
@@ -47,13 +47,38 @@ fn is_transient(error: &sqlx::Error) -> bool {
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+        sqlx::Error::Database(db) => {
+            let Some(code) = db.code() else { return false };
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                return sqlite_busy_or_locked(&code);
+            }
             code.starts_with("08")
                 || code.starts_with("53")
                 || code.starts_with("57P")
                 || code == "40001"
                 || code == "40P01"
-        }),
+        }
         _ => false,
+    }
+}
+
+/// SQLITE_BUSY (5) and SQLITE_LOCKED (6), with their extended codes (the low byte is the
+/// primary code).
+fn sqlite_busy_or_locked(code: &str) -> bool {
+    code.parse::<u32>().is_ok_and(|code| matches!(code & 0xFF, 5 | 6))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sqlite_busy_or_locked;
+
+    #[test]
+    fn sqlite_busy_and_locked_codes_are_transient() {
+        for code in ["5", "6", "261", "517", "773", "262"] {
+            assert!(sqlite_busy_or_locked(code), "{code}");
+        }
+        for code in ["19", "2067", "23505", "1"] {
+            assert!(!sqlite_busy_or_locked(code), "{code}");
+        }
     }
 }

@@ -503,6 +503,25 @@ impl Drop for Proxy {
     }
 }
 
+/// `GET <base><path>`: the status and the JSON body (`null` when there is none).
+pub async fn get_json(client: &reqwest::Client, base: &str, path: &str) -> (u16, serde_json::Value) {
+    let response = client.get(format!("{base}{path}")).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// `(rank, player, score)` of each entry of a leaderboard body.
+pub fn ranking(body: &serde_json::Value) -> Vec<(u64, String, u64)> {
+    body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (e["rank"].as_u64().unwrap(), e["player_id"].as_str().unwrap().to_string(), e["score"].as_u64().unwrap())
+        })
+        .collect()
+}
+
 /// One Server-Sent Event.
 #[derive(Debug, Clone)]
 pub struct SseEvent {

@@ -2,6 +2,7 @@
 
 use serde_json::Value;
 use testkit::{InProcess, TestDb, TestStream};
+pub use testkit::{get_json as get, ranking};
 
 /// command-svc, projector and query-svc on a fresh database and stream.
 pub struct Stack {
@@ -63,12 +64,6 @@ impl Stack {
     }
 }
 
-pub async fn get(client: &reqwest::Client, base: &str, path: &str) -> (u16, Value) {
-    let response = client.get(format!("{base}{path}")).send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
 pub async fn start_projector(db: &TestDb, stream: &TestStream, extra: &[&str]) -> InProcess {
     let config: projector::Config = testkit::config(&testkit::settings(&db.url, stream), extra);
     InProcess::start(|listener, stop| projector::run(config, listener, stop)).await
@@ -77,16 +72,4 @@ pub async fn start_projector(db: &TestDb, stream: &TestStream, extra: &[&str]) -
 pub async fn start_query(db: &TestDb, stream: &TestStream, extra: &[&str]) -> InProcess {
     let config: query_svc::Config = testkit::config(&testkit::settings(&db.url, stream), extra);
     InProcess::start(|listener, stop| query_svc::run(config, listener, stop)).await
-}
-
-/// `(rank, player, score)` of each entry of a board body.
-pub fn ranking(body: &Value) -> Vec<(u64, String, u64)> {
-    body["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (e["rank"].as_u64().unwrap(), e["player_id"].as_str().unwrap().to_string(), e["score"].as_u64().unwrap())
-        })
-        .collect()
 }

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use serde_json::Value;
 use testkit::{InProcess, Process};
+pub use testkit::{get_json as get, ranking};
 
 /// The embedded default on `data`, with the test key and no rate limits.
 pub fn settings(data: &Path) -> Vec<(&'static str, String)> {
@@ -33,24 +34,6 @@ pub async fn post(client: &reqwest::Client, base: &str, path: &str, body: Value)
     let response = client.post(format!("{base}{path}")).json(&body).send().await.unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
-}
-
-pub async fn get(client: &reqwest::Client, base: &str, path: &str) -> (u16, Value) {
-    let response = client.get(format!("{base}{path}")).send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
-/// `(rank, player, score)` of each entry of a board body.
-pub fn ranking(body: &Value) -> Vec<(u64, String, u64)> {
-    body["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (e["rank"].as_u64().unwrap(), e["player_id"].as_str().unwrap().to_string(), e["score"].as_u64().unwrap())
-        })
-        .collect()
 }
 
 /// Every event of the log through the audit endpoint: `(position, action_id, player, points)`.
