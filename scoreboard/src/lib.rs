@@ -84,6 +84,19 @@ pub struct Config {
     pub simulate: usize,
 }
 
+impl Config {
+    /// The action desk over `log`, with this configuration's rules, limits and group commit.
+    fn command_side<S: store::EventStore>(
+        &self,
+        log: S,
+        keys: KeySet,
+        committed: Arc<Notify>,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<(ActionDesk, Background)> {
+        command_svc::command_side(log, keys, &self.tokens, &self.limits, &self.append, committed, shutdown)
+    }
+}
+
 /// The read side and everything that runs behind the routes, to stop in order after HTTP.
 struct Sides {
     query_routes: Router,
@@ -164,15 +177,7 @@ async fn embedded(
         .await
         .with_context(|| format!("opening the database in {}", config.data.display()))?;
     tracing::info!(data = %config.data.display(), "embedded mode: SQLite, events passed in process");
-    let (desk, background) = command_svc::command_side(
-        log.clone(),
-        keys,
-        &config.tokens,
-        &config.limits,
-        &config.append,
-        committed.clone(),
-        shutdown,
-    )?;
+    let (desk, background) = config.command_side(log.clone(), keys, committed.clone(), shutdown)?;
     let (changes, heard) = broadcast::channel(1024);
     let batch_max = u32::try_from(config.projection.batch_max.max(1)).unwrap_or(u32::MAX);
     let projector = tokio::spawn(projector::follow::follow_log(
@@ -207,15 +212,7 @@ async fn distributed(
     let nats = platform::jetstream::connect(&nats_config.nats_url, "scoreboard").await.context("NATS_URL")?;
     tracing::info!("distributed mode: PostgreSQL and JetStream");
     let log = PgEventLog::new(pool.clone());
-    let (desk, background) = command_svc::command_side(
-        log.clone(),
-        keys,
-        &config.tokens,
-        &config.limits,
-        &config.append,
-        committed.clone(),
-        shutdown,
-    )?;
+    let (desk, background) = config.command_side(log.clone(), keys, committed.clone(), shutdown)?;
     let js = async_nats::jetstream::new(nats.clone());
     let background =
         background.with_relay(command_svc::relay::Relay::new(log.clone(), js, config.subjects.log_stream(), committed));
