@@ -121,11 +121,6 @@ impl LiveBoard {
         f(&self.board.read().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
-    /// The current snapshot.
-    pub fn snapshot(&self) -> Arc<Snapshot> {
-        self.snapshots.borrow().clone()
-    }
-
     /// A receiver that sees every new snapshot (only the newest, if several came in between).
     pub fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
         self.snapshots.subscribe()

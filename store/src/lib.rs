@@ -178,6 +178,12 @@ impl TryFrom<StandingRow> for Standing {
     }
 }
 
+/// The board the read model's rows make, as of `position`.
+fn board_from_rows(position: i64, rows: Vec<StandingRow>) -> Result<Board, StoreError> {
+    let standings = rows.into_iter().map(Standing::try_from).collect::<Result<Vec<_>, _>>()?;
+    Ok(Board::from_standings(from_db(position), standings))
+}
+
 /// Positions and scores are `u64` in the domain and `BIGINT` / `INTEGER` (signed) in SQL;
 /// CHECK constraints keep them non-negative.
 fn from_db(value: i64) -> u64 {

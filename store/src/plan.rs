@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use events::RecordedEvent;
 use uuid::Uuid;
 
-use crate::{AppendOutcome, NewEvent, StoreError};
+use crate::{AppendOutcome, Applied, NewEvent, StoreError};
 
 /// The event first recorded for each action id, with its claims digest.
 pub(crate) type Originals = HashMap<Uuid, (RecordedEvent, Option<Vec<u8>>)>;
@@ -102,6 +102,8 @@ fn outcomes(
 
 /// How a delivery of events splits against the read model's checkpoint.
 pub(crate) struct Split<'a> {
+    /// The checkpoint split against.
+    pub from: u64,
     /// Events at or below the checkpoint.
     pub skipped: usize,
     /// The contiguous run from checkpoint + 1, to apply.
@@ -123,5 +125,17 @@ pub(crate) fn split(events: &[RecordedEvent], checkpoint: u64) -> Split<'_> {
         .map(|(event, _)| *event)
         .collect();
     let missing = (skipped + run.len() < events.len()).then_some(checkpoint + run.len() as u64 + 1);
-    Split { skipped, run, missing }
+    Split { from: checkpoint, skipped, run, missing }
+}
+
+impl Split<'_> {
+    /// The checkpoint once the run is applied.
+    pub fn to(&self) -> u64 {
+        self.from + self.run.len() as u64
+    }
+
+    /// What applying the run did, given the standings it changed.
+    pub fn applied(&self, standings: Vec<events::Standing>) -> Applied {
+        Applied { from: self.from, to: self.to(), standings, skipped: self.skipped, missing: self.missing }
+    }
 }

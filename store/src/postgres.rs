@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::plan::{self, Attempt, Originals};
 use crate::{
     AppendOutcome, Applied, EventRow, EventStore, LeaderboardStore, NewEvent, StandingRow, StoreError, StoredEvent,
-    from_db, to_db,
+    board_from_rows, from_db, to_db,
 };
 
 /// The PostgreSQL schema: event log, read model, checkpoints.
@@ -229,10 +229,9 @@ impl LeaderboardStore for PgLeaderboard {
                 .await?;
         let from = from_db(from);
         let split = plan::split(events, from);
-        let to = from + split.run.len() as u64;
         if split.run.is_empty() {
             tx.commit().await?;
-            return Ok(Applied { from, to, standings: Vec::new(), skipped: split.skipped, missing: split.missing });
+            return Ok(split.applied(Vec::new()));
         }
         let deltas = leaderboard::fold(split.run.iter().copied());
         let rows: Vec<StandingRow> = sqlx::query_as(
@@ -252,12 +251,12 @@ impl LeaderboardStore for PgLeaderboard {
         .await?;
         sqlx::query("UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE projection = $1")
             .bind(PROJECTION)
-            .bind(to_db(to))
+            .bind(to_db(split.to()))
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
         let standings = rows.into_iter().map(Standing::try_from).collect::<Result<_, _>>()?;
-        Ok(Applied { from, to, standings, skipped: split.skipped, missing: split.missing })
+        Ok(split.applied(standings))
     }
 
     async fn load(&self) -> Result<Board, StoreError> {
@@ -272,7 +271,6 @@ impl LeaderboardStore for PgLeaderboard {
                 .fetch_all(&mut *tx)
                 .await?;
         tx.commit().await?;
-        let standings = rows.into_iter().map(Standing::try_from).collect::<Result<Vec<_>, _>>()?;
-        Ok(Board::from_standings(from_db(position), standings))
+        board_from_rows(position, rows)
     }
 }

@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::plan::{self, Attempt, Originals};
 use crate::{
     AppendOutcome, Applied, EventRow, EventStore, LeaderboardStore, NewEvent, StandingRow, StoreError, StoredEvent,
-    from_db, to_db,
+    board_from_rows, from_db, to_db,
 };
 
 /// The SQLite schema: event log, read model, checkpoints.
@@ -203,10 +203,9 @@ impl LeaderboardStore for SqliteLeaderboard {
             .await?;
         let from = from_db(from);
         let split = plan::split(events, from);
-        let to = from + split.run.len() as u64;
         if split.run.is_empty() {
             tx.commit().await?;
-            return Ok(Applied { from, to, standings: Vec::new(), skipped: split.skipped, missing: split.missing });
+            return Ok(split.applied(Vec::new()));
         }
         let mut standings = Vec::new();
         for delta in leaderboard::fold(split.run.iter().copied()) {
@@ -229,12 +228,12 @@ impl LeaderboardStore for SqliteLeaderboard {
         sqlx::query(
             "UPDATE projection_checkpoints SET position = ?, updated_at = CURRENT_TIMESTAMP WHERE projection = ?",
         )
-        .bind(to_db(to))
+        .bind(to_db(split.to()))
         .bind(PROJECTION)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(Applied { from, to, standings, skipped: split.skipped, missing: split.missing })
+        Ok(split.applied(standings))
     }
 
     async fn load(&self) -> Result<Board, StoreError> {
@@ -249,7 +248,6 @@ impl LeaderboardStore for SqliteLeaderboard {
                 .fetch_all(&mut *tx)
                 .await?;
         tx.commit().await?;
-        let standings = rows.into_iter().map(Standing::try_from).collect::<Result<Vec<_>, _>>()?;
-        Ok(Board::from_standings(from_db(position), standings))
+        board_from_rows(position, rows)
     }
 }

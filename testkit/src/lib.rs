@@ -300,11 +300,6 @@ impl Process {
         Self { url, child }
     }
 
-    /// The operating system's process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     /// Sends `signal` (e.g. `TERM`, `KILL`).
     pub fn signal(&self, signal: &str) {
         let status = Command::new("kill").args([&format!("-{signal}"), &self.child.id().to_string()]).status().unwrap();
