@@ -6,8 +6,7 @@ use std::time::Duration;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::{self, stream};
 use async_nats::{Client, ConnectOptions, HeaderMap};
-use events::{Event, RecordedEvent};
-use store::StoredEvent;
+use store::{Claim, StoredEvent};
 
 /// Header carrying the event's log position (equal to its stream sequence).
 pub const POSITION_HEADER: &str = "Scoreboard-Position";
@@ -118,14 +117,20 @@ pub fn publication(event: &StoredEvent) -> PublishMessage {
 #[error("not an event of the log: {0}")]
 pub struct ForeignMessage(String);
 
-/// Reads an event back from a message [`publication`] wrote.
-pub fn recorded_event(headers: Option<&HeaderMap>, payload: &[u8]) -> Result<RecordedEvent, ForeignMessage> {
-    let header = |name: &str| {
+/// What a message of the stream claims: the event at some position of the log, as
+/// [`publication`] writes it. Only the log can confirm it (`LeaderboardStore::fold_claimed`).
+pub fn claim(headers: Option<&HeaderMap>, payload: &[u8]) -> Result<Claim, ForeignMessage> {
+    fn header<'h>(headers: Option<&'h HeaderMap>, name: &str) -> Result<&'h str, ForeignMessage> {
         headers.and_then(|h| h.get(name)).map(|v| v.as_str()).ok_or_else(|| ForeignMessage(format!("no {name} header")))
-    };
-    let position: u64 = header(POSITION_HEADER)?.parse().map_err(|_| ForeignMessage("bad position".into()))?;
-    let version: i32 = header(EVENT_VERSION_HEADER)?.parse().map_err(|_| ForeignMessage("bad version".into()))?;
-    let event =
-        Event::decode(header(EVENT_TYPE_HEADER)?, version, payload).map_err(|e| ForeignMessage(e.to_string()))?;
-    Ok(RecordedEvent { position, event })
+    }
+    fn parsed<T: std::str::FromStr>(headers: Option<&HeaderMap>, name: &str) -> Result<T, ForeignMessage> {
+        header(headers, name)?.parse().map_err(|_| ForeignMessage(format!("malformed {name} header")))
+    }
+    Ok(Claim {
+        position: parsed(headers, POSITION_HEADER)?,
+        event_id: parsed(headers, async_nats::header::NATS_MESSAGE_ID.as_ref())?,
+        event_type: header(headers, EVENT_TYPE_HEADER)?.to_string(),
+        event_version: parsed(headers, EVENT_VERSION_HEADER)?,
+        payload: payload.to_vec(),
+    })
 }

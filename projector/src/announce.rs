@@ -1,13 +1,16 @@
-//! Where the projector tells the query side what changed.
+//! Where the projector tells the query side that the read model moved.
+//!
+//! An announcement is only a wake-up: the new checkpoint. A query service reads what changed
+//! from the read model itself, so whoever can publish on the subject can make it look, never
+//! make it believe.
 
-use events::BoardChange;
 use tokio::sync::broadcast;
 
-/// The channel of [`BoardChange`]s: a NATS subject between processes, a broadcast channel
+/// The channel of new checkpoints: a NATS subject between processes, a broadcast channel
 /// inside one process.
 #[derive(Clone, Debug)]
 pub enum Announcer {
-    /// Published on a core NATS subject.
+    /// Published on a core NATS subject, as the decimal position.
     Nats {
         /// The client.
         client: async_nats::Client,
@@ -15,22 +18,22 @@ pub enum Announcer {
         subject: String,
     },
     /// Sent to the query side in the same process.
-    InProcess(broadcast::Sender<BoardChange>),
+    InProcess(broadcast::Sender<u64>),
 }
 
 impl Announcer {
-    /// Announces `change`; a lost announcement is repaired by the next one (or heartbeat).
-    pub async fn announce(&self, change: BoardChange) {
+    /// Announces that the read model folded through `position`; a lost announcement is repaired
+    /// by the next one, or by the query side's own polling.
+    pub async fn announce(&self, position: u64) {
         match self {
             Self::Nats { client, subject } => {
-                let payload = serde_json::to_vec(&change).expect("changes always serialise");
-                if let Err(error) = client.publish(subject.clone(), payload.into()).await {
-                    tracing::warn!(error.message = %error, "could not announce a change; the next heartbeat will");
+                if let Err(error) = client.publish(subject.clone(), position.to_string().into()).await {
+                    tracing::warn!(error.message = %error, "could not announce a change; query services poll");
                 }
             }
             Self::InProcess(sender) => {
                 // No receiver yet is fine: a query side that starts later loads the board.
-                drop(sender.send(change));
+                drop(sender.send(position));
             }
         }
     }

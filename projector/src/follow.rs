@@ -5,16 +5,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use platform::backoff::Backoff;
-use store::{EventStore, LeaderboardStore};
+use store::LeaderboardStore;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::announce::Announcer;
 
-/// Folds `log` into `read_model` until `shutdown`: reads everything after the checkpoint, folds
-/// it, announces the change, and waits for `committed` (or a second) when caught up.
-pub async fn follow_log<S: EventStore, R: LeaderboardStore>(
-    log: S,
+/// Folds the log into `read_model` until `shutdown`: folds everything after the checkpoint,
+/// announces each new checkpoint, and waits for `committed` (or a second) when caught up.
+pub async fn follow_log<R: LeaderboardStore>(
     read_model: R,
     committed: Arc<Notify>,
     announcer: Announcer,
@@ -23,7 +22,7 @@ pub async fn follow_log<S: EventStore, R: LeaderboardStore>(
 ) {
     let mut backoff = Backoff::default();
     loop {
-        match catch_up(&log, &read_model, &announcer, batch_max).await {
+        match catch_up(&read_model, &announcer, batch_max).await {
             Ok(()) => {
                 backoff.reset();
                 tokio::select! {
@@ -43,19 +42,16 @@ pub async fn follow_log<S: EventStore, R: LeaderboardStore>(
     }
 }
 
-async fn catch_up<S: EventStore, R: LeaderboardStore>(
-    log: &S,
+async fn catch_up<R: LeaderboardStore>(
     read_model: &R,
     announcer: &Announcer,
     batch_max: u32,
 ) -> Result<(), store::StoreError> {
-    let mut checkpoint = read_model.checkpoint().await?;
     loop {
-        let stored = log.read_after(checkpoint, batch_max).await?;
-        if stored.is_empty() {
+        let applied = read_model.fold_next(batch_max).await?;
+        crate::announce_fold(&applied, announcer).await;
+        if applied.to == applied.from {
             return Ok(());
         }
-        let events = stored.iter().map(store::StoredEvent::decoded).collect::<Result<Vec<_>, _>>()?;
-        checkpoint = crate::fold(read_model, &events, announcer).await?.to;
     }
 }

@@ -13,10 +13,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Router;
 use clap::Args;
-use events::{BoardChange, RecordedEvent};
 use platform::config::{DatabaseConfig, NatsConfig, parse_duration};
 use platform::operations::{self, Readiness};
-use store::{Applied, LeaderboardStore, PgEventLog, StoreError};
+use store::{Applied, PgEventLog};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -54,22 +53,22 @@ pub struct ProjectionConfig {
     pub ack_wait: Duration,
 }
 
-/// Folds `events` into `read_model` and announces the change: the step shared by the
-/// JetStream projection and the log follower.
-pub async fn fold<R: LeaderboardStore>(
-    read_model: &R,
-    events: &[RecordedEvent],
-    announcer: &Announcer,
-) -> Result<Applied, StoreError> {
-    let applied = read_model.apply(events).await?;
+/// Records what a fold did and announces its new checkpoint: the step shared by the JetStream
+/// projection and the log follower.
+pub async fn announce_fold(applied: &Applied, announcer: &Announcer) {
     metrics::counter!("projector_events_applied_total").increment(applied.to - applied.from);
     metrics::counter!("projector_events_skipped_total").increment(applied.skipped as u64);
     metrics::gauge!("projector_checkpoint").set(applied.to as f64);
-    if applied.to > applied.from {
-        let change = BoardChange { from: applied.from, to: applied.to, standings: applied.standings.clone() };
-        announcer.announce(change).await;
+    if !applied.forged.is_empty() {
+        metrics::counter!("projector_forged_messages_total").increment(applied.forged.len() as u64);
+        tracing::warn!(
+            positions = ?applied.forged,
+            "messages that the event log contradicts were dropped; the log's own events are folded"
+        );
     }
-    Ok(applied)
+    if applied.to > applied.from {
+        announcer.announce(applied.to).await;
+    }
 }
 
 /// Runs the projector on `listener` until `shutdown` is cancelled.

@@ -8,16 +8,19 @@
 //! - Each batch is applied in one transaction that also moves the checkpoint; anything at or
 //!   below the checkpoint is skipped; the batch is acknowledged after the commit (`AckAll` on
 //!   its last message). A crash at any instant therefore loses nothing and counts nothing twice.
-//! - If an event arrives before its predecessor (a redelivery overtaken by later messages), the
-//!   contiguous part is applied and the consumer is rewound to the first missing position.
-//! - After each commit the new standings are published on the changes subject; every two
-//!   seconds a heartbeat repeats the checkpoint so a query service that missed a change notices.
+//! - The stream is the wake-up and the order, never the authority: each message only claims to
+//!   be the event at some position, and the transaction that folds checks every claim against
+//!   the log and folds the log's own events through the highest confirmed one. A message the
+//!   log contradicts (forged, or from a log that no longer exists) is counted, logged,
+//!   acknowledged and never folded. An event whose message has not arrived yet (a redelivery
+//!   overtaken by later messages) is folded from the log all the same, so there is no gap to
+//!   wait for and nothing to rewind.
+//! - After each commit the new checkpoint is announced on the changes subject.
 
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use async_nats::jetstream::{self, Message};
-use events::BoardChange;
 use futures::StreamExt as _;
 use platform::backoff::Backoff;
 use platform::jetstream::LogStream;
@@ -29,7 +32,7 @@ use crate::announce::Announcer;
 
 /// Advisory lock key that elects the one active projector per database.
 const LEADER_LOCK: i64 = 0x5C0E_B0A2_D0E1_A701;
-/// How often the checkpoint is announced when nothing changes.
+/// How often the leader checks that it still holds its lock while no message arrives.
 const HEARTBEAT: Duration = Duration::from_secs(2);
 
 /// Why a projection run stopped.
@@ -44,9 +47,6 @@ pub enum ProjectionError {
     /// JetStream refused or did not answer.
     #[error("JetStream: {0}")]
     JetStream(String),
-    /// An event arrived before its predecessor; the consumer is rewound.
-    #[error("position {0} has not arrived yet; rewinding")]
-    Missing(u64),
 }
 
 fn jetstream_error(error: impl std::fmt::Display) -> ProjectionError {
@@ -88,10 +88,6 @@ impl Projection {
         while !shutdown.is_cancelled() {
             match self.lead(&shutdown).await {
                 Ok(()) => backoff.reset(),
-                Err(ProjectionError::Missing(position)) => {
-                    metrics::counter!("projector_rewinds_total").increment(1);
-                    tracing::info!(position, "an event arrived before its predecessor; rewinding the consumer");
-                }
                 Err(error) => {
                     metrics::counter!("projector_errors_total").increment(1);
                     tracing::warn!(error.message = %error, retry_in = ?backoff.delay(), "projection interrupted");
@@ -108,7 +104,7 @@ impl Projection {
         };
         let js = jetstream::new(self.nats.clone());
         let stream = self.settings.stream.ensure(&js).await.map_err(jetstream_error)?;
-        let mut checkpoint = self.read_model.checkpoint().await?;
+        let checkpoint = self.read_model.checkpoint().await?;
         // The checkpoint decides where to start: an earlier consumer's state is dropped.
         match stream.delete_consumer(&self.settings.consumer).await {
             Ok(_) => {}
@@ -139,27 +135,24 @@ impl Projection {
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
-                _ = heartbeat.tick() => {
-                    leader.ping().await?;
-                    self.announcer.announce(BoardChange { from: checkpoint, to: checkpoint, standings: Vec::new() }).await;
-                }
+                _ = heartbeat.tick() => leader.ping().await?,
                 batch = batches.next() => {
                     let batch = batch.ok_or_else(|| jetstream_error("the consumer's message stream ended"))?;
-                    checkpoint = self.project(batch).await?;
+                    self.project(batch).await?;
                 }
             }
         }
     }
 
-    /// Folds one batch and acknowledges it; returns the new checkpoint.
-    async fn project<E: std::fmt::Display>(&self, batch: Vec<Result<Message, E>>) -> Result<u64, ProjectionError> {
+    /// Folds what one batch confirms and acknowledges the batch.
+    async fn project<E: std::fmt::Display>(&self, batch: Vec<Result<Message, E>>) -> Result<(), ProjectionError> {
         let started = Instant::now();
-        let mut events = Vec::with_capacity(batch.len());
+        let mut claims = Vec::with_capacity(batch.len());
         let mut last = None;
         for message in batch {
             let message = message.map_err(jetstream_error)?;
-            match platform::jetstream::recorded_event(message.headers.as_ref(), &message.payload) {
-                Ok(event) => events.push(event),
+            match platform::jetstream::claim(message.headers.as_ref(), &message.payload) {
+                Ok(claim) => claims.push(claim),
                 Err(foreign) => {
                     metrics::counter!("projector_foreign_messages_total").increment(1);
                     tracing::warn!(subject = %message.subject, error.message = %foreign, "skipping a message that is not an event");
@@ -167,10 +160,8 @@ impl Projection {
             }
             last = Some(message);
         }
-        let applied = crate::fold(&self.read_model, &events, &self.announcer).await?;
-        if let Some(missing) = applied.missing {
-            return Err(ProjectionError::Missing(missing));
-        }
+        let applied = self.read_model.fold_claimed(&claims).await?;
+        crate::announce_fold(&applied, &self.announcer).await;
         if let Some(last) = last {
             if let Ok(info) = last.info() {
                 metrics::gauge!("projector_lag_events").set(info.pending as f64);
@@ -179,7 +170,7 @@ impl Projection {
             last.ack().await.map_err(jetstream_error)?;
         }
         metrics::histogram!("projector_batch_seconds").record(started.elapsed().as_secs_f64());
-        metrics::histogram!("projector_batch_size").record(events.len() as f64);
-        Ok(applied.to)
+        metrics::histogram!("projector_batch_size").record((applied.to - applied.from) as f64);
+        Ok(())
     }
 }

@@ -1,13 +1,20 @@
-//! The board a query service serves: held in memory, kept current from the projector's
-//! change announcements, reloaded from PostgreSQL at start and whenever a change was missed.
+//! The board a query service serves: held in memory, loaded from the read model at start and
+//! kept current by reading from the read model what changed after the position it holds.
+//!
+//! The projector's announcements (a new checkpoint on a NATS subject) only say when to look:
+//! the standings themselves always come from PostgreSQL, so a message anyone can publish on
+//! NATS can make a replica read, never make it believe. A replica also looks every
+//! [`POLL`] by itself, which repairs a lost announcement and notices a read model restored to
+//! an earlier point (its checkpoint behind the board): then the board is reloaded and moves back
+//! with it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use events::{Behind, Board, BoardChange};
-use futures::StreamExt as _;
 use futures::stream::BoxStream;
+use futures::{FutureExt as _, StreamExt as _};
 use platform::backoff::Backoff;
 use serde::Serialize;
 use store::LeaderboardStore;
@@ -131,13 +138,18 @@ impl LiveBoard {
         *self.loaded.borrow()
     }
 
-    /// Replaces the board with one loaded from the read model; never moves backwards.
+    /// The last log position folded into the board.
+    pub fn position(&self) -> u64 {
+        self.read(Board::position)
+    }
+
+    /// Replaces the board with one loaded from the read model. It may be older than the board
+    /// it replaces (the read model was restored to an earlier point): the board follows the
+    /// database, and live streams wait until it passes what they already showed.
     pub fn replace(&self, loaded: Board) {
         let mut board = self.board.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if loaded.position() >= board.position() {
-            *board = loaded;
-            self.snapshots.send_replace(Arc::new(Snapshot::of(&board)));
-        }
+        *board = loaded;
+        self.snapshots.send_replace(Arc::new(Snapshot::of(&board)));
         self.loaded.send_replace(true);
     }
 
@@ -158,10 +170,13 @@ impl LiveBoard {
     }
 }
 
-/// Where a query side hears of the projector's changes.
+/// How often a query side looks at the read model when no announcement came.
+pub const POLL: Duration = Duration::from_secs(2);
+
+/// Where a query side hears that the read model moved.
 #[derive(Debug)]
 pub enum ChangeFeed {
-    /// A core NATS subject (between processes).
+    /// A core NATS subject (between processes): the decimal checkpoint.
     Nats {
         /// The client.
         client: async_nats::Client,
@@ -169,35 +184,26 @@ pub enum ChangeFeed {
         subject: String,
     },
     /// A broadcast channel in the same process.
-    InProcess(broadcast::Receiver<BoardChange>),
-}
-
-/// What a query side hears: a change, or the news that it missed some.
-enum Heard {
-    Change(BoardChange),
-    Missed,
+    InProcess(broadcast::Receiver<u64>),
 }
 
 impl ChangeFeed {
-    /// Starts listening; `None` if `shutdown` fired first.
-    async fn listen(self, shutdown: &CancellationToken) -> Option<BoxStream<'static, Heard>> {
+    /// Starts listening; `None` if `shutdown` fired first. Each item is the position an
+    /// announcement claims, or `None` for "look anyway" (announcements were missed).
+    async fn listen(self, shutdown: &CancellationToken) -> Option<BoxStream<'static, Option<u64>>> {
         match self {
-            Self::InProcess(receiver) => {
-                Some(BroadcastStream::new(receiver).map(|heard| heard.map_or(Heard::Missed, Heard::Change)).boxed())
-            }
+            Self::InProcess(receiver) => Some(BroadcastStream::new(receiver).map(Result::ok).boxed()),
             Self::Nats { client, subject } => loop {
                 match client.subscribe(subject.clone()).await {
                     Ok(subscription) => {
                         break Some(
                             subscription
                                 .filter_map(|message| async move {
-                                    match serde_json::from_slice(&message.payload) {
-                                        Ok(change) => Some(Heard::Change(change)),
-                                        Err(error) => {
-                                            tracing::warn!(error.message = %error, "ignoring a malformed board change");
-                                            None
-                                        }
+                                    let claimed = std::str::from_utf8(&message.payload).ok()?.parse().ok();
+                                    if claimed.is_none() {
+                                        metrics::counter!("query_announcements_ignored_total").increment(1);
                                     }
+                                    claimed.map(Some)
                                 })
                                 .boxed(),
                         );
@@ -215,8 +221,8 @@ impl ChangeFeed {
     }
 }
 
-/// Keeps `live` current until `shutdown`: loads the board, then applies each change heard on
-/// `feed`, and reloads whenever a change shows that one was missed.
+/// Keeps `live` current until `shutdown`: loads the board, then, whenever `feed` announces a
+/// position beyond the board's (and every [`POLL`]), reads what changed from `read_model`.
 pub async fn keep_current<R: LeaderboardStore>(
     live: Arc<LiveBoard>,
     read_model: R,
@@ -224,47 +230,75 @@ pub async fn keep_current<R: LeaderboardStore>(
     shutdown: CancellationToken,
 ) {
     // Listen before loading, so that no change between the load and the first message is lost.
-    let Some(mut changes) = feed.listen(&shutdown).await else { return };
-    'reload: loop {
-        let mut backoff = Backoff::default();
-        loop {
-            match read_model.load().await {
-                Ok(board) => {
-                    tracing::info!(position = board.position(), players = board.len(), "board loaded");
-                    metrics::counter!("query_board_loads_total").increment(1);
-                    live.replace(board);
-                    break;
-                }
-                Err(error) => {
-                    tracing::warn!(error.message = %error, retry_in = ?backoff.delay(), "cannot load the board");
-                }
-            }
-            if !backoff.wait(&shutdown).await {
-                return;
-            }
-        }
-        loop {
-            let heard = tokio::select! {
-                () = shutdown.cancelled() => return,
-                heard = changes.next() => heard,
-            };
-            match heard {
+    let Some(mut announcements) = feed.listen(&shutdown).await else { return };
+    if !load(&live, &read_model, &shutdown).await {
+        return;
+    }
+    let mut poll = tokio::time::interval(POLL);
+    loop {
+        let mut claimed = tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = poll.tick() => None,
+            heard = announcements.next() => match heard {
+                Some(claimed) => claimed,
                 None => {
                     tracing::warn!("the board change feed ended");
                     return;
                 }
-                Some(Heard::Missed) => {
-                    tracing::info!("missed board changes; reloading");
-                    continue 'reload;
+            },
+        };
+        // Announcements that came meanwhile are answered by the same read.
+        while let Some(Some(more)) = announcements.next().now_or_never() {
+            claimed = claimed.zip(more).map(|(a, b)| a.max(b));
+        }
+        if claimed.is_some_and(|claimed| claimed <= live.position()) {
+            continue;
+        }
+        match read_model.changes_since(live.position()).await {
+            Ok(Some(change)) => {
+                if claimed.is_some_and(|claimed| claimed > change.to) {
+                    metrics::counter!("query_announcements_unconfirmed_total").increment(1);
+                    tracing::debug!(
+                        ?claimed,
+                        checkpoint = change.to,
+                        "an announcement claimed more than the read model holds"
+                    );
                 }
-                Some(Heard::Change(change)) => {
-                    if let Err(behind) = live.apply(&change) {
-                        tracing::info!(%behind, "missed a board change; reloading");
-                        continue 'reload;
+                if let Err(behind) = live.apply(&change) {
+                    tracing::info!(%behind, "the board moved while reading; reloading");
+                    if !load(&live, &read_model, &shutdown).await {
+                        return;
                     }
-                    metrics::gauge!("query_board_position").set(change.to as f64);
+                }
+                metrics::gauge!("query_board_position").set(live.position() as f64);
+            }
+            Ok(None) => {
+                tracing::warn!(board = live.position(), "the read model is behind the board (restored?); reloading");
+                if !load(&live, &read_model, &shutdown).await {
+                    return;
                 }
             }
+            Err(error) => tracing::warn!(error.message = %error, "cannot read board changes; retrying"),
+        }
+    }
+}
+
+/// Loads the whole board, retrying until it succeeds; `false` if `shutdown` fired first.
+async fn load<R: LeaderboardStore>(live: &LiveBoard, read_model: &R, shutdown: &CancellationToken) -> bool {
+    let mut backoff = Backoff::default();
+    loop {
+        match read_model.load().await {
+            Ok(board) => {
+                tracing::info!(position = board.position(), players = board.len(), "board loaded");
+                metrics::counter!("query_board_loads_total").increment(1);
+                metrics::gauge!("query_board_position").set(board.position() as f64);
+                live.replace(board);
+                return true;
+            }
+            Err(error) => tracing::warn!(error.message = %error, retry_in = ?backoff.delay(), "cannot load the board"),
+        }
+        if !backoff.wait(shutdown).await {
+            return false;
         }
     }
 }

@@ -181,7 +181,6 @@ async fn embedded(
     let (changes, heard) = broadcast::channel(1024);
     let batch_max = u32::try_from(config.projection.batch_max.max(1)).unwrap_or(u32::MAX);
     let projector = tokio::spawn(projector::follow::follow_log(
-        log.clone(),
         read_model.clone(),
         committed,
         Announcer::InProcess(changes),

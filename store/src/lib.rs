@@ -11,7 +11,7 @@ mod plan;
 pub mod postgres;
 pub mod sqlite;
 
-use events::{Board, DecodeError, DisplayName, Event, PlayerId, RecordedEvent, Standing};
+use events::{Board, BoardChange, DecodeError, DisplayName, Event, PlayerId, RecordedEvent, Standing};
 use sqlx::FromRow;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -74,20 +74,56 @@ impl StoredEvent {
     }
 }
 
-/// What one call of [`LeaderboardStore::apply`] did.
+/// What a transport (a JetStream message) says is the event at `position` of the log. It is
+/// believed only where the log itself holds that very event: a transport is not an authority.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// The position it claims.
+    pub position: u64,
+    /// The event id it carries.
+    pub event_id: Uuid,
+    /// Its event type.
+    pub event_type: String,
+    /// Its schema version.
+    pub event_version: i32,
+    /// Its payload bytes.
+    pub payload: Vec<u8>,
+}
+
+impl Claim {
+    /// `true` when `event` is exactly what this claim says.
+    pub fn matches(&self, event: &StoredEvent) -> bool {
+        self.position == event.position
+            && self.event_id == event.event_id
+            && self.event_type == event.event_type
+            && self.event_version == event.event_version
+            && self.payload == event.payload.as_bytes()
+    }
+}
+
+impl From<&StoredEvent> for Claim {
+    fn from(event: &StoredEvent) -> Self {
+        Self {
+            position: event.position,
+            event_id: event.event_id,
+            event_type: event.event_type.clone(),
+            event_version: event.event_version,
+            payload: event.payload.as_bytes().to_vec(),
+        }
+    }
+}
+
+/// What one fold transaction did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {
     /// The checkpoint before.
     pub from: u64,
-    /// The checkpoint after (equal to `from` when nothing new was applied).
+    /// The checkpoint after (equal to `from` when nothing new was folded).
     pub to: u64,
-    /// The new standings of every player the applied events touched.
-    pub standings: Vec<Standing>,
-    /// Events at or below the checkpoint, skipped (redeliveries, duplicates).
+    /// Claims at or below the checkpoint, skipped (redeliveries, duplicates).
     pub skipped: usize,
-    /// Set when an event after `to + 1` arrived without `to + 1`: the events from there on
-    /// were not applied and must be delivered again in order.
-    pub missing: Option<u64>,
+    /// Positions of claims the log contradicts (a forged or diverged message): never folded.
+    pub forged: Vec<u64>,
 }
 
 /// The event log: the source of truth.
@@ -124,10 +160,20 @@ pub trait LeaderboardStore: Clone + Send + Sync + 'static {
     /// The last log position folded in.
     fn checkpoint(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
-    /// Folds `events` exactly once: in one transaction, it skips what is at or below the
-    /// checkpoint, applies the contiguous run that follows it and moves the checkpoint to the
-    /// end of that run.
-    fn apply(&self, events: &[RecordedEvent]) -> impl Future<Output = Result<Applied, StoreError>> + Send;
+    /// Folds the next events of the log, up to `limit` of them, exactly once: in one
+    /// transaction that also moves the checkpoint.
+    fn fold_next(&self, limit: u32) -> impl Future<Output = Result<Applied, StoreError>> + Send;
+
+    /// Folds the log through the highest position of `claims` that the log confirms, exactly
+    /// once, in one transaction that reads the log, checks every claim against it and moves the
+    /// checkpoint. What is folded is always the log's own events, never the claims; claims at or
+    /// below the checkpoint are skipped, claims the log contradicts are reported as forged.
+    fn fold_claimed(&self, claims: &[Claim]) -> impl Future<Output = Result<Applied, StoreError>> + Send;
+
+    /// What changed after `position`: the new standings of every player the folds after it
+    /// touched, as of the checkpoint, read from one consistent snapshot. `None` when the read
+    /// model is behind `position` (it was restored to an earlier point): reload it.
+    fn changes_since(&self, position: u64) -> impl Future<Output = Result<Option<BoardChange>, StoreError>> + Send;
 
     /// The whole board as of its checkpoint, read from one consistent snapshot.
     fn load(&self) -> impl Future<Output = Result<Board, StoreError>> + Send;
@@ -180,8 +226,26 @@ impl TryFrom<StandingRow> for Standing {
 
 /// The board the read model's rows make, as of `position`.
 fn board_from_rows(position: i64, rows: Vec<StandingRow>) -> Result<Board, StoreError> {
-    let standings = rows.into_iter().map(Standing::try_from).collect::<Result<Vec<_>, _>>()?;
-    Ok(Board::from_standings(from_db(position), standings))
+    Ok(Board::from_standings(from_db(position), standings_of(rows)?))
+}
+
+fn standings_of(rows: Vec<StandingRow>) -> Result<Vec<Standing>, StoreError> {
+    rows.into_iter().map(Standing::try_from).collect()
+}
+
+/// What the rows changed after `since` make, read with the checkpoint `position`.
+fn change_from_rows(since: u64, position: i64, rows: Vec<StandingRow>) -> Result<Option<BoardChange>, StoreError> {
+    let to = from_db(position);
+    if to < since {
+        return Ok(None);
+    }
+    Ok(Some(BoardChange { from: since, to, standings: standings_of(rows)? }))
+}
+
+/// Folds `run`, the log's events at `checkpoint + 1 …`, in one read-model transaction.
+fn deltas_of(run: &[StoredEvent]) -> Result<Vec<Standing>, StoreError> {
+    let events = run.iter().map(StoredEvent::decoded).collect::<Result<Vec<_>, _>>()?;
+    Ok(events::leaderboard::fold(&events))
 }
 
 /// Positions and scores are `u64` in the domain and `BIGINT` / `INTEGER` (signed) in SQL;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use events::{Board, DisplayName, RecordedEvent, Standing, leaderboard};
+use events::{Board, BoardChange, DisplayName};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{FromRow, Postgres, Transaction};
@@ -10,8 +10,8 @@ use uuid::Uuid;
 
 use crate::plan::{self, Attempt, Originals};
 use crate::{
-    AppendOutcome, Applied, EventRow, EventStore, LeaderboardStore, NewEvent, StandingRow, StoreError, StoredEvent,
-    board_from_rows, from_db, to_db,
+    AppendOutcome, Applied, Claim, EventRow, EventStore, LeaderboardStore, NewEvent, StandingRow, StoreError,
+    StoredEvent, board_from_rows, change_from_rows, deltas_of, from_db, to_db,
 };
 
 /// The PostgreSQL schema: event log, read model, checkpoints.
@@ -220,52 +220,46 @@ impl LeaderboardStore for PgLeaderboard {
         Ok(from_db(position))
     }
 
-    async fn apply(&self, events: &[RecordedEvent]) -> Result<Applied, StoreError> {
+    async fn fold_next(&self, limit: u32) -> Result<Applied, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let from: i64 =
-            sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE projection = $1 FOR UPDATE")
-                .bind(PROJECTION)
-                .fetch_one(&mut *tx)
-                .await?;
-        let from = from_db(from);
-        let split = plan::split(events, from);
-        if split.run.is_empty() {
-            tx.commit().await?;
-            return Ok(split.applied(Vec::new()));
-        }
-        let deltas = leaderboard::fold(split.run.iter().copied());
-        let rows: Vec<StandingRow> = sqlx::query_as(
-            "INSERT INTO leaderboard (player_id, display_name, score, reached_at) \
-             SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) \
-             ON CONFLICT (player_id) DO UPDATE SET \
-                 score = leaderboard.score + EXCLUDED.score, \
-                 reached_at = GREATEST(leaderboard.reached_at, EXCLUDED.reached_at), \
-                 display_name = COALESCE(EXCLUDED.display_name, leaderboard.display_name) \
-             RETURNING player_id, display_name, score, reached_at",
-        )
-        .bind(deltas.iter().map(|d| d.player_id.as_str()).collect::<Vec<_>>())
-        .bind(deltas.iter().map(|d| d.name.as_ref().map(DisplayName::as_str)).collect::<Vec<_>>())
-        .bind(deltas.iter().map(|d| to_db(d.score)).collect::<Vec<_>>())
-        .bind(deltas.iter().map(|d| to_db(d.reached_at)).collect::<Vec<_>>())
-        .fetch_all(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE projection = $1")
-            .bind(PROJECTION)
-            .bind(to_db(split.to()))
-            .execute(&mut *tx)
-            .await?;
+        let from = lock_checkpoint(&mut tx).await?;
+        let run = read_log(&mut tx, from, from + u64::from(limit)).await?;
+        let to = fold_run(&mut tx, from, &run).await?;
         tx.commit().await?;
-        let standings = rows.into_iter().map(Standing::try_from).collect::<Result<_, _>>()?;
-        Ok(split.applied(standings))
+        Ok(Applied { from, to, skipped: 0, forged: Vec::new() })
+    }
+
+    async fn fold_claimed(&self, claims: &[Claim]) -> Result<Applied, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let from = lock_checkpoint(&mut tx).await?;
+        let Some(through) = plan::claimed_window(claims, from) else {
+            tx.commit().await?;
+            return Ok(Applied { from, to: from, skipped: claims.len(), forged: Vec::new() });
+        };
+        let log = read_log(&mut tx, from, through).await?;
+        let confirmation = plan::confirm(claims, from, through, &log);
+        let to = fold_run(&mut tx, from, &log[..(confirmation.to - from) as usize]).await?;
+        tx.commit().await?;
+        Ok(Applied { from, to, skipped: confirmation.skipped, forged: confirmation.forged })
+    }
+
+    async fn changes_since(&self, position: u64) -> Result<Option<BoardChange>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
+        let checkpoint = read_checkpoint(&mut tx).await?;
+        let rows: Vec<StandingRow> =
+            sqlx::query_as("SELECT player_id, display_name, score, reached_at FROM leaderboard WHERE changed_at > $1")
+                .bind(to_db(position))
+                .fetch_all(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        change_from_rows(position, checkpoint, rows)
     }
 
     async fn load(&self) -> Result<Board, StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
-        let position: i64 = sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE projection = $1")
-            .bind(PROJECTION)
-            .fetch_one(&mut *tx)
-            .await?;
+        let position = read_checkpoint(&mut tx).await?;
         let rows: Vec<StandingRow> =
             sqlx::query_as("SELECT player_id, display_name, score, reached_at FROM leaderboard")
                 .fetch_all(&mut *tx)
@@ -273,4 +267,71 @@ impl LeaderboardStore for PgLeaderboard {
         tx.commit().await?;
         board_from_rows(position, rows)
     }
+}
+
+async fn read_checkpoint(tx: &mut Transaction<'_, Postgres>) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE projection = $1")
+        .bind(PROJECTION)
+        .fetch_one(&mut **tx)
+        .await?)
+}
+
+/// Takes the read model's lock (held until the transaction ends) and returns the checkpoint.
+async fn lock_checkpoint(tx: &mut Transaction<'_, Postgres>) -> Result<u64, StoreError> {
+    let position: i64 =
+        sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE projection = $1 FOR UPDATE")
+            .bind(PROJECTION)
+            .fetch_one(&mut **tx)
+            .await?;
+    Ok(from_db(position))
+}
+
+/// The log's events in `(after, through]`, in order.
+async fn read_log(
+    tx: &mut Transaction<'_, Postgres>,
+    after: u64,
+    through: u64,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let rows: Vec<EventRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{SELECT_EVENT} WHERE position > $1 AND position <= $2 ORDER BY position"
+    )))
+    .bind(to_db(after))
+    .bind(to_db(through))
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows.into_iter().map(StoredEvent::from).collect())
+}
+
+/// Folds `run`, the log's events from `from + 1` on, into the read model and moves the
+/// checkpoint to its end; returns the new checkpoint.
+async fn fold_run(tx: &mut Transaction<'_, Postgres>, from: u64, run: &[StoredEvent]) -> Result<u64, StoreError> {
+    let to = from + run.len() as u64;
+    if run.is_empty() {
+        return Ok(to);
+    }
+    let deltas = deltas_of(run)?;
+    sqlx::query(
+        "INSERT INTO leaderboard (player_id, display_name, score, reached_at, changed_at) \
+         SELECT player_id, display_name, score, reached_at, $5 \
+         FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) \
+              AS input(player_id, display_name, score, reached_at) \
+         ON CONFLICT (player_id) DO UPDATE SET \
+             score = leaderboard.score + EXCLUDED.score, \
+             reached_at = GREATEST(leaderboard.reached_at, EXCLUDED.reached_at), \
+             display_name = COALESCE(EXCLUDED.display_name, leaderboard.display_name), \
+             changed_at = EXCLUDED.changed_at",
+    )
+    .bind(deltas.iter().map(|d| d.player_id.as_str()).collect::<Vec<_>>())
+    .bind(deltas.iter().map(|d| d.name.as_ref().map(DisplayName::as_str)).collect::<Vec<_>>())
+    .bind(deltas.iter().map(|d| to_db(d.score)).collect::<Vec<_>>())
+    .bind(deltas.iter().map(|d| to_db(d.reached_at)).collect::<Vec<_>>())
+    .bind(to_db(to))
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE projection = $1")
+        .bind(PROJECTION)
+        .bind(to_db(to))
+        .execute(&mut **tx)
+        .await?;
+    Ok(to)
 }

@@ -10,16 +10,16 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
-use events::{Board, DisplayName, RecordedEvent, Standing, leaderboard};
+use events::{Board, BoardChange, DisplayName};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{FromRow, QueryBuilder, Sqlite, Transaction};
+use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteConnection, Transaction};
 use uuid::Uuid;
 
 use crate::plan::{self, Attempt, Originals};
 use crate::{
-    AppendOutcome, Applied, EventRow, EventStore, LeaderboardStore, NewEvent, StandingRow, StoreError, StoredEvent,
-    board_from_rows, from_db, to_db,
+    AppendOutcome, Applied, Claim, EventRow, EventStore, LeaderboardStore, NewEvent, StandingRow, StoreError,
+    StoredEvent, board_from_rows, change_from_rows, deltas_of, from_db, to_db,
 };
 
 /// The SQLite schema: event log, read model, checkpoints.
@@ -188,61 +188,49 @@ pub struct SqliteLeaderboard {
 
 impl LeaderboardStore for SqliteLeaderboard {
     async fn checkpoint(&self) -> Result<u64, StoreError> {
-        let position: i64 = sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE projection = ?")
-            .bind(PROJECTION)
-            .fetch_one(&self.pools.read)
-            .await?;
-        Ok(from_db(position))
+        let mut connection = self.pools.read.acquire().await?;
+        Ok(from_db(read_checkpoint(&mut connection).await?))
     }
 
-    async fn apply(&self, events: &[RecordedEvent]) -> Result<Applied, StoreError> {
+    async fn fold_next(&self, limit: u32) -> Result<Applied, StoreError> {
         let mut tx = self.pools.write.begin_with("BEGIN IMMEDIATE").await?;
-        let from: i64 = sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE projection = ?")
-            .bind(PROJECTION)
-            .fetch_one(&mut *tx)
-            .await?;
-        let from = from_db(from);
-        let split = plan::split(events, from);
-        if split.run.is_empty() {
-            tx.commit().await?;
-            return Ok(split.applied(Vec::new()));
-        }
-        let mut standings = Vec::new();
-        for delta in leaderboard::fold(split.run.iter().copied()) {
-            let row: StandingRow = sqlx::query_as(
-                "INSERT INTO leaderboard (player_id, display_name, score, reached_at) VALUES (?, ?, ?, ?) \
-                 ON CONFLICT (player_id) DO UPDATE SET \
-                     score = score + excluded.score, \
-                     reached_at = max(reached_at, excluded.reached_at), \
-                     display_name = coalesce(excluded.display_name, display_name) \
-                 RETURNING player_id, display_name, score, reached_at",
-            )
-            .bind(delta.player_id.as_str())
-            .bind(delta.name.as_ref().map(DisplayName::as_str))
-            .bind(to_db(delta.score))
-            .bind(to_db(delta.reached_at))
-            .fetch_one(&mut *tx)
-            .await?;
-            standings.push(Standing::try_from(row)?);
-        }
-        sqlx::query(
-            "UPDATE projection_checkpoints SET position = ?, updated_at = CURRENT_TIMESTAMP WHERE projection = ?",
-        )
-        .bind(to_db(split.to()))
-        .bind(PROJECTION)
-        .execute(&mut *tx)
-        .await?;
+        let from = from_db(read_checkpoint(&mut tx).await?);
+        let run = read_log(&mut tx, from, from + u64::from(limit)).await?;
+        let to = fold_run(&mut tx, from, &run).await?;
         tx.commit().await?;
-        Ok(split.applied(standings))
+        Ok(Applied { from, to, skipped: 0, forged: Vec::new() })
+    }
+
+    async fn fold_claimed(&self, claims: &[Claim]) -> Result<Applied, StoreError> {
+        let mut tx = self.pools.write.begin_with("BEGIN IMMEDIATE").await?;
+        let from = from_db(read_checkpoint(&mut tx).await?);
+        let Some(through) = plan::claimed_window(claims, from) else {
+            tx.commit().await?;
+            return Ok(Applied { from, to: from, skipped: claims.len(), forged: Vec::new() });
+        };
+        let log = read_log(&mut tx, from, through).await?;
+        let confirmation = plan::confirm(claims, from, through, &log);
+        let to = fold_run(&mut tx, from, &log[..(confirmation.to - from) as usize]).await?;
+        tx.commit().await?;
+        Ok(Applied { from, to, skipped: confirmation.skipped, forged: confirmation.forged })
+    }
+
+    async fn changes_since(&self, position: u64) -> Result<Option<BoardChange>, StoreError> {
+        // One read transaction: WAL gives it a single snapshot for both queries.
+        let mut tx = self.pools.read.begin().await?;
+        let checkpoint = read_checkpoint(&mut tx).await?;
+        let rows: Vec<StandingRow> =
+            sqlx::query_as("SELECT player_id, display_name, score, reached_at FROM leaderboard WHERE changed_at > ?")
+                .bind(to_db(position))
+                .fetch_all(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        change_from_rows(position, checkpoint, rows)
     }
 
     async fn load(&self) -> Result<Board, StoreError> {
-        // One read transaction: WAL gives it a single snapshot for both queries.
         let mut tx = self.pools.read.begin().await?;
-        let position: i64 = sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE projection = ?")
-            .bind(PROJECTION)
-            .fetch_one(&mut *tx)
-            .await?;
+        let position = read_checkpoint(&mut tx).await?;
         let rows: Vec<StandingRow> =
             sqlx::query_as("SELECT player_id, display_name, score, reached_at FROM leaderboard")
                 .fetch_all(&mut *tx)
@@ -250,4 +238,55 @@ impl LeaderboardStore for SqliteLeaderboard {
         tx.commit().await?;
         board_from_rows(position, rows)
     }
+}
+
+async fn read_checkpoint(connection: &mut SqliteConnection) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE projection = ?")
+        .bind(PROJECTION)
+        .fetch_one(connection)
+        .await?)
+}
+
+/// The log's events in `(after, through]`, in order.
+async fn read_log(connection: &mut SqliteConnection, after: u64, through: u64) -> Result<Vec<StoredEvent>, StoreError> {
+    let rows: Vec<EventRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{SELECT_EVENT} WHERE position > ? AND position <= ? ORDER BY position"
+    )))
+    .bind(to_db(after))
+    .bind(to_db(through))
+    .fetch_all(connection)
+    .await?;
+    Ok(rows.into_iter().map(StoredEvent::from).collect())
+}
+
+/// Folds `run`, the log's events from `from + 1` on, into the read model and moves the
+/// checkpoint to its end; returns the new checkpoint.
+async fn fold_run(connection: &mut SqliteConnection, from: u64, run: &[StoredEvent]) -> Result<u64, StoreError> {
+    let to = from + run.len() as u64;
+    if run.is_empty() {
+        return Ok(to);
+    }
+    for delta in deltas_of(run)? {
+        sqlx::query(
+            "INSERT INTO leaderboard (player_id, display_name, score, reached_at, changed_at) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (player_id) DO UPDATE SET \
+                 score = score + excluded.score, \
+                 reached_at = max(reached_at, excluded.reached_at), \
+                 display_name = coalesce(excluded.display_name, display_name), \
+                 changed_at = excluded.changed_at",
+        )
+        .bind(delta.player_id.as_str())
+        .bind(delta.name.as_ref().map(DisplayName::as_str))
+        .bind(to_db(delta.score))
+        .bind(to_db(delta.reached_at))
+        .bind(to_db(to))
+        .execute(&mut *connection)
+        .await?;
+    }
+    sqlx::query("UPDATE projection_checkpoints SET position = ?, updated_at = CURRENT_TIMESTAMP WHERE projection = ?")
+        .bind(to_db(to))
+        .bind(PROJECTION)
+        .execute(&mut *connection)
+        .await?;
+    Ok(to)
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use events::{Board, Event, Points, RecordedEvent, ScoreAwarded};
 use futures::future::join_all;
-use store::{AppendOutcome, EventStore, LeaderboardStore, NewEvent};
+use store::{AppendOutcome, Claim, EventStore, LeaderboardStore, NewEvent};
 use uuid::Uuid;
 
 /// A database to test: open (or reopen) its stores, and run raw SQL on it.
@@ -207,30 +207,70 @@ async fn the_read_model_folds_each_event_exactly_once(backend: impl Backend) {
     let (log, read_model) = backend.open().await;
     let batch: Vec<NewEvent> = (0..30).map(|i| awarded(&format!("p{}", i % 4), Uuid::new_v4(), i % 5 + 1)).collect();
     log.append(&batch).await.unwrap();
-    let events: Vec<RecordedEvent> =
-        log.read_after(0, 100).await.unwrap().iter().map(|e| e.decode().unwrap()).collect();
+    let stored = log.read_after(0, 100).await.unwrap();
+    let claims: Vec<Claim> = stored.iter().map(Claim::from).collect();
 
-    // Delivered out of order, with redeliveries and a gap.
-    let first = read_model.apply(&[events[1].clone(), events[0].clone(), events[1].clone()]).await.unwrap();
-    assert_eq!((first.from, first.to, first.skipped, first.missing), (0, 2, 0, None));
-    let gap = read_model.apply(&[events[0].clone(), events[2].clone(), events[4].clone()]).await.unwrap();
-    assert_eq!((gap.from, gap.to, gap.skipped, gap.missing), (2, 3, 1, Some(4)), "position 4 is missing");
-    let nothing = read_model.apply(&events[..3]).await.unwrap();
-    assert_eq!((nothing.to, nothing.skipped, nothing.standings.len()), (3, 3, 0));
-    let rest = read_model.apply(&events).await.unwrap();
-    assert_eq!((rest.from, rest.to, rest.skipped), (3, 30, 3));
-    assert_eq!(read_model.checkpoint().await.unwrap(), 30);
+    // Delivered out of order, with redeliveries and a gap: the log fills the gap.
+    let first = read_model.fold_claimed(&[claims[1].clone(), claims[0].clone(), claims[1].clone()]).await.unwrap();
+    assert_eq!((first.from, first.to, first.skipped), (0, 2, 0));
+    let gap = read_model.fold_claimed(&[claims[0].clone(), claims[4].clone()]).await.unwrap();
+    assert_eq!((gap.from, gap.to, gap.skipped), (2, 5, 1), "positions 3 and 4 come from the log");
+    let nothing = read_model.fold_claimed(&claims[..5]).await.unwrap();
+    assert_eq!((nothing.from, nothing.to, nothing.skipped), (5, 5, 5));
+    let next = read_model.fold_next(10).await.unwrap();
+    assert_eq!((next.from, next.to), (5, 15));
+    let rest = read_model.fold_claimed(&claims).await.unwrap();
+    assert_eq!((rest.from, rest.to, rest.skipped, rest.forged.len()), (15, 30, 15, 0));
+    assert_eq!(read_model.fold_next(10).await.unwrap().to, 30, "nothing more in the log");
 
     let mut expected = Board::new();
-    events.iter().for_each(|e| expected.apply(e));
+    stored.iter().for_each(|e| expected.apply(&e.decode().unwrap()));
     let board = read_model.load().await.unwrap();
-    let ranking = |board: &Board| -> BTreeMap<u64, events::Standing> {
-        board.page(0, 100).into_iter().map(|r| (r.rank, r.standing.clone())).collect()
-    };
     assert_eq!(board.position(), 30);
     assert_eq!(ranking(&board), ranking(&expected), "the read model is the fold of the log");
-    let changed: Vec<_> = rest.standings.iter().map(|s| s.player_id.to_string()).collect();
-    assert_eq!(changed.len(), 4, "the standings of every player the run touched: {changed:?}");
+}
+
+async fn claims_the_log_contradicts_are_never_folded(backend: impl Backend) {
+    let (log, read_model) = backend.open().await;
+    log.append(&[awarded("alice", Uuid::new_v4(), 25), awarded("bob", Uuid::new_v4(), 10)]).await.unwrap();
+    let stored = log.read_after(0, 10).await.unwrap();
+    let mut inflated = Claim::from(&stored[0]);
+    inflated.payload = stored[0].payload.replace("25", "1000000").into_bytes();
+    let mut ahead = Claim::from(&stored[1]);
+    ahead.position = 1_000_000;
+    let mut next = Claim::from(&stored[1]);
+    next.position = 3;
+
+    let applied = read_model.fold_claimed(&[inflated, ahead, next]).await.unwrap();
+    assert_eq!((applied.to, applied.forged.clone()), (0, vec![1, 1_000_000, 3]), "nothing the log does not hold");
+    let applied = read_model.fold_claimed(&[Claim::from(&stored[1])]).await.unwrap();
+    assert_eq!((applied.to, applied.forged.len()), (2, 0), "the true message folds the log's events");
+    let board = read_model.load().await.unwrap();
+    assert_eq!(board.standing("alice").unwrap().score, 25);
+    assert_eq!(board.standing("bob").unwrap().score, 10);
+}
+
+async fn changes_since_a_position_are_what_the_folds_after_it_touched(backend: impl Backend) {
+    let (log, read_model) = backend.open().await;
+    log.append(&[awarded("a", Uuid::new_v4(), 1), awarded("b", Uuid::new_v4(), 2)]).await.unwrap();
+    read_model.fold_next(100).await.unwrap();
+    log.append(&[awarded("b", Uuid::new_v4(), 3), awarded("c", Uuid::new_v4(), 4)]).await.unwrap();
+    read_model.fold_next(100).await.unwrap();
+
+    let change = read_model.changes_since(2).await.unwrap().unwrap();
+    let mut touched: Vec<(String, u64)> = change.standings.iter().map(|s| (s.player_id.to_string(), s.score)).collect();
+    touched.sort();
+    assert_eq!((change.from, change.to), (2, 4));
+    assert_eq!(touched, [("b".to_string(), 5), ("c".to_string(), 4)]);
+    let mut board = Board::from_standings(2, [read_model.load().await.unwrap().standing("a").unwrap().clone()]);
+    board.apply_change(&change).unwrap();
+    assert_eq!(ranking(&board), ranking(&read_model.load().await.unwrap()));
+    assert!(read_model.changes_since(4).await.unwrap().unwrap().standings.is_empty());
+    assert_eq!(read_model.changes_since(9).await.unwrap(), None, "the read model is behind position 9");
+}
+
+fn ranking(board: &Board) -> BTreeMap<u64, events::Standing> {
+    board.page(0, 100).into_iter().map(|r| (r.rank, r.standing.clone())).collect()
 }
 
 macro_rules! conformance {
@@ -257,6 +297,8 @@ macro_rules! every_case {
             the_log_refuses_updates_and_deletes,
             acknowledged_events_survive_reopening,
             the_read_model_folds_each_event_exactly_once,
+            claims_the_log_contradicts_are_never_folded,
+            changes_since_a_position_are_what_the_folds_after_it_touched,
         );
     };
 }
