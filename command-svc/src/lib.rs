@@ -122,9 +122,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     )?;
     let relay =
         Relay::new(log.clone(), async_nats::jetstream::new(nats.clone()), config.nats.subjects.log_stream(), committed);
+    let readiness = relay_ready(Readiness::default().with_store("postgres", log), &relay);
     let background = background.with_relay(relay);
-    // NATS is not a readiness check: actions are accepted while it is down.
-    let readiness = Readiness::default().with_store("postgres", log);
 
     tracing::info!(addr = %listener.local_addr()?, "command-svc listening");
     let routes = routes(desk, config.limits.body_limit_bytes);
@@ -136,6 +135,16 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     nats.drain().await.ok();
     tracing::info!("command-svc stopped");
     Ok(())
+}
+
+/// Adds the check that the relay's stream is a copy of the log. NATS itself is not a readiness
+/// check: actions are accepted, and kept in the log, while it is down.
+pub fn relay_ready(readiness: Readiness, relay: &Relay) -> Readiness {
+    let divergence = relay.divergence();
+    readiness.with("relay", move || {
+        let state = divergence.check();
+        async move { state }
+    })
 }
 
 async fn forget_idle_clients(limits: RateLimits, shutdown: CancellationToken) {

@@ -10,14 +10,19 @@
 //!   stream's two-minute duplicate window.
 //! - After any restart it resumes after the stream's last message, once it checked that this
 //!   message is the log's event at the position its `Scoreboard-Position` header names. Should
-//!   anything else ever be written into the stream, the relay continues after it and consumers
-//!   skip what they have already applied, by position.
+//!   anything else ever be written into the stream, the relay continues after it; consumers
+//!   check every message against the log and fold only the log's own events.
+//! - A stream whose newest event is not the log's (it holds events the log no longer has: a
+//!   PostgreSQL failover that lost acknowledged commits, or a stream of another log) is a
+//!   divergence: the relay stops publishing into it, says so at `/readyz` and in
+//!   `relay_diverged`, and looks again with backoff. Actions are still accepted and durable
+//!   in the log; the operator decides (README, "When the log is behind the stream").
 //! - One relay publishes at a time: the processes sharing a database elect a leader with a
 //!   PostgreSQL session advisory lock, released when the leader's connection ends.
 //! - NATS being down never blocks or fails an append: the relay retries with backoff and
 //!   publishes the backlog once NATS is back.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream;
@@ -38,6 +43,8 @@ const ROUND: u32 = 512;
 const POLL: Duration = Duration::from_secs(1);
 /// How many foreign messages at the end of the stream the relay steps over on resuming.
 const FOREIGN_TAIL: usize = 1000;
+/// The pause before resynchronising with a stream someone else wrote into.
+const RESYNC_PAUSE: Duration = Duration::from_millis(50);
 /// How long a stopping relay keeps trying to publish what remains.
 const FINAL_FLUSH: Duration = Duration::from_secs(5);
 
@@ -53,6 +60,9 @@ pub enum RelayError {
     /// JetStream refused or did not answer.
     #[error("JetStream: {0}")]
     JetStream(String),
+    /// Someone else wrote into the stream since the relay last looked: it resynchronises.
+    #[error("the stream moved before position {0}; resynchronising")]
+    Moved(u64),
     /// The stream holds something other than a prefix of this log.
     #[error("stream {stream} does not match the event log: {detail}")]
     Diverged {
@@ -74,18 +84,43 @@ struct Cursor {
     sequence: u64,
 }
 
+/// Whether the relay found the stream diverged from the log: a readiness check.
+#[derive(Debug, Clone, Default)]
+pub struct Divergence(Arc<Mutex<Option<String>>>);
+
+impl Divergence {
+    /// `Err` with what does not match while the stream is diverged from the log.
+    pub fn check(&self) -> Result<(), String> {
+        match &*self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) {
+            Some(detail) => Err(detail.clone()),
+            None => Ok(()),
+        }
+    }
+
+    fn set(&self, detail: Option<String>) {
+        metrics::gauge!("relay_diverged").set(if detail.is_some() { 1.0 } else { 0.0 });
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = detail;
+    }
+}
+
 /// Publishes the log to JetStream; see the module documentation.
 pub struct Relay {
     log: PgEventLog,
     js: jetstream::Context,
     stream: LogStream,
     committed: Arc<Notify>,
+    divergence: Divergence,
 }
 
 impl Relay {
     /// A relay for `log` into `stream`, woken early by `committed`.
     pub fn new(log: PgEventLog, js: jetstream::Context, stream: LogStream, committed: Arc<Notify>) -> Self {
-        Self { log, js, stream, committed }
+        Self { log, js, stream, committed, divergence: Divergence::default() }
+    }
+
+    /// The relay's divergence, for `/readyz`.
+    pub fn divergence(&self) -> Divergence {
+        self.divergence.clone()
     }
 
     /// Runs until `stop` is cancelled, then tries for a few seconds to publish what is left.
@@ -94,6 +129,21 @@ impl Relay {
         while !stop.is_cancelled() {
             match self.lead(&stop).await {
                 Ok(()) => backoff.reset(),
+                Err(RelayError::Moved(position)) => {
+                    metrics::counter!("relay_resynchronisations_total").increment(1);
+                    tracing::info!(position, "someone else wrote into the stream; resynchronising");
+                    // Bounded, so that a flood of foreign messages cannot make the relay spin.
+                    tokio::select! {
+                        () = stop.cancelled() => {}
+                        () = tokio::time::sleep(RESYNC_PAUSE) => {}
+                    }
+                }
+                Err(error @ RelayError::Diverged { .. }) => {
+                    metrics::counter!("relay_errors_total").increment(1);
+                    tracing::error!(error.message = %error, retry_in = ?backoff.delay(), "relay stopped: the stream is not a copy of the log");
+                    self.divergence.set(Some(error.to_string()));
+                    backoff.wait(&stop).await;
+                }
                 Err(error) => {
                     metrics::counter!("relay_errors_total").increment(1);
                     tracing::warn!(error.message = %error, retry_in = ?backoff.delay(), "relay interrupted");
@@ -114,6 +164,7 @@ impl Relay {
         listener.listen(store::postgres::LOG_CHANNEL).await?;
 
         let mut cursor = self.resume_point().await?;
+        self.divergence.set(None);
         loop {
             cursor = self.publish_after(cursor).await?;
             tokio::select! {
@@ -138,8 +189,10 @@ impl Relay {
 
     /// Where the stream ends: its last sequence, and the position of the newest message that is
     /// an event of this log. Messages someone else wrote into the stream (no message id or no
-    /// position) are stepped over; a message that claims a position the log holds another
-    /// event at (or does not hold) means the stream belongs to another log.
+    /// position, or another event than the log holds at that position) are stepped over:
+    /// consumers check every message against the log, so publishing after them is safe. A
+    /// message that claims a position beyond the log's head means the log is behind the stream:
+    /// a divergence.
     async fn resume_point(&self) -> Result<Cursor, RelayError> {
         let mut stream = self.stream.ensure(&self.js).await.map_err(jetstream_error)?;
         let info = stream.info().await.map_err(jetstream_error)?;
@@ -150,18 +203,25 @@ impl Relay {
             let position = header(POSITION_HEADER).and_then(|p| p.parse::<u64>().ok());
             let (Some(position), Some(message_id)) = (position, header(async_nats::header::NATS_MESSAGE_ID.as_ref()))
             else {
+                metrics::counter!("relay_foreign_messages_total").increment(1);
                 tracing::warn!(sequence, "stepping over a message that is not an event of the log");
                 continue;
             };
-            let in_log = self.log.read_after(position.saturating_sub(1), 1).await?;
-            return match in_log.first() {
+            match self.log.read_after(position.saturating_sub(1), 1).await?.first() {
                 Some(event) if event.position == position && event.event_id.to_string() == message_id => {
-                    Ok(Cursor { position, sequence: last })
+                    return Ok(Cursor { position, sequence: last });
                 }
-                _ => Err(self.diverged(format!(
-                    "message {sequence} claims position {position} with id {message_id}, which the log does not hold"
-                ))),
-            };
+                Some(event) if event.position == position => {
+                    metrics::counter!("relay_foreign_messages_total").increment(1);
+                    tracing::warn!(sequence, position, message_id, "stepping over a message the log contradicts");
+                }
+                _ => {
+                    return Err(self.diverged(format!(
+                        "message {sequence} claims position {position} (id {message_id}), beyond the log's head: \
+                         the log is behind the stream"
+                    )));
+                }
+            }
         }
         if last.saturating_sub(first) >= FOREIGN_TAIL as u64 {
             return Err(self.diverged(format!("none of the last {FOREIGN_TAIL} messages is an event of the log")));
@@ -195,9 +255,7 @@ impl Relay {
             }
             for (position, sequence, ack) in acks {
                 let ack = ack.await.map_err(|error| match error.kind() {
-                    PublishErrorKind::WrongLastSequence => {
-                        self.diverged(format!("the stream moved before position {position}; resynchronising"))
-                    }
+                    PublishErrorKind::WrongLastSequence => RelayError::Moved(position),
                     _ => jetstream_error(error),
                 })?;
                 if ack.sequence != sequence || ack.duplicate {

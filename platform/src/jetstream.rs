@@ -117,20 +117,23 @@ pub fn publication(event: &StoredEvent) -> PublishMessage {
 #[error("not an event of the log: {0}")]
 pub struct ForeignMessage(String);
 
-/// What a message of the stream claims: the event at some position of the log, as
-/// [`publication`] writes it. Only the log can confirm it (`LeaderboardStore::fold_claimed`).
+/// What a message of the stream claims: the event at the position its `Scoreboard-Position`
+/// header names, as [`publication`] writes it. Only the log can confirm it
+/// (`LeaderboardStore::fold_claimed`); missing or malformed identity headers make a claim the
+/// log never confirms. A message with no position is not a claim at all.
 pub fn claim(headers: Option<&HeaderMap>, payload: &[u8]) -> Result<Claim, ForeignMessage> {
-    fn header<'h>(headers: Option<&'h HeaderMap>, name: &str) -> Result<&'h str, ForeignMessage> {
-        headers.and_then(|h| h.get(name)).map(|v| v.as_str()).ok_or_else(|| ForeignMessage(format!("no {name} header")))
-    }
-    fn parsed<T: std::str::FromStr>(headers: Option<&HeaderMap>, name: &str) -> Result<T, ForeignMessage> {
-        header(headers, name)?.parse().map_err(|_| ForeignMessage(format!("malformed {name} header")))
-    }
+    let header = |name: &str| headers.and_then(|h| h.get(name)).map(|v| v.as_str());
+    let position = header(POSITION_HEADER)
+        .ok_or_else(|| ForeignMessage(format!("no {POSITION_HEADER} header")))?
+        .parse()
+        .map_err(|_| ForeignMessage(format!("malformed {POSITION_HEADER} header")))?;
     Ok(Claim {
-        position: parsed(headers, POSITION_HEADER)?,
-        event_id: parsed(headers, async_nats::header::NATS_MESSAGE_ID.as_ref())?,
-        event_type: header(headers, EVENT_TYPE_HEADER)?.to_string(),
-        event_version: parsed(headers, EVENT_VERSION_HEADER)?,
+        position,
+        event_id: header(async_nats::header::NATS_MESSAGE_ID.as_ref())
+            .and_then(|id| id.parse().ok())
+            .unwrap_or_default(),
+        event_type: header(EVENT_TYPE_HEADER).unwrap_or_default().to_string(),
+        event_version: header(EVENT_VERSION_HEADER).and_then(|v| v.parse().ok()).unwrap_or_default(),
         payload: payload.to_vec(),
     })
 }

@@ -213,8 +213,9 @@ async fn distributed(
     let log = PgEventLog::new(pool.clone());
     let (desk, background) = config.command_side(log.clone(), keys, committed.clone(), shutdown)?;
     let js = async_nats::jetstream::new(nats.clone());
-    let background =
-        background.with_relay(command_svc::relay::Relay::new(log.clone(), js, config.subjects.log_stream(), committed));
+    let relay = command_svc::relay::Relay::new(log.clone(), js, config.subjects.log_stream(), committed);
+    let readiness = command_svc::relay_ready(Readiness::default().with_store("postgres", log.clone()), &relay);
+    let background = background.with_relay(relay);
     let announcer = Announcer::Nats { client: nats.clone(), subject: config.subjects.nats_changes_subject.clone() };
     let projection = projector::projection::Projection::new(
         pool.clone(),
@@ -226,8 +227,7 @@ async fn distributed(
     let feed = ChangeFeed::Nats { client: nats.clone(), subject: config.subjects.nats_changes_subject.clone() };
     let (query_routes, live, keeper) =
         query_svc::query_side(log.clone(), PgLeaderboard::new(pool), feed, &config.reads, shutdown);
-    let readiness =
-        query_svc::board_loaded(Readiness::default().with_store("postgres", log), live).with_nats(nats.clone());
+    let readiness = query_svc::board_loaded(readiness, live).with_nats(nats.clone());
     let tasks = vec![("projector", projector), ("board keeper", keeper)];
     Ok(Some((desk, Sides { query_routes, readiness, background, tasks, nats: Some(nats) })))
 }

@@ -262,10 +262,35 @@ impl InProcess {
         F: FnOnce(TcpListener, tokio_util::sync::CancellationToken) -> Fut,
         Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
     {
+        let service = Self::spawn_on(listener, run);
+        wait_ready(&service.url).await;
+        service
+    }
+
+    /// Starts `run(listener, shutdown)` on a free port and waits until it answers `/healthz`
+    /// (live), whether it is ready or not.
+    pub async fn spawn<F, Fut>(run: F) -> Self
+    where
+        F: FnOnce(TcpListener, tokio_util::sync::CancellationToken) -> Fut,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let service = Self::spawn_on(TcpListener::bind("127.0.0.1:0").await.unwrap(), run);
+        let client = reqwest::Client::new();
+        eventually(Duration::from_secs(15), || async {
+            client.get(format!("{}/healthz", service.url)).send().await.ok().filter(|r| r.status().is_success())
+        })
+        .await;
+        service
+    }
+
+    fn spawn_on<F, Fut>(listener: TcpListener, run: F) -> Self
+    where
+        F: FnOnce(TcpListener, tokio_util::sync::CancellationToken) -> Fut,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let stop = tokio_util::sync::CancellationToken::new();
         let task = tokio::spawn(run(listener, stop.clone()));
-        wait_ready(&url).await;
         Self { url, stop, task }
     }
 

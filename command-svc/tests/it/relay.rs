@@ -102,3 +102,52 @@ async fn the_relay_resumes_after_a_restart_without_republishing() {
     assert_stream_copies_log(&db, &stream).await;
     svc.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_log_behind_its_stream_stops_the_relay_fails_readiness_and_still_accepts_actions() {
+    let (primary, stream) = (TestDb::new().await, TestStream::new());
+    let svc = start(config(&primary.url, &stream, &[])).await;
+    let client = reqwest::Client::new();
+    for player in ["a", "b", "c", "d", "e"] {
+        assert_eq!(submit(&client, &svc.url, &token(player, "complete_task")).await.0, 201);
+    }
+    crate::support::stream_with(&stream, 5, Duration::from_secs(10)).await;
+    svc.stop().await.unwrap();
+
+    // A failover to a standby that had only the first three events: the stream holds two
+    // acknowledged events the new primary's log no longer has.
+    let standby = TestDb::new().await;
+    let standby_pool = standby.pool().await;
+    store::postgres::MIGRATOR.run(&standby_pool).await.unwrap();
+    let first_three: serde_json::Value =
+        sqlx::query_scalar("SELECT json_agg(e ORDER BY position) FROM events e WHERE position <= 3")
+            .fetch_one(&primary.pool().await)
+            .await
+            .unwrap();
+    sqlx::query("INSERT INTO events SELECT * FROM jsonb_populate_recordset(NULL::events, $1)")
+        .bind(first_three)
+        .execute(&standby_pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE event_log_head SET position = 3").execute(&standby_pool).await.unwrap();
+    let config = config(&standby.url, &stream, &[]);
+    let svc = testkit::InProcess::spawn(|listener, stop| command_svc::run(config, listener, stop)).await;
+
+    let detail = testkit::eventually(Duration::from_secs(15), || async {
+        let (status, body) = testkit::get_json(&client, &svc.url, "/readyz").await;
+        (status == 503).then(|| body["detail"].as_str().unwrap_or_default().to_string())
+    })
+    .await;
+    assert!(detail.contains("relay") && detail.contains("behind the stream"), "{detail}");
+    let metrics = client.get(format!("{}/metrics", svc.url)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.lines().any(|line| line == "relay_diverged 1"), "{metrics}");
+
+    // Actions are still accepted and kept in the log; the stream is left as it was.
+    let (status, _, body) = submit(&client, &svc.url, &token("f", "complete_task")).await;
+    assert_eq!((status, body["position"].as_u64()), (201, Some(4)));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let messages = stream.messages().await;
+    assert_eq!(messages.len(), 5, "nothing published into a stream of another history");
+    assert_eq!(log_rows(&standby).await.len(), 4);
+    svc.stop().await.unwrap();
+}
