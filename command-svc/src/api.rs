@@ -109,7 +109,7 @@ pub enum ActionError {
 impl From<AppendError> for ActionError {
     fn from(error: AppendError) -> Self {
         match error {
-            AppendError::Unavailable => Self::Unavailable,
+            AppendError::Unavailable | AppendError::Overloaded => Self::Unavailable,
             AppendError::Failed => Self::Internal,
         }
     }

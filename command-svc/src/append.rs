@@ -4,6 +4,12 @@
 //! One task owns the appending. While a batch commits, new requests queue; the next batch
 //! takes everything queued (up to a maximum). Under light load a batch is one event and
 //! latency is one commit; under heavy load batches grow and the commit cost is shared.
+//!
+//! - The queue is bounded: a request that finds it full is refused at once (`503` with
+//!   `Retry-After`), so an overload sheds work instead of queueing without end.
+//! - One bad event does not fail its neighbours: when the database refuses a batch for
+//!   anything but unavailability, the batch is split in halves and each half appended on its
+//!   own, down to the one event that is refused.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,6 +25,9 @@ pub enum AppendError {
     /// The database is unreachable or too slow; a retry with the same token is safe.
     #[error("event log unavailable")]
     Unavailable,
+    /// The queue in front of the group commit is full; a retry with the same token is safe.
+    #[error("too many appends waiting")]
+    Overloaded,
     /// Any other failure.
     #[error("event log failed")]
     Failed,
@@ -42,11 +51,12 @@ impl Appender {
     pub fn spawn<S: EventStore>(
         log: S,
         batch_max: usize,
+        queue_max: usize,
         timeout: Duration,
         committed: Arc<Notify>,
     ) -> (Self, JoinHandle<()>) {
         let batch_max = batch_max.max(1);
-        let (queue, requests) = mpsc::channel(batch_max * 4);
+        let (queue, requests) = mpsc::channel(queue_max.max(1));
         let task = tokio::spawn(commit_batches(log, requests, batch_max, timeout, committed));
         (Self { queue }, task)
     }
@@ -54,7 +64,13 @@ impl Appender {
     /// Appends `event` in the next batch and waits for that batch's commit.
     pub async fn append(&self, event: NewEvent) -> Result<AppendOutcome, AppendError> {
         let (reply, outcome) = oneshot::channel();
-        self.queue.send(Pending { event, reply }).await.map_err(|_| AppendError::Unavailable)?;
+        self.queue.try_send(Pending { event, reply }).map_err(|error| match error {
+            mpsc::error::TrySendError::Full(_) => {
+                metrics::counter!("append_queue_full_total").increment(1);
+                AppendError::Overloaded
+            }
+            mpsc::error::TrySendError::Closed(_) => AppendError::Unavailable,
+        })?;
         outcome.await.map_err(|_| AppendError::Unavailable)?
     }
 }
@@ -70,33 +86,47 @@ async fn commit_batches<S: EventStore>(
     while requests.recv_many(&mut batch, batch_max).await > 0 {
         let (events, replies): (Vec<NewEvent>, Vec<_>) = batch.drain(..).map(|p| (p.event, p.reply)).unzip();
         let started = Instant::now();
-        let result = tokio::time::timeout(timeout, log.append(&events)).await;
+        let outcomes = append_isolating(&log, &events, timeout).await;
         metrics::histogram!("append_batch_size").record(events.len() as f64);
         metrics::histogram!("append_batch_seconds").record(started.elapsed().as_secs_f64());
-        match result {
-            Ok(Ok(outcomes)) => {
-                if outcomes.iter().any(|o| matches!(o, AppendOutcome::Appended(_))) {
-                    committed.notify_one();
-                }
-                for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                    // The requester may have gone away; its event is committed regardless.
-                    drop(reply.send(Ok(outcome)));
-                }
-            }
-            Ok(Err(error)) => {
-                tracing::error!(error.message = %error, error.chain = ?error, events = events.len(), "append failed");
-                let error = if error.is_unavailable() { AppendError::Unavailable } else { AppendError::Failed };
-                for reply in replies {
-                    drop(reply.send(Err(error)));
-                }
-            }
-            Err(_) => {
-                tracing::error!(?timeout, events = events.len(), "append timed out");
-                for reply in replies {
-                    drop(reply.send(Err(AppendError::Unavailable)));
-                }
-            }
+        if outcomes.iter().any(|o| matches!(o, Ok(AppendOutcome::Appended(_)))) {
+            committed.notify_one();
+        }
+        for (reply, outcome) in replies.into_iter().zip(outcomes) {
+            // The requester may have gone away; its event is committed regardless.
+            drop(reply.send(outcome));
         }
     }
     tracing::debug!("group commit stopped: no more requests");
+}
+
+/// Appends `events` in one transaction if the database takes them all; if it refuses the batch
+/// (for anything but being unavailable), appends each half on its own, so that only the events
+/// it refuses fail. Outcomes are in the order of `events`, and so are positions.
+async fn append_isolating<S: EventStore>(
+    log: &S,
+    events: &[NewEvent],
+    timeout: Duration,
+) -> Vec<Result<AppendOutcome, AppendError>> {
+    let mut outcomes = Vec::with_capacity(events.len());
+    let mut parts = vec![events];
+    while let Some(part) = parts.pop() {
+        match tokio::time::timeout(timeout, log.append(part)).await {
+            Ok(Ok(appended)) => outcomes.extend(appended.into_iter().map(Ok)),
+            Ok(Err(error)) if !error.is_unavailable() && part.len() > 1 => {
+                let (first, second) = part.split_at(part.len() / 2);
+                parts.extend([second, first]);
+            }
+            Ok(Err(error)) => {
+                tracing::error!(error.message = %error, error.chain = ?error, events = part.len(), "append failed");
+                let error = if error.is_unavailable() { AppendError::Unavailable } else { AppendError::Failed };
+                outcomes.extend(part.iter().map(|_| Err(error)));
+            }
+            Err(_) => {
+                tracing::error!(?timeout, events = part.len(), "append timed out");
+                outcomes.extend(part.iter().map(|_| Err(AppendError::Unavailable)));
+            }
+        }
+    }
+    outcomes
 }

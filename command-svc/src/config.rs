@@ -42,6 +42,9 @@ pub struct AppendConfig {
     /// The most events appended in one transaction.
     #[arg(long, env = "APPEND_BATCH_MAX", default_value_t = 1000)]
     pub append_batch_max: usize,
+    /// The most requests waiting for the group commit; beyond them a request is answered 503.
+    #[arg(long, env = "APPEND_QUEUE_MAX", default_value_t = 4096)]
+    pub append_queue_max: usize,
     /// How long one append transaction may take before its requests are answered 503.
     #[arg(long, env = "APPEND_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub append_timeout: Duration,

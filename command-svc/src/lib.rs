@@ -85,7 +85,8 @@ pub fn command_side<S: EventStore>(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<(ActionDesk, Background)> {
     let catalog = tokens.catalog().context("loading the action catalog")?;
-    let (appender, group_commit) = Appender::spawn(log, append.append_batch_max, append.append_timeout, committed);
+    let (appender, group_commit) =
+        Appender::spawn(log, append.append_batch_max, append.append_queue_max, append.append_timeout, committed);
     let rate_limits = RateLimits::new(limits.rate_limit_per_address, limits.rate_limit_per_player);
     let housekeeping = tokio::spawn(forget_idle_clients(rate_limits.clone(), shutdown.clone()));
     let desk = ActionDesk {

@@ -8,11 +8,31 @@ use clap::Args;
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseConfig {
     /// PostgreSQL URL, e.g. `postgres://postgres@127.0.0.1:5432/scoreboard`.
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
+    /// Connections.
+    #[command(flatten)]
+    pub pool: PoolConfig,
+}
+
+/// How this process uses its PostgreSQL connections.
+#[derive(Debug, Clone, Args)]
+pub struct PoolConfig {
     /// Largest number of connections this process opens.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
     pub database_max_connections: u32,
+    /// How long a transaction waits for a lock, and how long one may sit idle while holding
+    /// locks, before PostgreSQL ends it: a process that loses its network in the middle of an
+    /// append cannot hold the log's append lock for longer.
+    #[arg(long, env = "DATABASE_LOCK_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub database_lock_timeout: Duration,
+}
+
+impl PoolConfig {
+    /// A pool on `url` with these settings, connecting on first use.
+    pub fn connect_lazy(&self, url: &str) -> Result<sqlx::PgPool, sqlx::Error> {
+        store::postgres::connect_lazy(url, self.database_max_connections, self.database_lock_timeout)
+    }
 }
 
 /// The NATS server, and the names used on it.

@@ -19,7 +19,7 @@ pub async fn connect_and_migrate(
     config: &DatabaseConfig,
     shutdown: &CancellationToken,
 ) -> Result<Option<PgPool>, sqlx::Error> {
-    let pool = store::postgres::connect_lazy(&config.database_url, config.database_max_connections)?;
+    let pool = config.pool.connect_lazy(&config.database_url)?;
     let mut backoff = Backoff::default();
     loop {
         match prepare(&config.database_url, &pool).await {

@@ -46,7 +46,7 @@ async fn serve(config: projector::Config) -> anyhow::Result<ExitCode> {
 }
 
 async fn verify(database: DatabaseConfig) -> anyhow::Result<ExitCode> {
-    let pool = store::postgres::connect_lazy(&database.database_url, 2)?;
+    let pool = database.pool.connect_lazy(&database.database_url)?;
     let report = projector::audit::verify(&PgEventLog::new(pool.clone()), &PgLeaderboard::new(pool)).await?;
     for difference in &report.differences {
         println!("{}: read model {:?}, log {:?}", difference.player_id, difference.read_model, difference.log);

@@ -17,7 +17,7 @@ use axum::Router;
 use clap::Parser;
 use command_svc::{ActionDesk, AppendConfig, Background, LimitConfig, TokenRules};
 use events::KeySet;
-use platform::config::{DatabaseConfig, NatsConfig, SubjectConfig};
+use platform::config::{DatabaseConfig, NatsConfig, PoolConfig, SubjectConfig};
 use platform::operations::{self, Readiness};
 use projector::ProjectionConfig;
 use projector::announce::Announcer;
@@ -46,13 +46,13 @@ pub struct Config {
     #[arg(long, env = "SCOREBOARD_DATA", default_value = "./data")]
     pub data: PathBuf,
     /// PostgreSQL URL: with `NATS_URL`, run on PostgreSQL and JetStream instead of SQLite.
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
-    /// Largest number of PostgreSQL connections.
-    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
-    pub database_max_connections: u32,
+    /// PostgreSQL connections (distributed mode).
+    #[command(flatten)]
+    pub pool: PoolConfig,
     /// NATS URL: with `DATABASE_URL`, run on PostgreSQL and JetStream instead of SQLite.
-    #[arg(long, env = "NATS_URL")]
+    #[arg(long, env = "NATS_URL", hide_env_values = true)]
     pub nats_url: Option<String>,
     /// Stream and subjects (distributed mode).
     #[command(flatten)]
@@ -203,7 +203,7 @@ async fn distributed(
     committed: Arc<Notify>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Option<(ActionDesk, Sides)>> {
-    let database = DatabaseConfig { database_url, database_max_connections: config.database_max_connections };
+    let database = DatabaseConfig { database_url, pool: config.pool.clone() };
     let nats_config = NatsConfig { nats_url, subjects: config.subjects.clone() };
     let Some(pool) = platform::postgres::connect_and_migrate(&database, shutdown).await.context("DATABASE_URL")? else {
         return Ok(None);

@@ -38,7 +38,7 @@ impl StoreError {
 }
 
 /// Connection-level failures; the SQLSTATEs PostgreSQL uses when it is shutting down, starting
-/// up, out of resources or breaking a deadlock; SQLite's "busy" and "locked" result codes.
+/// up, out of resources, breaking a deadlock or ending a lock wait or an idle transaction; SQLite's "busy" and "locked" result codes.
 fn is_transient(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Io(_)
@@ -57,6 +57,9 @@ fn is_transient(error: &sqlx::Error) -> bool {
                 || code.starts_with("57P")
                 || code == "40001"
                 || code == "40P01"
+                // lock_not_available (lock_timeout), idle_in_transaction_session_timeout
+                || code == "55P03"
+                || code == "25P03"
         }
         _ => false,
     }

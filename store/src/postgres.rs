@@ -21,12 +21,19 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations/postgres");
 pub const LOG_CHANNEL: &str = "scoreboard_log";
 
 /// A pool for `url` that connects on first use, so a service can start before its database.
-pub fn connect_lazy(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
+///
+/// Every session gets `lock_timeout` and `idle_in_transaction_session_timeout` of
+/// `lock_timeout`: a transaction waits that long for a lock at most, and a transaction whose
+/// client went silent while holding locks (the log's append lock, the checkpoint's) is ended
+/// by PostgreSQL after that long, instead of stalling every other replica until TCP gives up.
+pub fn connect_lazy(url: &str, max_connections: u32, lock_timeout: Duration) -> Result<PgPool, sqlx::Error> {
     let options: PgConnectOptions = url.parse()?;
-    Ok(PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(3))
-        .connect_lazy_with(options.application_name("scoreboard")))
+    let millis = format!("{}ms", lock_timeout.as_millis().max(1));
+    Ok(PgPoolOptions::new().max_connections(max_connections).acquire_timeout(Duration::from_secs(3)).connect_lazy_with(
+        options
+            .application_name("scoreboard")
+            .options([("lock_timeout", millis.as_str()), ("idle_in_transaction_session_timeout", millis.as_str())]),
+    ))
 }
 
 const SELECT_EVENT: &str =

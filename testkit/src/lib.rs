@@ -462,10 +462,13 @@ pub async fn wait_for_port(port: u16) {
 
 /// A TCP proxy to `upstream` that a test can cut (every connection dropped, new ones refused)
 /// and restore: the dependency behind it becomes unreachable exactly as after a network
-/// failure, while the real server keeps running for everyone else.
+/// failure, while the real server keeps running for everyone else. It can also freeze: the
+/// connections stay open at both ends but carry nothing more, as when a network goes silent
+/// and neither side hears of it.
 pub struct Proxy {
     port: u16,
     open: Arc<AtomicBool>,
+    frozen: tokio_util::sync::CancellationToken,
     connections: Arc<Mutex<Vec<AbortHandle>>>,
     accept: AbortHandle,
 }
@@ -476,17 +479,23 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let open = Arc::new(AtomicBool::new(true));
+        let frozen = tokio_util::sync::CancellationToken::new();
         let connections: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
         let accept = tokio::spawn({
-            let (open, connections) = (open.clone(), connections.clone());
+            let (open, frozen, connections) = (open.clone(), frozen.clone(), connections.clone());
             async move {
                 while let Ok((mut client, _)) = listener.accept().await {
                     if !open.load(Ordering::SeqCst) {
                         continue;
                     }
+                    let frozen = frozen.clone();
                     let forward = tokio::spawn(async move {
                         if let Ok(mut server) = TcpStream::connect(upstream).await {
-                            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                            tokio::select! {
+                                _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                                // Both sockets stay open, silent, until the proxy is dropped.
+                                () = frozen.cancelled() => std::future::pending::<()>().await,
+                            }
                         }
                     });
                     connections.lock().unwrap().push(forward.abort_handle());
@@ -494,7 +503,12 @@ impl Proxy {
             }
         })
         .abort_handle();
-        Self { port, open, connections, accept }
+        Self { port, open, frozen, connections, accept }
+    }
+
+    /// Every connection, open or new, stops carrying data, without closing.
+    pub fn freeze(&self) {
+        self.frozen.cancel();
     }
 
     /// The port clients connect to.
