@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 use events::{ActionCatalog, CatalogError, KeySet, TokenPolicy};
-use platform::config::{DatabaseConfig, NatsConfig, parse_duration};
+use platform::config::{DatabaseConfig, HttpConfig, NatsConfig, parse_duration};
 
 use crate::limits::RateLimit;
 
@@ -34,6 +34,9 @@ pub struct Config {
     /// Group commit.
     #[command(flatten)]
     pub append: AppendConfig,
+    /// HTTP clients.
+    #[command(flatten)]
+    pub http: HttpConfig,
 }
 
 /// Group commit settings.

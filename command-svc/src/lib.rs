@@ -110,7 +110,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         return Ok(());
     };
     let log = PgEventLog::new(pool);
-    let nats = platform::jetstream::connect(&config.nats.nats_url, "command-svc").await.context("NATS_URL")?;
+    let nats = platform::jetstream::connect(&config.nats, "command-svc").await.context("NATS_URL")?;
     let committed = Arc::new(Notify::new());
     let (desk, background) = command_side(
         log.clone(),
@@ -128,7 +128,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
 
     tracing::info!(addr = %listener.local_addr()?, "command-svc listening");
     let routes = routes(desk, config.limits.body_limit_bytes);
-    platform::serve(listener, operations::service(routes, readiness), WRITE_TIMEOUT, shutdown)
+    platform::serve(listener, operations::service(routes, readiness), &config.http, WRITE_TIMEOUT, shutdown)
         .await
         .context("serving HTTP")?;
     tracing::info!("stopped accepting; draining the group commit");

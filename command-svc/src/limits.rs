@@ -2,7 +2,7 @@
 //! (checked once the token proved who the player is, so nobody can drain another's bucket).
 
 use std::hash::Hash;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -43,6 +43,10 @@ impl FromStr for RateLimit {
             "h" => Duration::from_secs(3600),
             _ => return Err(invalid()),
         };
+        // The bucket refills one request every period / count: it must be measurable.
+        if Quota::with_period(period / count.get()).is_none() {
+            return Err(format!("{text:?} refills faster than once a nanosecond: write a smaller count or `off`"));
+        }
         Ok(Self::Every { count, period })
     }
 }
@@ -90,9 +94,11 @@ impl RateLimits {
         Self { per_address: Limiter::new(per_address), per_player: Limiter::new(per_player) }
     }
 
-    /// `Err(wait)` when `address` has used its budget.
+    /// `Err(wait)` when `address` has used its budget. IPv6 clients are counted by their /64
+    /// (what one subscriber is usually given), so rotating through one's own addresses does not
+    /// multiply the budget; an IPv4 address mapped into IPv6 counts as that IPv4 address.
     pub fn check_address(&self, address: IpAddr) -> Result<(), Duration> {
-        self.per_address.check(&address)
+        self.per_address.check(&client_key(address))
     }
 
     /// `Err(wait)` when `player` has used its budget.
@@ -104,6 +110,17 @@ impl RateLimits {
     pub fn forget_idle(&self) {
         self.per_address.forget_idle();
         self.per_player.forget_idle();
+    }
+}
+
+/// The key an address is limited under: IPv4 as it is, IPv6 by its /64.
+fn client_key(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(v6.to_bits() & !u128::from(u64::MAX))),
+        },
     }
 }
 
@@ -122,7 +139,7 @@ mod tests {
             "600/m".parse::<RateLimit>(),
             Ok(RateLimit::Every { count: NonZeroU32::new(600).unwrap(), period: Duration::from_secs(60) })
         );
-        for bad in ["", "10", "0/s", "-1/s", "10/d", "ten/s", "10/"] {
+        for bad in ["", "10", "0/s", "-1/s", "10/d", "ten/s", "10/", "4000000000/s"] {
             assert!(bad.parse::<RateLimit>().is_err(), "{bad:?}");
         }
     }
@@ -136,6 +153,19 @@ mod tests {
         let wait = limits.check_player("alice").unwrap_err();
         assert!(wait > Duration::from_secs(10) && wait <= Duration::from_secs(20), "{wait:?}");
         assert!(limits.check_player("bob").is_ok(), "buckets are per player");
+    }
+
+    #[test]
+    fn ipv6_clients_share_the_budget_of_their_64() {
+        let limits = RateLimits::new("2/m".parse().unwrap(), RateLimit::Off);
+        let address = |text: &str| text.parse::<IpAddr>().unwrap();
+        assert!(limits.check_address(address("2001:db8:1:2::1")).is_ok());
+        assert!(limits.check_address(address("2001:db8:1:2:ffff::9")).is_ok());
+        assert!(limits.check_address(address("2001:db8:1:2:abcd::42")).is_err(), "same /64");
+        assert!(limits.check_address(address("2001:db8:1:3::1")).is_ok(), "another /64");
+        assert!(limits.check_address(address("10.0.0.1")).is_ok());
+        assert!(limits.check_address(address("::ffff:10.0.0.1")).is_ok());
+        assert!(limits.check_address(address("10.0.0.1")).is_err(), "mapped IPv4 is that IPv4 address");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Configuration shared by the services, flattened into each service's own `Config`.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
@@ -39,11 +40,61 @@ impl PoolConfig {
 #[derive(Debug, Clone, Args)]
 pub struct NatsConfig {
     /// NATS server URL.
-    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222", hide_env_values = true)]
     pub nats_url: String,
+    /// How to authenticate.
+    #[command(flatten)]
+    pub auth: NatsAuth,
     /// Stream and subjects.
     #[command(flatten)]
     pub subjects: SubjectConfig,
+}
+
+/// How a process proves to NATS who it is, and which servers it trusts. At most one of
+/// credentials file, user and password, or token.
+#[derive(Debug, Clone, Default, Args)]
+pub struct NatsAuth {
+    /// NATS credentials file (user JWT and NKey seed, as `nsc` writes it).
+    #[arg(long, env = "NATS_CREDS", conflicts_with_all = ["nats_user", "nats_token"])]
+    pub nats_creds: Option<PathBuf>,
+    /// NATS user name (with `NATS_PASSWORD`).
+    #[arg(long, env = "NATS_USER", requires = "nats_password", conflicts_with = "nats_token")]
+    pub nats_user: Option<String>,
+    /// NATS password of `NATS_USER`.
+    #[arg(long, env = "NATS_PASSWORD", hide_env_values = true, requires = "nats_user")]
+    pub nats_password: Option<Secret>,
+    /// NATS authentication token.
+    #[arg(long, env = "NATS_TOKEN", hide_env_values = true)]
+    pub nats_token: Option<Secret>,
+    /// PEM file of the certificate authorities that sign the NATS servers' certificates: with it,
+    /// TLS is required.
+    #[arg(long, env = "NATS_TLS_CA")]
+    pub nats_tls_ca: Option<PathBuf>,
+}
+
+/// A secret setting: its value never appears in `Debug` output or logs.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The value, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, String> {
+        Ok(Self(value.to_string()))
+    }
 }
 
 /// The JetStream stream that copies the log, and the subjects Scoreboard uses.
@@ -65,6 +116,14 @@ impl SubjectConfig {
     pub fn log_stream(&self) -> crate::jetstream::LogStream {
         crate::jetstream::LogStream::new(&self.nats_stream, &self.nats_subject_prefix)
     }
+}
+
+/// How every HTTP server of Scoreboard treats its clients.
+#[derive(Debug, Clone, Args)]
+pub struct HttpConfig {
+    /// A client must send each request's whole header within this time, or it is disconnected.
+    #[arg(long, env = "HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
 }
 
 /// Parses durations written as `250ms`, `2s`, `5m` or `1h`.

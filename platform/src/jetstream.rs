@@ -6,6 +6,8 @@ use std::time::Duration;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::{self, stream};
 use async_nats::{Client, ConnectOptions, HeaderMap};
+
+use crate::config::NatsConfig;
 use store::{Claim, StoredEvent};
 
 /// Header carrying the event's log position (equal to its stream sequence).
@@ -16,15 +18,29 @@ pub const EVENT_TYPE_HEADER: &str = "Scoreboard-Event-Type";
 pub const EVENT_VERSION_HEADER: &str = "Scoreboard-Event-Version";
 
 /// Connects to NATS without waiting: the client keeps retrying in the background, so a
-/// service starts (and accepts work) while NATS is down.
-pub async fn connect(url: &str, name: &str) -> Result<Client, async_nats::ConnectError> {
-    ConnectOptions::new()
-        .name(name)
-        .retry_on_initial_connect()
-        .max_reconnects(None)
-        .reconnect_delay_callback(|attempt| Duration::from_millis((100 * 2u64.pow(attempt.min(5) as u32)).min(2_000)))
-        .connect(url)
-        .await
+/// service starts (and accepts work) while NATS is down. Authenticates and trusts servers as
+/// `config.auth` says.
+pub async fn connect(config: &NatsConfig, name: &str) -> Result<Client, async_nats::ConnectError> {
+    let mut options =
+        ConnectOptions::new().name(name).retry_on_initial_connect().max_reconnects(None).reconnect_delay_callback(
+            |attempt| Duration::from_millis((100 * 2u64.pow(attempt.min(5) as u32)).min(2_000)),
+        );
+    let auth = &config.auth;
+    if let Some(path) = &auth.nats_creds {
+        options = options.credentials_file(path).await.map_err(|error| {
+            async_nats::ConnectError::with_source(async_nats::ConnectErrorKind::Authentication, error)
+        })?;
+    }
+    if let (Some(user), Some(password)) = (&auth.nats_user, &auth.nats_password) {
+        options = options.user_and_password(user.clone(), password.expose().to_string());
+    }
+    if let Some(token) = &auth.nats_token {
+        options = options.token(token.expose().to_string());
+    }
+    if let Some(ca) = &auth.nats_tls_ca {
+        options = options.add_root_certificates(ca.clone()).require_tls(true);
+    }
+    options.connect(&config.nats_url).await
 }
 
 /// Whether the client is connected now.

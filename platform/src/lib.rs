@@ -16,18 +16,48 @@ pub use problem::Problem;
 
 /// Serves `app` on `listener` until `shutdown`, then waits for the requests in flight.
 ///
-/// Every connection gets `write_timeout` (see [`listener::StallGuard`]); handlers can extract
-/// the client's address as `ConnectInfo<listener::ClientAddr>`.
+/// Every connection gets `write_timeout` (see [`listener::StallGuard`]) and must send each
+/// request's header within `http.header_read_timeout`, so a client that dribbles its header or
+/// stops reading is cut off instead of holding a connection. Handlers can extract the client's
+/// address as `ConnectInfo<listener::ClientAddr>`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: axum::Router,
+    http: &config::HttpConfig,
     write_timeout: std::time::Duration,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener::StallGuard::new(listener, write_timeout),
-        app.into_make_service_with_connect_info::<listener::ClientAddr>(),
-    )
-    .with_graceful_shutdown(shutdown.cancelled_owned())
-    .await
+    use axum::serve::Listener as _;
+    use tower::ServiceExt as _;
+
+    let mut listener = listener::StallGuard::new(listener, write_timeout);
+    let mut builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    builder.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(http.header_read_timeout);
+    builder.http2().timer(hyper_util::rt::TokioTimer::new()).enable_connect_protocol();
+    let connections = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let (io, address) = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let service = app.clone().map_request(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(axum::extract::ConnectInfo(listener::ClientAddr(address)));
+            request.map(axum::body::Body::new)
+        });
+        let connection = builder
+            .serve_connection_with_upgrades(
+                hyper_util::rt::TokioIo::new(io),
+                hyper_util::service::TowerToHyperService::new(service),
+            )
+            .into_owned();
+        let connection = connections.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(error.message = %error, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    connections.shutdown().await;
+    Ok(())
 }

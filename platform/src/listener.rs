@@ -53,9 +53,3 @@ impl axum::serve::Listener for StallGuard {
 /// The client's address, as handlers extract it: `ConnectInfo<ClientAddr>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddr(pub SocketAddr);
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, StallGuard>> for ClientAddr {
-    fn connect_info(stream: axum::serve::IncomingStream<'_, StallGuard>) -> Self {
-        Self(*stream.remote_addr())
-    }
-}

@@ -126,19 +126,38 @@ pub fn service(routes: Router, readiness: Readiness) -> Router {
 }
 
 /// Middleware recording `http_requests_total` and `http_request_duration_seconds` by route,
-/// method and status.
+/// method and status. Every label comes from a closed set (the routes the service declares,
+/// the standard methods, the statuses it answers), so no client can create new series.
 pub async fn track_http(request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |path| path.as_str().to_string());
-    let method = request.method().to_string();
+    let method = method_label(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
-    let labels = [("route", route), ("method", method), ("status", response.status().as_u16().to_string())];
+    let labels = [("route", route), ("method", method.to_string()), ("status", response.status().as_u16().to_string())];
     metrics::counter!("http_requests_total", &labels).increment(1);
     metrics::histogram!("http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
     response
+}
+
+/// The method as a metrics label: a standard method by name, anything else `other`.
+fn method_label(method: &Method) -> &'static str {
+    [
+        ("GET", Method::GET),
+        ("POST", Method::POST),
+        ("PUT", Method::PUT),
+        ("DELETE", Method::DELETE),
+        ("HEAD", Method::HEAD),
+        ("OPTIONS", Method::OPTIONS),
+        ("PATCH", Method::PATCH),
+        ("CONNECT", Method::CONNECT),
+        ("TRACE", Method::TRACE),
+    ]
+    .into_iter()
+    .find(|(_, standard)| standard == method)
+    .map_or("other", |(name, _)| name)
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Router;
 use clap::Args;
-use platform::config::{DatabaseConfig, NatsConfig, parse_duration};
+use platform::config::{DatabaseConfig, HttpConfig, NatsConfig, parse_duration};
 use platform::operations::{self, Readiness};
 use store::{Applied, PgEventLog};
 use tokio::net::TcpListener;
@@ -37,6 +37,9 @@ pub struct Config {
     /// Batching and redelivery.
     #[command(flatten)]
     pub projection: ProjectionConfig,
+    /// HTTP clients.
+    #[command(flatten)]
+    pub http: HttpConfig,
 }
 
 /// How the projector folds.
@@ -78,7 +81,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     else {
         return Ok(());
     };
-    let nats = platform::jetstream::connect(&config.nats.nats_url, "projector").await.context("NATS_URL")?;
+    let nats = platform::jetstream::connect(&config.nats, "projector").await.context("NATS_URL")?;
     let announcer =
         Announcer::Nats { client: nats.clone(), subject: config.nats.subjects.nats_changes_subject.clone() };
     let projection = tokio::spawn(
@@ -87,9 +90,15 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     );
     let readiness = Readiness::default().with_store("postgres", PgEventLog::new(pool)).with_nats(nats.clone());
     tracing::info!(addr = %listener.local_addr()?, "projector listening");
-    platform::serve(listener, operations::service(Router::new(), readiness), Duration::from_secs(10), shutdown)
-        .await
-        .context("serving HTTP")?;
+    platform::serve(
+        listener,
+        operations::service(Router::new(), readiness),
+        &config.http,
+        Duration::from_secs(10),
+        shutdown,
+    )
+    .await
+    .context("serving HTTP")?;
     projection.await.context("projection task")?;
     nats.drain().await.ok();
     Ok(())

@@ -13,7 +13,7 @@ use anyhow::Context as _;
 use axum::Router;
 use axum::routing::get;
 use clap::Args;
-use platform::config::{DatabaseConfig, NatsConfig, parse_duration};
+use platform::config::{DatabaseConfig, HttpConfig, NatsConfig, parse_duration};
 use platform::operations::{self, Readiness};
 use store::{EventStore, LeaderboardStore, PgEventLog, PgLeaderboard};
 use tokio::net::TcpListener;
@@ -39,6 +39,9 @@ pub struct Config {
     /// Reads and streams.
     #[command(flatten)]
     pub reads: ReadConfig,
+    /// HTTP clients.
+    #[command(flatten)]
+    pub http: HttpConfig,
 }
 
 /// How reads wait and streams behave.
@@ -98,16 +101,22 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     else {
         return Ok(());
     };
-    let nats = platform::jetstream::connect(&config.nats.nats_url, "query-svc").await.context("NATS_URL")?;
+    let nats = platform::jetstream::connect(&config.nats, "query-svc").await.context("NATS_URL")?;
     let feed = ChangeFeed::Nats { client: nats.clone(), subject: config.nats.subjects.nats_changes_subject.clone() };
     let (routes, live, keeper) =
         query_side(PgEventLog::new(pool.clone()), PgLeaderboard::new(pool), feed, &config.reads, &shutdown);
     let readiness = board_loaded(Readiness::default(), live).with_nats(nats.clone());
 
     tracing::info!(addr = %listener.local_addr()?, "query-svc listening");
-    platform::serve(listener, operations::service(routes, readiness), config.reads.stream_write_timeout, shutdown)
-        .await
-        .context("serving HTTP")?;
+    platform::serve(
+        listener,
+        operations::service(routes, readiness),
+        &config.http,
+        config.reads.stream_write_timeout,
+        shutdown,
+    )
+    .await
+    .context("serving HTTP")?;
     keeper.await.context("board keeper")?;
     nats.drain().await.ok();
     Ok(())

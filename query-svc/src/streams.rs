@@ -26,6 +26,9 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{Params, QueryError};
 use crate::live::{LiveBoard, Snapshot};
 
+/// The largest WebSocket message a client may send (it has nothing to say but ping and close).
+const MAX_CLIENT_MESSAGE: usize = 4096;
+
 /// What the stream endpoints share.
 #[derive(Clone)]
 pub struct Streams {
@@ -177,6 +180,8 @@ pub async fn websocket(
 ) -> Result<Response, QueryError> {
     let params = Params::from_query(query)?;
     let feed = Feed::new(&streams.live, params.limit()?, resume_from(&headers, &params)?, streams.shutdown.clone());
+    // Clients send nothing but pings and closes: a large message is refused before it is read.
+    let upgrade = upgrade.max_message_size(MAX_CLIENT_MESSAGE).max_frame_size(MAX_CLIENT_MESSAGE);
     Ok(upgrade.on_upgrade(move |socket| serve_websocket(socket, feed, streams.heartbeat)).into_response())
 }
 

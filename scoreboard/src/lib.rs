@@ -17,7 +17,7 @@ use axum::Router;
 use clap::Parser;
 use command_svc::{ActionDesk, AppendConfig, Background, LimitConfig, TokenRules};
 use events::KeySet;
-use platform::config::{DatabaseConfig, NatsConfig, PoolConfig, SubjectConfig};
+use platform::config::{DatabaseConfig, HttpConfig, NatsAuth, NatsConfig, PoolConfig, SubjectConfig};
 use platform::operations::{self, Readiness};
 use projector::ProjectionConfig;
 use projector::announce::Announcer;
@@ -54,6 +54,9 @@ pub struct Config {
     /// NATS URL: with `DATABASE_URL`, run on PostgreSQL and JetStream instead of SQLite.
     #[arg(long, env = "NATS_URL", hide_env_values = true)]
     pub nats_url: Option<String>,
+    /// How to authenticate to NATS (distributed mode).
+    #[command(flatten)]
+    pub nats_auth: NatsAuth,
     /// Stream and subjects (distributed mode).
     #[command(flatten)]
     pub subjects: SubjectConfig,
@@ -75,6 +78,9 @@ pub struct Config {
     /// Folding.
     #[command(flatten)]
     pub projection: ProjectionConfig,
+    /// HTTP clients.
+    #[command(flatten)]
+    pub http: HttpConfig,
     /// Demo mode: the website lets visitors complete actions, with tokens the server mints with
     /// a key that exists only for this run.
     #[arg(long, env = "SCOREBOARD_DEMO")]
@@ -127,7 +133,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let catalog = config.tokens.catalog().context("loading the action catalog")?;
     let demo_key = config.demo.then(DemoKey::generate);
     let keys = match (config.action_keys.clone(), &demo_key) {
-        (Some(keys), Some(demo)) => keys.with(demo.kid.clone(), demo.secret.clone()).context("ACTION_KEYS")?,
+        // The demo mints a token for anyone who asks: never beside keys that count for real.
+        (Some(_), Some(_)) => bail!("--demo refuses to run with ACTION_KEYS: it would mint tokens for anyone"),
         (Some(keys), None) => keys,
         (None, Some(demo)) => KeySet::single(demo.kid.clone(), demo.secret.clone()),
         (None, None) => bail!("ACTION_KEYS is required (or run with --demo to try Scoreboard with a generated key)"),
@@ -157,7 +164,9 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let app = operations::service(routes, sides.readiness.clone());
 
     tracing::info!(addr = %listener.local_addr()?, demo = config.demo, "scoreboard listening");
-    platform::serve(listener, app, config.reads.stream_write_timeout, shutdown).await.context("serving HTTP")?;
+    platform::serve(listener, app, &config.http, config.reads.stream_write_timeout, shutdown)
+        .await
+        .context("serving HTTP")?;
     if let Some(simulation) = simulation {
         simulation.await.context("simulation task")?;
     }
@@ -204,11 +213,11 @@ async fn distributed(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Option<(ActionDesk, Sides)>> {
     let database = DatabaseConfig { database_url, pool: config.pool.clone() };
-    let nats_config = NatsConfig { nats_url, subjects: config.subjects.clone() };
+    let nats_config = NatsConfig { nats_url, auth: config.nats_auth.clone(), subjects: config.subjects.clone() };
     let Some(pool) = platform::postgres::connect_and_migrate(&database, shutdown).await.context("DATABASE_URL")? else {
         return Ok(None);
     };
-    let nats = platform::jetstream::connect(&nats_config.nats_url, "scoreboard").await.context("NATS_URL")?;
+    let nats = platform::jetstream::connect(&nats_config, "scoreboard").await.context("NATS_URL")?;
     tracing::info!("distributed mode: PostgreSQL and JetStream");
     let log = PgEventLog::new(pool.clone());
     let (desk, background) = config.command_side(log.clone(), keys, committed.clone(), shutdown)?;

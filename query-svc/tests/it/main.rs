@@ -1,6 +1,7 @@
 //! query-svc with the whole system behind it: real PostgreSQL, real NATS JetStream, real sockets.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod floods;
 mod forgery;
 mod reads;
 mod streams;

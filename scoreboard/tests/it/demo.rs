@@ -99,4 +99,26 @@ fn misconfigurations_stop_it_with_a_clear_error() {
     let (code, stderr) = run(&[("ACTION_KEYS", "k=short")]);
     assert_eq!(code, Some(2), "clap refuses the value");
     assert!(stderr.contains("at least 32 bytes"), "{stderr}");
+    let (code, stderr) = run(&[("ACTION_KEYS", &keys), ("SCOREBOARD_DEMO", "true")]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("--demo refuses to run with ACTION_KEYS"), "{stderr}");
+    let (code, stderr) = run(&[("RATE_LIMIT_PER_ADDRESS", "4000000000/s")]);
+    assert_eq!(code, Some(2), "a limit that cannot be kept is not silently off");
+    assert!(stderr.contains("faster than once a nanosecond"), "{stderr}");
+}
+
+#[test]
+fn help_shows_no_secret() {
+    let output = Command::new(env!("CARGO_BIN_EXE_scoreboard"))
+        .arg("--help")
+        .env("ACTION_KEYS", testkit::action_keys())
+        .env("DATABASE_URL", "postgres://user:s3cr3t-of-the-database@db/scoreboard")
+        .env("NATS_URL", "nats://user:s3cr3t-of-nats@nats:4222")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success());
+    for secret in [testkit::action_keys().as_str(), "s3cr3t-of-the-database", "s3cr3t-of-nats"] {
+        assert!(!help.contains(secret), "--help shows {secret}");
+    }
 }

@@ -1,0 +1,83 @@
+//! Floods: clients that dribble, oversize or invent what they send cost the service nothing lasting.
+
+use std::time::Duration;
+
+use futures::{SinkExt as _, StreamExt as _};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use crate::support::Stack;
+
+#[tokio::test]
+async fn a_client_that_dribbles_its_header_is_cut_off() {
+    let stack = Stack::start_with(&["--header-read-timeout=1s"]).await;
+    let mut connection = tokio::net::TcpStream::connect(stack.query.url.trim_start_matches("http://")).await.unwrap();
+    connection.write_all(b"GET /v1/leaderboard HTTP/1.1\r\nHost: scoreboard\r\n").await.unwrap();
+    let started = tokio::time::Instant::now();
+    let mut buffer = [0u8; 1024];
+    // A header line every 200 ms, never the blank line that ends the header.
+    let closed = loop {
+        assert!(started.elapsed() < Duration::from_secs(5), "the connection is still open after 5 s");
+        if connection.write_all(b"X-Dribble: 1\r\n").await.is_err() {
+            break started.elapsed();
+        }
+        let read = tokio::time::timeout(Duration::from_millis(200), connection.read(&mut buffer)).await;
+        if let Ok(Ok(0) | Err(_)) = read {
+            break started.elapsed();
+        }
+    };
+    assert!(closed >= Duration::from_millis(900), "cut off by the timeout, not at once: {closed:?}");
+    let (status, _) = stack.get("/v1/leaderboard").await;
+    assert_eq!(status, 200, "others are served");
+}
+
+#[tokio::test]
+async fn a_ten_megabyte_websocket_message_is_refused() {
+    let stack = Stack::start().await;
+    let url = format!("{}/v1/leaderboard/ws", stack.query.url.replacen("http", "ws", 1));
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let snapshot = socket.next().await.unwrap().unwrap();
+    assert!(snapshot.to_text().unwrap().contains("\"snapshot\""));
+
+    let huge = vec![b'x'; 10 * 1024 * 1024];
+    // The server may close while the message is still being sent.
+    let _ = socket.send(tokio_tungstenite::tungstenite::Message::Binary(huge.into())).await;
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match socket.next().await {
+                None | Some(Err(_)) | Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the connection is closed");
+    let (status, _) = stack.get("/v1/leaderboard").await;
+    assert_eq!(status, 200, "the service is unharmed");
+}
+
+#[tokio::test]
+async fn ten_thousand_invented_methods_add_no_metric_series() {
+    let stack = Stack::start().await;
+    let series = async || -> Vec<String> {
+        let metrics = reqwest::get(format!("{}/metrics", stack.query.url)).await.unwrap().text().await.unwrap();
+        metrics.lines().filter(|l| l.starts_with("http_requests_total{")).map(str::to_string).collect()
+    };
+    let before = series().await.len();
+
+    let client = reqwest::Client::new();
+    futures::stream::iter(0..10_000)
+        .for_each_concurrent(32, |i| {
+            let (client, url) = (client.clone(), format!("{}/v1/leaderboard", stack.query.url));
+            async move {
+                let method = reqwest::Method::from_bytes(format!("BOGUS{i}").as_bytes()).unwrap();
+                let response = client.request(method, url).send().await.unwrap();
+                assert_eq!(response.status(), 405);
+            }
+        })
+        .await;
+
+    let after = series().await;
+    assert!(after.iter().all(|line| !line.contains("BOGUS")), "{after:#?}");
+    assert!(after.len() <= before + 2, "{} series before, {} after: {after:#?}", before, after.len());
+    assert!(after.iter().any(|line| line.contains("method=\"other\"")));
+}
