@@ -397,13 +397,29 @@ pub fn free_port() -> u16 {
 pub struct NatsServer {
     port: u16,
     store: tempfile::TempDir,
+    config: Option<(std::path::PathBuf, Vec<(String, String)>)>,
     child: Option<Child>,
 }
 
 impl NatsServer {
     /// Starts one and waits until it accepts connections.
     pub async fn start() -> Self {
-        let mut server = Self { port: free_port(), store: tempfile::tempdir().unwrap(), child: None };
+        let mut server = Self { port: free_port(), store: tempfile::tempdir().unwrap(), config: None, child: None };
+        server.restart().await;
+        server
+    }
+
+    /// Starts one with the configuration file `config` (its `$VARIABLES` from `environment`),
+    /// on a port of its own and with its `store_dir` moved into the test's own directory.
+    pub async fn with_config(config: &std::path::Path, environment: &[(&str, &str)]) -> Self {
+        let store = tempfile::tempdir().unwrap();
+        let text = std::fs::read_to_string(config).unwrap();
+        let store_line = text.lines().find(|line| line.trim_start().starts_with("store_dir:")).unwrap_or_default();
+        let text = text.replace(store_line, &format!("store_dir: {:?}", store.path().join("jetstream")));
+        let copy = store.path().join("nats-server.conf");
+        std::fs::write(&copy, text).unwrap();
+        let environment = environment.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut server = Self { port: free_port(), store, config: Some((copy, environment)), child: None };
         server.restart().await;
         server
     }
@@ -431,9 +447,13 @@ impl NatsServer {
                 .unwrap_or("nats-server")
                 .to_string()
         });
-        let child = Command::new(binary)
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
-            .arg(self.store.path())
+        let mut command = Command::new(binary);
+        command.args(["-a", "127.0.0.1", "-p", &self.port.to_string()]);
+        match &self.config {
+            Some((config, environment)) => command.arg("-c").arg(config).envs(environment.iter().map(|(k, v)| (k, v))),
+            None => command.args(["-js", "-sd"]).arg(self.store.path()),
+        };
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -8,8 +8,8 @@ use uuid::Uuid;
 
 use crate::support::{Stack, ranking};
 
-/// A `ScoreAwarded` of a million points for `player`, as its payload bytes.
-fn forged_award(player: &str) -> Event {
+/// A `ScoreAwarded` of a million points for `player`.
+pub fn forged_award(player: &str) -> Event {
     Event::ScoreAwarded(ScoreAwarded {
         event_id: Uuid::now_v7(),
         action_id: Uuid::new_v4(),

@@ -3,6 +3,7 @@
 
 mod floods;
 mod forgery;
+mod nats_accounts;
 mod reads;
 mod streams;
 mod support;
