@@ -65,6 +65,13 @@ pub struct TokenRules {
     /// The longest lifetime (`exp - iat`) a token may have.
     #[arg(long, env = "TOKEN_MAX_LIFETIME", default_value = "900s", value_parser = parse_duration)]
     pub token_max_lifetime: Duration,
+    /// When set, a token's `iss` must be exactly this.
+    #[arg(long, env = "TOKEN_ISSUER")]
+    pub token_issuer: Option<String>,
+    /// When set, a token's `aud` must be or contain exactly this (recommended in production:
+    /// a token minted with the same key for another purpose must not count here).
+    #[arg(long, env = "TOKEN_AUDIENCE")]
+    pub token_audience: Option<String>,
 }
 
 impl TokenRules {
@@ -79,7 +86,12 @@ impl TokenRules {
     /// The configured time rules.
     pub fn policy(&self) -> TokenPolicy {
         let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
-        TokenPolicy { leeway_secs: secs(self.token_leeway), max_lifetime_secs: secs(self.token_max_lifetime) }
+        TokenPolicy {
+            leeway_secs: secs(self.token_leeway),
+            max_lifetime_secs: secs(self.token_max_lifetime),
+            issuer: self.token_issuer.clone(),
+            audience: self.token_audience.clone(),
+        }
     }
 }
 

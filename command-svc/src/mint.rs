@@ -86,5 +86,5 @@ pub fn mint_token(args: &MintArgs) -> Result<String, MintError> {
         iat,
         exp: iat + i64::try_from(args.ttl.as_secs()).unwrap_or(i64::MAX),
     };
-    Ok(events::mint(kid, secret, &claims))
+    Ok(events::mint_for(kid, secret, &claims, &args.tokens.policy()))
 }

@@ -18,4 +18,4 @@ pub use event::{DecodeError, Event, RecordedEvent, ScoreAwarded};
 pub use ids::{ActionName, DisplayName, IdError, KeyId, PlayerId, Points};
 pub use keys::{KeyError, KeySecret, KeySet};
 pub use leaderboard::{Behind, Board, BoardChange, RankKey, Ranked, Standing};
-pub use token::{ActionClaims, TokenError, TokenPolicy, VerifiedToken, mint};
+pub use token::{ActionClaims, TokenError, TokenPolicy, VerifiedToken, mint, mint_for};

@@ -6,12 +6,15 @@
 //! verifies it and refuses anything it does not fully understand:
 //!
 //! - exactly three non-empty segments of unpadded, canonical base64url;
-//! - a header with `alg` exactly `HS256`, a known `kid`, `typ` absent or `JWT`, nothing else;
+//! - a header with `alg` exactly `HS256`, a known `kid`, `typ` absent or `JWT`, nothing else
+//!   (`crit`, `jku` and anything else that could change how to verify are refused);
 //! - the MAC, compared in constant time, before a single claim is looked at;
-//! - claims of the documented formats and nothing else (an unknown claim such as `nbf` or `aud`
-//!   is refused rather than silently ignored);
-//! - the time window: `exp` not past and `iat` not in the future (both with a leeway), and
-//!   `exp - iat` within the maximum lifetime.
+//! - claims: ours in their documented formats, no key twice; claims we do not use are ignored,
+//!   as RFC 7519 §4 asks, so tokens from ordinary JWT libraries and issuers work;
+//! - the time window: `exp` not past, `iat` and `nbf` not in the future (all with a leeway),
+//!   and `exp - iat` within the maximum lifetime;
+//! - `iss` and `aud`, when the policy names an issuer or an audience (RFC 8725 §3.11: a token
+//!   minted for another purpose with the same key must not count here).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -30,7 +33,6 @@ pub const MAX_TOKEN_LEN: usize = 4096;
 
 /// The claims of an action token: who completed which action, and when the token was issued.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ActionClaims {
     /// The action id: counted at most once, ever.
     #[serde(with = "hyphenated_uuid")]
@@ -75,6 +77,34 @@ mod hyphenated_uuid {
     }
 }
 
+/// The registered claims (RFC 7519 §4.1) checked beside ours, when present.
+#[derive(Debug, Deserialize)]
+struct RegisteredClaims {
+    #[serde(default)]
+    nbf: Option<i64>,
+    #[serde(default)]
+    iss: Option<String>,
+    #[serde(default)]
+    aud: Option<Audience>,
+}
+
+/// `aud`: one audience, or several (RFC 7519 §4.1.3).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    fn names(&self, audience: &str) -> bool {
+        match self {
+            Self::One(one) => one == audience,
+            Self::Many(many) => many.iter().any(|a| a == audience),
+        }
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Header {
@@ -85,18 +115,22 @@ struct Header {
     kid: Option<String>,
 }
 
-/// The time rules applied to tokens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The rules applied to tokens beyond their signature: time window, issuer and audience.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenPolicy {
-    /// Clock skew allowed on `exp` and `iat`, in seconds.
+    /// Clock skew allowed on `exp`, `iat` and `nbf`, in seconds.
     pub leeway_secs: i64,
     /// The longest `exp - iat` accepted, in seconds.
     pub max_lifetime_secs: i64,
+    /// When set, `iss` must be exactly this.
+    pub issuer: Option<String>,
+    /// When set, `aud` must be, or contain, exactly this.
+    pub audience: Option<String>,
 }
 
 impl Default for TokenPolicy {
     fn default() -> Self {
-        Self { leeway_secs: 30, max_lifetime_secs: 900 }
+        Self { leeway_secs: 30, max_lifetime_secs: 900, issuer: None, audience: None }
     }
 }
 
@@ -133,9 +167,15 @@ pub enum TokenError {
     /// `exp` has passed (beyond the leeway).
     #[error("token expired")]
     Expired,
-    /// `iat` is in the future (beyond the leeway).
+    /// `iat` or `nbf` is in the future (beyond the leeway).
     #[error("token is not valid yet")]
     NotYetValid,
+    /// `iss` missing or not the configured issuer.
+    #[error("token issuer {0:?} is not the one expected")]
+    Issuer(Option<String>),
+    /// `aud` missing or not naming the configured audience.
+    #[error("token audience does not name this service")]
+    Audience,
 }
 
 impl TokenError {
@@ -193,12 +233,30 @@ impl TokenPolicy {
         let signed_len = header_b64.len() + 1 + claims_b64.len();
         mac(secret, &token.as_bytes()[..signed_len]).verify_slice(&signature).map_err(|_| TokenError::BadSignature)?;
 
-        let claims: ActionClaims = json_object(&claims_json).map_err(|e| TokenError::Claims(e.to_string()))?;
-        self.check_times(&claims, now)?;
+        let invalid = |e: serde_json::Error| TokenError::Claims(e.to_string());
+        distinct_keys(&claims_json).map_err(invalid)?;
+        let claims: ActionClaims = json_object(&claims_json).map_err(invalid)?;
+        let registered: RegisteredClaims = json_object(&claims_json).map_err(invalid)?;
+        self.check_times(&claims, registered.nbf, now)?;
+        self.check_parties(&registered)?;
         Ok(VerifiedToken { kid: kid.clone(), claims })
     }
 
-    fn check_times(&self, claims: &ActionClaims, now: i64) -> Result<(), TokenError> {
+    fn check_parties(&self, registered: &RegisteredClaims) -> Result<(), TokenError> {
+        if let Some(issuer) = &self.issuer
+            && registered.iss.as_ref() != Some(issuer)
+        {
+            return Err(TokenError::Issuer(registered.iss.clone()));
+        }
+        if let Some(audience) = &self.audience
+            && !registered.aud.as_ref().is_some_and(|aud| aud.names(audience))
+        {
+            return Err(TokenError::Audience);
+        }
+        Ok(())
+    }
+
+    fn check_times(&self, claims: &ActionClaims, not_before: Option<i64>, now: i64) -> Result<(), TokenError> {
         let lifetime = claims.exp.saturating_sub(claims.iat);
         if lifetime <= 0 {
             return Err(TokenError::ExpiresBeforeIssued);
@@ -209,7 +267,8 @@ impl TokenPolicy {
         if now > claims.exp.saturating_add(self.leeway_secs) {
             return Err(TokenError::Expired);
         }
-        if claims.iat > now.saturating_add(self.leeway_secs) {
+        let starts = not_before.map_or(claims.iat, |nbf| nbf.max(claims.iat));
+        if starts > now.saturating_add(self.leeway_secs) {
             return Err(TokenError::NotYetValid);
         }
         Ok(())
@@ -242,6 +301,31 @@ fn json_object<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_
     serde_json::from_slice(bytes)
 }
 
+/// Refuses a JSON object that names any key twice: parsers disagree on which one wins, so such
+/// claims mean different things to different readers.
+fn distinct_keys(bytes: &[u8]) -> Result<(), serde_json::Error> {
+    struct DistinctKeys;
+    impl<'de> serde::de::Visitor<'de> for DistinctKeys {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if !seen.insert(key.clone()) {
+                    return Err(serde::de::Error::custom(format!("duplicate key {key:?}")));
+                }
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+            Ok(())
+        }
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    serde::Deserializer::deserialize_map(&mut deserializer, DistinctKeys)?;
+    deserializer.end()
+}
+
 fn mac(secret: &KeySecret, signed: &[u8]) -> HmacSha256 {
     let mut mac = HmacSha256::new_from_slice(secret.expose()).expect("HMAC accepts keys of any length");
     mac.update(signed);
@@ -269,9 +353,26 @@ fn mac(secret: &KeySecret, signed: &[u8]) -> HmacSha256 {
 /// assert_eq!(verified.claims, claims);
 /// ```
 pub fn mint(kid: &KeyId, secret: &KeySecret, claims: &ActionClaims) -> String {
+    sign(kid, secret, &serde_json::to_vec(claims).expect("claims always serialise"))
+}
+
+/// [`mint`], with the `iss` and `aud` that `policy` requires, so the token passes it.
+pub fn mint_for(kid: &KeyId, secret: &KeySecret, claims: &ActionClaims, policy: &TokenPolicy) -> String {
+    let mut object = serde_json::to_value(claims).expect("claims always serialise");
+    if let Some(fields) = object.as_object_mut() {
+        if let Some(issuer) = &policy.issuer {
+            fields.insert("iss".into(), issuer.as_str().into());
+        }
+        if let Some(audience) = &policy.audience {
+            fields.insert("aud".into(), audience.as_str().into());
+        }
+    }
+    sign(kid, secret, &serde_json::to_vec(&object).expect("claims always serialise"))
+}
+
+fn sign(kid: &KeyId, secret: &KeySecret, claims: &[u8]) -> String {
     let header = Header { alg: "HS256".into(), typ: Some("JWT".into()), kid: Some(kid.to_string()) };
     let header = serde_json::to_vec(&header).expect("header always serialises");
-    let claims = serde_json::to_vec(claims).expect("claims always serialise");
     let signed = format!("{}.{}", B64.encode(header), B64.encode(claims));
     let signature = mac(secret, signed.as_bytes()).finalize().into_bytes();
     format!("{signed}.{}", B64.encode(signature))
@@ -475,8 +576,10 @@ mod tests {
             r#"{"jti":"01932c4e-7a1b-7c3d-8e9f-0a1b2c3d4e5f","sub":"alice","act":"complete_task","iat":"1767225600","exp":1767225900}"#,
             r#"{"jti":"01932c4e-7a1b-7c3d-8e9f-0a1b2c3d4e5f","sub":"alice","act":"complete_task","iat":1767225600.5,"exp":1767225900}"#,
             r#"{"jti":"01932c4e-7a1b-7c3d-8e9f-0a1b2c3d4e5f","sub":"alice","act":"complete_task","iat":1767225600}"#,
-            r#"{"jti":"01932c4e-7a1b-7c3d-8e9f-0a1b2c3d4e5f","sub":"alice","act":"complete_task","iat":1767225600,"exp":1767225900,"nbf":1767225800}"#,
+            r#"{"jti":"01932c4e-7a1b-7c3d-8e9f-0a1b2c3d4e5f","sub":"alice","act":"complete_task","iat":1767225600,"exp":1767225900,"nbf":"soon"}"#,
+            r#"{"jti":"01932c4e-7a1b-7c3d-8e9f-0a1b2c3d4e5f","sub":"alice","act":"complete_task","iat":1767225600,"exp":1767225900,"aud":7}"#,
             r#"{"jti":"01932c4e-7a1b-7c3d-8e9f-0a1b2c3d4e5f","sub":"alice","sub":"bob","act":"complete_task","iat":1767225600,"exp":1767225900}"#,
+            r#"{"jti":"01932c4e-7a1b-7c3d-8e9f-0a1b2c3d4e5f","sub":"alice","act":"complete_task","iat":1767225600,"exp":1767225900,"x":1,"x":2}"#,
             r#"["01932c4e-7a1b-7c3d-8e9f-0a1b2c3d4e5f","alice","complete_task",null,1767225600,1767225900]"#,
         ];
         for claims in bad_claims {
@@ -485,6 +588,51 @@ mod tests {
             let unsigned = forge(VECTOR_HEADER, claims, b"not-the-key-but-32-bytes-long!!!!");
             assert_eq!(verify(&unsigned), Err(TokenError::BadSignature), "{claims}");
         }
+    }
+
+    #[test]
+    fn claims_we_do_not_use_are_ignored() {
+        let claims = r#"{"jti":"01932c4e-7a1b-7c3d-8e9f-0a1b2c3d4e5f","sub":"alice","act":"complete_task","iat":1767225600,"exp":1767225900,"iss":"game-backend","aud":["scoreboard","other"],"jku":"x","level":{"boss":"dragon"},"nbf":1767225600}"#;
+        let verified = verify(&forge(VECTOR_HEADER, claims, VECTOR_SECRET)).unwrap();
+        assert_eq!(verified.claims.sub.as_str(), "alice");
+    }
+
+    #[test]
+    fn nbf_in_the_future_is_refused_after_the_leeway() {
+        let with_nbf = |nbf: i64| {
+            format!(
+                r#"{{"jti":"01932c4e-7a1b-7c3d-8e9f-0a1b2c3d4e5f","sub":"alice","act":"complete_task","iat":{},"exp":{},"nbf":{nbf}}}"#,
+                NOW - 60,
+                NOW + 240
+            )
+        };
+        assert!(verify(&forge(VECTOR_HEADER, &with_nbf(NOW + 30), VECTOR_SECRET)).is_ok(), "within leeway");
+        assert_eq!(verify(&forge(VECTOR_HEADER, &with_nbf(NOW + 31), VECTOR_SECRET)), Err(TokenError::NotYetValid));
+    }
+
+    #[test]
+    fn issuer_and_audience_are_required_when_configured() {
+        let policy = TokenPolicy {
+            issuer: Some("game-backend".into()),
+            audience: Some("scoreboard".into()),
+            ..TokenPolicy::default()
+        };
+        let with = |extra: &str| {
+            let claims = format!(
+                r#"{{"jti":"01932c4e-7a1b-7c3d-8e9f-0a1b2c3d4e5f","sub":"alice","act":"complete_task","iat":1767225600,"exp":1767225900{extra}}}"#
+            );
+            policy.verify(&forge(VECTOR_HEADER, &claims, VECTOR_SECRET), &vector_keys(), NOW)
+        };
+        assert!(with(r#","iss":"game-backend","aud":"scoreboard""#).is_ok());
+        assert!(with(r#","iss":"game-backend","aud":["billing","scoreboard"]"#).is_ok());
+        assert_eq!(with(r#","aud":"scoreboard""#), Err(TokenError::Issuer(None)));
+        assert_eq!(with(r#","iss":"shop","aud":"scoreboard""#), Err(TokenError::Issuer(Some("shop".into()))));
+        assert_eq!(with(r#","iss":"game-backend""#), Err(TokenError::Audience), "minted for no audience");
+        assert_eq!(with(r#","iss":"game-backend","aud":"billing""#), Err(TokenError::Audience), "minted for another");
+        assert_eq!(TokenError::Audience.code(), "invalid_token");
+        let kid = KeyId::parse("k1").unwrap();
+        let minted = mint_for(&kid, &KeySecret::new(VECTOR_SECRET).unwrap(), &vector_claims(), &policy);
+        assert_eq!(policy.verify(&minted, &vector_keys(), NOW).unwrap().claims, vector_claims());
     }
 
     #[test]

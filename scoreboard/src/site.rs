@@ -72,7 +72,7 @@ impl Demo {
             iat: now,
             exp: now + 60,
         };
-        self.desk.record(&events::mint(&self.key.kid, &self.key.secret, &claims)).await
+        self.desk.record(&events::mint_for(&self.key.kid, &self.key.secret, &claims, &self.desk.policy)).await
     }
 }
 

@@ -72,3 +72,24 @@ ensure_browser() {
         apt_install chromium chromium-driver
     fi
 }
+
+ensure_jwt_libraries() {
+    # Interoperability tests mint tokens with PyJWT (PyPI) and jsonwebtoken (npm).
+    local dir="$SCOREBOARD_STATE/interop"
+    if ! command -v python3 >/dev/null 2>&1; then
+        apt_install python3 python3-pip
+    fi
+    if [ ! -d "$dir/python/jwt" ]; then
+        python3 -m pip install --quiet --disable-pip-version-check --target "$dir/python" 'PyJWT>=2.8' \
+            || python3 -m pip install --quiet --break-system-packages --target "$dir/python" 'PyJWT>=2.8'
+    fi
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        apt_install nodejs npm
+    fi
+    if [ ! -d "$dir/node/node_modules/jsonwebtoken" ]; then
+        mkdir -p "$dir/node"
+        npm install --silent --no-audit --no-fund --prefix "$dir/node" 'jsonwebtoken@^9' >/dev/null
+    fi
+    export SCOREBOARD_INTEROP_PYTHONPATH="$dir/python"
+    export SCOREBOARD_INTEROP_NODE_PATH="$dir/node/node_modules"
+}

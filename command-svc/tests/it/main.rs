@@ -4,5 +4,6 @@
 mod api;
 mod concurrency;
 mod faults;
+mod interop;
 mod relay;
 mod support;
