@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use events::{ActionCatalog, AwardError, KeySet, RecordedEvent, TokenError, TokenPolicy};
 use platform::Problem;
-use platform::listener::ClientAddr;
+use platform::client::ClientIp;
 use serde::{Deserialize, Serialize};
 use store::{AppendOutcome, NewEvent};
 use time::OffsetDateTime;
@@ -147,9 +147,7 @@ impl From<ActionError> for Problem {
             ActionError::Conflict(_) => {
                 Problem::new(StatusCode::CONFLICT, code, "Action id already used").with_detail(detail)
             }
-            ActionError::RateLimited(wait) => Problem::new(StatusCode::TOO_MANY_REQUESTS, code, "Too many requests")
-                .with_detail("retry after the number of seconds in Retry-After")
-                .with_retry_after(wait + Duration::from_millis(999)),
+            ActionError::RateLimited(wait) => Problem::rate_limited(wait),
             ActionError::Unavailable => {
                 Problem::unavailable("the event log cannot be reached; retrying with the same token is safe")
             }
@@ -167,7 +165,7 @@ impl IntoResponse for ActionError {
 /// `POST /v1/actions`.
 pub async fn submit_action(
     State(desk): State<ActionDesk>,
-    ConnectInfo(ClientAddr(client)): ConnectInfo<ClientAddr>,
+    ClientIp(client): ClientIp,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<ActionAccepted>), ActionError> {
     let outcome = accept(&desk, client, body).await;
@@ -182,10 +180,10 @@ pub async fn submit_action(
 
 async fn accept(
     desk: &ActionDesk,
-    client: std::net::SocketAddr,
+    client: std::net::IpAddr,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<ActionAccepted>), ActionError> {
-    desk.limits.check_address(client.ip()).map_err(ActionError::RateLimited)?;
+    desk.limits.check_address(client).map_err(ActionError::RateLimited)?;
     let body = body.map_err(|rejection| match rejection.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ActionError::TooLarge,
         _ => ActionError::InvalidRequest(rejection.body_text()),

@@ -124,6 +124,10 @@ pub struct HttpConfig {
     /// A client must send each request's whole header within this time, or it is disconnected.
     #[arg(long, env = "HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub header_read_timeout: Duration,
+    /// Proxies (CIDRs or addresses, comma separated) whose `X-Forwarded-For` names the client;
+    /// from anyone else the header is ignored.
+    #[arg(long, env = "TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: crate::client::TrustedProxies,
 }
 
 /// Parses durations written as `250ms`, `2s`, `5m` or `1h`.

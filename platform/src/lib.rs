@@ -3,8 +3,10 @@
 //! retries, and the definition of the JetStream stream that copies the event log.
 
 pub mod backoff;
+pub mod client;
 pub mod config;
 pub mod jetstream;
+pub mod limits;
 pub mod listener;
 pub mod operations;
 pub mod postgres;
@@ -18,8 +20,9 @@ pub use problem::Problem;
 ///
 /// Every connection gets `write_timeout` (see [`listener::StallGuard`]) and must send each
 /// request's header within `http.header_read_timeout`, so a client that dribbles its header or
-/// stops reading is cut off instead of holding a connection. Handlers can extract the client's
-/// address as `ConnectInfo<listener::ClientAddr>`.
+/// stops reading is cut off instead of holding a connection. Handlers extract the client's
+/// address as [`client::ClientIp`] (the peer, or behind `http.trusted_proxies` the address
+/// they forward for) and the peer as `ConnectInfo<listener::ClientAddr>`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: axum::Router,
@@ -35,12 +38,17 @@ pub async fn serve(
     builder.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(http.header_read_timeout);
     builder.http2().timer(hyper_util::rt::TokioTimer::new()).enable_connect_protocol();
     let connections = hyper_util::server::graceful::GracefulShutdown::new();
+    let trusted = std::sync::Arc::new(http.trusted_proxies.clone());
     loop {
         let (io, address) = tokio::select! {
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => accepted,
         };
+        let trusted = trusted.clone();
         let service = app.clone().map_request(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            let forwarded = request.headers().get_all("x-forwarded-for").iter();
+            let client = client::ClientIp::resolve(address.ip(), forwarded, &trusted);
+            request.extensions_mut().insert(client);
             request.extensions_mut().insert(axum::extract::ConnectInfo(listener::ClientAddr(address)));
             request.map(axum::body::Body::new)
         });

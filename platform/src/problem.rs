@@ -73,6 +73,13 @@ impl Problem {
             .with_retry_after(Duration::from_secs(1))
     }
 
+    /// `429 rate_limited` with `Retry-After`: the client may try again after `wait`.
+    pub fn rate_limited(wait: Duration) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Too many requests")
+            .with_detail("retry after the number of seconds in Retry-After")
+            .with_retry_after(wait + Duration::from_millis(999))
+    }
+
     /// `500 internal`: the cause is logged, never shown.
     pub fn internal() -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error")

@@ -45,6 +45,12 @@ pub enum QueryError {
     /// The event log could not be read.
     #[error("event log")]
     Store(#[from] StoreError),
+    /// The client's address used its read budget.
+    #[error("too many requests")]
+    RateLimited(Duration),
+    /// No live stream can be opened now.
+    #[error("{0}")]
+    TooManyStreams(&'static str),
 }
 
 impl IntoResponse for QueryError {
@@ -60,7 +66,8 @@ impl IntoResponse for QueryError {
                     .with_detail(format!("{detail}; retry, or ask without min_position"))
                     .with_retry_after(Duration::from_secs(1))
             }
-            Self::Loading => Problem::unavailable(detail),
+            Self::Loading | Self::TooManyStreams(_) => Problem::unavailable(detail),
+            Self::RateLimited(wait) => Problem::rate_limited(wait),
             Self::Store(error) if error.is_unavailable() => Problem::unavailable("the event log cannot be reached"),
             Self::Store(error) => {
                 tracing::error!(error.message = %error, error.chain = ?error, "reading the event log failed");

@@ -2,6 +2,7 @@
 //! WebSocket streams. The board lives in memory, kept current from the projector's change
 //! announcements, so reads and streams never query the database per request.
 
+pub mod admission;
 pub mod api;
 pub mod live;
 pub mod streams;
@@ -14,12 +15,14 @@ use axum::Router;
 use axum::routing::get;
 use clap::Args;
 use platform::config::{DatabaseConfig, HttpConfig, NatsConfig, parse_duration};
+use platform::limits::RateLimit;
 use platform::operations::{self, Readiness};
 use store::{EventStore, LeaderboardStore, PgEventLog, PgLeaderboard};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::admission::Admission;
 use crate::api::Reader;
 use crate::live::{ChangeFeed, LiveBoard};
 use crate::streams::Streams;
@@ -56,6 +59,16 @@ pub struct ReadConfig {
     /// A client whose socket accepts nothing for this long is disconnected.
     #[arg(long, env = "STREAM_WRITE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub stream_write_timeout: Duration,
+    /// Token bucket of reads (every endpoint of this side) per client address:
+    /// `<count>/<s|m|h>` or `off`.
+    #[arg(long, env = "RATE_LIMIT_READS_PER_ADDRESS", default_value = "100/s")]
+    pub rate_limit_reads_per_address: RateLimit,
+    /// The most live streams (SSE and WebSocket) open at once.
+    #[arg(long, env = "STREAMS_MAX", default_value_t = 20_000)]
+    pub streams_max: usize,
+    /// The most live streams open at once from one client address.
+    #[arg(long, env = "STREAMS_PER_ADDRESS_MAX", default_value_t = 32)]
+    pub streams_per_address_max: usize,
 }
 
 /// The read side over `log` and `read_model`: its routes, the board they serve, and the task
@@ -68,9 +81,24 @@ pub fn query_side<S: EventStore, R: LeaderboardStore>(
     shutdown: &CancellationToken,
 ) -> (Router, Arc<LiveBoard>, JoinHandle<()>) {
     let live = Arc::new(LiveBoard::default());
-    let keeper = tokio::spawn(live::keep_current(live.clone(), read_model, feed, shutdown.clone()));
+    let admission =
+        Admission::new(reads.rate_limit_reads_per_address, reads.streams_max, reads.streams_per_address_max);
+    let keeper = tokio::spawn({
+        let (keeping, forgetting) = (
+            live::keep_current(live.clone(), read_model, feed, shutdown.clone()),
+            admission.clone().forget_idle_clients(shutdown.clone()),
+        );
+        async move {
+            tokio::join!(keeping, forgetting);
+        }
+    });
     let reader = Reader { live: live.clone(), log, read_your_writes_timeout: reads.read_your_writes_timeout };
-    let streams = Streams { live: live.clone(), heartbeat: reads.stream_heartbeat, shutdown: shutdown.clone() };
+    let streams = Streams {
+        live: live.clone(),
+        heartbeat: reads.stream_heartbeat,
+        admission: admission.clone(),
+        shutdown: shutdown.clone(),
+    };
     let routes = Router::new()
         .route("/v1/leaderboard", get(api::leaderboard::<S>))
         .route("/v1/players/{player_id}", get(api::player::<S>))
@@ -82,7 +110,8 @@ pub fn query_side<S: EventStore, R: LeaderboardStore>(
                 .route("/v1/leaderboard/stream", get(streams::sse))
                 .route("/v1/leaderboard/ws", get(streams::websocket))
                 .with_state(streams),
-        );
+        )
+        .route_layer(axum::middleware::from_fn_with_state(admission, admission::limit_reads));
     (routes, live, keeper)
 }
 

@@ -20,9 +20,11 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
+use platform::client::ClientIp;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::admission::{Admission, StreamSlot};
 use crate::api::{Params, QueryError};
 use crate::live::{LiveBoard, Snapshot};
 
@@ -36,6 +38,8 @@ pub struct Streams {
     pub live: Arc<LiveBoard>,
     /// How often an idle stream sends a heartbeat.
     pub heartbeat: Duration,
+    /// Caps on open streams.
+    pub admission: Admission,
     /// Fires when the service stops: streams end so that shutdown does not wait for them.
     pub shutdown: CancellationToken,
 }
@@ -120,19 +124,22 @@ impl Feed {
     }
 }
 
-/// Counts open live connections for `/metrics`.
-struct Connected(&'static str);
+/// An open live connection: it holds its slot under the caps and is counted for `/metrics`.
+struct Connected {
+    kind: &'static str,
+    _slot: StreamSlot,
+}
 
 impl Connected {
-    fn new(kind: &'static str) -> Self {
+    fn new(kind: &'static str, slot: StreamSlot) -> Self {
         metrics::gauge!("live_connections", "kind" => kind).increment(1.0);
-        Self(kind)
+        Self { kind, _slot: slot }
     }
 }
 
 impl Drop for Connected {
     fn drop(&mut self) {
-        metrics::gauge!("live_connections", "kind" => self.0).decrement(1.0);
+        metrics::gauge!("live_connections", "kind" => self.kind).decrement(1.0);
     }
 }
 
@@ -153,12 +160,13 @@ fn resume_from(headers: &HeaderMap, params: &Params) -> Result<Option<u64>, Quer
 /// (or `?last_event_id=`, for clients that cannot set headers).
 pub async fn sse(
     State(streams): State<Streams>,
+    ClientIp(client): ClientIp,
     headers: HeaderMap,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, QueryError> {
     let params = Params::from_query(query)?;
     let feed = Feed::new(&streams.live, params.limit()?, resume_from(&headers, &params)?, streams.shutdown.clone());
-    let connected = Connected::new("sse");
+    let connected = Connected::new("sse", streams.admission.open_stream(client)?);
     let events = futures::stream::unfold((feed, connected, true), |(mut feed, connected, first)| async move {
         let frame = feed.next().await?;
         let mut event = Event::default().event(frame.kind.name()).id(frame.position.to_string()).data(&*frame.body);
@@ -174,6 +182,7 @@ pub async fn sse(
 /// `{"type":"snapshot"|"update","position",...}`. Resumes from `?last_event_id=`.
 pub async fn websocket(
     State(streams): State<Streams>,
+    ClientIp(client): ClientIp,
     headers: HeaderMap,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
     upgrade: WebSocketUpgrade,
@@ -182,11 +191,11 @@ pub async fn websocket(
     let feed = Feed::new(&streams.live, params.limit()?, resume_from(&headers, &params)?, streams.shutdown.clone());
     // Clients send nothing but pings and closes: a large message is refused before it is read.
     let upgrade = upgrade.max_message_size(MAX_CLIENT_MESSAGE).max_frame_size(MAX_CLIENT_MESSAGE);
-    Ok(upgrade.on_upgrade(move |socket| serve_websocket(socket, feed, streams.heartbeat)).into_response())
+    let connected = Connected::new("ws", streams.admission.open_stream(client)?);
+    Ok(upgrade.on_upgrade(move |socket| serve_websocket(socket, feed, streams.heartbeat, connected)).into_response())
 }
 
-async fn serve_websocket(mut socket: WebSocket, mut feed: Feed, heartbeat: Duration) {
-    let _connected = Connected::new("ws");
+async fn serve_websocket(mut socket: WebSocket, mut feed: Feed, heartbeat: Duration, _connected: Connected) {
     let mut ping = tokio::time::interval(heartbeat);
     ping.tick().await;
     loop {

@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
+use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::response::Html;
 use axum::routing::{get, post};
@@ -16,7 +16,7 @@ use axum::{Json, Router};
 use command_svc::ActionDesk;
 use command_svc::api::{ActionAccepted, ActionError};
 use events::{ActionCatalog, ActionClaims, ActionName, DisplayName, KeyId, KeySecret, PlayerId};
-use platform::listener::ClientAddr;
+use platform::client::ClientIp;
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
@@ -100,10 +100,10 @@ pub struct DemoAction {
 
 async fn demo_action(
     State(demo): State<Demo>,
-    ConnectInfo(ClientAddr(client)): ConnectInfo<ClientAddr>,
+    ClientIp(client): ClientIp,
     body: Result<Json<DemoAction>, JsonRejection>,
 ) -> Result<(StatusCode, Json<ActionAccepted>), ActionError> {
-    demo.desk.limits.check_address(client.ip()).map_err(ActionError::RateLimited)?;
+    demo.desk.limits.check_address(client).map_err(ActionError::RateLimited)?;
     let Json(request) = body.map_err(|rejection| ActionError::InvalidRequest(rejection.body_text()))?;
     let name = DisplayName::parse(request.name.trim()).map_err(|e| ActionError::InvalidRequest(e.to_string()))?;
     let action = match request.action {

@@ -165,3 +165,33 @@ async fn unknown_paths_and_operations_endpoints() {
     assert!(metrics.contains("append_batch_size"), "{metrics}");
     f.svc.stop().await.unwrap();
 }
+
+/// Submits a fresh token as the client `forwarded_for` says it is; returns the status.
+async fn submit_as(fixture: &Fixture, forwarded_for: &str) -> u16 {
+    let response = fixture
+        .client
+        .post(format!("{}/v1/actions", fixture.svc.url))
+        .header("x-forwarded-for", forwarded_for)
+        .json(&serde_json::json!({ "token": token("p", "complete_task") }))
+        .send()
+        .await
+        .unwrap();
+    response.status().as_u16()
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget() {
+    let fixture = fixture(&["--trusted-proxies=127.0.0.1/32", "--rate-limit-per-address=2/m"]).await;
+    assert_eq!(submit_as(&fixture, "203.0.113.5").await, 201);
+    assert_eq!(submit_as(&fixture, "203.0.113.5").await, 201);
+    assert_eq!(submit_as(&fixture, "203.0.113.5").await, 429, "that client used its budget");
+    assert_eq!(submit_as(&fixture, "198.51.100.7, 203.0.113.6").await, 201, "the proxy saw another client");
+}
+
+#[tokio::test]
+async fn a_forwarded_header_from_an_untrusted_peer_buys_no_budget() {
+    let fixture = fixture(&["--rate-limit-per-address=2/m"]).await;
+    assert_eq!(submit_as(&fixture, "203.0.113.1").await, 201);
+    assert_eq!(submit_as(&fixture, "203.0.113.2").await, 201);
+    assert_eq!(submit_as(&fixture, "203.0.113.3").await, 429, "the peer is the client, whatever it claims");
+}

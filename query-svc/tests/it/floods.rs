@@ -1,4 +1,5 @@
-//! Floods: clients that dribble, oversize or invent what they send cost the service nothing lasting.
+//! Floods: clients that dribble, oversize, invent or repeat what they send cost the service
+//! nothing lasting and cannot take what others need.
 
 use std::time::Duration;
 
@@ -57,7 +58,7 @@ async fn a_ten_megabyte_websocket_message_is_refused() {
 
 #[tokio::test]
 async fn ten_thousand_invented_methods_add_no_metric_series() {
-    let stack = Stack::start().await;
+    let stack = Stack::start_with(&["--rate-limit-reads-per-address=off"]).await;
     let series = async || -> Vec<String> {
         let metrics = reqwest::get(format!("{}/metrics", stack.query.url)).await.unwrap().text().await.unwrap();
         metrics.lines().filter(|l| l.starts_with("http_requests_total{")).map(str::to_string).collect()
@@ -80,4 +81,65 @@ async fn ten_thousand_invented_methods_add_no_metric_series() {
     assert!(after.iter().all(|line| !line.contains("BOGUS")), "{after:#?}");
     assert!(after.len() <= before + 2, "{} series before, {} after: {after:#?}", before, after.len());
     assert!(after.iter().any(|line| line.contains("method=\"other\"")));
+}
+
+#[tokio::test]
+async fn reads_beyond_an_address_budget_get_429_with_retry_after() {
+    let stack = Stack::start_with(&["--rate-limit-reads-per-address=3/m"]).await;
+    for _ in 0..3 {
+        assert_eq!(stack.get("/v1/leaderboard").await.0, 200);
+    }
+    let response = stack.client.get(format!("{}/v1/players/alice", stack.query.url)).send().await.unwrap();
+    assert_eq!(response.status(), 429);
+    let retry_after: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=20).contains(&retry_after), "{retry_after}");
+    let problem: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(problem["code"], "rate_limited");
+    assert_eq!(stack.get("/readyz").await.0, 200, "health and metrics are not reads of the board");
+}
+
+/// Opens an SSE stream as the client `forwarded_for`, through the trusted local proxy.
+async fn open_stream(stack: &Stack, forwarded_for: &str) -> reqwest::Response {
+    stack
+        .client
+        .get(format!("{}/v1/leaderboard/stream", stack.query.url))
+        .header("x-forwarded-for", forwarded_for)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn live_streams_are_capped_per_client_and_in_total() {
+    let stack = Stack::start_with(&[
+        "--trusted-proxies=127.0.0.1",
+        "--streams-max=3",
+        "--streams-per-address-max=2",
+        "--rate-limit-reads-per-address=off",
+    ])
+    .await;
+    let first = open_stream(&stack, "203.0.113.1").await;
+    let second = open_stream(&stack, "203.0.113.1").await;
+    assert_eq!((first.status().as_u16(), second.status().as_u16()), (200, 200));
+    let refused = open_stream(&stack, "203.0.113.1").await;
+    assert_eq!(refused.status(), 503, "a third stream from one client");
+    assert!(refused.headers().contains_key("retry-after"));
+    let third = open_stream(&stack, "203.0.113.2").await;
+    assert_eq!(third.status(), 200, "another client");
+    assert_eq!(open_stream(&stack, "203.0.113.3").await.status(), 503, "the server's total");
+    let url = format!("{}/v1/leaderboard/ws", stack.query.url.replacen("http", "ws", 1));
+    let mut request = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url).unwrap();
+    request.headers_mut().insert("x-forwarded-for", "203.0.113.3".parse().unwrap());
+    assert!(tokio_tungstenite::connect_async(request).await.is_err(), "WebSocket counts the same");
+
+    drop(first);
+    let reopened = testkit::eventually(Duration::from_secs(5), || async {
+        let response = open_stream(&stack, "203.0.113.3").await;
+        (response.status() == 200).then_some(response)
+    })
+    .await;
+    drop(reopened);
+    let metrics = reqwest::get(format!("{}/metrics", stack.query.url)).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("live_connections_refused_total{reason=\"total\"}"), "{metrics}");
+    assert!(metrics.contains("live_connections_refused_total{reason=\"per_address\"}"), "{metrics}");
 }

@@ -1,0 +1,126 @@
+//! Token-bucket rate limits keyed by client, shared by every service that limits requests.
+
+use std::hash::Hash;
+use std::net::{IpAddr, Ipv6Addr};
+use std::num::NonZeroU32;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota, RateLimiter};
+
+/// A token bucket: `count` requests per `period`, bursts of up to `count`; or no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateLimit {
+    /// No limit.
+    Off,
+    /// `count` per `period`.
+    Every {
+        /// Requests allowed per period (and the burst size).
+        count: NonZeroU32,
+        /// The period.
+        period: Duration,
+    },
+}
+
+impl FromStr for RateLimit {
+    type Err = String;
+
+    /// Reads `off` or `<count>/<s|m|h>`, e.g. `10/s`, `600/m`.
+    fn from_str(text: &str) -> Result<Self, String> {
+        if text.trim() == "off" {
+            return Ok(Self::Off);
+        }
+        let invalid = || format!("{text:?} is not a rate limit like 10/s, 600/m, 5000/h or off");
+        let (count, unit) = text.trim().split_once('/').ok_or_else(invalid)?;
+        let count: NonZeroU32 = count.trim().parse().map_err(|_| invalid())?;
+        let period = match unit.trim() {
+            "s" => Duration::from_secs(1),
+            "m" => Duration::from_secs(60),
+            "h" => Duration::from_secs(3600),
+            _ => return Err(invalid()),
+        };
+        // The bucket refills one request every period / count: it must be measurable.
+        if Quota::with_period(period / count.get()).is_none() {
+            return Err(format!("{text:?} refills faster than once a nanosecond: write a smaller count or `off`"));
+        }
+        Ok(Self::Every { count, period })
+    }
+}
+
+type Keyed<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock>;
+
+/// One keyed token-bucket limiter, or none (`off`).
+#[derive(Clone)]
+pub struct Limiter<K: Hash + Eq + Clone>(Option<Arc<Keyed<K>>>);
+
+impl<K: Hash + Eq + Clone> Limiter<K> {
+    /// A limiter keeping `limit` per key.
+    pub fn new(limit: RateLimit) -> Self {
+        Self(match limit {
+            RateLimit::Off => None,
+            RateLimit::Every { count, period } => {
+                let quota = Quota::with_period(period / count.get()).map(|q| q.allow_burst(count));
+                quota.map(|quota| Arc::new(RateLimiter::keyed(quota)))
+            }
+        })
+    }
+
+    /// `Err(wait)` when `key` has used its budget.
+    pub fn check(&self, key: &K) -> Result<(), Duration> {
+        let Some(limiter) = &self.0 else { return Ok(()) };
+        limiter.check_key(key).map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+
+    /// Drops the buckets of keys that are full again, so memory follows active clients only.
+    pub fn forget_idle(&self) {
+        if let Some(limiter) = &self.0 {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+}
+
+/// The key a client address is limited under: IPv4 as it is, IPv6 by its /64 (what one
+/// subscriber is usually given), an IPv4 address mapped into IPv6 as that IPv4 address.
+pub fn client_key(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(v6.to_bits() & !u128::from(u64::MAX))),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limits_parse_count_per_unit_or_off() {
+        assert_eq!("off".parse::<RateLimit>(), Ok(RateLimit::Off));
+        assert_eq!(
+            "10/s".parse::<RateLimit>(),
+            Ok(RateLimit::Every { count: NonZeroU32::new(10).unwrap(), period: Duration::from_secs(1) })
+        );
+        assert_eq!(
+            "600/m".parse::<RateLimit>(),
+            Ok(RateLimit::Every { count: NonZeroU32::new(600).unwrap(), period: Duration::from_secs(60) })
+        );
+        for bad in ["", "10", "0/s", "-1/s", "10/d", "ten/s", "10/", "4000000000/s"] {
+            assert!(bad.parse::<RateLimit>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_64() {
+        let key = |text: &str| client_key(text.parse().unwrap());
+        assert_eq!(key("2001:db8:1:2::1"), key("2001:db8:1:2:ffff::9"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("::ffff:10.0.0.1"), key("10.0.0.1"));
+        assert_ne!(key("10.0.0.1"), key("10.0.0.2"));
+    }
+}
