@@ -1,6 +1,6 @@
 //! `POST /v1/actions`: a signed action token in, a durable `ScoreAwarded` event out.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::Json;
@@ -20,15 +20,23 @@ use uuid::Uuid;
 use crate::append::{AppendError, Appender};
 use crate::limits::RateLimits;
 
+/// What a token is checked against: the trusted keys and the action catalog, replaced together
+/// when they are re-read (on `SIGHUP`).
+#[derive(Debug)]
+pub struct Trust {
+    /// Trusted keys.
+    pub keys: KeySet,
+    /// Points per action.
+    pub catalog: ActionCatalog,
+}
+
 /// What the action endpoint needs.
 #[derive(Clone)]
 pub struct ActionDesk {
-    /// Trusted keys.
-    pub keys: Arc<KeySet>,
+    /// Keys and catalog; requests in flight finish with the ones they started with.
+    pub(crate) trust: Arc<RwLock<Arc<Trust>>>,
     /// Time rules.
     pub policy: TokenPolicy,
-    /// Points per action.
-    pub catalog: Arc<ActionCatalog>,
     /// Admission limits.
     pub limits: RateLimits,
     /// The group-commit appender.
@@ -200,14 +208,25 @@ async fn accept(
 }
 
 impl ActionDesk {
+    /// The keys and catalog in force.
+    pub fn trust(&self) -> Arc<Trust> {
+        self.trust.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Puts `trust` in force for every request from now on.
+    pub fn replace_trust(&self, trust: Trust) {
+        *self.trust.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(trust);
+    }
+
     /// Verifies `token`, awards its action and appends the event: `201` when recorded now,
     /// `200` when this action was recorded before with the same claims. The address limit is
     /// the caller's to check; the player limit is checked here, once the token proved who the
     /// player is.
     pub async fn record(&self, token: &str) -> Result<(StatusCode, ActionAccepted), ActionError> {
         let now = OffsetDateTime::now_utc();
-        let verified = self.policy.verify(token.trim(), &self.keys, now.unix_timestamp())?;
-        let event = events::award(&verified, &self.catalog, Uuid::now_v7(), now)?;
+        let trust = self.trust();
+        let verified = self.policy.verify(token.trim(), &trust.keys, now.unix_timestamp())?;
+        let event = events::award(&verified, &trust.catalog, Uuid::now_v7(), now)?;
         self.limits.check_player(event.player_id.as_str()).map_err(ActionError::RateLimited)?;
 
         let new = NewEvent { event: events::Event::ScoreAwarded(event), claims_digest: Some(verified.claims.digest()) };

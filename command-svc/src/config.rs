@@ -8,6 +8,7 @@ use clap::Args;
 use events::{ActionCatalog, CatalogError, KeySet, TokenPolicy};
 use platform::config::{DatabaseConfig, HttpConfig, NatsConfig, parse_duration};
 
+use crate::api::Trust;
 use crate::limits::RateLimit;
 
 /// Everything `command-svc serve` needs.
@@ -22,9 +23,9 @@ pub struct Config {
     /// The JetStream copy of the log.
     #[command(flatten)]
     pub nats: NatsConfig,
-    /// Trusted signing keys: `kid=secret,kid2=secret2` (each secret at least 32 bytes).
-    #[arg(long, env = "ACTION_KEYS", hide_env_values = true, value_parser = parse_keys)]
-    pub action_keys: KeySet,
+    /// Trusted signing keys.
+    #[command(flatten)]
+    pub keys: KeyConfig,
     /// Catalog and time rules.
     #[command(flatten)]
     pub tokens: TokenRules,
@@ -37,6 +38,36 @@ pub struct Config {
     /// HTTP clients.
     #[command(flatten)]
     pub http: HttpConfig,
+}
+
+/// Where the trusted signing keys come from: inline, a file re-read on `SIGHUP`, or both.
+#[derive(Debug, Clone, Args)]
+pub struct KeyConfig {
+    /// Trusted signing keys: `kid=secret,kid2=secret2` (each secret at least 32 bytes).
+    #[arg(long, env = "ACTION_KEYS", hide_env_values = true, value_parser = parse_keys)]
+    pub action_keys: Option<KeySet>,
+    /// File of trusted signing keys, one `kid=secret` a line; `verify-only` after a key accepts
+    /// its tokens but mints none. Re-read on SIGHUP.
+    #[arg(long, env = "ACTION_KEYS_FILE")]
+    pub action_keys_file: Option<PathBuf>,
+}
+
+impl KeyConfig {
+    /// The keys configured now, the file read afresh; `None` when neither source is set.
+    pub fn load(&self) -> Result<Option<KeySet>, String> {
+        let from_file = match &self.action_keys_file {
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|e| format!("ACTION_KEYS_FILE {}: {e}", path.display()))?;
+                Some(KeySet::parse_file(&text).map_err(|e| format!("ACTION_KEYS_FILE {}: {e}", path.display()))?)
+            }
+            None => None,
+        };
+        match (self.action_keys.clone(), from_file) {
+            (Some(inline), Some(file)) => inline.merge(file).map(Some).map_err(|e| format!("ACTION_KEYS_FILE: {e}")),
+            (inline, file) => Ok(inline.or(file)),
+        }
+    }
 }
 
 /// Group commit settings.
@@ -97,7 +128,15 @@ impl TokenRules {
 
 /// Reads `ACTION_KEYS` for clap.
 pub fn parse_keys(spec: &str) -> Result<KeySet, String> {
-    KeySet::parse(spec).map_err(|e| e.to_string())
+    KeySet::parse(spec).map_err(|e| format!("ACTION_KEYS: {e}"))
+}
+
+/// Loads what tokens are checked against: the keys (required) and the action catalog.
+pub fn load_trust(keys: &KeyConfig, tokens: &TokenRules) -> anyhow::Result<Trust> {
+    let keys = keys.load().map_err(anyhow::Error::msg)?;
+    let keys = keys.ok_or_else(|| anyhow::anyhow!("ACTION_KEYS or ACTION_KEYS_FILE is required"))?;
+    let catalog = tokens.catalog().map_err(|e| anyhow::anyhow!("ACTION_CATALOG: {e}"))?;
+    Ok(Trust { keys, catalog })
 }
 
 /// Request admission limits.

@@ -12,14 +12,13 @@ pub mod limits;
 pub mod mint;
 pub mod relay;
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::post;
-use events::KeySet;
 use platform::operations::{self, Readiness};
 use store::{EventStore, PgEventLog};
 use tokio::net::TcpListener;
@@ -27,8 +26,8 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use api::{ActionAccepted, ActionDesk};
-pub use config::{AppendConfig, Config, LimitConfig, TokenRules};
+pub use api::{ActionAccepted, ActionDesk, Trust};
+pub use config::{AppendConfig, Config, KeyConfig, LimitConfig, TokenRules};
 
 use crate::append::Appender;
 use crate::limits::RateLimits;
@@ -77,22 +76,20 @@ impl Background {
 /// is notified after each commit that appended something.
 pub fn command_side<S: EventStore>(
     log: S,
-    keys: KeySet,
+    trust: Trust,
     tokens: &TokenRules,
     limits: &LimitConfig,
     append: &AppendConfig,
     committed: Arc<Notify>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<(ActionDesk, Background)> {
-    let catalog = tokens.catalog().context("loading the action catalog")?;
     let (appender, group_commit) =
         Appender::spawn(log, append.append_batch_max, append.append_queue_max, append.append_timeout, committed);
     let rate_limits = RateLimits::new(limits.rate_limit_per_address, limits.rate_limit_per_player);
     let housekeeping = tokio::spawn(forget_idle_clients(rate_limits.clone(), shutdown.clone()));
     let desk = ActionDesk {
-        keys: Arc::new(keys),
+        trust: Arc::new(RwLock::new(Arc::new(trust))),
         policy: tokens.policy(),
-        catalog: Arc::new(catalog),
         limits: rate_limits,
         appender,
     };
@@ -112,20 +109,16 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let log = PgEventLog::new(pool);
     let nats = platform::jetstream::connect(&config.nats, "command-svc").await.context("NATS_URL")?;
     let committed = Arc::new(Notify::new());
-    let (desk, background) = command_side(
-        log.clone(),
-        config.action_keys,
-        &config.tokens,
-        &config.limits,
-        &config.append,
-        committed.clone(),
-        &shutdown,
-    )?;
+    let trust = config::load_trust(&config.keys, &config.tokens)?;
+    let (desk, background) =
+        command_side(log.clone(), trust, &config.tokens, &config.limits, &config.append, committed.clone(), &shutdown)?;
     let relay =
         Relay::new(log.clone(), async_nats::jetstream::new(nats.clone()), config.nats.subjects.log_stream(), committed);
     let readiness = relay_ready(Readiness::default().with_store("postgres", log), &relay);
     let background = background.with_relay(relay);
 
+    let (keys, tokens) = (config.keys.clone(), config.tokens.clone());
+    tokio::spawn(reload_on_hangup(desk.clone(), move || config::load_trust(&keys, &tokens), shutdown.clone()));
     tracing::info!(addr = %listener.local_addr()?, "command-svc listening");
     let routes = routes(desk, config.limits.body_limit_bytes);
     platform::serve(listener, operations::service(routes, readiness), &config.http, WRITE_TIMEOUT, shutdown)
@@ -146,6 +139,36 @@ pub fn relay_ready(readiness: Readiness, relay: &Relay) -> Readiness {
         let state = divergence.check();
         async move { state }
     })
+}
+
+/// Re-reads the keys and the catalog with `load` on every `SIGHUP` until `shutdown`, and puts
+/// them in force for the requests that follow; connections and requests in flight are
+/// untouched. A load that fails is refused with a log line, and what was in force stays.
+pub async fn reload_on_hangup(desk: ActionDesk, load: impl Fn() -> anyhow::Result<Trust>, shutdown: CancellationToken) {
+    let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(error) => {
+            tracing::error!(error.message = %error, "cannot listen for SIGHUP; keys reload only on restart");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = hangups.recv() => match load() {
+                Ok(trust) => {
+                    let keys = trust.keys.signing_ids().map(ToString::to_string).collect::<Vec<_>>().join(",");
+                    desk.replace_trust(trust);
+                    metrics::counter!("trust_reloads_total", "outcome" => "applied").increment(1);
+                    tracing::info!(signing_keys = %keys, "SIGHUP: keys and action catalog reloaded");
+                }
+                Err(error) => {
+                    metrics::counter!("trust_reloads_total", "outcome" => "refused").increment(1);
+                    tracing::error!(error.message = %error, "SIGHUP: reload refused; the keys and catalog in force stay");
+                }
+            },
+        }
+    }
 }
 
 async fn forget_idle_clients(limits: RateLimits, shutdown: CancellationToken) {

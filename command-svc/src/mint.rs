@@ -8,7 +8,7 @@ use platform::config::parse_duration;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::config::TokenRules;
+use crate::config::{KeyConfig, TokenRules};
 
 /// Mints an action token with a configured key.
 #[derive(Debug, Clone, Args)]
@@ -31,9 +31,9 @@ pub struct MintArgs {
     /// The action id (`jti`); a fresh UUIDv7 when left out.
     #[arg(long)]
     pub jti: Option<Uuid>,
-    /// The keys to sign with: `kid=secret,kid2=secret2`, as the service reads them.
-    #[arg(long, env = "ACTION_KEYS", hide_env_values = true, value_parser = crate::config::parse_keys)]
-    pub action_keys: events::KeySet,
+    /// The keys to sign with, as the service reads them (verify-only keys are never used).
+    #[command(flatten)]
+    pub keys: KeyConfig,
     /// Catalog and lifetime rules, as the service reads them.
     #[command(flatten)]
     pub tokens: TokenRules,
@@ -58,19 +58,21 @@ pub enum MintError {
 
 /// Mints the token `args` describe, issued now.
 pub fn mint_token(args: &MintArgs) -> Result<String, MintError> {
-    let keys = &args.action_keys;
+    let keys = args.keys.load().map_err(MintError::Key)?;
+    let keys = keys.ok_or_else(|| MintError::Key("ACTION_KEYS or ACTION_KEYS_FILE is required".into()))?;
     let kid = match &args.kid {
         Some(kid) => kid.clone(),
         None => {
-            let mut ids = keys.ids();
+            let mut ids = keys.signing_ids();
             match (ids.next(), ids.next()) {
                 (Some(only), None) => only.clone(),
                 _ => return Err(MintError::Key("several keys are configured; choose one with --kid".into())),
             }
         }
     };
-    let (kid, secret) =
-        keys.get(kid.as_str()).ok_or_else(|| MintError::Key(format!("key {kid} is not in ACTION_KEYS")))?;
+    let (kid, secret) = keys
+        .signing(kid.as_str())
+        .ok_or_else(|| MintError::Key(format!("key {kid} is not a signing key (absent, or marked verify-only)")))?;
     if args.tokens.catalog()?.points(args.action.as_str()).is_none() {
         return Err(MintError::UnknownAction(args.action.to_string()));
     }

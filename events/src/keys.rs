@@ -34,27 +34,38 @@ impl fmt::Debug for KeySecret {
     }
 }
 
-/// Why `ACTION_KEYS` could not be read.
+/// Why a set of keys (`ACTION_KEYS` or `ACTION_KEYS_FILE`) could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
     /// No key at all.
-    #[error("ACTION_KEYS holds no key; expected kid=secret[,kid2=secret2]")]
+    #[error("no key; expected kid=secret[,kid2=secret2] (a file: one kid=secret [verify-only] a line)")]
     Empty,
     /// An entry without `=`.
-    #[error("ACTION_KEYS entry {0} is not of the form kid=secret")]
+    #[error("entry {0} is not of the form kid=secret")]
     NotAPair(usize),
     /// A key id outside the allowed alphabet.
-    #[error("ACTION_KEYS entry {0}: key id must be 1-64 characters of A-Z a-z 0-9 _ . -")]
+    #[error("entry {0}: key id must be 1-64 characters of A-Z a-z 0-9 _ . -")]
     BadKeyId(usize),
     /// The same key id twice.
-    #[error("ACTION_KEYS names key id {0:?} twice")]
+    #[error("key id {0:?} is named twice")]
     DuplicateKeyId(String),
     /// A secret shorter than [`KeySecret::MIN_LEN`].
     #[error("a secret of {0} bytes is too short; secrets need at least 32 bytes")]
     ShortSecret(usize),
 }
 
-/// The keys currently trusted to sign action tokens.
+/// The marker that makes a key of a keys file verify-only.
+const VERIFY_ONLY: &str = "verify-only";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Key {
+    secret: KeySecret,
+    /// Accepted on tokens, never used to mint one: a key being retired.
+    verify_only: bool,
+}
+
+/// The keys currently trusted to sign action tokens. A key may be verify-only: tokens it
+/// signed are accepted, but nothing of ours mints with it (the first step of retiring it).
 ///
 /// ```
 /// let keys = events::KeySet::parse("k1=0123456789abcdef0123456789abcdef").unwrap();
@@ -62,19 +73,44 @@ pub enum KeyError {
 /// assert!(keys.get("k2").is_none());
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KeySet(BTreeMap<KeyId, KeySecret>);
+pub struct KeySet(BTreeMap<KeyId, Key>);
 
 impl KeySet {
     /// Reads the `ACTION_KEYS` format: `kid=secret,kid2=secret2`. Whitespace around entries is
     /// ignored; a secret is everything after the first `=` and cannot contain a comma.
     pub fn parse(spec: &str) -> Result<Self, KeyError> {
+        Self::from_entries(spec.split(',').map(|entry| (entry, false)))
+    }
+
+    /// Reads the `ACTION_KEYS_FILE` format: one `kid=secret` a line, optionally followed by
+    /// whitespace and `verify-only`; blank lines and lines starting with `#` are skipped.
+    ///
+    /// ```
+    /// let file = "# rotated 2026-11-23\nk1=0123456789abcdef0123456789abcdef verify-only\nk2=abcdef0123456789abcdef0123456789\n";
+    /// let keys = events::KeySet::parse_file(file).unwrap();
+    /// assert!(keys.get("k1").is_some());
+    /// assert!(keys.signing("k1").is_none());
+    /// assert!(keys.signing("k2").is_some());
+    /// ```
+    pub fn parse_file(text: &str) -> Result<Self, KeyError> {
+        Self::from_entries(text.lines().map(|line| match line.trim().strip_suffix(VERIFY_ONLY) {
+            Some(rest) if rest.ends_with(char::is_whitespace) => (rest, true),
+            _ => (line, false),
+        }))
+    }
+
+    fn from_entries<'a>(entries: impl Iterator<Item = (&'a str, bool)>) -> Result<Self, KeyError> {
         let mut keys = BTreeMap::new();
-        for (index, entry) in spec.split(',').map(str::trim).enumerate().filter(|(_, e)| !e.is_empty()) {
+        for (index, (entry, verify_only)) in entries.enumerate() {
+            let entry = entry.trim();
+            if entry.is_empty() || entry.starts_with('#') {
+                continue;
+            }
             let position = index + 1;
             let (kid, secret) = entry.split_once('=').ok_or(KeyError::NotAPair(position))?;
             let kid = KeyId::parse(kid.trim()).map_err(|_| KeyError::BadKeyId(position))?;
             let secret = KeySecret::new(secret.as_bytes())?;
-            if keys.insert(kid.clone(), secret).is_some() {
+            if keys.insert(kid.clone(), Key { secret, verify_only }).is_some() {
                 return Err(KeyError::DuplicateKeyId(kid.to_string()));
             }
         }
@@ -86,26 +122,33 @@ impl KeySet {
 
     /// A set of exactly one key.
     pub fn single(kid: KeyId, secret: KeySecret) -> Self {
-        Self(BTreeMap::from([(kid, secret)]))
+        Self(BTreeMap::from([(kid, Key { secret, verify_only: false })]))
     }
 
-    /// This set with one more key; refused if `kid` is already trusted.
-    pub fn with(mut self, kid: KeyId, secret: KeySecret) -> Result<Self, KeyError> {
-        if self.0.contains_key(&kid) {
-            return Err(KeyError::DuplicateKeyId(kid.to_string()));
+    /// The keys of both sets; refused if they share a key id.
+    pub fn merge(mut self, other: Self) -> Result<Self, KeyError> {
+        for (kid, key) in other.0 {
+            if self.0.contains_key(&kid) {
+                return Err(KeyError::DuplicateKeyId(kid.to_string()));
+            }
+            self.0.insert(kid, key);
         }
-        self.0.insert(kid, secret);
         Ok(self)
     }
 
-    /// The secret for `kid`, if that key is trusted.
+    /// The secret for `kid`, if tokens it signed are accepted (verify-only keys included).
     pub fn get(&self, kid: &str) -> Option<(&KeyId, &KeySecret)> {
-        self.0.iter().find(|(id, _)| id.as_str() == kid)
+        self.0.iter().find(|(id, _)| id.as_str() == kid).map(|(id, key)| (id, &key.secret))
     }
 
-    /// The trusted key ids, in order.
-    pub fn ids(&self) -> impl Iterator<Item = &KeyId> {
-        self.0.keys()
+    /// The secret for `kid`, if it may be used to mint tokens (not verify-only).
+    pub fn signing(&self, kid: &str) -> Option<(&KeyId, &KeySecret)> {
+        self.0.iter().find(|(id, key)| id.as_str() == kid && !key.verify_only).map(|(id, key)| (id, &key.secret))
+    }
+
+    /// The ids of the keys that may mint tokens, in order.
+    pub fn signing_ids(&self) -> impl Iterator<Item = &KeyId> {
+        self.0.iter().filter(|(_, key)| !key.verify_only).map(|(id, _)| id)
     }
 }
 
@@ -118,7 +161,7 @@ mod tests {
     #[test]
     fn several_keys_are_read_by_id() {
         let keys = KeySet::parse(&format!(" k1={SECRET}x , k2={SECRET}y,")).unwrap();
-        assert_eq!(keys.ids().map(KeyId::as_str).collect::<Vec<_>>(), ["k1", "k2"]);
+        assert_eq!(keys.signing_ids().map(KeyId::as_str).collect::<Vec<_>>(), ["k1", "k2"]);
         assert_eq!(keys.get("k2").unwrap().1.expose(), format!("{SECRET}y").as_bytes());
     }
 
@@ -139,12 +182,27 @@ mod tests {
     }
 
     #[test]
-    fn a_key_is_added_unless_its_id_is_taken() {
+    fn sets_merge_unless_they_share_a_key_id() {
         let keys = KeySet::parse(&format!("k1={SECRET}")).unwrap();
-        let secret = KeySecret::new(SECRET.as_bytes()).unwrap();
-        let keys = keys.with("k2".parse().unwrap(), secret.clone()).unwrap();
-        assert!(keys.get("k2").is_some());
-        assert_eq!(keys.with("k1".parse().unwrap(), secret), Err(KeyError::DuplicateKeyId("k1".into())));
+        let merged = keys.clone().merge(KeySet::parse(&format!("k2={SECRET}")).unwrap()).unwrap();
+        assert!(merged.get("k2").is_some());
+        assert_eq!(keys.clone().merge(keys), Err(KeyError::DuplicateKeyId("k1".into())));
+    }
+
+    #[test]
+    fn a_keys_file_marks_keys_verify_only() {
+        let file = format!("# keys\n\nk1={SECRET} verify-only\n  k2={SECRET}x  \nk3={SECRET}verify-only\n");
+        let keys = KeySet::parse_file(&file).unwrap();
+        assert!(keys.get("k1").is_some() && keys.signing("k1").is_none(), "verify-only");
+        assert!(keys.signing("k2").is_some());
+        assert_eq!(
+            keys.signing("k3").unwrap().1.expose(),
+            format!("{SECRET}verify-only").as_bytes(),
+            "no space: part of the secret"
+        );
+        assert_eq!(keys.signing_ids().map(KeyId::as_str).collect::<Vec<_>>(), ["k2", "k3"]);
+        assert_eq!(KeySet::parse_file("# nothing\n"), Err(KeyError::Empty));
+        assert_eq!(KeySet::parse_file(&format!("k1={SECRET}\nnonsense\n")), Err(KeyError::NotAPair(2)));
     }
 
     #[test]

@@ -58,7 +58,7 @@ struct Tally {
 
 async fn client(args: &Args, http: reqwest::Client, seed: u64, until: Instant) -> Tally {
     let (kid, secret) = {
-        let kid = args.keys.ids().next().expect("a key").clone();
+        let kid = args.keys.signing_ids().next().expect("a signing key").clone();
         let (_, secret) = args.keys.get(kid.as_str()).expect("the key");
         (kid, secret.clone())
     };

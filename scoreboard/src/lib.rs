@@ -15,7 +15,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, bail};
 use axum::Router;
 use clap::Parser;
-use command_svc::{ActionDesk, AppendConfig, Background, LimitConfig, TokenRules};
+use command_svc::{ActionDesk, AppendConfig, Background, KeyConfig, LimitConfig, TokenRules, Trust};
 use events::KeySet;
 use platform::config::{DatabaseConfig, HttpConfig, NatsAuth, NatsConfig, PoolConfig, SubjectConfig};
 use platform::operations::{self, Readiness};
@@ -60,9 +60,9 @@ pub struct Config {
     /// Stream and subjects (distributed mode).
     #[command(flatten)]
     pub subjects: SubjectConfig,
-    /// Trusted signing keys: `kid=secret,kid2=secret2`. Required outside demo mode.
-    #[arg(long, env = "ACTION_KEYS", hide_env_values = true, value_parser = command_svc::config::parse_keys)]
-    pub action_keys: Option<KeySet>,
+    /// Trusted signing keys. Required outside demo mode.
+    #[command(flatten)]
+    pub keys: KeyConfig,
     /// Catalog and time rules.
     #[command(flatten)]
     pub tokens: TokenRules,
@@ -95,11 +95,11 @@ impl Config {
     fn command_side<S: store::EventStore>(
         &self,
         log: S,
-        keys: KeySet,
+        trust: Trust,
         committed: Arc<Notify>,
         shutdown: &CancellationToken,
     ) -> anyhow::Result<(ActionDesk, Background)> {
-        command_svc::command_side(log, keys, &self.tokens, &self.limits, &self.append, committed, shutdown)
+        command_svc::command_side(log, trust, &self.tokens, &self.limits, &self.append, committed, shutdown)
     }
 }
 
@@ -132,24 +132,39 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     }
     let catalog = config.tokens.catalog().context("loading the action catalog")?;
     let demo_key = config.demo.then(DemoKey::generate);
-    let keys = match (config.action_keys.clone(), &demo_key) {
+    let configured = config.keys.load().map_err(anyhow::Error::msg)?;
+    if configured.is_none() && demo_key.is_none() {
+        bail!(
+            "ACTION_KEYS is required (or ACTION_KEYS_FILE, or run with --demo to try Scoreboard with a generated key)"
+        );
+    }
+    if configured.is_some() && demo_key.is_some() {
         // The demo mints a token for anyone who asks: never beside keys that count for real.
-        (Some(_), Some(_)) => bail!("--demo refuses to run with ACTION_KEYS: it would mint tokens for anyone"),
-        (Some(keys), None) => keys,
-        (None, Some(demo)) => KeySet::single(demo.kid.clone(), demo.secret.clone()),
-        (None, None) => bail!("ACTION_KEYS is required (or run with --demo to try Scoreboard with a generated key)"),
+        bail!("--demo refuses to run with ACTION_KEYS: it would mint tokens for anyone");
+    }
+    let load_trust = {
+        let (keys, tokens, demo_key) = (config.keys.clone(), config.tokens.clone(), demo_key.clone());
+        move || match &demo_key {
+            Some(demo) => Ok(Trust {
+                keys: KeySet::single(demo.kid.clone(), demo.secret.clone()),
+                catalog: tokens.catalog().map_err(|e| anyhow::anyhow!("ACTION_CATALOG: {e}"))?,
+            }),
+            None => command_svc::config::load_trust(&keys, &tokens),
+        }
     };
+    let trust = load_trust()?;
     let committed = Arc::new(Notify::new());
     let started = match (config.database_url.clone(), config.nats_url.clone()) {
-        (None, None) => Some(embedded(&config, keys, committed, &shutdown).await?),
+        (None, None) => Some(embedded(&config, trust, committed, &shutdown).await?),
         (Some(database_url), Some(nats_url)) => {
-            distributed(&config, keys, database_url, nats_url, committed, &shutdown).await?
+            distributed(&config, trust, database_url, nats_url, committed, &shutdown).await?
         }
         _ => bail!(
             "set both DATABASE_URL and NATS_URL to run on PostgreSQL and JetStream, or neither for the embedded SQLite"
         ),
     };
     let Some((desk, sides)) = started else { return Ok(()) };
+    tokio::spawn(command_svc::reload_on_hangup(desk.clone(), load_trust, shutdown.clone()));
 
     let demo = demo_key.map(|key| site::Demo { desk: desk.clone(), key, catalog: catalog.clone() });
     let simulation = match &demo {
@@ -178,7 +193,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
 /// The embedded default: one SQLite file, events passed in process.
 async fn embedded(
     config: &Config,
-    keys: KeySet,
+    trust: Trust,
     committed: Arc<Notify>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<(ActionDesk, Sides)> {
@@ -186,7 +201,7 @@ async fn embedded(
         .await
         .with_context(|| format!("opening the database in {}", config.data.display()))?;
     tracing::info!(data = %config.data.display(), "embedded mode: SQLite, events passed in process");
-    let (desk, background) = config.command_side(log.clone(), keys, committed.clone(), shutdown)?;
+    let (desk, background) = config.command_side(log.clone(), trust, committed.clone(), shutdown)?;
     let (changes, heard) = broadcast::channel(1024);
     let batch_max = u32::try_from(config.projection.batch_max.max(1)).unwrap_or(u32::MAX);
     let projector = tokio::spawn(projector::follow::follow_log(
@@ -206,7 +221,7 @@ async fn embedded(
 /// The distributed mode in one process: PostgreSQL and JetStream, as the three services use them.
 async fn distributed(
     config: &Config,
-    keys: KeySet,
+    trust: Trust,
     database_url: String,
     nats_url: String,
     committed: Arc<Notify>,
@@ -220,7 +235,7 @@ async fn distributed(
     let nats = platform::jetstream::connect(&nats_config, "scoreboard").await.context("NATS_URL")?;
     tracing::info!("distributed mode: PostgreSQL and JetStream");
     let log = PgEventLog::new(pool.clone());
-    let (desk, background) = config.command_side(log.clone(), keys, committed.clone(), shutdown)?;
+    let (desk, background) = config.command_side(log.clone(), trust, committed.clone(), shutdown)?;
     let js = async_nats::jetstream::new(nats.clone());
     let relay = command_svc::relay::Relay::new(log.clone(), js, config.subjects.log_stream(), committed);
     let readiness = command_svc::relay_ready(Readiness::default().with_store("postgres", log.clone()), &relay);

@@ -6,4 +6,5 @@ mod concurrency;
 mod faults;
 mod interop;
 mod relay;
+mod rotation;
 mod support;
