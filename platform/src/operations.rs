@@ -110,18 +110,30 @@ async fn readyz(State(readiness): State<Arc<Readiness>>) -> Response {
     }
 }
 
+/// The header that names a request: the client's own when it sent one, else a fresh UUID.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
 /// A service's whole router: its `routes`, the operations endpoints, a problem-document
-/// fallback, request metrics, and CORS open to any origin (action tokens are the credential,
-/// there are no cookies).
+/// fallback, request metrics, CORS open to any origin (action tokens are the credential, there
+/// are no cookies), and an `x-request-id` on every response that also names the span every log
+/// line of the request is written in.
 pub fn service(routes: Router, readiness: Readiness) -> Router {
     let cors = tower_http::cors::CorsLayer::new()
         .allow_origin(tower_http::cors::Any)
         .allow_methods([Method::GET, Method::POST])
-        .allow_headers([header::CONTENT_TYPE, HeaderName::from_static("last-event-id")]);
+        .allow_headers([header::CONTENT_TYPE, HeaderName::from_static("last-event-id"), REQUEST_ID])
+        .expose_headers([REQUEST_ID]);
+    let trace = tower_http::trace::TraceLayer::new_for_http().make_span_with(|request: &Request| {
+        let id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
+    });
     routes
         .merge(router(readiness))
         .fallback(crate::problem::not_found)
         .layer(axum::middleware::from_fn(track_http))
+        .layer(trace)
+        .layer(tower_http::request_id::PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(tower_http::request_id::SetRequestIdLayer::new(REQUEST_ID, tower_http::request_id::MakeRequestUuid))
         .layer(cors)
 }
 
@@ -182,6 +194,17 @@ mod tests {
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(body["code"], "unavailable");
         assert_eq!(body["detail"], "nats: connection refused");
+    }
+
+    #[tokio::test]
+    async fn every_response_names_its_request() {
+        let app = service(Router::new(), Readiness::default());
+        let request = Request::get("/healthz").header("x-request-id", "client-chosen-42").body(Body::empty()).unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.headers()["x-request-id"], "client-chosen-42");
+        let response = app.oneshot(Request::get("/nowhere").body(Body::empty()).unwrap()).await.unwrap();
+        let generated = response.headers()["x-request-id"].to_str().unwrap();
+        assert!(uuid::Uuid::parse_str(generated).is_ok(), "{generated}");
     }
 
     #[tokio::test]

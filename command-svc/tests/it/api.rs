@@ -195,3 +195,44 @@ async fn a_forwarded_header_from_an_untrusted_peer_buys_no_budget() {
     assert_eq!(submit_as(&fixture, "203.0.113.2").await, 201);
     assert_eq!(submit_as(&fixture, "203.0.113.3").await, 429, "the peer is the client, whatever it claims");
 }
+
+#[tokio::test]
+async fn every_log_line_of_a_request_names_its_request_id() {
+    let (db, stream) = (TestDb::new().await, TestStream::new());
+    let address = format!("127.0.0.1:{}", testkit::free_port());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_command-svc"))
+        .envs(testkit::command_settings(&db.url, &stream).iter().map(|(k, v)| (*k, v.as_str())))
+        .env("COMMAND_ADDR", &address)
+        .env("RUST_LOG", "info,tower_http=debug")
+        .env("LOG_FORMAT", "json")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let url = format!("http://{address}");
+    testkit::wait_ready(&url).await;
+    let response = reqwest::Client::new()
+        .post(format!("{url}/v1/actions"))
+        .header("x-request-id", "trace-me-7")
+        .body(r#"{"token":"nope"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "trace-me-7");
+    assert_eq!(response.status(), 401);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    child.kill().unwrap();
+    let output = child.wait_with_output().unwrap();
+    let logs = String::from_utf8_lossy(&output.stderr);
+    let request_lines: Vec<Value> = logs
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["target"].as_str().is_some_and(|t| t.starts_with("tower_http::trace")))
+        .collect();
+    assert!(request_lines.len() >= 4, "{logs}");
+    for line in &request_lines {
+        assert!(line["span"]["request_id"].as_str().is_some_and(|id| !id.is_empty()), "{line}");
+    }
+    let ours: Vec<&Value> = request_lines.iter().filter(|line| line["span"]["path"] == "/v1/actions").collect();
+    assert!(!ours.is_empty(), "{logs}");
+    assert!(ours.iter().all(|line| line["span"]["request_id"] == "trace-me-7"), "{ours:#?}");
+}
