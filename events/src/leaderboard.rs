@@ -383,4 +383,67 @@ mod tests {
         assert_eq!(order(&board), [(1, "b".into(), 11), (2, "a".into(), 10)]);
         assert_eq!(board.len(), 2);
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Logs of up to 60 events by up to 6 players, 1 to 500 points each.
+        fn logs() -> impl Strategy<Value = Vec<RecordedEvent>> {
+            proptest::collection::vec((0..6usize, 1..=500i64, proptest::bool::ANY), 0..60).prop_map(|entries| {
+                entries
+                    .into_iter()
+                    .zip(1..)
+                    .map(|((player, points, named), position)| {
+                        let name = named.then(|| format!("Player {player}"));
+                        awarded(position, &format!("p{player}"), points, name.as_deref())
+                    })
+                    .collect()
+            })
+        }
+
+        fn standings(board: &Board) -> Vec<Standing> {
+            board.page(0, usize::MAX).into_iter().map(|r| r.standing.clone()).collect()
+        }
+
+        proptest! {
+            /// Folding a log in batches, however it is cut, gives the board of folding it whole.
+            #[test]
+            fn the_fold_is_independent_of_batch_boundaries(log in logs(), cuts in proptest::collection::vec(0..60usize, 0..8)) {
+                let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(log.len())).collect();
+                cuts.extend([0, log.len()]);
+                cuts.sort_unstable();
+                let mut read_model: std::collections::BTreeMap<PlayerId, Standing> = Default::default();
+                for batch in cuts.windows(2).map(|w| &log[w[0]..w[1]]) {
+                    for delta in fold(batch) {
+                        match read_model.get_mut(&delta.player_id) {
+                            Some(standing) => standing.absorb(&delta),
+                            None => { read_model.insert(delta.player_id.clone(), delta); }
+                        }
+                    }
+                }
+                let batched = Board::from_standings(log.len() as u64, read_model.into_values());
+                prop_assert_eq!(standings(&batched), standings(&board_of(&log)));
+            }
+
+            /// Redelivering events the board already folded, in any order and any number of
+            /// times, changes nothing.
+            #[test]
+            fn each_event_counts_once_whatever_is_redelivered(log in logs(), redeliveries in proptest::collection::vec((0..60usize, 0..60usize), 0..40)) {
+                let mut board = Board::new();
+                let mut delivered = 0;
+                for (after, again) in redeliveries {
+                    let until = after.min(log.len()).max(delivered);
+                    log[delivered..until].iter().for_each(|e| board.apply(e));
+                    delivered = until;
+                    if delivered > 0 {
+                        board.apply(&log[again % delivered]);
+                    }
+                }
+                log[delivered..].iter().for_each(|e| board.apply(e));
+                prop_assert_eq!(standings(&board), standings(&board_of(&log)));
+            }
+        }
+    }
 }

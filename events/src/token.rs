@@ -646,4 +646,32 @@ mod tests {
         assert_ne!(claims.digest(), renamed.digest());
         assert_ne!(claims.digest(), later.digest());
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            /// No token that differs from a valid one in a single byte verifies: not in the
+            /// header, the claims, the signature or the dots between them.
+            #[test]
+            fn no_altered_byte_of_a_valid_token_verifies(
+                player in "[A-Za-z0-9_.:@-]{1,64}",
+                index in any::<proptest::sample::Index>(),
+                replacement in 0x20u8..0x7f,
+            ) {
+                let mut claims = vector_claims();
+                claims.sub = player.parse().unwrap();
+                let token = mint(&KeyId::parse("k1").unwrap(), &KeySecret::new(VECTOR_SECRET).unwrap(), &claims);
+                prop_assert!(verify(&token).is_ok());
+                let mut altered = token.into_bytes();
+                let at = index.index(altered.len());
+                prop_assume!(altered[at] != replacement);
+                altered[at] = replacement;
+                let altered = String::from_utf8(altered).unwrap();
+                prop_assert!(verify(&altered).is_err(), "{altered}");
+            }
+        }
+    }
 }
