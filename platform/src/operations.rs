@@ -130,6 +130,7 @@ pub fn service(routes: Router, readiness: Readiness) -> Router {
     routes
         .merge(router(readiness))
         .fallback(crate::problem::not_found)
+        .method_not_allowed_fallback(crate::problem::method_not_allowed)
         .layer(axum::middleware::from_fn(track_http))
         .layer(trace)
         .layer(tower_http::request_id::PropagateRequestIdLayer::new(REQUEST_ID))

@@ -105,6 +105,12 @@ pub async fn not_found() -> Problem {
     Problem::not_found()
 }
 
+/// The answer for a path that is served, but not with the request's method.
+pub async fn method_not_allowed() -> Problem {
+    Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed")
+        .with_detail("this path is served, but not with this method")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,17 +1,16 @@
 //! The read endpoints: the board, a player's standing, and the audit log.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use events::PlayerId;
 use platform::Problem;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use store::{EventStore, StoreError};
 
 use crate::live::{Entry, LiveBoard, MAX_LIMIT};
@@ -78,45 +77,72 @@ impl IntoResponse for QueryError {
     }
 }
 
-/// Query parameters, read leniently (unknown ones are ignored) but checked strictly.
-pub struct Params(HashMap<String, String>);
+/// The query string of a request as `T`: a struct that names every parameter the endpoint
+/// takes (`#[serde(deny_unknown_fields)]`), so that an unknown, misspelt or repeated parameter is
+/// a `400 invalid_request` naming it, never silently a default.
+pub struct Strict<T>(pub T);
 
-impl Params {
-    /// The query string, or a 400 if it cannot be read.
-    pub fn from_query(query: Result<Query<HashMap<String, String>>, QueryRejection>) -> Result<Self, QueryError> {
-        query.map(|Query(map)| Self(map)).map_err(|rejection| QueryError::InvalidRequest(rejection.body_text()))
-    }
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Strict<T> {
+    type Rejection = QueryError;
 
-    /// `true` when the parameter is present.
-    pub fn has(&self, name: &str) -> bool {
-        self.0.contains_key(name)
-    }
-
-    /// An integer parameter within `range`, or `default` when absent.
-    pub fn integer(&self, name: &str, default: u64, range: std::ops::RangeInclusive<u64>) -> Result<u64, QueryError> {
-        let Some(text) = self.0.get(name) else { return Ok(default) };
-        match text.parse::<u64>() {
-            Ok(value) if range.contains(&value) => Ok(value),
-            _ => Err(QueryError::InvalidRequest(format!(
-                "{name} must be an integer from {} to {}, got {text:?}",
-                range.start(),
-                range.end()
-            ))),
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, QueryError> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(query)) => Ok(Self(query)),
+            Err(rejection) => Err(QueryError::InvalidRequest(rejection.body_text())),
         }
     }
+}
 
-    /// `limit`: 1 … 100, default 10.
-    pub fn limit(&self) -> Result<usize, QueryError> {
-        Ok(self.integer("limit", 10, 1..=MAX_LIMIT as u64)? as usize)
+/// An integer parameter within `range`, or `default` when absent.
+pub fn integer(
+    name: &str,
+    text: Option<&str>,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, QueryError> {
+    let Some(text) = text else { return Ok(default) };
+    match text.parse::<u64>() {
+        Ok(value) if range.contains(&value) => Ok(value),
+        _ => Err(QueryError::InvalidRequest(format!(
+            "{name} must be an integer from {} to {}, got {text:?}",
+            range.start(),
+            range.end()
+        ))),
     }
+}
 
-    /// `min_position`, if given.
-    pub fn min_position(&self) -> Result<Option<u64>, QueryError> {
-        if !self.has("min_position") {
-            return Ok(None);
-        }
-        self.integer("min_position", 0, 0..=i64::MAX as u64).map(Some)
-    }
+/// `limit` of a board or stream: 1 … 100, default 10.
+pub fn board_limit(text: Option<&str>) -> Result<usize, QueryError> {
+    Ok(integer("limit", text, 10, 1..=MAX_LIMIT as u64)? as usize)
+}
+
+/// `min_position`, if given.
+pub fn min_position(text: Option<&str>) -> Result<Option<u64>, QueryError> {
+    text.map(|text| integer("min_position", Some(text), 0, 0..=i64::MAX as u64)).transpose()
+}
+
+/// The parameters of `GET /v1/leaderboard`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoardQuery {
+    limit: Option<String>,
+    offset: Option<String>,
+    min_position: Option<String>,
+}
+
+/// The parameters of `GET /v1/players/{player_id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlayerQuery {
+    min_position: Option<String>,
+}
+
+/// The parameters of the audit log pages.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogQuery {
+    after: Option<String>,
+    limit: Option<String>,
 }
 
 impl<S> Reader<S> {
@@ -146,12 +172,11 @@ pub struct Page {
 /// `GET /v1/leaderboard?limit=10&offset=0&min_position=N`.
 pub async fn leaderboard<S: EventStore>(
     State(reader): State<Reader<S>>,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    Strict(query): Strict<BoardQuery>,
 ) -> Result<Json<Page>, QueryError> {
-    let params = Params::from_query(query)?;
-    let limit = params.limit()?;
-    let offset = params.integer("offset", 0, 0..=u32::MAX as u64)? as usize;
-    reader.ready_for(params.min_position()?).await?;
+    let limit = board_limit(query.limit.as_deref())?;
+    let offset = integer("offset", query.offset.as_deref(), 0, 0..=u32::MAX as u64)? as usize;
+    reader.ready_for(min_position(query.min_position.as_deref())?).await?;
     Ok(Json(reader.live.read(|board| Page {
         entries: board.page(offset, limit).into_iter().map(Entry::from).collect(),
         position: board.position(),
@@ -169,19 +194,21 @@ pub struct PlayerStanding {
     position: u64,
 }
 
-fn player_id(raw: &str) -> Result<PlayerId, QueryError> {
-    PlayerId::parse(raw).map_err(|error| QueryError::InvalidRequest(error.to_string()))
+/// The player id of the path, as written and parsed.
+fn player_id(path: Result<Path<String>, PathRejection>) -> Result<(String, PlayerId), QueryError> {
+    let Path(raw) = path.map_err(|rejection| QueryError::InvalidRequest(rejection.body_text()))?;
+    let player = PlayerId::parse(&raw).map_err(|error| QueryError::InvalidRequest(error.to_string()))?;
+    Ok((raw, player))
 }
 
 /// `GET /v1/players/{player_id}?min_position=N`.
 pub async fn player<S: EventStore>(
     State(reader): State<Reader<S>>,
-    Path(raw): Path<String>,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    path: Result<Path<String>, PathRejection>,
+    Strict(query): Strict<PlayerQuery>,
 ) -> Result<Json<PlayerStanding>, QueryError> {
-    let player = player_id(&raw)?;
-    let params = Params::from_query(query)?;
-    reader.ready_for(params.min_position()?).await?;
+    let (raw, player) = player_id(path)?;
+    reader.ready_for(min_position(query.min_position.as_deref())?).await?;
     reader.live.read(|board| {
         let ranked = board.ranked(player.as_str()).ok_or_else(|| QueryError::UnknownPlayer(raw.clone()))?;
         Ok(Json(PlayerStanding {
@@ -205,11 +232,11 @@ pub struct EventPage {
 const MAX_EVENTS: u64 = 1000;
 
 async fn event_page(
-    params: &Params,
+    query: &LogQuery,
     read: impl AsyncFnOnce(u64, u32) -> Result<Vec<store::StoredEvent>, StoreError>,
 ) -> Result<Json<EventPage>, QueryError> {
-    let after = params.integer("after", 0, 0..=i64::MAX as u64)?;
-    let limit = params.integer("limit", 100, 1..=MAX_EVENTS)? as u32;
+    let after = integer("after", query.after.as_deref(), 0, 0..=i64::MAX as u64)?;
+    let limit = integer("limit", query.limit.as_deref(), 100, 1..=MAX_EVENTS)? as u32;
     let stored = read(after, limit).await?;
     let events = stored
         .iter()
@@ -222,19 +249,17 @@ async fn event_page(
 /// `GET /v1/events?after=<position>&limit=<n ≤ 1000>`: the global log, in order.
 pub async fn log<S: EventStore>(
     State(reader): State<Reader<S>>,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    Strict(query): Strict<LogQuery>,
 ) -> Result<Json<EventPage>, QueryError> {
-    let params = Params::from_query(query)?;
-    event_page(&params, async |after, limit| reader.log.read_after(after, limit).await).await
+    event_page(&query, async |after, limit| reader.log.read_after(after, limit).await).await
 }
 
 /// `GET /v1/players/{player_id}/events?after=<position>&limit=<n ≤ 1000>`.
 pub async fn player_log<S: EventStore>(
     State(reader): State<Reader<S>>,
-    Path(raw): Path<String>,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    path: Result<Path<String>, PathRejection>,
+    Strict(query): Strict<LogQuery>,
 ) -> Result<Json<EventPage>, QueryError> {
-    let player = player_id(&raw)?;
-    let params = Params::from_query(query)?;
-    event_page(&params, async |after, limit| reader.log.read_player(player.as_str(), after, limit).await).await
+    let (_, player) = player_id(path)?;
+    event_page(&query, async |after, limit| reader.log.read_player(player.as_str(), after, limit).await).await
 }

@@ -8,24 +8,23 @@
 //! when the client is ready for the next message. A client that stops reading is disconnected
 //! by the socket's write timeout (see `listener`) rather than allowed to hold memory.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::rejection::QueryRejection;
+use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
 use platform::client::ClientIp;
+use serde::Deserialize;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::admission::{Admission, StreamSlot};
-use crate::api::{Params, QueryError};
+use crate::api::{QueryError, Strict, board_limit, integer};
 use crate::live::{LiveBoard, Snapshot};
 
 /// The largest WebSocket message a client may send (it has nothing to say but ping and close).
@@ -143,7 +142,15 @@ impl Drop for Connected {
     }
 }
 
-fn resume_from(headers: &HeaderMap, params: &Params) -> Result<Option<u64>, QueryError> {
+/// The parameters of the live streams.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamQuery {
+    limit: Option<String>,
+    last_event_id: Option<String>,
+}
+
+fn resume_from(headers: &HeaderMap, query: &StreamQuery) -> Result<Option<u64>, QueryError> {
     match headers.get("last-event-id") {
         Some(value) => value
             .to_str()
@@ -151,8 +158,11 @@ fn resume_from(headers: &HeaderMap, params: &Params) -> Result<Option<u64>, Quer
             .and_then(|v| v.trim().parse().ok())
             .map(Some)
             .ok_or_else(|| QueryError::InvalidRequest("Last-Event-ID must be a position".into())),
-        None if params.has("last_event_id") => params.integer("last_event_id", 0, 0..=i64::MAX as u64).map(Some),
-        None => Ok(None),
+        None => query
+            .last_event_id
+            .as_deref()
+            .map(|text| integer("last_event_id", Some(text), 0, 0..=i64::MAX as u64))
+            .transpose(),
     }
 }
 
@@ -162,10 +172,10 @@ pub async fn sse(
     State(streams): State<Streams>,
     ClientIp(client): ClientIp,
     headers: HeaderMap,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    Strict(query): Strict<StreamQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, QueryError> {
-    let params = Params::from_query(query)?;
-    let feed = Feed::new(&streams.live, params.limit()?, resume_from(&headers, &params)?, streams.shutdown.clone());
+    let limit = board_limit(query.limit.as_deref())?;
+    let feed = Feed::new(&streams.live, limit, resume_from(&headers, &query)?, streams.shutdown.clone());
     let connected = Connected::new("sse", streams.admission.open_stream(client)?);
     let events = futures::stream::unfold((feed, connected, true), |(mut feed, connected, first)| async move {
         let frame = feed.next().await?;
@@ -184,11 +194,11 @@ pub async fn websocket(
     State(streams): State<Streams>,
     ClientIp(client): ClientIp,
     headers: HeaderMap,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    Strict(query): Strict<StreamQuery>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, QueryError> {
-    let params = Params::from_query(query)?;
-    let feed = Feed::new(&streams.live, params.limit()?, resume_from(&headers, &params)?, streams.shutdown.clone());
+    let limit = board_limit(query.limit.as_deref())?;
+    let feed = Feed::new(&streams.live, limit, resume_from(&headers, &query)?, streams.shutdown.clone());
     // Clients send nothing but pings and closes: a large message is refused before it is read.
     let upgrade = upgrade.max_message_size(MAX_CLIENT_MESSAGE).max_frame_size(MAX_CLIENT_MESSAGE);
     let connected = Connected::new("ws", streams.admission.open_stream(client)?);

@@ -77,10 +77,25 @@ async fn bad_parameters_are_refused_and_break_nothing() {
         ("/v1/leaderboard/stream?limit=0", 400, "invalid_request"),
         ("/v1/events?limit=1001", 400, "invalid_request"),
         ("/v1/nothing-here", 404, "not_found"),
+        // Unknown, misspelt or repeated parameters are refused, never silently defaulted.
+        ("/v1/leaderboard?limt=5", 400, "invalid_request"),
+        ("/v1/leaderboard?as_of_position=1", 400, "invalid_request"),
+        ("/v1/leaderboard?limit=1&limit=2", 400, "invalid_request"),
+        ("/v1/players/alice?minposition=1", 400, "invalid_request"),
+        ("/v1/events?after=0&colour=red", 400, "invalid_request"),
+        ("/v1/players/alice/events?aftr=0", 400, "invalid_request"),
+        ("/v1/leaderboard/stream?lmit=5", 400, "invalid_request"),
     ] {
         let (actual, problem) = stack.get(path).await;
         assert_eq!((actual, problem["code"].as_str()), (status, Some(code)), "{path}: {problem}");
     }
+    let (status, problem) = stack.get("/v1/leaderboard?limt=5").await;
+    assert!(problem["detail"].as_str().unwrap().contains("limt"), "names the parameter: {status} {problem}");
+    let response = stack.client.post(format!("{}/v1/leaderboard", stack.query.url)).send().await.unwrap();
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    let problem: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(problem["code"], "method_not_allowed");
     let (status, board) = stack.get("/v1/leaderboard").await;
     assert_eq!(status, 200);
     assert_eq!(board["total_players"], 1);
