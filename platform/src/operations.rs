@@ -70,7 +70,57 @@ impl Readiness {
     }
 }
 
-/// The process's Prometheus recorder, installed on first use.
+/// The kind of a metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    /// Only goes up.
+    Counter,
+    /// Goes up and down.
+    Gauge,
+    /// A distribution.
+    Histogram,
+}
+
+/// Every metric a Scoreboard process exports, with its help text: the closed set that
+/// `/metrics` describes (HELP and TYPE) and the README's metrics table lists.
+pub const METRICS: &[(&str, MetricKind, &str)] = &[
+    ("http_requests_total", MetricKind::Counter, "HTTP requests answered, by route, method and status."),
+    ("http_request_duration_seconds", MetricKind::Histogram, "Time to answer an HTTP request, by route, method and status."),
+    ("http_forwarded_for_ignored_total", MetricKind::Counter, "X-Forwarded-For headers ignored because the peer is not a trusted proxy."),
+    ("actions_total", MetricKind::Counter, "POST /v1/actions answers, by outcome (accepted, retried, or the problem code)."),
+    ("append_batch_size", MetricKind::Histogram, "Events per group-commit transaction."),
+    ("append_batch_seconds", MetricKind::Histogram, "Time of one group-commit append, isolating retries included."),
+    ("append_queue_full_total", MetricKind::Counter, "Actions refused with 503 because the group-commit queue was full."),
+    ("trust_reloads_total", MetricKind::Counter, "Reloads of keys and catalog on SIGHUP, by outcome (applied, refused)."),
+    ("relay_published_position", MetricKind::Gauge, "Log position of the last event published to JetStream."),
+    ("relay_lag_events", MetricKind::Gauge, "Events in the log not yet published to JetStream."),
+    ("relay_published_total", MetricKind::Counter, "Events published to JetStream."),
+    ("relay_errors_total", MetricKind::Counter, "Relay rounds interrupted by an error."),
+    ("relay_foreign_messages_total", MetricKind::Counter, "Stream messages the relay stepped over: not written by a relay of this log."),
+    ("relay_resynchronisations_total", MetricKind::Counter, "Times the relay resynchronised after someone else wrote into the stream."),
+    ("relay_diverged", MetricKind::Gauge, "1 while the stream holds an event beyond the log's head (the log is behind the stream)."),
+    ("projector_checkpoint", MetricKind::Gauge, "Log position the read model has folded through."),
+    ("projector_lag_events", MetricKind::Gauge, "Stream messages not yet delivered to the projector."),
+    ("projector_events_applied_total", MetricKind::Counter, "Events folded into the read model."),
+    ("projector_events_skipped_total", MetricKind::Counter, "Delivered messages at or below the checkpoint (redeliveries, duplicates)."),
+    ("projector_forged_messages_total", MetricKind::Counter, "Stream messages the event log contradicts: never folded."),
+    ("projector_foreign_messages_total", MetricKind::Counter, "Stream messages without a position header: not events."),
+    ("projector_errors_total", MetricKind::Counter, "Projection runs interrupted by an error."),
+    ("projector_batch_size", MetricKind::Histogram, "Events folded per transaction."),
+    ("projector_batch_seconds", MetricKind::Histogram, "Time to fold and acknowledge one batch."),
+    ("query_board_position", MetricKind::Gauge, "Log position of the board this query service serves."),
+    ("query_board_loads_total", MetricKind::Counter, "Whole-board loads from the read model (start, restore)."),
+    ("query_projection_lagging_total", MetricKind::Counter, "Reads answered 503 projection_lagging (min_position not reached in time)."),
+    ("query_announcements_unconfirmed_total", MetricKind::Counter, "Announcements claiming more than the read model holds."),
+    ("query_announcements_ignored_total", MetricKind::Counter, "Announcements that are not a position."),
+    ("query_rate_limited_total", MetricKind::Counter, "Reads refused with 429 by the per-address limit."),
+    ("live_connections", MetricKind::Gauge, "Open live streams, by kind (sse, ws)."),
+    ("live_connections_refused_total", MetricKind::Counter, "Live streams refused with 503, by reason (per_address, total)."),
+    ("live_boards_conflated_total", MetricKind::Counter, "Boards a live stream skipped because a newer one was ready when its client was."),
+];
+
+/// The process's Prometheus recorder, installed on first use, with every metric of
+/// [`METRICS`] described.
 pub fn prometheus() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
@@ -81,6 +131,13 @@ pub fn prometheus() -> &'static PrometheusHandle {
         let handle = recorder.handle();
         // Fails only if another recorder was installed first; the handle then stays unused.
         drop(metrics::set_global_recorder(recorder));
+        for &(name, kind, help) in METRICS {
+            match kind {
+                MetricKind::Counter => metrics::describe_counter!(name, help),
+                MetricKind::Gauge => metrics::describe_gauge!(name, help),
+                MetricKind::Histogram => metrics::describe_histogram!(name, help),
+            }
+        }
         handle
     })
 }
@@ -195,6 +252,36 @@ mod tests {
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(body["code"], "unavailable");
         assert_eq!(body["detail"], "nats: connection refused");
+    }
+
+    /// Every metric the workspace records is one of [`METRICS`] (so it is described and
+    /// documented), and every one of [`METRICS`] is recorded somewhere.
+    #[test]
+    fn the_metrics_catalog_is_the_set_the_code_records() {
+        fn sources(dir: &std::path::Path, found: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).unwrap().map(Result::unwrap) {
+                let path = entry.path();
+                let name = entry.file_name().to_string_lossy().to_string();
+                if path.is_dir() && !name.starts_with('.') && name != "target" {
+                    sources(&path, found);
+                } else if name.ends_with(".rs") {
+                    found.push(std::fs::read_to_string(&path).unwrap());
+                }
+            }
+        }
+        let mut files = Vec::new();
+        sources(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")), &mut files);
+        let mut recorded = std::collections::BTreeSet::new();
+        for file in &files {
+            for macro_call in ["metrics::counter!(\"", "metrics::gauge!(\"", "metrics::histogram!(\""] {
+                for (at, _) in file.match_indices(macro_call) {
+                    let rest = &file[at + macro_call.len()..];
+                    recorded.insert(rest[..rest.find('"').unwrap()].to_string());
+                }
+            }
+        }
+        let described: std::collections::BTreeSet<String> = METRICS.iter().map(|(n, _, _)| n.to_string()).collect();
+        assert_eq!(recorded, described);
     }
 
     #[tokio::test]

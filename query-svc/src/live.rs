@@ -69,15 +69,18 @@ pub struct Snapshot {
     pub position: u64,
     /// Players on the whole board.
     pub total_players: u64,
+    /// Counts the snapshots this board has published, so a stream can tell how many it skipped.
+    pub sequence: u64,
     top: Vec<Entry>,
     encoded: Mutex<HashMap<usize, Arc<str>>>,
 }
 
 impl Snapshot {
-    fn of(board: &Board) -> Self {
+    fn of(board: &Board, sequence: u64) -> Self {
         Self {
             position: board.position(),
             total_players: board.len() as u64,
+            sequence,
             top: board.page(0, MAX_LIMIT).into_iter().map(Entry::from).collect(),
             encoded: Mutex::default(),
         }
@@ -116,7 +119,7 @@ impl Default for LiveBoard {
     fn default() -> Self {
         Self {
             board: RwLock::new(Board::new()),
-            snapshots: watch::Sender::new(Arc::new(Snapshot::of(&Board::new()))),
+            snapshots: watch::Sender::new(Arc::new(Snapshot::of(&Board::new(), 0))),
             loaded: watch::Sender::new(false),
         }
     }
@@ -149,7 +152,7 @@ impl LiveBoard {
     pub fn replace(&self, loaded: Board) {
         let mut board = self.board.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         *board = loaded;
-        self.snapshots.send_replace(Arc::new(Snapshot::of(&board)));
+        self.publish(&board);
         self.loaded.send_replace(true);
     }
 
@@ -157,9 +160,16 @@ impl LiveBoard {
     pub fn apply(&self, change: &BoardChange) -> Result<(), Behind> {
         let mut board = self.board.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         if board.apply_change(change)? {
-            self.snapshots.send_replace(Arc::new(Snapshot::of(&board)));
+            self.publish(&board);
         }
         Ok(())
+    }
+
+    /// Publishes a snapshot of `board` (called with the board's write lock held, so snapshots are
+    /// numbered in order).
+    fn publish(&self, board: &Board) {
+        let sequence = self.snapshots.borrow().sequence + 1;
+        self.snapshots.send_replace(Arc::new(Snapshot::of(board, sequence)));
     }
 
     /// Waits up to `timeout` for the board to fold position `position`; `false` if it did not.

@@ -75,6 +75,8 @@ pub struct Frame {
 /// The sequence of frames one client sees.
 pub struct Feed {
     snapshots: watch::Receiver<Arc<Snapshot>>,
+    /// The sequence of the last snapshot this feed looked at.
+    seen: Option<u64>,
     limit: usize,
     resume_from: Option<u64>,
     shown: Option<Arc<Snapshot>>,
@@ -84,13 +86,17 @@ pub struct Feed {
 impl Feed {
     /// A feed of the top `limit`; `resume_from` is the last position the client already showed.
     pub fn new(live: &LiveBoard, limit: usize, resume_from: Option<u64>, shutdown: CancellationToken) -> Self {
-        Self { snapshots: live.subscribe(), limit, resume_from, shown: None, shutdown }
+        Self { snapshots: live.subscribe(), seen: None, limit, resume_from, shown: None, shutdown }
     }
 
     /// The next frame, waiting as long as needed; `None` when the service stops.
     pub async fn next(&mut self) -> Option<Frame> {
         loop {
             let snapshot = self.snapshots.borrow_and_update().clone();
+            if let Some(seen) = self.seen.replace(snapshot.sequence) {
+                // Boards published while this client was not ready for them: conflated away.
+                metrics::counter!("live_boards_conflated_total").increment(snapshot.sequence.saturating_sub(seen + 1));
+            }
             if let Some(frame) = self.frame_for(snapshot) {
                 return Some(frame);
             }

@@ -93,3 +93,10 @@ ensure_jwt_libraries() {
     export SCOREBOARD_INTEROP_PYTHONPATH="$dir/python"
     export SCOREBOARD_INTEROP_NODE_PATH="$dir/node/node_modules"
 }
+
+ensure_promtool() {
+    # /metrics is checked with Prometheus's own promtool (Debian's prometheus package).
+    if ! command -v promtool >/dev/null 2>&1; then
+        apt_install prometheus
+    fi
+}

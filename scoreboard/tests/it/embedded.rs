@@ -120,3 +120,37 @@ async fn a_graceful_restart_keeps_the_board() {
     assert_eq!(ranking(&after), ranking(&before));
     assert_eq!(submit(&client, &second.url, &token("c", "complete_task")).await.1["position"], 4);
 }
+
+/// `/metrics` passes Prometheus's own checker (`promtool check metrics`): HELP and TYPE on every
+/// series, conventional names. `scripts/test` installs promtool (Debian's `prometheus`).
+#[tokio::test]
+async fn metrics_pass_promtool() {
+    let data = tempfile::tempdir().unwrap();
+    let scoreboard = start(&settings(data.path()), &[]).await;
+    let client = reqwest::Client::new();
+    let mut stream = testkit::SseClient::open(&scoreboard.url, "", None).await;
+    stream.next().await;
+    let (status, _) = submit(&client, &scoreboard.url, &testkit::token("alice", "complete_task")).await;
+    assert_eq!(status, 201);
+    assert_eq!(submit(&client, &scoreboard.url, "not-a-token").await.0, 401);
+    assert_eq!(get(&client, &scoreboard.url, "/v1/leaderboard?min_position=1").await.0, 200);
+
+    let metrics = client.get(format!("{}/metrics", scoreboard.url)).send().await.unwrap().text().await.unwrap();
+    for name in ["actions_total", "projector_events_applied_total", "live_connections", "append_batch_size"] {
+        assert!(metrics.contains(&format!("# HELP {name} ")), "{name} is described: {metrics}");
+    }
+    let promtool = std::env::var("PROMTOOL").unwrap_or_else(|_| "promtool".into());
+    let mut check = std::process::Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{promtool}: {e} (scripts/test installs Debian's prometheus package)"));
+    std::io::Write::write_all(&mut check.stdin.take().unwrap(), metrics.as_bytes()).unwrap();
+    let output = check.wait_with_output().unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success() && said.trim().is_empty(), "promtool check metrics: {said}");
+    drop(stream);
+    scoreboard.stop().await.unwrap();
+}
