@@ -39,7 +39,7 @@ impl PoolConfig {
 /// The NATS server, and the names used on it.
 #[derive(Debug, Clone, Args)]
 pub struct NatsConfig {
-    /// NATS server URL.
+    /// NATS server URL; several servers of one cluster may be listed, comma separated.
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222", hide_env_values = true)]
     pub nats_url: String,
     /// How to authenticate.
@@ -106,6 +106,10 @@ pub struct SubjectConfig {
     /// Subject prefix of the events in that stream (`<prefix>.<EventType>`).
     #[arg(long, env = "NATS_SUBJECT_PREFIX", default_value = "scoreboard.events")]
     pub nats_subject_prefix: String,
+    /// Replicas of the stream when a service creates it (a JetStream cluster keeps that many
+    /// copies; an existing stream keeps the replicas it has).
+    #[arg(long, env = "NATS_STREAM_REPLICAS", default_value_t = 1)]
+    pub nats_stream_replicas: usize,
     /// Core NATS subject on which the projector announces each change of the read model.
     #[arg(long, env = "NATS_CHANGES_SUBJECT", default_value = "scoreboard.leaderboard.changes")]
     pub nats_changes_subject: String,
@@ -115,6 +119,7 @@ impl SubjectConfig {
     /// The stream definition these settings describe.
     pub fn log_stream(&self) -> crate::jetstream::LogStream {
         crate::jetstream::LogStream::new(&self.nats_stream, &self.nats_subject_prefix)
+            .with_replicas(self.nats_stream_replicas)
     }
 }
 

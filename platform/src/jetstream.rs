@@ -40,7 +40,8 @@ pub async fn connect(config: &NatsConfig, name: &str) -> Result<Client, async_na
     if let Some(ca) = &auth.nats_tls_ca {
         options = options.add_root_certificates(ca.clone()).require_tls(true);
     }
-    options.connect(&config.nats_url).await
+    // Several servers of a cluster may be named, comma separated; more are learnt from them.
+    options.connect(config.nats_url.split(',').map(str::trim).collect::<Vec<_>>()).await
 }
 
 /// Whether the client is connected now.
@@ -56,12 +57,19 @@ pub fn is_connected(client: &Client) -> Result<(), String> {
 pub struct LogStream {
     name: String,
     subject_prefix: String,
+    replicas: usize,
 }
 
 impl LogStream {
     /// A stream called `name` holding subjects `<subject_prefix>.>`.
     pub fn new(name: &str, subject_prefix: &str) -> Self {
-        Self { name: name.to_string(), subject_prefix: subject_prefix.trim_end_matches('.').to_string() }
+        Self { name: name.to_string(), subject_prefix: subject_prefix.trim_end_matches('.').to_string(), replicas: 1 }
+    }
+
+    /// The same stream, created with `replicas` copies (in a JetStream cluster).
+    pub fn with_replicas(mut self, replicas: usize) -> Self {
+        self.replicas = replicas.max(1);
+        self
     }
 
     /// The stream's name.
@@ -91,6 +99,7 @@ impl LogStream {
             deny_delete: true,
             deny_purge: true,
             duplicate_window: Duration::from_secs(120),
+            num_replicas: self.replicas,
             ..Default::default()
         }
     }

@@ -398,15 +398,52 @@ pub struct NatsServer {
     port: u16,
     store: tempfile::TempDir,
     config: Option<(std::path::PathBuf, Vec<(String, String)>)>,
+    args: Vec<String>,
     child: Option<Child>,
 }
 
 impl NatsServer {
     /// Starts one and waits until it accepts connections.
     pub async fn start() -> Self {
-        let mut server = Self { port: free_port(), store: tempfile::tempdir().unwrap(), config: None, child: None };
+        let mut server = Self {
+            port: free_port(),
+            store: tempfile::tempdir().unwrap(),
+            config: None,
+            args: Vec::new(),
+            child: None,
+        };
         server.restart().await;
         server
+    }
+
+    /// A cluster of `size` JetStream servers named `n1`, `n2`, … on ports of their own, routed
+    /// to each other; returns once each accepts clients (the cluster may still be electing).
+    pub async fn cluster(size: usize) -> Vec<Self> {
+        let cluster_ports: Vec<u16> = (0..size).map(|_| free_port()).collect();
+        let routes = cluster_ports.iter().map(|port| format!("nats://127.0.0.1:{port}")).collect::<Vec<_>>().join(",");
+        let mut servers = Vec::new();
+        for (index, cluster_port) in cluster_ports.iter().enumerate() {
+            let args = [
+                "--server_name",
+                &format!("n{}", index + 1),
+                "--cluster_name",
+                "sbt",
+                "--cluster",
+                &format!("nats://127.0.0.1:{cluster_port}"),
+                "--routes",
+                &routes,
+            ];
+            let mut server = Self {
+                port: free_port(),
+                store: tempfile::tempdir().unwrap(),
+                config: None,
+                args: args.iter().map(ToString::to_string).collect(),
+                child: None,
+            };
+            server.restart().await;
+            servers.push(server);
+        }
+        servers
     }
 
     /// Starts one with the configuration file `config` (its `$VARIABLES` from `environment`),
@@ -419,7 +456,8 @@ impl NatsServer {
         let copy = store.path().join("nats-server.conf");
         std::fs::write(&copy, text).unwrap();
         let environment = environment.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let mut server = Self { port: free_port(), store, config: Some((copy, environment)), child: None };
+        let mut server =
+            Self { port: free_port(), store, config: Some((copy, environment)), args: Vec::new(), child: None };
         server.restart().await;
         server
     }
@@ -453,6 +491,7 @@ impl NatsServer {
             Some((config, environment)) => command.arg("-c").arg(config).envs(environment.iter().map(|(k, v)| (k, v))),
             None => command.args(["-js", "-sd"]).arg(self.store.path()),
         };
+        command.args(&self.args);
         let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
