@@ -17,7 +17,7 @@ use futures::stream::BoxStream;
 use futures::{FutureExt as _, StreamExt as _};
 use platform::backoff::Backoff;
 use serde::Serialize;
-use store::LeaderboardStore;
+use store::{Anchor, Changes, LeaderboardStore};
 use tokio::sync::{broadcast, watch};
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_util::sync::CancellationToken;
@@ -241,9 +241,8 @@ pub async fn keep_current<R: LeaderboardStore>(
 ) {
     // Listen before loading, so that no change between the load and the first message is lost.
     let Some(mut announcements) = feed.listen(&shutdown).await else { return };
-    if !load(&live, &read_model, &shutdown).await {
-        return;
-    }
+    // Where the board stands in the log's history; the event there is learnt on the first read.
+    let Some(mut anchor) = load(&live, &read_model, &shutdown).await else { return };
     let mut poll = tokio::time::interval(POLL);
     loop {
         let mut claimed = tokio::select! {
@@ -264,8 +263,8 @@ pub async fn keep_current<R: LeaderboardStore>(
         if claimed.is_some_and(|claimed| claimed <= live.position()) {
             continue;
         }
-        match read_model.changes_since(live.position()).await {
-            Ok(Some(change)) => {
+        match read_model.changes_since(anchor).await {
+            Ok(Some(Changes { change, anchor: reached })) => {
                 if claimed.is_some_and(|claimed| claimed > change.to) {
                     metrics::counter!("query_announcements_unconfirmed_total").increment(1);
                     tracing::debug!(
@@ -274,27 +273,30 @@ pub async fn keep_current<R: LeaderboardStore>(
                         "an announcement claimed more than the read model holds"
                     );
                 }
+                anchor = reached;
                 if let Err(behind) = live.apply(&change) {
                     tracing::info!(%behind, "the board moved while reading; reloading");
-                    if !load(&live, &read_model, &shutdown).await {
-                        return;
-                    }
+                    let Some(loaded) = load(&live, &read_model, &shutdown).await else { return };
+                    anchor = loaded;
                 }
                 metrics::gauge!("query_board_position").set(live.position() as f64);
             }
             Ok(None) => {
-                tracing::warn!(board = live.position(), "the read model is behind the board (restored?); reloading");
-                if !load(&live, &read_model, &shutdown).await {
-                    return;
-                }
+                tracing::warn!(
+                    board = live.position(),
+                    "the read model does not continue the board (restored?); reloading"
+                );
+                let Some(loaded) = load(&live, &read_model, &shutdown).await else { return };
+                anchor = loaded;
             }
             Err(error) => tracing::warn!(error.message = %error, "cannot read board changes; retrying"),
         }
     }
 }
 
-/// Loads the whole board, retrying until it succeeds; `false` if `shutdown` fired first.
-async fn load<R: LeaderboardStore>(live: &LiveBoard, read_model: &R, shutdown: &CancellationToken) -> bool {
+/// Loads the whole board, retrying until it succeeds; returns where it stands, or `None` if
+/// `shutdown` fired first.
+async fn load<R: LeaderboardStore>(live: &LiveBoard, read_model: &R, shutdown: &CancellationToken) -> Option<Anchor> {
     let mut backoff = Backoff::default();
     loop {
         match read_model.load().await {
@@ -302,13 +304,14 @@ async fn load<R: LeaderboardStore>(live: &LiveBoard, read_model: &R, shutdown: &
                 tracing::info!(position = board.position(), players = board.len(), "board loaded");
                 metrics::counter!("query_board_loads_total").increment(1);
                 metrics::gauge!("query_board_position").set(board.position() as f64);
+                let anchor = Anchor { position: board.position(), event_id: None };
                 live.replace(board);
-                return true;
+                return Some(anchor);
             }
             Err(error) => tracing::warn!(error.message = %error, retry_in = ?backoff.delay(), "cannot load the board"),
         }
         if !backoff.wait(shutdown).await {
-            return false;
+            return None;
         }
     }
 }

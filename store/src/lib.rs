@@ -113,6 +113,26 @@ impl From<&StoredEvent> for Claim {
     }
 }
 
+/// A board's place in the history of the log: the position it has folded through, and the id
+/// of the event at that position when known. A log restored to an earlier point and grown again
+/// can reach the same position with other events; the event id tells the two histories apart.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Anchor {
+    /// The position folded through.
+    pub position: u64,
+    /// The id of the event at `position` (`None`: not known, or position 0).
+    pub event_id: Option<Uuid>,
+}
+
+/// What changed after an [`Anchor`], and the anchor it brings a board to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changes {
+    /// The new standings, from the anchor's position to the checkpoint.
+    pub change: BoardChange,
+    /// The checkpoint and the event there.
+    pub anchor: Anchor,
+}
+
 /// What one fold transaction did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {
@@ -170,10 +190,12 @@ pub trait LeaderboardStore: Clone + Send + Sync + 'static {
     /// below the checkpoint are skipped, claims the log contradicts are reported as forged.
     fn fold_claimed(&self, claims: &[Claim]) -> impl Future<Output = Result<Applied, StoreError>> + Send;
 
-    /// What changed after `position`: the new standings of every player the folds after it
-    /// touched, as of the checkpoint, read from one consistent snapshot. `None` when the read
-    /// model is behind `position` (it was restored to an earlier point): reload it.
-    fn changes_since(&self, position: u64) -> impl Future<Output = Result<Option<BoardChange>, StoreError>> + Send;
+    /// What changed after `since`: the new standings of every player the folds after it
+    /// touched, as of the checkpoint, with the anchor of that checkpoint, read from one
+    /// consistent snapshot. `None` when the read model does not continue `since` — it is behind
+    /// it, or holds another event at its position (the database was restored to an earlier
+    /// point and has grown again): reload the whole board.
+    fn changes_since(&self, since: Anchor) -> impl Future<Output = Result<Option<Changes>, StoreError>> + Send;
 
     /// The whole board as of its checkpoint, read from one consistent snapshot.
     fn load(&self) -> impl Future<Output = Result<Board, StoreError>> + Send;
@@ -233,13 +255,16 @@ fn standings_of(rows: Vec<StandingRow>) -> Result<Vec<Standing>, StoreError> {
     rows.into_iter().map(Standing::try_from).collect()
 }
 
-/// What the rows changed after `since` make, read with the checkpoint `position`.
-fn change_from_rows(since: u64, position: i64, rows: Vec<StandingRow>) -> Result<Option<BoardChange>, StoreError> {
-    let to = from_db(position);
-    if to < since {
-        return Ok(None);
-    }
-    Ok(Some(BoardChange { from: since, to, standings: standings_of(rows)? }))
+/// Whether a read model at `checkpoint`, holding the event `event_at_since` at `since`'s
+/// position, continues the history `since` was taken in.
+fn continues(since: Anchor, checkpoint: u64, event_at_since: Option<Uuid>) -> bool {
+    checkpoint >= since.position && (since.event_id.is_none() || since.event_id == event_at_since)
+}
+
+/// What the rows changed after `since` make, read with the checkpoint and the event there.
+fn changes_from_rows(since: Anchor, to: Anchor, rows: Vec<StandingRow>) -> Result<Changes, StoreError> {
+    let change = BoardChange { from: since.position, to: to.position, standings: standings_of(rows)? };
+    Ok(Changes { change, anchor: to })
 }
 
 /// Folds `run`, the log's events at `checkpoint + 1 …`, in one read-model transaction.

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use events::{Board, BoardChange, DisplayName};
+use events::{Board, DisplayName};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{FromRow, Postgres, Transaction};
@@ -10,8 +10,8 @@ use uuid::Uuid;
 
 use crate::plan::{self, Attempt, Originals};
 use crate::{
-    AppendOutcome, Applied, Claim, EventRow, EventStore, LeaderboardStore, NewEvent, StandingRow, StoreError,
-    StoredEvent, board_from_rows, change_from_rows, deltas_of, from_db, to_db,
+    Anchor, AppendOutcome, Applied, Changes, Claim, EventRow, EventStore, LeaderboardStore, NewEvent, StandingRow,
+    StoreError, StoredEvent, board_from_rows, changes_from_rows, continues, deltas_of, from_db, to_db,
 };
 
 /// The PostgreSQL schema: event log, read model, checkpoints.
@@ -250,17 +250,21 @@ impl LeaderboardStore for PgLeaderboard {
         Ok(Applied { from, to, skipped: confirmation.skipped, forged: confirmation.forged })
     }
 
-    async fn changes_since(&self, position: u64) -> Result<Option<BoardChange>, StoreError> {
+    async fn changes_since(&self, since: Anchor) -> Result<Option<Changes>, StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
-        let checkpoint = read_checkpoint(&mut tx).await?;
+        let checkpoint = from_db(read_checkpoint(&mut tx).await?);
+        if !continues(since, checkpoint, event_at(&mut tx, since.position).await?) {
+            return Ok(None);
+        }
+        let to = Anchor { position: checkpoint, event_id: event_at(&mut tx, checkpoint).await? };
         let rows: Vec<StandingRow> =
             sqlx::query_as("SELECT player_id, display_name, score, reached_at FROM leaderboard WHERE changed_at > $1")
-                .bind(to_db(position))
+                .bind(to_db(since.position))
                 .fetch_all(&mut *tx)
                 .await?;
         tx.commit().await?;
-        change_from_rows(position, checkpoint, rows)
+        changes_from_rows(since, to, rows).map(Some)
     }
 
     async fn load(&self) -> Result<Board, StoreError> {
@@ -341,4 +345,12 @@ async fn fold_run(tx: &mut Transaction<'_, Postgres>, from: u64, run: &[StoredEv
         .execute(&mut **tx)
         .await?;
     Ok(to)
+}
+
+/// The id of the log's event at `position`, if the log holds one.
+async fn event_at(tx: &mut Transaction<'_, Postgres>, position: u64) -> Result<Option<Uuid>, StoreError> {
+    Ok(sqlx::query_scalar("SELECT event_id FROM events WHERE position = $1")
+        .bind(to_db(position))
+        .fetch_optional(&mut **tx)
+        .await?)
 }

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
-use events::{Board, BoardChange, DisplayName};
+use events::{Board, DisplayName};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteConnection, Transaction};
@@ -18,8 +18,8 @@ use uuid::Uuid;
 
 use crate::plan::{self, Attempt, Originals};
 use crate::{
-    AppendOutcome, Applied, Claim, EventRow, EventStore, LeaderboardStore, NewEvent, StandingRow, StoreError,
-    StoredEvent, board_from_rows, change_from_rows, deltas_of, from_db, to_db,
+    Anchor, AppendOutcome, Applied, Changes, Claim, EventRow, EventStore, LeaderboardStore, NewEvent, StandingRow,
+    StoreError, StoredEvent, board_from_rows, changes_from_rows, continues, deltas_of, from_db, to_db,
 };
 
 /// The SQLite schema: event log, read model, checkpoints.
@@ -215,17 +215,21 @@ impl LeaderboardStore for SqliteLeaderboard {
         Ok(Applied { from, to, skipped: confirmation.skipped, forged: confirmation.forged })
     }
 
-    async fn changes_since(&self, position: u64) -> Result<Option<BoardChange>, StoreError> {
-        // One read transaction: WAL gives it a single snapshot for both queries.
+    async fn changes_since(&self, since: Anchor) -> Result<Option<Changes>, StoreError> {
+        // One read transaction: WAL gives it a single snapshot for every query.
         let mut tx = self.pools.read.begin().await?;
-        let checkpoint = read_checkpoint(&mut tx).await?;
+        let checkpoint = from_db(read_checkpoint(&mut tx).await?);
+        if !continues(since, checkpoint, event_at(&mut tx, since.position).await?) {
+            return Ok(None);
+        }
+        let to = Anchor { position: checkpoint, event_id: event_at(&mut tx, checkpoint).await? };
         let rows: Vec<StandingRow> =
             sqlx::query_as("SELECT player_id, display_name, score, reached_at FROM leaderboard WHERE changed_at > ?")
-                .bind(to_db(position))
+                .bind(to_db(since.position))
                 .fetch_all(&mut *tx)
                 .await?;
         tx.commit().await?;
-        change_from_rows(position, checkpoint, rows)
+        changes_from_rows(since, to, rows).map(Some)
     }
 
     async fn load(&self) -> Result<Board, StoreError> {
@@ -289,4 +293,12 @@ async fn fold_run(connection: &mut SqliteConnection, from: u64, run: &[StoredEve
         .execute(&mut *connection)
         .await?;
     Ok(to)
+}
+
+/// The id of the log's event at `position`, if the log holds one.
+async fn event_at(connection: &mut SqliteConnection, position: u64) -> Result<Option<Uuid>, StoreError> {
+    Ok(sqlx::query_scalar("SELECT event_id FROM events WHERE position = ?")
+        .bind(to_db(position))
+        .fetch_optional(connection)
+        .await?)
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use events::{Board, Event, Points, RecordedEvent, ScoreAwarded};
 use futures::future::join_all;
-use store::{AppendOutcome, Claim, EventStore, LeaderboardStore, NewEvent};
+use store::{Anchor, AppendOutcome, Changes, Claim, EventStore, LeaderboardStore, NewEvent};
 use uuid::Uuid;
 
 /// A database to test: open (or reopen) its stores, and run raw SQL on it.
@@ -257,16 +257,24 @@ async fn changes_since_a_position_are_what_the_folds_after_it_touched(backend: i
     log.append(&[awarded("b", Uuid::new_v4(), 3), awarded("c", Uuid::new_v4(), 4)]).await.unwrap();
     read_model.fold_next(100).await.unwrap();
 
-    let change = read_model.changes_since(2).await.unwrap().unwrap();
+    let at_two = log.read_after(1, 1).await.unwrap()[0].event_id;
+    let since = Anchor { position: 2, event_id: Some(at_two) };
+    let Changes { change, anchor } = read_model.changes_since(since).await.unwrap().unwrap();
     let mut touched: Vec<(String, u64)> = change.standings.iter().map(|s| (s.player_id.to_string(), s.score)).collect();
     touched.sort();
     assert_eq!((change.from, change.to), (2, 4));
     assert_eq!(touched, [("b".to_string(), 5), ("c".to_string(), 4)]);
+    assert_eq!(anchor, Anchor { position: 4, event_id: Some(log.read_after(3, 1).await.unwrap()[0].event_id) });
     let mut board = Board::from_standings(2, [read_model.load().await.unwrap().standing("a").unwrap().clone()]);
     board.apply_change(&change).unwrap();
     assert_eq!(ranking(&board), ranking(&read_model.load().await.unwrap()));
-    assert!(read_model.changes_since(4).await.unwrap().unwrap().standings.is_empty());
-    assert_eq!(read_model.changes_since(9).await.unwrap(), None, "the read model is behind position 9");
+    assert!(read_model.changes_since(anchor).await.unwrap().unwrap().change.standings.is_empty());
+    let unknown = Anchor { position: 2, event_id: None };
+    assert_eq!(read_model.changes_since(unknown).await.unwrap().unwrap().anchor, anchor, "an anchor learnt");
+    let behind = Anchor { position: 9, event_id: None };
+    assert_eq!(read_model.changes_since(behind).await.unwrap(), None, "the read model is behind position 9");
+    let other_history = Anchor { position: 2, event_id: Some(Uuid::new_v4()) };
+    assert_eq!(read_model.changes_since(other_history).await.unwrap(), None, "another event at position 2");
 }
 
 fn ranking(board: &Board) -> BTreeMap<u64, events::Standing> {

@@ -150,3 +150,47 @@ async fn query_svc_follows_a_database_restored_to_an_earlier_point() {
     let (status, _) = stack.get(&format!("/v1/leaderboard?min_position={newest}")).await;
     assert_eq!(status, 503, "a position the database no longer holds is not read as written");
 }
+
+#[tokio::test]
+async fn query_svc_notices_a_restored_database_that_grew_past_its_board() {
+    let mut stack = Stack::start().await;
+    stack.submit_seen("alice", "win_match").await;
+    stack.submit_seen("bob", "complete_task").await;
+    let pool = stack.db.pool().await;
+    sqlx::query("CREATE TABLE leaderboard_backup AS SELECT * FROM leaderboard").execute(&pool).await.unwrap();
+    stack.submit_seen("carol", "find_secret").await;
+    let old = stack.submit_seen("alice", "win_match").await;
+    stack.projector.take().unwrap().stop().await.unwrap();
+
+    // Restored to position 2, then grown with other events to position 5, past the board's 4,
+    // before query-svc looked: the position alone cannot tell the histories apart.
+    let mut restore = pool.begin().await.unwrap();
+    for statement in [
+        "SET LOCAL session_replication_role = replica",
+        "DELETE FROM events WHERE position > 2",
+        "INSERT INTO events (position, event_id, action_id, event_type, event_version, player_id, payload, recorded_at) \
+         SELECT p, gen_random_uuid(), gen_random_uuid(), event_type, event_version, 'dave', \
+                jsonb_set(payload::jsonb, '{player_id}', '\"dave\"')::json, recorded_at \
+         FROM events, generate_series(3, 5) AS p WHERE position = 1",
+        "UPDATE event_log_head SET position = 5",
+        "DELETE FROM leaderboard",
+        "INSERT INTO leaderboard SELECT * FROM leaderboard_backup",
+        "INSERT INTO leaderboard (player_id, score, reached_at, changed_at) VALUES ('dave', 300, 5, 5)",
+        "UPDATE projection_checkpoints SET position = 5",
+    ] {
+        sqlx::query(statement).execute(&mut *restore).await.unwrap();
+    }
+    restore.commit().await.unwrap();
+
+    assert_eq!(old, 4);
+    let board = testkit::eventually(Duration::from_secs(10), || async {
+        let (_, board) = stack.get("/v1/leaderboard").await;
+        (board["position"] == 5).then_some(board)
+    })
+    .await;
+    assert_eq!(
+        ranking(&board),
+        [(1, "dave".into(), 300), (2, "alice".into(), 100), (3, "bob".into(), 10)],
+        "the new history, nothing of the old one after position 2"
+    );
+}
