@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use events::{ActionCatalog, AwardError, KeySet, RecordedEvent, TokenError, TokenPolicy};
 use platform::Problem;
 use platform::client::ClientIp;
+use platform::params::{NoParameters, Strict};
 use serde::{Deserialize, Serialize};
 use store::{AppendOutcome, NewEvent};
 use time::OffsetDateTime;
@@ -174,6 +175,7 @@ impl IntoResponse for ActionError {
 pub async fn submit_action(
     State(desk): State<ActionDesk>,
     ClientIp(client): ClientIp,
+    Strict(NoParameters {}): Strict<NoParameters>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<ActionAccepted>), ActionError> {
     let outcome = accept(&desk, client, body).await;

@@ -9,6 +9,7 @@ pub mod jetstream;
 pub mod limits;
 pub mod listener;
 pub mod operations;
+pub mod params;
 pub mod postgres;
 pub mod problem;
 pub mod shutdown;

@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use events::PlayerId;
 use platform::Problem;
+pub use platform::params::Strict;
 use serde::{Deserialize, Serialize};
 use store::{EventStore, StoreError};
 
@@ -74,22 +75,6 @@ impl IntoResponse for QueryError {
             }
         };
         problem.into_response()
-    }
-}
-
-/// The query string of a request as `T`: a struct that names every parameter the endpoint
-/// takes (`#[serde(deny_unknown_fields)]`), so that an unknown, misspelt or repeated parameter is
-/// a `400 invalid_request` naming it, never silently a default.
-pub struct Strict<T>(pub T);
-
-impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Strict<T> {
-    type Rejection = QueryError;
-
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, QueryError> {
-        match Query::<T>::from_request_parts(parts, state).await {
-            Ok(Query(query)) => Ok(Self(query)),
-            Err(rejection) => Err(QueryError::InvalidRequest(rejection.body_text())),
-        }
     }
 }
 

@@ -236,3 +236,20 @@ async fn every_log_line_of_a_request_names_its_request_id() {
     assert!(!ours.is_empty(), "{logs}");
     assert!(ours.iter().all(|line| line["span"]["request_id"] == "trace-me-7"), "{ours:#?}");
 }
+
+#[tokio::test]
+async fn an_unknown_query_parameter_is_refused_and_writes_nothing() {
+    let fixture = fixture(&[]).await;
+    let response = fixture
+        .client
+        .post(format!("{}/v1/actions?points=1000000", fixture.svc.url))
+        .json(&serde_json::json!({ "token": token("alice", "complete_task") }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let problem: Value = response.json().await.unwrap();
+    assert_problem(&problem, 400, "invalid_request");
+    assert!(problem["detail"].as_str().unwrap().contains("points"), "{problem}");
+    assert!(log_rows(&fixture.db).await.is_empty());
+}
