@@ -340,6 +340,38 @@ mod tests {
         assert_eq!(recorded, described);
     }
 
+    /// The Grafana dashboard in `docs/` charts only metrics of the catalog.
+    #[test]
+    fn the_dashboard_charts_only_metrics_that_exist() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/grafana-dashboard.json");
+        let dashboard: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let promql = ["sum", "by", "rate", "max", "min", "increase", "histogram_quantile", "le"];
+        let labels = ["route", "outcome", "kind", "reason"];
+        let mut charted = 0;
+        for panel in dashboard["panels"].as_array().unwrap() {
+            for target in panel["targets"].as_array().unwrap() {
+                let expr = target["expr"].as_str().unwrap();
+                // Label values in quotes and range durations in brackets are not names.
+                let unquoted: String = expr.split('"').step_by(2).collect::<Vec<_>>().join(" ");
+                let unquoted: String =
+                    unquoted.split('[').map(|part| part.split_once(']').map_or(part, |(_, rest)| rest)).collect();
+                for word in unquoted.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                    if word.is_empty()
+                        || word.parse::<f64>().is_ok()
+                        || promql.contains(&word)
+                        || labels.contains(&word)
+                    {
+                        continue;
+                    }
+                    let name = word.strip_suffix("_bucket").unwrap_or(word);
+                    assert!(METRICS.iter().any(|(known, _, _)| *known == name), "{expr}: {name} is not a metric");
+                    charted += 1;
+                }
+            }
+        }
+        assert!(charted >= 20, "{charted}");
+    }
+
     #[tokio::test]
     async fn every_response_names_its_request() {
         let app = service(Router::new(), Readiness::default());
