@@ -38,7 +38,8 @@ impl StoreError {
 }
 
 /// Connection-level failures; the SQLSTATEs PostgreSQL uses when it is shutting down, starting
-/// up, out of resources, breaking a deadlock or ending a lock wait or an idle transaction; SQLite's "busy" and "locked" result codes.
+/// up, out of resources, breaking a deadlock or ending a lock wait or an idle transaction;
+/// SQLite's "busy" and "locked" result codes.
 fn is_transient(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Io(_)

@@ -255,10 +255,24 @@ fn standings_of(rows: Vec<StandingRow>) -> Result<Vec<Standing>, StoreError> {
     rows.into_iter().map(Standing::try_from).collect()
 }
 
-/// Whether a read model at `checkpoint`, holding the event `event_at_since` at `since`'s
-/// position, continues the history `since` was taken in.
-fn continues(since: Anchor, checkpoint: u64, event_at_since: Option<Uuid>) -> bool {
-    checkpoint >= since.position && (since.event_id.is_none() || since.event_id == event_at_since)
+/// Where the read model stands, read in one query: its checkpoint, and the ids of the log's
+/// events at an anchor's position and at the checkpoint.
+#[derive(FromRow)]
+struct StandsRow {
+    checkpoint: i64,
+    at_since: Option<Uuid>,
+    at_checkpoint: Option<Uuid>,
+}
+
+impl StandsRow {
+    /// The anchor of the checkpoint, if the read model continues the history `since` was taken
+    /// in: it is not behind `since`, and holds the same event at its position.
+    fn continuing(self, since: Anchor) -> Option<Anchor> {
+        let checkpoint = from_db(self.checkpoint);
+        let same_history = since.event_id.is_none() || since.event_id == self.at_since;
+        (checkpoint >= since.position && same_history)
+            .then_some(Anchor { position: checkpoint, event_id: self.at_checkpoint })
+    }
 }
 
 /// What the rows changed after `since` make, read with the checkpoint and the event there.
@@ -267,7 +281,7 @@ fn changes_from_rows(since: Anchor, to: Anchor, rows: Vec<StandingRow>) -> Resul
     Ok(Changes { change, anchor: to })
 }
 
-/// Folds `run`, the log's events at `checkpoint + 1 …`, in one read-model transaction.
+/// The standings `run` (events read from the log) adds to the players it touches.
 fn deltas_of(run: &[StoredEvent]) -> Result<Vec<Standing>, StoreError> {
     let events = run.iter().map(StoredEvent::decoded).collect::<Result<Vec<_>, _>>()?;
     Ok(events::leaderboard::fold(&events))

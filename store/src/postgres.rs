@@ -5,13 +5,13 @@ use std::time::Duration;
 use events::{Board, DisplayName};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{FromRow, Postgres, Transaction};
+use sqlx::{FromRow, PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::plan::{self, Attempt, Originals};
 use crate::{
     Anchor, AppendOutcome, Applied, Changes, Claim, EventRow, EventStore, LeaderboardStore, NewEvent, StandingRow,
-    StoreError, StoredEvent, board_from_rows, changes_from_rows, continues, deltas_of, from_db, to_db,
+    StandsRow, StoreError, StoredEvent, board_from_rows, changes_from_rows, deltas_of, from_db, to_db,
 };
 
 /// The PostgreSQL schema: event log, read model, checkpoints.
@@ -220,11 +220,8 @@ impl PgLeaderboard {
 
 impl LeaderboardStore for PgLeaderboard {
     async fn checkpoint(&self) -> Result<u64, StoreError> {
-        let position: i64 = sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE projection = $1")
-            .bind(PROJECTION)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(from_db(position))
+        let mut connection = self.pool.acquire().await?;
+        Ok(from_db(read_checkpoint(&mut connection).await?))
     }
 
     async fn fold_next(&self, limit: u32) -> Result<Applied, StoreError> {
@@ -253,11 +250,17 @@ impl LeaderboardStore for PgLeaderboard {
     async fn changes_since(&self, since: Anchor) -> Result<Option<Changes>, StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
-        let checkpoint = from_db(read_checkpoint(&mut tx).await?);
-        if !continues(since, checkpoint, event_at(&mut tx, since.position).await?) {
-            return Ok(None);
-        }
-        let to = Anchor { position: checkpoint, event_id: event_at(&mut tx, checkpoint).await? };
+        let stands: StandsRow = sqlx::query_as(
+            "SELECT c.position AS checkpoint, \
+                    (SELECT event_id FROM events WHERE position = $2) AS at_since, \
+                    (SELECT event_id FROM events WHERE position = c.position) AS at_checkpoint \
+             FROM projection_checkpoints c WHERE c.projection = $1",
+        )
+        .bind(PROJECTION)
+        .bind(to_db(since.position))
+        .fetch_one(&mut *tx)
+        .await?;
+        let Some(to) = stands.continuing(since) else { return Ok(None) };
         let rows: Vec<StandingRow> =
             sqlx::query_as("SELECT player_id, display_name, score, reached_at FROM leaderboard WHERE changed_at > $1")
                 .bind(to_db(since.position))
@@ -280,10 +283,10 @@ impl LeaderboardStore for PgLeaderboard {
     }
 }
 
-async fn read_checkpoint(tx: &mut Transaction<'_, Postgres>) -> Result<i64, StoreError> {
+async fn read_checkpoint(connection: &mut PgConnection) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE projection = $1")
         .bind(PROJECTION)
-        .fetch_one(&mut **tx)
+        .fetch_one(connection)
         .await?)
 }
 
@@ -345,12 +348,4 @@ async fn fold_run(tx: &mut Transaction<'_, Postgres>, from: u64, run: &[StoredEv
         .execute(&mut **tx)
         .await?;
     Ok(to)
-}
-
-/// The id of the log's event at `position`, if the log holds one.
-async fn event_at(tx: &mut Transaction<'_, Postgres>, position: u64) -> Result<Option<Uuid>, StoreError> {
-    Ok(sqlx::query_scalar("SELECT event_id FROM events WHERE position = $1")
-        .bind(to_db(position))
-        .fetch_optional(&mut **tx)
-        .await?)
 }

@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::plan::{self, Attempt, Originals};
 use crate::{
     Anchor, AppendOutcome, Applied, Changes, Claim, EventRow, EventStore, LeaderboardStore, NewEvent, StandingRow,
-    StoreError, StoredEvent, board_from_rows, changes_from_rows, continues, deltas_of, from_db, to_db,
+    StandsRow, StoreError, StoredEvent, board_from_rows, changes_from_rows, deltas_of, from_db, to_db,
 };
 
 /// The SQLite schema: event log, read model, checkpoints.
@@ -218,11 +218,17 @@ impl LeaderboardStore for SqliteLeaderboard {
     async fn changes_since(&self, since: Anchor) -> Result<Option<Changes>, StoreError> {
         // One read transaction: WAL gives it a single snapshot for every query.
         let mut tx = self.pools.read.begin().await?;
-        let checkpoint = from_db(read_checkpoint(&mut tx).await?);
-        if !continues(since, checkpoint, event_at(&mut tx, since.position).await?) {
-            return Ok(None);
-        }
-        let to = Anchor { position: checkpoint, event_id: event_at(&mut tx, checkpoint).await? };
+        let stands: StandsRow = sqlx::query_as(
+            "SELECT c.position AS checkpoint, \
+                    (SELECT event_id FROM events WHERE position = ?2) AS at_since, \
+                    (SELECT event_id FROM events WHERE position = c.position) AS at_checkpoint \
+             FROM projection_checkpoints c WHERE c.projection = ?1",
+        )
+        .bind(PROJECTION)
+        .bind(to_db(since.position))
+        .fetch_one(&mut *tx)
+        .await?;
+        let Some(to) = stands.continuing(since) else { return Ok(None) };
         let rows: Vec<StandingRow> =
             sqlx::query_as("SELECT player_id, display_name, score, reached_at FROM leaderboard WHERE changed_at > ?")
                 .bind(to_db(since.position))
@@ -293,12 +299,4 @@ async fn fold_run(connection: &mut SqliteConnection, from: u64, run: &[StoredEve
         .execute(&mut *connection)
         .await?;
     Ok(to)
-}
-
-/// The id of the log's event at `position`, if the log holds one.
-async fn event_at(connection: &mut SqliteConnection, position: u64) -> Result<Option<Uuid>, StoreError> {
-    Ok(sqlx::query_scalar("SELECT event_id FROM events WHERE position = ?")
-        .bind(to_db(position))
-        .fetch_optional(connection)
-        .await?)
 }
