@@ -23,7 +23,7 @@ pub use problem::Problem;
 /// request's header within `http.header_read_timeout`, so a client that dribbles its header or
 /// stops reading is cut off instead of holding a connection. Handlers extract the client's
 /// address as [`client::ClientIp`] (the peer, or behind `http.trusted_proxies` the address
-/// they forward for) and the peer as `ConnectInfo<listener::ClientAddr>`.
+/// they forward for).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: axum::Router,
@@ -50,7 +50,6 @@ pub async fn serve(
             let forwarded = request.headers().get_all("x-forwarded-for").iter();
             let client = client::ClientIp::resolve(address.ip(), forwarded, &trusted);
             request.extensions_mut().insert(client);
-            request.extensions_mut().insert(axum::extract::ConnectInfo(listener::ClientAddr(address)));
             request.map(axum::body::Body::new)
         });
         let connection = builder

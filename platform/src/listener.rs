@@ -49,7 +49,3 @@ impl axum::serve::Listener for StallGuard {
         self.inner.local_addr()
     }
 }
-
-/// The client's address, as handlers extract it: `ConnectInfo<ClientAddr>`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientAddr(pub SocketAddr);
