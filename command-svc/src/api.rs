@@ -31,11 +31,32 @@ pub struct Trust {
     pub catalog: ActionCatalog,
 }
 
+/// The [`Trust`] in force, shared by every request and replaced as a whole on reload.
+#[derive(Clone, Debug)]
+pub struct TrustInForce(Arc<RwLock<Arc<Trust>>>);
+
+impl TrustInForce {
+    /// `trust`, in force from now on.
+    pub fn new(trust: Trust) -> Self {
+        Self(Arc::new(RwLock::new(Arc::new(trust))))
+    }
+
+    /// The keys and catalog in force.
+    pub fn current(&self) -> Arc<Trust> {
+        self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Puts `trust` in force for every request from now on.
+    pub fn replace(&self, trust: Trust) {
+        *self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(trust);
+    }
+}
+
 /// What the action endpoint needs.
 #[derive(Clone)]
 pub struct ActionDesk {
     /// Keys and catalog; requests in flight finish with the ones they started with.
-    pub(crate) trust: Arc<RwLock<Arc<Trust>>>,
+    pub trust: TrustInForce,
     /// Time rules.
     pub policy: TokenPolicy,
     /// Admission limits.
@@ -210,23 +231,13 @@ async fn accept(
 }
 
 impl ActionDesk {
-    /// The keys and catalog in force.
-    pub fn trust(&self) -> Arc<Trust> {
-        self.trust.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
-    }
-
-    /// Puts `trust` in force for every request from now on.
-    pub fn replace_trust(&self, trust: Trust) {
-        *self.trust.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(trust);
-    }
-
     /// Verifies `token`, awards its action and appends the event: `201` when recorded now,
     /// `200` when this action was recorded before with the same claims. The address limit is
     /// the caller's to check; the player limit is checked here, once the token proved who the
     /// player is.
     pub async fn record(&self, token: &str) -> Result<(StatusCode, ActionAccepted), ActionError> {
         let now = OffsetDateTime::now_utc();
-        let trust = self.trust();
+        let trust = self.trust.current();
         let verified = self.policy.verify(token.trim(), &trust.keys, now.unix_timestamp())?;
         let event = events::award(&verified, &trust.catalog, Uuid::now_v7(), now)?;
         self.limits.check_player(event.player_id.as_str()).map_err(ActionError::RateLimited)?;

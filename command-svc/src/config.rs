@@ -57,9 +57,9 @@ impl KeyConfig {
     pub fn load(&self) -> Result<Option<KeySet>, String> {
         let from_file = match &self.action_keys_file {
             Some(path) => {
-                let text =
-                    std::fs::read_to_string(path).map_err(|e| format!("ACTION_KEYS_FILE {}: {e}", path.display()))?;
-                Some(KeySet::parse_file(&text).map_err(|e| format!("ACTION_KEYS_FILE {}: {e}", path.display()))?)
+                let refused = |reason: &dyn std::fmt::Display| format!("ACTION_KEYS_FILE {}: {reason}", path.display());
+                let text = std::fs::read_to_string(path).map_err(|e| refused(&e))?;
+                Some(KeySet::parse_file(&text).map_err(|e| refused(&e))?)
             }
             None => None,
         };
@@ -131,10 +131,14 @@ pub fn parse_keys(spec: &str) -> Result<KeySet, String> {
     KeySet::parse(spec).map_err(|e| format!("ACTION_KEYS: {e}"))
 }
 
-/// Loads what tokens are checked against: the keys (required) and the action catalog.
+/// Loads what tokens are checked against: the configured keys (required) and the action catalog.
 pub fn load_trust(keys: &KeyConfig, tokens: &TokenRules) -> anyhow::Result<Trust> {
     let keys = keys.load().map_err(anyhow::Error::msg)?;
-    let keys = keys.ok_or_else(|| anyhow::anyhow!("ACTION_KEYS or ACTION_KEYS_FILE is required"))?;
+    trust_in(keys.ok_or_else(|| anyhow::anyhow!("ACTION_KEYS or ACTION_KEYS_FILE is required"))?, tokens)
+}
+
+/// `keys`, with the action catalog loaded afresh.
+pub fn trust_in(keys: KeySet, tokens: &TokenRules) -> anyhow::Result<Trust> {
     let catalog = tokens.catalog().map_err(|e| anyhow::anyhow!("ACTION_CATALOG: {e}"))?;
     Ok(Trust { keys, catalog })
 }

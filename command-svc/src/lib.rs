@@ -12,7 +12,7 @@ pub mod limits;
 pub mod mint;
 pub mod relay;
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -26,7 +26,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use api::{ActionAccepted, ActionDesk, Trust};
+pub use api::{ActionAccepted, ActionDesk, Trust, TrustInForce};
 pub use config::{AppendConfig, Config, KeyConfig, LimitConfig, TokenRules};
 
 use crate::append::Appender;
@@ -87,12 +87,7 @@ pub fn command_side<S: EventStore>(
         Appender::spawn(log, append.append_batch_max, append.append_queue_max, append.append_timeout, committed);
     let rate_limits = RateLimits::new(limits.rate_limit_per_address, limits.rate_limit_per_player);
     let housekeeping = tokio::spawn(forget_idle_clients(rate_limits.clone(), shutdown.clone()));
-    let desk = ActionDesk {
-        trust: Arc::new(RwLock::new(Arc::new(trust))),
-        policy: tokens.policy(),
-        limits: rate_limits,
-        appender,
-    };
+    let desk = ActionDesk { trust: TrustInForce::new(trust), policy: tokens.policy(), limits: rate_limits, appender };
     Ok((desk, Background { group_commit, housekeeping, relay: None }))
 }
 
@@ -118,7 +113,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let background = background.with_relay(relay);
 
     let (keys, tokens) = (config.keys.clone(), config.tokens.clone());
-    tokio::spawn(reload_on_hangup(desk.clone(), move || config::load_trust(&keys, &tokens), shutdown.clone()));
+    tokio::spawn(reload_on_hangup(desk.trust.clone(), move || config::load_trust(&keys, &tokens), shutdown.clone()));
     tracing::info!(addr = %listener.local_addr()?, "command-svc listening");
     let routes = routes(desk, config.limits.body_limit_bytes);
     platform::serve(listener, operations::service(routes, readiness), &config.http, WRITE_TIMEOUT, shutdown)
@@ -144,7 +139,11 @@ pub fn relay_ready(readiness: Readiness, relay: &Relay) -> Readiness {
 /// Re-reads the keys and the catalog with `load` on every `SIGHUP` until `shutdown`, and puts
 /// them in force for the requests that follow; connections and requests in flight are
 /// untouched. A load that fails is refused with a log line, and what was in force stays.
-pub async fn reload_on_hangup(desk: ActionDesk, load: impl Fn() -> anyhow::Result<Trust>, shutdown: CancellationToken) {
+pub async fn reload_on_hangup(
+    trust: TrustInForce,
+    load: impl Fn() -> anyhow::Result<Trust>,
+    shutdown: CancellationToken,
+) {
     let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(hangups) => hangups,
         Err(error) => {
@@ -156,9 +155,9 @@ pub async fn reload_on_hangup(desk: ActionDesk, load: impl Fn() -> anyhow::Resul
         tokio::select! {
             () = shutdown.cancelled() => return,
             _ = hangups.recv() => match load() {
-                Ok(trust) => {
-                    let keys = trust.keys.signing_ids().map(ToString::to_string).collect::<Vec<_>>().join(",");
-                    desk.replace_trust(trust);
+                Ok(loaded) => {
+                    let keys = loaded.keys.signing_ids().map(ToString::to_string).collect::<Vec<_>>().join(",");
+                    trust.replace(loaded);
                     metrics::counter!("trust_reloads_total", "outcome" => "applied").increment(1);
                     tracing::info!(signing_keys = %keys, "SIGHUP: keys and action catalog reloaded");
                 }

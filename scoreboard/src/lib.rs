@@ -130,29 +130,26 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     if config.simulate > 0 && !config.demo {
         bail!("--simulate needs --demo: simulated players use the demo key");
     }
-    let catalog = config.tokens.catalog().context("loading the action catalog")?;
     let demo_key = config.demo.then(DemoKey::generate);
-    let configured = config.keys.load().map_err(anyhow::Error::msg)?;
-    if configured.is_none() && demo_key.is_none() {
-        bail!(
-            "ACTION_KEYS is required (or ACTION_KEYS_FILE, or run with --demo to try Scoreboard with a generated key)"
-        );
-    }
-    if configured.is_some() && demo_key.is_some() {
-        // The demo mints a token for anyone who asks: never beside keys that count for real.
-        bail!("--demo refuses to run with ACTION_KEYS: it would mint tokens for anyone");
-    }
+    // Loaded at start and again on every SIGHUP, under the same rules.
     let load_trust = {
         let (keys, tokens, demo_key) = (config.keys.clone(), config.tokens.clone(), demo_key.clone());
-        move || match &demo_key {
-            Some(demo) => Ok(Trust {
-                keys: KeySet::single(demo.kid.clone(), demo.secret.clone()),
-                catalog: tokens.catalog().map_err(|e| anyhow::anyhow!("ACTION_CATALOG: {e}"))?,
-            }),
-            None => command_svc::config::load_trust(&keys, &tokens),
+        move || {
+            let keys = match (keys.load().map_err(anyhow::Error::msg)?, &demo_key) {
+                // The demo mints a token for anyone who asks: never beside keys that count for real.
+                (Some(_), Some(_)) => bail!("--demo refuses to run with ACTION_KEYS: it would mint tokens for anyone"),
+                (Some(keys), None) => keys,
+                (None, Some(demo)) => KeySet::single(demo.kid.clone(), demo.secret.clone()),
+                (None, None) => bail!(
+                    "ACTION_KEYS is required (or ACTION_KEYS_FILE, or run with --demo to try Scoreboard with a \
+                     generated key)"
+                ),
+            };
+            command_svc::config::trust_in(keys, &tokens)
         }
     };
     let trust = load_trust()?;
+    let catalog = trust.catalog.clone();
     let committed = Arc::new(Notify::new());
     let started = match (config.database_url.clone(), config.nats_url.clone()) {
         (None, None) => Some(embedded(&config, trust, committed, &shutdown).await?),
@@ -164,7 +161,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         ),
     };
     let Some((desk, sides)) = started else { return Ok(()) };
-    tokio::spawn(command_svc::reload_on_hangup(desk.clone(), load_trust, shutdown.clone()));
+    tokio::spawn(command_svc::reload_on_hangup(desk.trust.clone(), load_trust, shutdown.clone()));
 
     let demo = demo_key.map(|key| site::Demo { desk: desk.clone(), key, catalog: catalog.clone() });
     let simulation = match &demo {
