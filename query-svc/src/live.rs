@@ -4,9 +4,10 @@
 //! The projector's announcements (a new checkpoint on a NATS subject) only say when to look:
 //! the standings themselves always come from PostgreSQL, so a message anyone can publish on
 //! NATS can make a replica read, never make it believe. A replica also looks every
-//! [`POLL`] by itself, which repairs a lost announcement and notices a read model restored to
-//! an earlier point (its checkpoint behind the board): then the board is reloaded and moves back
-//! with it.
+//! [`POLL`] by itself, which repairs a lost announcement. It keeps the [`Anchor`] of its board
+//! (the position and the event there), so it notices a read model restored to an earlier
+//! point — whether its checkpoint is behind the board or has grown past it with other events —
+//! and then reloads the board, which moves back with the database.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};

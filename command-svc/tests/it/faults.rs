@@ -113,6 +113,21 @@ fn postgres() -> SocketAddr {
         .unwrap_or_else(|| "127.0.0.1:5432".parse().unwrap())
 }
 
+/// Submits every token at once, each on a task of its own; the tasks answer in `tokens` order.
+fn submit_all(
+    client: &reqwest::Client,
+    url: &str,
+    tokens: &[String],
+) -> Vec<tokio::task::JoinHandle<(u16, Option<String>, serde_json::Value)>> {
+    tokens
+        .iter()
+        .map(|token| {
+            let (client, url, token) = (client.clone(), url.to_string(), token.clone());
+            tokio::spawn(async move { submit(&client, &url, &token).await })
+        })
+        .collect()
+}
+
 /// Holds the log's append lock until the returned transaction ends.
 async fn hold_append_lock(db: &TestDb) -> sqlx::Transaction<'static, sqlx::Postgres> {
     let mut lock = db.pool().await.begin().await.unwrap();
@@ -168,13 +183,8 @@ async fn an_event_the_database_refuses_fails_alone_and_its_batch_is_appended() {
     // With the append lock held, the requests queue up and go into the same batches.
     let lock = hold_append_lock(&db).await;
     let players: Vec<String> = (0..21).map(|i| if i == 10 { "poison".to_string() } else { format!("p{i}") }).collect();
-    let requests: Vec<_> = players
-        .iter()
-        .map(|player| {
-            let (client, url, token) = (client.clone(), svc.url.clone(), token(player, "complete_task"));
-            tokio::spawn(async move { submit(&client, &url, &token).await })
-        })
-        .collect();
+    let tokens: Vec<String> = players.iter().map(|player| token(player, "complete_task")).collect();
+    let requests = submit_all(&client, &svc.url, &tokens);
     tokio::time::sleep(Duration::from_millis(300)).await;
     lock.commit().await.unwrap();
 
@@ -205,13 +215,7 @@ async fn a_full_append_queue_answers_503_with_retry_after_and_loses_nothing() {
     let client = reqwest::Client::new();
     let lock = hold_append_lock(&db).await;
     let tokens: Vec<String> = (0..20).map(|i| token(&format!("p{i}"), "complete_task")).collect();
-    let requests: Vec<_> = tokens
-        .iter()
-        .map(|token| {
-            let (client, url, token) = (client.clone(), svc.url.clone(), token.clone());
-            tokio::spawn(async move { submit(&client, &url, &token).await })
-        })
-        .collect();
+    let requests = submit_all(&client, &svc.url, &tokens);
     // Refusals come at once, while the lock is still held.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (answered, queued): (Vec<_>, Vec<_>) = tokens.iter().zip(requests).partition(|(_, r)| r.is_finished());

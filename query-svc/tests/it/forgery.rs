@@ -119,78 +119,88 @@ async fn a_forged_announcement_changes_no_board_and_read_your_writes_holds() {
 #[tokio::test]
 async fn query_svc_follows_a_database_restored_to_an_earlier_point() {
     let mut stack = Stack::start_with(&["--read-your-writes-timeout=300ms"]).await;
-    stack.submit_seen("alice", "win_match").await;
-    let restore_point = stack.submit_seen("bob", "complete_task").await;
-    let pool = stack.db.pool().await;
-    sqlx::query("CREATE TABLE leaderboard_backup AS SELECT * FROM leaderboard").execute(&pool).await.unwrap();
-    stack.submit_seen("carol", "find_secret").await;
-    let newest = stack.submit_seen("alice", "win_match").await;
-    stack.projector.take().unwrap().stop().await.unwrap();
+    backed_up_at_two_then_moved_to_four(&mut stack).await;
 
     // The database goes back to the restore point, as a point-in-time recovery would take it.
-    let mut restore = pool.begin().await.unwrap();
-    for statement in [
-        "SET LOCAL session_replication_role = replica",
-        "DELETE FROM events WHERE position > (SELECT position FROM projection_checkpoints) - 2",
-        "UPDATE event_log_head SET position = position - 2",
-        "DELETE FROM leaderboard",
-        "INSERT INTO leaderboard SELECT * FROM leaderboard_backup",
-        "UPDATE projection_checkpoints SET position = position - 2",
-    ] {
-        sqlx::query(statement).execute(&mut *restore).await.unwrap();
-    }
-    restore.commit().await.unwrap();
-
-    let board = testkit::eventually(Duration::from_secs(10), || async {
-        let (_, board) = stack.get("/v1/leaderboard").await;
-        (board["position"] == restore_point).then_some(board)
-    })
+    restore(
+        &stack,
+        &[
+            "DELETE FROM events WHERE position > 2",
+            "UPDATE event_log_head SET position = 2",
+            "UPDATE projection_checkpoints SET position = 2",
+        ],
+    )
     .await;
+
+    let board = board_at(&stack, 2).await;
     assert_eq!(ranking(&board), [(1, "alice".into(), 100), (2, "bob".into(), 10)], "the board as it was then");
-    let (status, _) = stack.get(&format!("/v1/leaderboard?min_position={newest}")).await;
+    let (status, _) = stack.get("/v1/leaderboard?min_position=4").await;
     assert_eq!(status, 503, "a position the database no longer holds is not read as written");
 }
 
 #[tokio::test]
 async fn query_svc_notices_a_restored_database_that_grew_past_its_board() {
     let mut stack = Stack::start().await;
-    stack.submit_seen("alice", "win_match").await;
-    stack.submit_seen("bob", "complete_task").await;
-    let pool = stack.db.pool().await;
-    sqlx::query("CREATE TABLE leaderboard_backup AS SELECT * FROM leaderboard").execute(&pool).await.unwrap();
-    stack.submit_seen("carol", "find_secret").await;
-    let old = stack.submit_seen("alice", "win_match").await;
-    stack.projector.take().unwrap().stop().await.unwrap();
+    backed_up_at_two_then_moved_to_four(&mut stack).await;
 
     // Restored to position 2, then grown with other events to position 5, past the board's 4,
     // before query-svc looked: the position alone cannot tell the histories apart.
-    let mut restore = pool.begin().await.unwrap();
-    for statement in [
-        "SET LOCAL session_replication_role = replica",
-        "DELETE FROM events WHERE position > 2",
-        "INSERT INTO events (position, event_id, action_id, event_type, event_version, player_id, payload, recorded_at) \
-         SELECT p, gen_random_uuid(), gen_random_uuid(), event_type, event_version, 'dave', \
-                jsonb_set(payload::jsonb, '{player_id}', '\"dave\"')::json, recorded_at \
-         FROM events, generate_series(3, 5) AS p WHERE position = 1",
-        "UPDATE event_log_head SET position = 5",
-        "DELETE FROM leaderboard",
-        "INSERT INTO leaderboard SELECT * FROM leaderboard_backup",
-        "INSERT INTO leaderboard (player_id, score, reached_at, changed_at) VALUES ('dave', 300, 5, 5)",
-        "UPDATE projection_checkpoints SET position = 5",
-    ] {
-        sqlx::query(statement).execute(&mut *restore).await.unwrap();
-    }
-    restore.commit().await.unwrap();
-
-    assert_eq!(old, 4);
-    let board = testkit::eventually(Duration::from_secs(10), || async {
-        let (_, board) = stack.get("/v1/leaderboard").await;
-        (board["position"] == 5).then_some(board)
-    })
+    restore(
+        &stack,
+        &[
+            "DELETE FROM events WHERE position > 2",
+            "INSERT INTO events (position, event_id, action_id, event_type, event_version, player_id, payload, recorded_at) \
+             SELECT p, gen_random_uuid(), gen_random_uuid(), event_type, event_version, 'dave', \
+                    jsonb_set(payload::jsonb, '{player_id}', '\"dave\"')::json, recorded_at \
+             FROM events, generate_series(3, 5) AS p WHERE position = 1",
+            "UPDATE event_log_head SET position = 5",
+            "INSERT INTO leaderboard (player_id, score, reached_at, changed_at) VALUES ('dave', 300, 5, 5)",
+            "UPDATE projection_checkpoints SET position = 5",
+        ],
+    )
     .await;
+
+    let board = board_at(&stack, 5).await;
     assert_eq!(
         ranking(&board),
         [(1, "dave".into(), 300), (2, "alice".into(), 100), (3, "bob".into(), 10)],
         "the new history, nothing of the old one after position 2"
     );
+}
+
+/// Alice and Bob score (positions 1 and 2), the read model is backed up, Carol and Alice score
+/// (3 and 4), and the projector stops: a database to restore to position 2.
+async fn backed_up_at_two_then_moved_to_four(stack: &mut Stack) {
+    stack.submit_seen("alice", "win_match").await;
+    assert_eq!(stack.submit_seen("bob", "complete_task").await, 2);
+    let pool = stack.db.pool().await;
+    sqlx::query("CREATE TABLE leaderboard_backup AS SELECT * FROM leaderboard").execute(&pool).await.unwrap();
+    stack.submit_seen("carol", "find_secret").await;
+    assert_eq!(stack.submit_seen("alice", "win_match").await, 4);
+    stack.projector.take().unwrap().stop().await.unwrap();
+}
+
+/// Puts the backed-up read model back and runs `statements` on the log, in one transaction
+/// that, like a restore, passes the append-only triggers.
+async fn restore(stack: &Stack, statements: &[&str]) {
+    let pool = stack.db.pool().await;
+    let mut restore = pool.begin().await.unwrap();
+    let setup = [
+        "SET LOCAL session_replication_role = replica",
+        "DELETE FROM leaderboard",
+        "INSERT INTO leaderboard SELECT * FROM leaderboard_backup",
+    ];
+    for statement in setup.iter().chain(statements) {
+        sqlx::query(sqlx::AssertSqlSafe(statement.to_string())).execute(&mut *restore).await.unwrap();
+    }
+    restore.commit().await.unwrap();
+}
+
+/// The board query-svc shows once it stands at `position`.
+async fn board_at(stack: &Stack, position: u64) -> serde_json::Value {
+    testkit::eventually(Duration::from_secs(10), || async {
+        let (_, board) = stack.get("/v1/leaderboard").await;
+        (board["position"] == position).then_some(board)
+    })
+    .await
 }
