@@ -12,7 +12,7 @@ use crate::token::VerifiedToken;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AwardError {
     /// The token names an action the catalog does not list.
-    #[error("action {0:?} is not in the action catalog")]
+    #[error("action \"{0}\" is not in the action catalog")]
     UnknownAction(ActionName),
 }
 
@@ -77,6 +77,8 @@ mod tests {
         let catalog = ActionCatalog::from_toml("[actions]\nwin_match = 100\n").unwrap();
         let result = award(&token("cheat"), &catalog, Uuid::max(), datetime!(2026-01-01 0:00 UTC));
         assert_eq!(result, Err(AwardError::UnknownAction("cheat".parse().unwrap())));
+        let detail = result.unwrap_err().to_string();
+        assert_eq!(detail, "action \"cheat\" is not in the action catalog", "clients see the name, not Rust");
     }
 
     #[test]
