@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use events::{ActionCatalog, AwardError, KeySet, RecordedEvent, TokenError, TokenPolicy};
 use platform::Problem;
 use platform::client::ClientIp;
+use platform::openapi::PROBLEM_JSON;
 use platform::params::{NoParameters, Strict};
 use serde::{Deserialize, Serialize};
 use store::{AppendOutcome, NewEvent};
@@ -66,14 +67,14 @@ pub struct ActionDesk {
 }
 
 /// The body of `POST /v1/actions`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct SubmitAction {
     /// The signed action token (JWS compact serialisation).
     pub token: String,
 }
 
 /// The answer to an accepted action (`201`) or a safe retry of one (`200`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ActionAccepted {
     /// The `ScoreAwarded` event's id.
     pub event_id: Uuid,
@@ -192,7 +193,25 @@ impl IntoResponse for ActionError {
     }
 }
 
-/// `POST /v1/actions`.
+/// Records a completed action: verifies its signed token, awards the catalog's points, and
+/// appends a `ScoreAwarded` event to the log. Retrying with the same token is always safe.
+#[utoipa::path(post, path = "/v1/actions", tag = "actions",
+    request_body(content = SubmitAction, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Recorded now", body = ActionAccepted),
+        (status = 200, description = "Recorded before with the same claims: a safe retry, counted once", body = ActionAccepted),
+        (status = 400, description = "Not a JSON body `{\"token\": \"…\"}` (`invalid_request`)",
+            body = Problem, content_type = PROBLEM_JSON),
+        (status = 401, description = "The token was refused (`invalid_token`, `token_expired`, `token_not_yet_valid`)",
+            body = Problem, content_type = PROBLEM_JSON),
+        (status = 409, description = "This action id was recorded with other claims (`action_conflict`)",
+            body = Problem, content_type = PROBLEM_JSON),
+        (status = 413, description = "The body is over the limit (`payload_too_large`)",
+            body = Problem, content_type = PROBLEM_JSON),
+        (status = 422, description = "The action is not in the catalog (`unknown_action`)",
+            body = Problem, content_type = PROBLEM_JSON),
+    ),
+)]
 pub async fn submit_action(
     State(desk): State<ActionDesk>,
     ClientIp(client): ClientIp,

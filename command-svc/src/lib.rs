@@ -44,6 +44,21 @@ pub fn routes(desk: ActionDesk, body_limit: usize) -> Router {
         .with_state(desk)
 }
 
+/// The routes of [`routes`], described.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(api::submit_action))]
+pub struct Routes;
+
+/// command-svc's OpenAPI description, served at `/openapi.json` and checked in as
+/// `docs/openapi/command-svc.json`.
+pub fn api_description() -> utoipa::openapi::OpenApi {
+    platform::openapi::describe(
+        "Scoreboard command-svc",
+        "The write side of Scoreboard: signed action tokens in, durable ScoreAwarded events out.",
+        <Routes as utoipa::OpenApi>::openapi(),
+    )
+}
+
 /// The tasks behind the action endpoint, to be finished after HTTP stopped.
 pub struct Background {
     group_commit: JoinHandle<()>,
@@ -116,9 +131,15 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     tokio::spawn(reload_on_hangup(desk.trust.clone(), move || config::load_trust(&keys, &tokens), shutdown.clone()));
     tracing::info!(addr = %listener.local_addr()?, "command-svc listening");
     let routes = routes(desk, config.limits.body_limit_bytes);
-    platform::serve(listener, operations::service(routes, readiness), &config.http, WRITE_TIMEOUT, shutdown)
-        .await
-        .context("serving HTTP")?;
+    platform::serve(
+        listener,
+        operations::service(routes, &api_description(), readiness),
+        &config.http,
+        WRITE_TIMEOUT,
+        shutdown,
+    )
+    .await
+    .context("serving HTTP")?;
     tracing::info!("stopped accepting; draining the group commit");
     background.finish().await?;
     nats.drain().await.ok();

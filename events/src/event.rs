@@ -9,6 +9,7 @@ use crate::ids::{ActionName, DisplayName, KeyId, PlayerId, Points};
 
 /// A player was awarded points for an action, on the strength of a verified action token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScoreAwarded {
     /// This event's id, a UUIDv7 (time-ordered).
     pub event_id: Uuid,
@@ -147,6 +148,47 @@ impl Serialize for RecordedEvent {
         let Event::ScoreAwarded(data) = &self.event;
         Wire { position: self.position, event_type: self.event.event_type(), version: self.event.version(), data }
             .serialize(serializer)
+    }
+}
+
+#[cfg(feature = "openapi")]
+mod openapi {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+    use utoipa::openapi::{KnownFormat, Ref, RefOr, SchemaFormat};
+    use utoipa::{PartialSchema, ToSchema};
+
+    use super::{RecordedEvent, ScoreAwarded};
+
+    impl PartialSchema for RecordedEvent {
+        fn schema() -> RefOr<Schema> {
+            // One variant per event type: `type` names it, `data` is its payload.
+            let variant = |name: &str, data: RefOr<Schema>| {
+                ObjectBuilder::new()
+                    .property(
+                        "position",
+                        ObjectBuilder::new()
+                            .schema_type(Type::Integer)
+                            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                            .minimum(Some(1)),
+                    )
+                    .required("position")
+                    .property("type", ObjectBuilder::new().schema_type(Type::String).enum_values(Some([name])))
+                    .required("type")
+                    .property("version", ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1)))
+                    .required("version")
+                    .property("data", data)
+                    .required("data")
+                    .description(Some("An event with its place in the global log"))
+            };
+            OneOfBuilder::new().item(variant("ScoreAwarded", Ref::from_schema_name(ScoreAwarded::name()).into())).into()
+        }
+    }
+
+    impl ToSchema for RecordedEvent {
+        fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+            schemas.push((ScoreAwarded::name().into(), ScoreAwarded::schema()));
+            <ScoreAwarded as ToSchema>::schemas(schemas);
+        }
     }
 }
 

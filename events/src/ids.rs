@@ -35,6 +35,7 @@ macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident, $check:expr, $err:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         #[serde(transparent)]
         pub struct $name(String);
 
@@ -131,6 +132,7 @@ fn is_printable(c: char) -> bool {
 
 /// Points awarded for one action: 1 … 1 000 000, set by the server-side catalog.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct Points(u32);
 

@@ -8,6 +8,7 @@ pub mod config;
 pub mod jetstream;
 pub mod limits;
 pub mod listener;
+pub mod openapi;
 pub mod operations;
 pub mod params;
 pub mod postgres;

@@ -12,9 +12,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::future::BoxFuture;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use serde_json::json;
 
 use crate::Problem;
+use crate::params::{NoParameters, Strict};
 
 /// One named readiness check: `Ok` when the dependency answers, `Err(reason)` when not.
 pub type Check = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
@@ -64,7 +64,7 @@ impl Readiness {
         let ready = results.iter().all(|(_, outcome)| outcome.is_ok());
         let report = results
             .into_iter()
-            .map(|(name, outcome)| (name.to_string(), json!(outcome.err().unwrap_or_else(|| "ok".into()))))
+            .map(|(name, outcome)| (name.to_string(), serde_json::json!(outcome.err().unwrap_or_else(|| "ok".into()))))
             .collect();
         (ready, report)
     }
@@ -202,16 +202,45 @@ pub fn prometheus() -> &'static PrometheusHandle {
 pub fn router(readiness: Readiness) -> Router {
     prometheus();
     Router::new()
-        .route("/healthz", get(|| async { axum::Json(json!({"status": "ok"})) }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(|| async { prometheus().render() }))
+        .route("/metrics", get(metrics))
         .with_state(Arc::new(readiness))
 }
 
-async fn readyz(State(readiness): State<Arc<Readiness>>) -> Response {
+/// The state of a process or of its dependencies.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `ok` (the process answers) or `ready` (its dependencies answer too).
+    #[schema(value_type = String)]
+    status: &'static str,
+    /// Each dependency checked, `ok` or why not (only on `/readyz`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<std::collections::BTreeMap<String, String>>)]
+    checks: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// The process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses(
+    (status = 200, description = "The process is live", body = Health),
+))]
+pub async fn healthz(Strict(NoParameters {}): Strict<NoParameters>) -> axum::Json<Health> {
+    axum::Json(Health { status: "ok", checks: None })
+}
+
+/// Every dependency of the process answers.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses(
+    (status = 200, description = "Every dependency answers", body = Health),
+    (status = 503, description = "A dependency does not answer; the detail names it",
+        body = Problem, content_type = "application/problem+json"),
+))]
+pub async fn readyz(
+    State(readiness): State<Arc<Readiness>>,
+    Strict(NoParameters {}): Strict<NoParameters>,
+) -> Response {
     let (ready, checks) = readiness.run().await;
     if ready {
-        (StatusCode::OK, axum::Json(json!({"status": "ready", "checks": checks}))).into_response()
+        (StatusCode::OK, axum::Json(Health { status: "ready", checks: Some(checks) })).into_response()
     } else {
         let detail = checks
             .iter()
@@ -223,14 +252,23 @@ async fn readyz(State(readiness): State<Arc<Readiness>>) -> Response {
     }
 }
 
+/// Every metric of the process, in Prometheus's text format.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses(
+    (status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain"),
+))]
+pub async fn metrics(Strict(NoParameters {}): Strict<NoParameters>) -> String {
+    prometheus().render()
+}
+
 /// The header that names a request: the client's own when it sent one, else a fresh UUID.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// A service's whole router: its `routes`, the operations endpoints, a problem-document
+/// A service's whole router: its `routes`, the operations endpoints, `/openapi.json` serving
+/// `api` (see [`crate::openapi::describe`]), a problem-document
 /// fallback, request metrics, CORS open to any origin (action tokens are the credential, there
 /// are no cookies), and an `x-request-id` on every response that also names the span every log
 /// line of the request is written in.
-pub fn service(routes: Router, readiness: Readiness) -> Router {
+pub fn service(routes: Router, api: &utoipa::openapi::OpenApi, readiness: Readiness) -> Router {
     let cors = tower_http::cors::CorsLayer::new()
         .allow_origin(tower_http::cors::Any)
         .allow_methods([Method::GET, Method::POST])
@@ -242,6 +280,7 @@ pub fn service(routes: Router, readiness: Readiness) -> Router {
     });
     routes
         .merge(router(readiness))
+        .merge(crate::openapi::router(api))
         .fallback(crate::problem::not_found)
         .method_not_allowed_fallback(crate::problem::method_not_allowed)
         .layer(axum::middleware::from_fn(track_http))
@@ -374,13 +413,29 @@ mod tests {
 
     #[tokio::test]
     async fn every_response_names_its_request() {
-        let app = service(Router::new(), Readiness::default());
+        let api = crate::openapi::describe("test", "a test", utoipa::openapi::OpenApiBuilder::new().build());
+        let app = service(Router::new(), &api, Readiness::default());
         let request = Request::get("/healthz").header("x-request-id", "client-chosen-42").body(Body::empty()).unwrap();
         let response = app.clone().oneshot(request).await.unwrap();
         assert_eq!(response.headers()["x-request-id"], "client-chosen-42");
         let response = app.oneshot(Request::get("/nowhere").body(Body::empty()).unwrap()).await.unwrap();
         let generated = response.headers()["x-request-id"].to_str().unwrap();
         assert!(uuid::Uuid::parse_str(generated).is_ok(), "{generated}");
+    }
+
+    #[tokio::test]
+    async fn every_service_describes_itself_and_its_operations_endpoints() {
+        let api = crate::openapi::describe("test", "a test", utoipa::openapi::OpenApiBuilder::new().build());
+        let app = service(Router::new(), &api, Readiness::default());
+        let (status, body) = get_status(app.clone(), "/openapi.json").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["openapi"], "3.1.0");
+        for path in ["/healthz", "/readyz", "/metrics"] {
+            assert!(body["paths"][path]["get"].is_object(), "{path} is not described");
+        }
+        assert!(body["components"]["schemas"]["Problem"].is_object());
+        let (status, _) = get_status(app, "/healthz?verbose=1").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "operations endpoints read their parameters strictly too");
     }
 
     #[tokio::test]

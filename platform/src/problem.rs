@@ -13,14 +13,20 @@ use serde::Serialize;
 /// let problem = Problem::new(axum::http::StatusCode::NOT_FOUND, "unknown_player", "No such player");
 /// assert_eq!(problem.code(), "unknown_player");
 /// ```
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Problem {
+    /// `urn:scoreboard:problem:<code>`.
     #[serde(rename = "type")]
     type_uri: String,
+    /// A short summary of the kind of problem.
     title: String,
+    /// The HTTP status code.
     status: u16,
+    /// What went wrong with this request.
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<String>,
+    /// The stable, machine-readable code, e.g. `invalid_token`.
+    #[schema(value_type = String)]
     code: &'static str,
     #[serde(skip)]
     retry_after: Option<Duration>,

@@ -74,6 +74,16 @@ pub async fn announce_fold(applied: &Applied, announcer: &Announcer) {
     }
 }
 
+/// The projector's OpenAPI description (its operations endpoints), served at `/openapi.json`
+/// and checked in as `docs/openapi/projector.json`.
+pub fn api_description() -> utoipa::openapi::OpenApi {
+    platform::openapi::describe(
+        "Scoreboard projector",
+        "Folds the log into the read model; serves only its operations endpoints.",
+        utoipa::openapi::OpenApiBuilder::new().build(),
+    )
+}
+
 /// Runs the projector on `listener` until `shutdown` is cancelled.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let Some(pool) =
@@ -92,7 +102,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     tracing::info!(addr = %listener.local_addr()?, "projector listening");
     platform::serve(
         listener,
-        operations::service(Router::new(), readiness),
+        operations::service(Router::new(), &api_description(), readiness),
         &config.http,
         Duration::from_secs(10),
         shutdown,

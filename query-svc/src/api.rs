@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use events::PlayerId;
 use platform::Problem;
+use platform::openapi::PROBLEM_JSON;
 pub use platform::params::Strict;
 use serde::{Deserialize, Serialize};
 use store::{EventStore, StoreError};
@@ -107,27 +108,53 @@ pub fn min_position(text: Option<&str>) -> Result<Option<u64>, QueryError> {
 }
 
 /// The parameters of `GET /v1/leaderboard`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct BoardQuery {
+    /// How many entries to show.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100, default = 10)]
     limit: Option<String>,
+    /// How many entries to skip from the top.
+    #[param(value_type = Option<u32>, minimum = 0, default = 0)]
     offset: Option<String>,
+    /// Read your writes: wait (bounded) until the board has folded this position, else
+    /// `503 projection_lagging`.
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
     min_position: Option<String>,
 }
 
 /// The parameters of `GET /v1/players/{player_id}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PlayerQuery {
+    /// Read your writes, as on `GET /v1/leaderboard`.
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
     min_position: Option<String>,
 }
 
 /// The parameters of the audit log pages.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct LogQuery {
+    /// Events after this position (the previous page's `next_after`).
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 9_223_372_036_854_775_807_i64, default = 0)]
     after: Option<String>,
+    /// How many events at most.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000, default = 100)]
     limit: Option<String>,
+}
+
+/// The `player_id` of a path: 1–64 ASCII letters, digits and `_.:@-`.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct PlayerPath {
+    /// The player's id, as the token's `sub` named it.
+    #[param(pattern = "^[A-Za-z0-9_.:@-]{1,64}$")]
+    #[allow(dead_code)]
+    player_id: String,
 }
 
 impl<S> Reader<S> {
@@ -147,14 +174,17 @@ impl<S> Reader<S> {
 }
 
 /// The answer to `GET /v1/leaderboard`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Page {
     entries: Vec<Entry>,
     position: u64,
     total_players: u64,
 }
 
-/// `GET /v1/leaderboard?limit=10&offset=0&min_position=N`.
+/// The top of the board: `limit` entries from rank `offset + 1`, ties broken by who reached the
+/// score first.
+#[utoipa::path(get, path = "/v1/leaderboard", tag = "leaderboard", params(BoardQuery),
+    responses((status = 200, description = "A page of the board", body = Page)))]
 pub async fn leaderboard<S: EventStore>(
     State(reader): State<Reader<S>>,
     Strict(query): Strict<BoardQuery>,
@@ -170,7 +200,7 @@ pub async fn leaderboard<S: EventStore>(
 }
 
 /// The answer to `GET /v1/players/{player_id}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PlayerStanding {
     player_id: String,
     name: Option<String>,
@@ -186,7 +216,13 @@ fn player_id(path: Result<Path<String>, PathRejection>) -> Result<(String, Playe
     Ok((raw, player))
 }
 
-/// `GET /v1/players/{player_id}?min_position=N`.
+/// A player's score and rank.
+#[utoipa::path(get, path = "/v1/players/{player_id}", tag = "leaderboard", params(PlayerPath, PlayerQuery),
+    responses(
+        (status = 200, description = "The player's standing", body = PlayerStanding),
+        (status = 404, description = "The player has no standing (`unknown_player`)",
+            body = Problem, content_type = PROBLEM_JSON),
+    ))]
 pub async fn player<S: EventStore>(
     State(reader): State<Reader<S>>,
     path: Result<Path<String>, PathRejection>,
@@ -207,7 +243,7 @@ pub async fn player<S: EventStore>(
 }
 
 /// A page of the audit log.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EventPage {
     events: Vec<events::RecordedEvent>,
     /// Pass as `after` to read the next page (the last position of this one).
@@ -231,7 +267,9 @@ async fn event_page(
     Ok(Json(EventPage { events, next_after }))
 }
 
-/// `GET /v1/events?after=<position>&limit=<n ≤ 1000>`: the global log, in order.
+/// The global log, in order: the events after position `after`.
+#[utoipa::path(get, path = "/v1/events", tag = "audit", params(LogQuery),
+    responses((status = 200, description = "A page of the log", body = EventPage)))]
 pub async fn log<S: EventStore>(
     State(reader): State<Reader<S>>,
     Strict(query): Strict<LogQuery>,
@@ -239,7 +277,10 @@ pub async fn log<S: EventStore>(
     event_page(&query, async |after, limit| reader.log.read_after(after, limit).await).await
 }
 
-/// `GET /v1/players/{player_id}/events?after=<position>&limit=<n ≤ 1000>`.
+/// One player's history: the events about them after position `after`, in order.
+#[utoipa::path(get, path = "/v1/players/{player_id}/events", tag = "audit", params(PlayerPath, LogQuery),
+    responses((status = 200, description = "A page of the player's history (empty for an unknown player)",
+        body = EventPage)))]
 pub async fn player_log<S: EventStore>(
     State(reader): State<Reader<S>>,
     path: Result<Path<String>, PathRejection>,

@@ -115,6 +115,21 @@ pub fn query_side<S: EventStore, R: LeaderboardStore>(
     (routes, live, keeper)
 }
 
+/// The routes of [`query_side`], described.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(api::leaderboard, api::player, api::log, api::player_log, streams::sse, streams::websocket))]
+pub struct Routes;
+
+/// query-svc's OpenAPI description, served at `/openapi.json` and checked in as
+/// `docs/openapi/query-svc.json`.
+pub fn api_description() -> utoipa::openapi::OpenApi {
+    platform::openapi::describe(
+        "Scoreboard query-svc",
+        "The read side of Scoreboard: the board, players' ranks, live streams and the audit log.",
+        <Routes as utoipa::OpenApi>::openapi(),
+    )
+}
+
 /// Adds the check that the board has been loaded.
 pub fn board_loaded(readiness: Readiness, live: Arc<LiveBoard>) -> Readiness {
     readiness.with("board", move || {
@@ -139,7 +154,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     tracing::info!(addr = %listener.local_addr()?, "query-svc listening");
     platform::serve(
         listener,
-        operations::service(routes, readiness),
+        operations::service(routes, &api_description(), readiness),
         &config.http,
         config.reads.stream_write_timeout,
         shutdown,

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 pub const MAX_LIMIT: usize = 100;
 
 /// One line of the board as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Entry {
     /// 1-based rank.
     pub rank: u64,

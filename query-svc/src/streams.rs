@@ -13,12 +13,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
+use platform::Problem;
 use platform::client::ClientIp;
+use platform::openapi::PROBLEM_JSON;
 use serde::Deserialize;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -149,10 +152,15 @@ impl Drop for Connected {
 }
 
 /// The parameters of the live streams.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct StreamQuery {
+    /// How many entries each board shows.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100, default = 10)]
     limit: Option<String>,
+    /// Resume after this position, for clients that cannot send `Last-Event-ID`.
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
     last_event_id: Option<String>,
 }
 
@@ -172,8 +180,13 @@ fn resume_from(headers: &HeaderMap, query: &StreamQuery) -> Result<Option<u64>, 
     }
 }
 
-/// `GET /v1/leaderboard/stream?limit=10` (Server-Sent Events). Resumes from `Last-Event-ID`
-/// (or `?last_event_id=`, for clients that cannot set headers).
+/// The board, live, as Server-Sent Events: a `snapshot` event, then an `update` event whenever
+/// the top changes (conflated for slow clients), each with the body of `GET /v1/leaderboard`
+/// and `id: <position>`. Resumes from `Last-Event-ID` (or `?last_event_id=`).
+#[utoipa::path(get, path = "/v1/leaderboard/stream", tag = "leaderboard", params(StreamQuery,
+        ("Last-Event-ID" = Option<u64>, Header, description = "The `id` of the last event received")),
+    responses((status = 200, description = "An endless event stream", body = String,
+        content_type = "text/event-stream")))]
 pub async fn sse(
     State(streams): State<Streams>,
     ClientIp(client): ClientIp,
@@ -194,16 +207,23 @@ pub async fn sse(
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(streams.heartbeat).text("heartbeat")))
 }
 
-/// `GET /v1/leaderboard/ws?limit=10`: the same frames over WebSocket, as
+/// The board, live, over WebSocket: the frames of the event stream as
 /// `{"type":"snapshot"|"update","position",...}`. Resumes from `?last_event_id=`.
+#[utoipa::path(get, path = "/v1/leaderboard/ws", tag = "leaderboard", params(StreamQuery),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol"),
+        (status = 400, description = "Not a WebSocket handshake, or bad parameters (`invalid_request`)",
+            body = Problem, content_type = PROBLEM_JSON),
+    ))]
 pub async fn websocket(
     State(streams): State<Streams>,
     ClientIp(client): ClientIp,
     headers: HeaderMap,
     Strict(query): Strict<StreamQuery>,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, QueryError> {
     let limit = board_limit(query.limit.as_deref())?;
+    let upgrade = upgrade.map_err(|rejection| QueryError::InvalidRequest(rejection.body_text()))?;
     let feed = Feed::new(&streams.live, limit, resume_from(&headers, &query)?, streams.shutdown.clone());
     // Clients send nothing but pings and closes: a large message is refused before it is read.
     let upgrade = upgrade.max_message_size(MAX_CLIENT_MESSAGE).max_frame_size(MAX_CLIENT_MESSAGE);

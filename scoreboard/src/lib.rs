@@ -127,6 +127,38 @@ impl Sides {
 
 /// Runs Scoreboard on `listener` until `shutdown` is cancelled.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let Some(scoreboard) = start(&config, &shutdown).await? else { return Ok(()) };
+    tracing::info!(addr = %listener.local_addr()?, demo = config.demo, "scoreboard listening");
+    platform::serve(listener, scoreboard.app.clone(), &config.http, config.reads.stream_write_timeout, shutdown)
+        .await
+        .context("serving HTTP")?;
+    scoreboard.finish().await?;
+    tracing::info!("scoreboard stopped");
+    Ok(())
+}
+
+/// Scoreboard started but not yet served: its whole router and what runs behind it.
+pub struct Scoreboard {
+    /// Every route, with the operations endpoints and the layers every response passes.
+    pub app: Router,
+    simulation: Option<JoinHandle<()>>,
+    sides: Sides,
+}
+
+impl Scoreboard {
+    /// Waits, once the router is dropped (HTTP stopped), for everything behind it to finish.
+    pub async fn finish(self) -> anyhow::Result<()> {
+        drop(self.app);
+        if let Some(simulation) = self.simulation {
+            simulation.await.context("simulation task")?;
+        }
+        self.sides.finish().await
+    }
+}
+
+/// Opens the stores, starts the tasks behind the routes and builds the router, ready to serve;
+/// `None` when `shutdown` came while waiting for a dependency.
+pub async fn start(config: &Config, shutdown: &CancellationToken) -> anyhow::Result<Option<Scoreboard>> {
     if config.simulate > 0 && !config.demo {
         bail!("--simulate needs --demo: simulated players use the demo key");
     }
@@ -152,15 +184,15 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let catalog = trust.catalog.clone();
     let committed = Arc::new(Notify::new());
     let started = match (config.database_url.clone(), config.nats_url.clone()) {
-        (None, None) => Some(embedded(&config, trust, committed, &shutdown).await?),
+        (None, None) => Some(embedded(config, trust, committed, shutdown).await?),
         (Some(database_url), Some(nats_url)) => {
-            distributed(&config, trust, database_url, nats_url, committed, &shutdown).await?
+            distributed(config, trust, database_url, nats_url, committed, shutdown).await?
         }
         _ => bail!(
             "set both DATABASE_URL and NATS_URL to run on PostgreSQL and JetStream, or neither for the embedded SQLite"
         ),
     };
-    let Some((desk, sides)) = started else { return Ok(()) };
+    let Some((desk, sides)) = started else { return Ok(None) };
     tokio::spawn(command_svc::reload_on_hangup(desk.trust.clone(), load_trust, shutdown.clone()));
 
     let demo = demo_key.map(|key| site::Demo { desk: desk.clone(), key, catalog: catalog.clone() });
@@ -173,18 +205,22 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let routes = command_svc::routes(desk, config.limits.body_limit_bytes)
         .merge(sides.query_routes.clone())
         .merge(site::routes(&catalog, demo));
-    let app = operations::service(routes, sides.readiness.clone());
+    let app = operations::service(routes, &api_description(), sides.readiness.clone());
+    Ok(Some(Scoreboard { app, simulation, sides }))
+}
 
-    tracing::info!(addr = %listener.local_addr()?, demo = config.demo, "scoreboard listening");
-    platform::serve(listener, app, &config.http, config.reads.stream_write_timeout, shutdown)
-        .await
-        .context("serving HTTP")?;
-    if let Some(simulation) = simulation {
-        simulation.await.context("simulation task")?;
-    }
-    sides.finish().await?;
-    tracing::info!("scoreboard stopped");
-    Ok(())
+/// The all-in-one's OpenAPI description: command-svc's and query-svc's routes and the page,
+/// served at `/openapi.json` and checked in as `docs/openapi/scoreboard.json`. (`POST
+/// /demo/actions` exists only with `--demo` and is left out.)
+pub fn api_description() -> utoipa::openapi::OpenApi {
+    let mut routes = <command_svc::Routes as utoipa::OpenApi>::openapi();
+    routes.merge(<query_svc::Routes as utoipa::OpenApi>::openapi());
+    routes.merge(<site::Page as utoipa::OpenApi>::openapi());
+    platform::openapi::describe(
+        "Scoreboard",
+        "The whole of Scoreboard in one process: actions in, the board, live streams and the audit log out.",
+        routes,
+    )
 }
 
 /// The embedded default: one SQLite file, events passed in process.

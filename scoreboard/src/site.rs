@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
@@ -17,6 +18,7 @@ use command_svc::ActionDesk;
 use command_svc::api::{ActionAccepted, ActionError};
 use events::{ActionCatalog, ActionClaims, ActionName, DisplayName, KeyId, KeySecret, PlayerId};
 use platform::client::ClientIp;
+use platform::params::{NoParameters, Strict};
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
@@ -114,6 +116,18 @@ async fn demo_action(
     Ok((status, Json(accepted)))
 }
 
+/// The live board, as a web page.
+#[utoipa::path(get, path = "/", tag = "site",
+    responses((status = 200, description = "The page", body = String, content_type = "text/html")))]
+pub async fn page_handler(State(page): State<Bytes>, Strict(NoParameters {}): Strict<NoParameters>) -> Html<Bytes> {
+    Html(page)
+}
+
+/// The page's route, described.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(page_handler))]
+pub struct Page;
+
 /// `GET /` and, in demo mode, `POST /demo/actions`.
 pub fn routes(catalog: &ActionCatalog, demo: Option<Demo>) -> Router {
     let settings = serde_json::json!({
@@ -122,7 +136,7 @@ pub fn routes(catalog: &ActionCatalog, demo: Option<Demo>) -> Router {
     });
     // The settings land inside a <script>: keep `</script>` out of them whatever they hold.
     let page = PAGE.replace("{/*SETTINGS*/}", &settings.to_string().replace('<', "\\u003c"));
-    let site = Router::new().route("/", get(move || std::future::ready(Html(page))));
+    let site = Router::new().route("/", get(page_handler)).with_state(Bytes::from(page));
     match demo {
         Some(demo) => site.merge(Router::new().route("/demo/actions", post(demo_action)).with_state(demo)),
         None => site,

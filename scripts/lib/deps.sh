@@ -94,6 +94,21 @@ ensure_jwt_libraries() {
     export SCOREBOARD_INTEROP_NODE_PATH="$dir/node/node_modules"
 }
 
+ensure_schemathesis() {
+    # The OpenAPI property-based test drives every documented route with schemathesis (PyPI).
+    local dir="$SCOREBOARD_STATE/interop/schemathesis" version=4.32.5
+    if ! command -v python3 >/dev/null 2>&1; then
+        apt_install python3 python3-pip
+    fi
+    if [ "$(cat "$dir/.version" 2>/dev/null)" != "$version" ]; then
+        rm -rf "$dir"
+        python3 -m pip install --quiet --disable-pip-version-check --target "$dir" "schemathesis==$version" \
+            || python3 -m pip install --quiet --break-system-packages --target "$dir" "schemathesis==$version"
+        echo "$version" >"$dir/.version"
+    fi
+    export SCOREBOARD_SCHEMATHESIS_PYTHONPATH="$dir"
+}
+
 ensure_promtool() {
     # /metrics is checked with Prometheus's own promtool (Debian's prometheus package).
     if ! command -v promtool >/dev/null 2>&1; then

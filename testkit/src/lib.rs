@@ -721,3 +721,21 @@ pub fn sign(claims: &ActionClaims) -> String {
 pub fn token(player: &str, action: &str) -> String {
     sign(&claims(player, action))
 }
+
+/// Fails unless the file at `path` (relative to the workspace) holds exactly `current`, the
+/// text the code generates now; with `SCOREBOARD_UPDATE_DOCS=1` it writes `current` there
+/// instead, to regenerate what is checked in.
+pub fn assert_checked_in(path: &str, current: &str) {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path);
+    if std::env::var_os("SCOREBOARD_UPDATE_DOCS").is_some() {
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, current).unwrap();
+        return;
+    }
+    let checked_in = std::fs::read_to_string(&file).unwrap_or_default();
+    assert!(
+        checked_in == current,
+        "{path} differs from what the code generates; regenerate it with \
+         `SCOREBOARD_UPDATE_DOCS=1 cargo test --workspace openapi` and review the change"
+    );
+}

@@ -5,6 +5,7 @@ mod api;
 mod concurrency;
 mod faults;
 mod interop;
+mod openapi;
 mod relay;
 mod rotation;
 mod support;

@@ -4,6 +4,7 @@
 mod floods;
 mod forgery;
 mod nats_accounts;
+mod openapi;
 mod reads;
 mod streams;
 mod support;

@@ -7,4 +7,5 @@ mod cluster;
 mod demo;
 mod distributed;
 mod embedded;
+mod openapi;
 mod support;
