@@ -30,6 +30,8 @@ pub struct Trust {
     pub keys: KeySet,
     /// Points per action.
     pub catalog: ActionCatalog,
+    /// Who may moderate; `None`: moderation is off.
+    pub operators: Option<crate::moderation::Operators>,
 }
 
 /// The [`Trust`] in force, shared by every request and replaced as a whole on reload.
@@ -93,10 +95,13 @@ pub struct ActionAccepted {
     pub recorded_at: OffsetDateTime,
 }
 
-impl From<&RecordedEvent> for ActionAccepted {
-    fn from(recorded: &RecordedEvent) -> Self {
-        let events::Event::ScoreAwarded(event) = &recorded.event;
-        Self {
+impl TryFrom<&RecordedEvent> for ActionAccepted {
+    type Error = ActionError;
+
+    /// The answer for an award; anything else where an award was expected is an internal error.
+    fn try_from(recorded: &RecordedEvent) -> Result<Self, ActionError> {
+        let events::Event::ScoreAwarded(event) = &recorded.event else { return Err(ActionError::Internal) };
+        Ok(Self {
             event_id: event.event_id,
             action_id: event.action_id,
             player_id: event.player_id.to_string(),
@@ -104,7 +109,7 @@ impl From<&RecordedEvent> for ActionAccepted {
             points: event.points.get(),
             position: recorded.position,
             recorded_at: event.recorded_at,
-        }
+        })
     }
 }
 
@@ -126,6 +131,12 @@ pub enum ActionError {
     /// The action id was recorded before with other claims.
     #[error("action {0} was already recorded with different claims")]
     Conflict(Uuid),
+    /// No or a wrong operator credential on a moderation request.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// The log refused the event where the append order is decided.
+    #[error(transparent)]
+    Refused(#[from] store::Refusal),
     /// Too many requests from this address or for this player.
     #[error("rate limit exceeded")]
     RateLimited(Duration),
@@ -155,6 +166,10 @@ impl ActionError {
             Self::Token(token) => token.code(),
             Self::Award(_) => "unknown_action",
             Self::Conflict(_) => "action_conflict",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Refused(store::Refusal::PlayerBanned) => "player_banned",
+            Self::Refused(store::Refusal::AlreadyBanned) => "already_banned",
+            Self::Refused(store::Refusal::NotBanned) => "not_banned",
             Self::RateLimited(_) => "rate_limited",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
@@ -177,6 +192,15 @@ impl From<ActionError> for Problem {
             }
             ActionError::Conflict(_) => {
                 Problem::new(StatusCode::CONFLICT, code, "Action id already used").with_detail(detail)
+            }
+            ActionError::Unauthorized(_) => {
+                Problem::new(StatusCode::UNAUTHORIZED, code, "An operator's credential is required").with_detail(detail)
+            }
+            ActionError::Refused(store::Refusal::PlayerBanned) => {
+                Problem::new(StatusCode::FORBIDDEN, code, "The player is banned").with_detail(detail)
+            }
+            ActionError::Refused(_) => {
+                Problem::new(StatusCode::CONFLICT, code, "The moderation changes nothing").with_detail(detail)
             }
             ActionError::RateLimited(wait) => Problem::rate_limited(wait),
             ActionError::Unavailable => {
@@ -203,6 +227,8 @@ impl IntoResponse for ActionError {
         (status = 400, description = "Not a JSON body `{\"token\": \"…\"}` (`invalid_request`)",
             body = Problem, content_type = PROBLEM_JSON),
         (status = 401, description = "The token was refused (`invalid_token`, `token_expired`, `token_not_yet_valid`)",
+            body = Problem, content_type = PROBLEM_JSON),
+        (status = 403, description = "The player is banned (`player_banned`); nothing was appended",
             body = Problem, content_type = PROBLEM_JSON),
         (status = 409, description = "This action id was recorded with other claims (`action_conflict`)",
             body = Problem, content_type = PROBLEM_JSON),
@@ -234,19 +260,26 @@ async fn accept(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<ActionAccepted>), ActionError> {
     desk.limits.check_address(client).map_err(ActionError::RateLimited)?;
+    let request: SubmitAction = json_object(body, "{\"token\": \"…\"}")?;
+    let (status, accepted) = desk.record(&request.token).await?;
+    Ok((status, Json(accepted)))
+}
+
+/// A request body that must be a JSON object of the form `shape`, read into `T`.
+pub(crate) fn json_object<T: serde::de::DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+    shape: &str,
+) -> Result<T, ActionError> {
     let body = body.map_err(|rejection| match rejection.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ActionError::TooLarge,
         _ => ActionError::InvalidRequest(rejection.body_text()),
     })?;
-    let invalid =
-        |reason: String| ActionError::InvalidRequest(format!("expected a JSON body {{\"token\": \"…\"}}: {reason}"));
+    let invalid = |reason: String| ActionError::InvalidRequest(format!("expected a JSON body {shape}: {reason}"));
     // Only an object: serde would also read a struct from an array of its fields.
-    let request: SubmitAction = match serde_json::from_slice(&body).map_err(|e| invalid(e.to_string()))? {
-        object @ serde_json::Value::Object(_) => serde_json::from_value(object).map_err(|e| invalid(e.to_string()))?,
-        _ => return Err(invalid("not a JSON object".into())),
-    };
-    let (status, accepted) = desk.record(&request.token).await?;
-    Ok((status, Json(accepted)))
+    match serde_json::from_slice(&body).map_err(|e| invalid(e.to_string()))? {
+        object @ serde_json::Value::Object(_) => serde_json::from_value(object).map_err(|e| invalid(e.to_string())),
+        _ => Err(invalid("not a JSON object".into())),
+    }
 }
 
 impl ActionDesk {
@@ -263,9 +296,10 @@ impl ActionDesk {
 
         let new = NewEvent { event: events::Event::ScoreAwarded(event), claims_digest: Some(verified.claims.digest()) };
         match self.appender.append(new).await? {
-            AppendOutcome::Appended(recorded) => Ok((StatusCode::CREATED, ActionAccepted::from(&recorded))),
+            AppendOutcome::Appended(recorded) => Ok((StatusCode::CREATED, ActionAccepted::try_from(&recorded)?)),
+            AppendOutcome::Refused(refusal) => Err(ActionError::Refused(refusal)),
             AppendOutcome::AlreadyRecorded { original, same_claims: true } => {
-                Ok((StatusCode::OK, ActionAccepted::from(&original)))
+                Ok((StatusCode::OK, ActionAccepted::try_from(&original)?))
             }
             AppendOutcome::AlreadyRecorded { same_claims: false, .. } => {
                 Err(ActionError::Conflict(verified.claims.jti))

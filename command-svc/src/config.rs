@@ -50,23 +50,45 @@ pub struct KeyConfig {
     /// its tokens but mints none. Re-read on SIGHUP.
     #[arg(long, env = "ACTION_KEYS_FILE")]
     pub action_keys_file: Option<PathBuf>,
+    /// Operators' credentials for moderation: `name=secret,name2=secret2` (each secret at least
+    /// 32 bytes), sent as `Authorization: Bearer <secret>`. None: moderation is off.
+    #[arg(long, env = "ADMIN_TOKENS", hide_env_values = true, value_parser = parse_keys)]
+    pub admin_tokens: Option<KeySet>,
+    /// File of operators' credentials, one `name=secret` a line. Re-read on SIGHUP.
+    #[arg(long, env = "ADMIN_TOKENS_FILE")]
+    pub admin_tokens_file: Option<PathBuf>,
 }
 
 impl KeyConfig {
     /// The keys configured now, the file read afresh; `None` when neither source is set.
     pub fn load(&self) -> Result<Option<KeySet>, String> {
-        let from_file = match &self.action_keys_file {
-            Some(path) => {
-                let refused = |reason: &dyn std::fmt::Display| format!("ACTION_KEYS_FILE {}: {reason}", path.display());
-                let text = std::fs::read_to_string(path).map_err(|e| refused(&e))?;
-                Some(KeySet::parse_file(&text).map_err(|e| refused(&e))?)
-            }
-            None => None,
-        };
-        match (self.action_keys.clone(), from_file) {
-            (Some(inline), Some(file)) => inline.merge(file).map(Some).map_err(|e| format!("ACTION_KEYS_FILE: {e}")),
-            (inline, file) => Ok(inline.or(file)),
+        load_pairs(self.action_keys.clone(), self.action_keys_file.as_deref(), "ACTION_KEYS_FILE")
+    }
+
+    /// The operators' credentials configured now, the file read afresh; `None` when neither
+    /// source is set (moderation is off).
+    pub fn load_admins(&self) -> Result<Option<KeySet>, String> {
+        load_pairs(self.admin_tokens.clone(), self.admin_tokens_file.as_deref(), "ADMIN_TOKENS_FILE")
+    }
+}
+
+/// `inline` pairs and those of the file at `path` (named `variable` in errors), together.
+fn load_pairs(
+    inline: Option<KeySet>,
+    path: Option<&std::path::Path>,
+    variable: &str,
+) -> Result<Option<KeySet>, String> {
+    let from_file = match path {
+        Some(path) => {
+            let refused = |reason: &dyn std::fmt::Display| format!("{variable} {}: {reason}", path.display());
+            let text = std::fs::read_to_string(path).map_err(|e| refused(&e))?;
+            Some(KeySet::parse_file(&text).map_err(|e| refused(&e))?)
         }
+        None => None,
+    };
+    match (inline, from_file) {
+        (Some(inline), Some(file)) => inline.merge(file).map(Some).map_err(|e| format!("{variable}: {e}")),
+        (inline, file) => Ok(inline.or(file)),
     }
 }
 
@@ -132,15 +154,23 @@ pub fn parse_keys(spec: &str) -> Result<KeySet, String> {
 }
 
 /// Loads what tokens are checked against: the configured keys (required) and the action catalog.
-pub fn load_trust(keys: &KeyConfig, tokens: &TokenRules) -> anyhow::Result<Trust> {
-    let keys = keys.load().map_err(anyhow::Error::msg)?;
-    trust_in(keys.ok_or_else(|| anyhow::anyhow!("ACTION_KEYS or ACTION_KEYS_FILE is required"))?, tokens)
+pub fn load_trust(config: &KeyConfig, tokens: &TokenRules) -> anyhow::Result<Trust> {
+    let keys = config.load().map_err(anyhow::Error::msg)?;
+    trust_in(keys.ok_or_else(|| anyhow::anyhow!("ACTION_KEYS or ACTION_KEYS_FILE is required"))?, config, tokens)
 }
 
-/// `keys`, with the action catalog loaded afresh.
-pub fn trust_in(keys: KeySet, tokens: &TokenRules) -> anyhow::Result<Trust> {
+/// `keys`, with the operators' credentials of `config` and the action catalog loaded afresh.
+/// An operator's secret that is also a signing key's is refused: an action key must never
+/// moderate.
+pub fn trust_in(keys: KeySet, config: &KeyConfig, tokens: &TokenRules) -> anyhow::Result<Trust> {
     let catalog = tokens.catalog().map_err(|e| anyhow::anyhow!("ACTION_CATALOG: {e}"))?;
-    Ok(Trust { keys, catalog })
+    let admins = config.load_admins().map_err(anyhow::Error::msg)?;
+    for (name, secret) in admins.iter().flat_map(KeySet::iter) {
+        if keys.iter().any(|(_, key)| key.expose() == secret.expose()) {
+            anyhow::bail!("ADMIN_TOKENS: the secret of operator {name} is also an action key's; give it its own");
+        }
+    }
+    Ok(Trust { keys, catalog, operators: admins.map(crate::moderation::Operators::new) })
 }
 
 /// Request admission limits.

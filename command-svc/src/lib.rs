@@ -10,6 +10,7 @@ pub mod append;
 pub mod config;
 pub mod limits;
 pub mod mint;
+pub mod moderation;
 pub mod relay;
 
 use std::sync::Arc;
@@ -36,18 +37,37 @@ use crate::relay::Relay;
 /// How long a write may stall before the client is disconnected.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// `POST /v1/actions`, served by `desk`.
+/// `POST /v1/actions` and the moderation endpoints, served by `desk`.
 pub fn routes(desk: ActionDesk, body_limit: usize) -> Router {
     Router::new()
         .route("/v1/actions", post(api::submit_action))
+        .route("/v1/admin/players/{player_id}/ban", post(moderation::ban))
+        .route("/v1/admin/players/{player_id}/unban", post(moderation::unban))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(desk)
 }
 
 /// The routes of [`routes`], described.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(api::submit_action))]
+#[openapi(
+    paths(api::submit_action, moderation::ban, moderation::unban),
+    modifiers(&OperatorCredential)
+)]
 pub struct Routes;
+
+/// The operators' bearer credential (`ADMIN_TOKENS`) the moderation endpoints require.
+struct OperatorCredential;
+
+impl utoipa::Modify for OperatorCredential {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        let scheme = Http::builder()
+            .scheme(HttpAuthScheme::Bearer)
+            .description(Some("An operator's secret from ADMIN_TOKENS or ADMIN_TOKENS_FILE"))
+            .build();
+        api.components.get_or_insert_default().add_security_scheme("operator", SecurityScheme::Http(scheme));
+    }
+}
 
 /// command-svc's OpenAPI description, served at `/openapi.json` and checked in as
 /// `docs/openapi/command-svc.json`.

@@ -28,7 +28,7 @@ impl Random {
 }
 
 fn standing(player: u64, score: u64, reached_at: u64) -> Standing {
-    Standing { player_id: format!("player-{player:07}").parse().unwrap(), name: None, score, reached_at }
+    Standing { player_id: format!("player-{player:07}").parse().unwrap(), name: None, score, reached_at, banned: false }
 }
 
 fn report(name: &str, mut samples: Vec<Duration>) {

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::ids::{ActionName, DisplayName, KeyId, PlayerId, Points};
+use crate::ids::{ActionName, DisplayName, KeyId, Operator, PlayerId, Points, Reason};
 
 /// A player was awarded points for an action, on the strength of a verified action token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,11 +33,32 @@ pub struct ScoreAwarded {
     pub recorded_at: OffsetDateTime,
 }
 
+/// An operator moderated a player: the payload of `PlayerBanned` and `PlayerUnbanned`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Moderated {
+    /// This event's id, a UUIDv7.
+    pub event_id: Uuid,
+    /// The player moderated.
+    pub player_id: PlayerId,
+    /// The operator who did it (their name in `ADMIN_TOKENS`).
+    pub operator: Operator,
+    /// Why.
+    pub reason: Reason,
+    /// When the command service recorded the event (microsecond precision).
+    #[serde(with = "time::serde::rfc3339")]
+    pub recorded_at: OffsetDateTime,
+}
+
 /// Any event of the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// See [`ScoreAwarded`].
     ScoreAwarded(ScoreAwarded),
+    /// From this position on the player is on no board, and no action counts for them.
+    PlayerBanned(Moderated),
+    /// A banned player is back, with the score they had.
+    PlayerUnbanned(Moderated),
 }
 
 /// Why stored bytes could not be read back as an event.
@@ -69,20 +90,21 @@ impl Event {
     pub fn event_type(&self) -> &'static str {
         match self {
             Self::ScoreAwarded(_) => "ScoreAwarded",
+            Self::PlayerBanned(_) => "PlayerBanned",
+            Self::PlayerUnbanned(_) => "PlayerUnbanned",
         }
     }
 
     /// The schema version of the payload [`Event::encode`] writes.
     pub fn version(&self) -> i32 {
-        match self {
-            Self::ScoreAwarded(_) => 1,
-        }
+        1
     }
 
     /// The event's own id.
     pub fn event_id(&self) -> Uuid {
         match self {
             Self::ScoreAwarded(e) => e.event_id,
+            Self::PlayerBanned(e) | Self::PlayerUnbanned(e) => e.event_id,
         }
     }
 
@@ -90,6 +112,7 @@ impl Event {
     pub fn action_id(&self) -> Option<Uuid> {
         match self {
             Self::ScoreAwarded(e) => Some(e.action_id),
+            Self::PlayerBanned(_) | Self::PlayerUnbanned(_) => None,
         }
     }
 
@@ -97,6 +120,7 @@ impl Event {
     pub fn player_id(&self) -> &PlayerId {
         match self {
             Self::ScoreAwarded(e) => &e.player_id,
+            Self::PlayerBanned(e) | Self::PlayerUnbanned(e) => &e.player_id,
         }
     }
 
@@ -104,6 +128,7 @@ impl Event {
     pub fn recorded_at(&self) -> OffsetDateTime {
         match self {
             Self::ScoreAwarded(e) => e.recorded_at,
+            Self::PlayerBanned(e) | Self::PlayerUnbanned(e) => e.recorded_at,
         }
     }
 
@@ -111,6 +136,7 @@ impl Event {
     pub fn encode(&self) -> String {
         match self {
             Self::ScoreAwarded(e) => serde_json::to_string(e),
+            Self::PlayerBanned(e) | Self::PlayerUnbanned(e) => serde_json::to_string(e),
         }
         .expect("events always serialise")
     }
@@ -120,6 +146,8 @@ impl Event {
         let invalid = |source| DecodeError::Payload { event_type: event_type.to_string(), version, source };
         match (event_type, version) {
             ("ScoreAwarded", 1) => serde_json::from_slice(payload).map(Self::ScoreAwarded).map_err(invalid),
+            ("PlayerBanned", 1) => serde_json::from_slice(payload).map(Self::PlayerBanned).map_err(invalid),
+            ("PlayerUnbanned", 1) => serde_json::from_slice(payload).map(Self::PlayerUnbanned).map_err(invalid),
             _ => Err(DecodeError::Unknown { event_type: event_type.to_string(), version }),
         }
     }
@@ -138,16 +166,20 @@ impl Serialize for RecordedEvent {
     /// `{"position", "type", "version", "data"}`: the form the audit API returns.
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         #[derive(Serialize)]
-        struct Wire<'a> {
+        struct Wire<'a, T> {
             position: u64,
             #[serde(rename = "type")]
             event_type: &'static str,
             version: i32,
-            data: &'a ScoreAwarded,
+            data: &'a T,
         }
-        let Event::ScoreAwarded(data) = &self.event;
-        Wire { position: self.position, event_type: self.event.event_type(), version: self.event.version(), data }
-            .serialize(serializer)
+        let (position, event_type, version) = (self.position, self.event.event_type(), self.event.version());
+        match &self.event {
+            Event::ScoreAwarded(data) => Wire { position, event_type, version, data }.serialize(serializer),
+            Event::PlayerBanned(data) | Event::PlayerUnbanned(data) => {
+                Wire { position, event_type, version, data }.serialize(serializer)
+            }
+        }
     }
 }
 
@@ -157,7 +189,7 @@ mod openapi {
     use utoipa::openapi::{KnownFormat, Ref, RefOr, SchemaFormat};
     use utoipa::{PartialSchema, ToSchema};
 
-    use super::{RecordedEvent, ScoreAwarded};
+    use super::{Moderated, RecordedEvent, ScoreAwarded};
 
     impl PartialSchema for RecordedEvent {
         fn schema() -> RefOr<Schema> {
@@ -180,7 +212,11 @@ mod openapi {
                     .required("data")
                     .description(Some("An event with its place in the global log"))
             };
-            OneOfBuilder::new().item(variant("ScoreAwarded", Ref::from_schema_name(ScoreAwarded::name()).into())).into()
+            OneOfBuilder::new()
+                .item(variant("ScoreAwarded", Ref::from_schema_name(ScoreAwarded::name()).into()))
+                .item(variant("PlayerBanned", Ref::from_schema_name(Moderated::name()).into()))
+                .item(variant("PlayerUnbanned", Ref::from_schema_name(Moderated::name()).into()))
+                .into()
         }
     }
 
@@ -188,6 +224,8 @@ mod openapi {
         fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
             schemas.push((ScoreAwarded::name().into(), ScoreAwarded::schema()));
             <ScoreAwarded as ToSchema>::schemas(schemas);
+            schemas.push((Moderated::name().into(), Moderated::schema()));
+            <Moderated as ToSchema>::schemas(schemas);
         }
     }
 }

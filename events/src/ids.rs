@@ -22,6 +22,12 @@ pub enum IdError {
     /// A key id is 1–64 characters of `[A-Za-z0-9_.-]`.
     #[error("key id must be 1-64 characters of A-Z a-z 0-9 _ . -")]
     KeyId,
+    /// An operator's name is 1–64 characters of `[A-Za-z0-9_.-]`.
+    #[error("operator name must be 1-64 characters of A-Z a-z 0-9 _ . -")]
+    Operator,
+    /// A moderation reason is 1–500 printable characters.
+    #[error("reason must be 1-500 printable characters")]
+    Reason,
     /// Points are a whole number from 1 to 1 000 000.
     #[error("points must be between 1 and 1000000, got {0}")]
     Points(i64),
@@ -122,6 +128,23 @@ string_id!(
         (1..=64).contains(&count) && !s.trim().is_empty() && s.chars().all(is_printable)
     },
     IdError::DisplayName
+);
+
+string_id!(
+    /// The name of an operator (from `ADMIN_TOKENS`), recorded on every moderation event.
+    Operator,
+    |s| is_ascii_id(s, b"_.-"),
+    IdError::Operator
+);
+
+string_id!(
+    /// Why an operator moderated: 1–500 printable characters, kept in the log for auditors.
+    Reason,
+    |s| {
+        let count = s.chars().count();
+        (1..=500).contains(&count) && !s.trim().is_empty() && s.chars().all(is_printable)
+    },
+    IdError::Reason
 );
 
 fn is_printable(c: char) -> bool {

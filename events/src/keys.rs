@@ -146,6 +146,11 @@ impl KeySet {
         self.0.iter().find(|(id, key)| id.as_str() == kid && !key.verify_only).map(|(id, key)| (id, &key.secret))
     }
 
+    /// Every key, verify-only ones included, in key id order.
+    pub fn iter(&self) -> impl Iterator<Item = (&KeyId, &KeySecret)> {
+        self.0.iter().map(|(id, key)| (id, &key.secret))
+    }
+
     /// The ids of the keys that may mint tokens, in order.
     pub fn signing_ids(&self) -> impl Iterator<Item = &KeyId> {
         self.0.iter().filter(|(_, key)| !key.verify_only).map(|(id, _)| id)

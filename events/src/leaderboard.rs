@@ -3,7 +3,8 @@
 //! applies, so that they all agree rank for rank.
 //!
 //! - A player's score is the sum of the points of their events.
-//! - A player "reached" their score at the position of their latest event.
+//! - A player "reached" their score at the position of their latest award.
+//! - A banned player is on no board from their ban on; unbanned, they are back with their score.
 //! - Ranking is total: higher score first; on equal score, whoever reached it first (smaller
 //!   position) ranks higher. Ranks are 1, 2, 3… with no ties.
 
@@ -24,14 +25,17 @@ pub struct Standing {
     pub name: Option<DisplayName>,
     /// Sum of their points.
     pub score: u64,
-    /// Position of their latest event: the tie-break.
+    /// Position of their latest award: the tie-break.
     pub reached_at: u64,
+    /// Banned: kept, but on no board.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub banned: bool,
 }
 
 impl Standing {
     /// A player with nothing yet.
     pub fn new(player_id: PlayerId) -> Self {
-        Self { player_id, name: None, score: 0, reached_at: 0 }
+        Self { player_id, name: None, score: 0, reached_at: 0, banned: false }
     }
 
     /// Folds one event about this player into the standing.
@@ -44,16 +48,8 @@ impl Standing {
                     self.name.clone_from(&event.display_name);
                 }
             }
-        }
-    }
-
-    /// Adds `later`, the fold of the events that came after this standing's, to it: scores
-    /// add up, the later position and name win. The projector applies this rule in SQL.
-    pub fn absorb(&mut self, later: &Standing) {
-        self.score += later.score;
-        self.reached_at = self.reached_at.max(later.reached_at);
-        if later.name.is_some() {
-            self.name.clone_from(&later.name);
+            Event::PlayerBanned(_) => self.banned = true,
+            Event::PlayerUnbanned(_) => self.banned = false,
         }
     }
 
@@ -73,16 +69,28 @@ pub struct RankKey {
     player_id: PlayerId,
 }
 
-/// Folds `events` into one standing per player, as if each player started from nothing:
-/// applied to an empty board it is the board; absorbed into existing standings it advances
-/// them.
+/// Folds `events` into one standing per player, as if each player started from nothing.
 pub fn fold<'a>(events: impl IntoIterator<Item = &'a RecordedEvent>) -> Vec<Standing> {
-    let mut standings: BTreeMap<PlayerId, Standing> = BTreeMap::new();
+    fold_onto(std::iter::empty(), events)
+}
+
+/// Folds `events` onto `existing` standings (those of players the events touch; a player
+/// without one starts from nothing) and returns the new standing of every player touched:
+/// what the projector writes back.
+pub fn fold_onto<'a>(
+    existing: impl IntoIterator<Item = Standing>,
+    events: impl IntoIterator<Item = &'a RecordedEvent>,
+) -> Vec<Standing> {
+    let existing: HashMap<PlayerId, Standing> = existing.into_iter().map(|s| (s.player_id.clone(), s)).collect();
+    let mut touched: BTreeMap<PlayerId, Standing> = BTreeMap::new();
     for recorded in events {
         let player = recorded.event.player_id();
-        standings.entry(player.clone()).or_insert_with(|| Standing::new(player.clone())).apply(recorded);
+        touched
+            .entry(player.clone())
+            .or_insert_with(|| existing.get(player).cloned().unwrap_or_else(|| Standing::new(player.clone())))
+            .apply(recorded);
     }
-    standings.into_values().collect()
+    touched.into_values().collect()
 }
 
 /// What the projector announces after each commit: the new standings of every player whose
@@ -120,11 +128,13 @@ pub struct Ranked<'a> {
 }
 
 /// Every player's standing, ranked, as of a position of the log. Finding a player's rank and
-/// reading a page of the board cost O(log n).
+/// reading a page of the board cost O(log n). Banned players are kept aside, on no page and
+/// with no rank, until they are unbanned.
 #[derive(Debug, Clone, Default)]
 pub struct Board {
     standings: HashMap<PlayerId, Standing>,
     ranking: indexset::BTreeSet<RankKey>,
+    banned: HashMap<PlayerId, Standing>,
     position: u64,
 }
 
@@ -149,7 +159,7 @@ impl Board {
         self.position
     }
 
-    /// How many players have a standing.
+    /// How many players are on the board (banned players are not).
     pub fn len(&self) -> usize {
         self.standings.len()
     }
@@ -166,7 +176,12 @@ impl Board {
             return;
         }
         let player = recorded.event.player_id();
-        let mut standing = self.standings.get(player).cloned().unwrap_or_else(|| Standing::new(player.clone()));
+        let mut standing = self
+            .standings
+            .get(player)
+            .or_else(|| self.banned.get(player))
+            .cloned()
+            .unwrap_or_else(|| Standing::new(player.clone()));
         standing.apply(recorded);
         self.put(standing);
         self.position = recorded.position;
@@ -174,11 +189,16 @@ impl Board {
 
     /// Replaces a player's standing with `standing` (computed elsewhere, e.g. by the projector).
     pub fn put(&mut self, standing: Standing) {
-        if let Some(previous) = self.standings.get(&standing.player_id) {
+        if let Some(previous) = self.standings.remove(&standing.player_id) {
             self.ranking.remove(&previous.rank_key());
         }
-        self.ranking.insert(standing.rank_key());
-        self.standings.insert(standing.player_id.clone(), standing);
+        self.banned.remove(&standing.player_id);
+        if standing.banned {
+            self.banned.insert(standing.player_id.clone(), standing);
+        } else {
+            self.ranking.insert(standing.rank_key());
+            self.standings.insert(standing.player_id.clone(), standing);
+        }
     }
 
     /// Applies a projector's change. `Ok(true)` when the board moved, `Ok(false)` when the
@@ -197,7 +217,17 @@ impl Board {
         Ok(true)
     }
 
-    /// A player's standing.
+    /// A player's standing, banned or not.
+    pub fn standing_of(&self, player_id: &str) -> Option<&Standing> {
+        self.standings.get(player_id).or_else(|| self.banned.get(player_id))
+    }
+
+    /// Every standing, banned ones included, in no particular order: what the read model holds.
+    pub fn standings(&self) -> impl Iterator<Item = &Standing> {
+        self.standings.values().chain(self.banned.values())
+    }
+
+    /// A player's standing on the board (`None` for a banned player).
     pub fn standing(&self, player_id: &str) -> Option<&Standing> {
         self.standings.get(player_id)
     }
@@ -325,23 +355,58 @@ mod tests {
     }
 
     #[test]
-    fn folding_in_batches_and_absorbing_equals_folding_at_once() {
+    fn folding_in_batches_onto_the_standings_so_far_equals_folding_at_once() {
         // Given a log split into two batches
         let events: Vec<_> = (1..=30).map(|p| awarded(p, &format!("p{}", p % 4), (p % 5 + 1) as i64, None)).collect();
         let (first, second) = events.split_at(13);
-        // When the second batch's fold is absorbed into the first's (what the projector does)
+        // When the second batch is folded onto the first's standings (what the projector does)
         let mut standings: BTreeMap<PlayerId, Standing> =
             fold(first).into_iter().map(|s| (s.player_id.clone(), s)).collect();
-        for later in fold(second) {
-            standings
-                .entry(later.player_id.clone())
-                .or_insert_with(|| Standing::new(later.player_id.clone()))
-                .absorb(&later);
+        for later in fold_onto(standings.values().cloned().collect::<Vec<_>>(), second) {
+            standings.insert(later.player_id.clone(), later);
         }
         // Then the result is the fold of the whole log
-        let absorbed = Board::from_standings(30, standings.into_values());
-        assert_eq!(order(&absorbed), order(&board_of(&events)));
-        assert_eq!(absorbed.position(), board_of(&events).position());
+        let folded = Board::from_standings(30, standings.into_values());
+        assert_eq!(order(&folded), order(&board_of(&events)));
+        assert_eq!(folded.position(), board_of(&events).position());
+    }
+
+    fn moderated(position: u64, player: &str, banned: bool) -> RecordedEvent {
+        let moderated = crate::event::Moderated {
+            event_id: Uuid::now_v7(),
+            player_id: player.parse().unwrap(),
+            operator: "ops".parse().unwrap(),
+            reason: "testing".parse().unwrap(),
+            recorded_at: time::OffsetDateTime::UNIX_EPOCH,
+        };
+        let event = if banned { Event::PlayerBanned(moderated) } else { Event::PlayerUnbanned(moderated) };
+        RecordedEvent { position, event }
+    }
+
+    #[test]
+    fn a_banned_player_is_on_no_board_and_comes_back_with_their_score_when_unbanned() {
+        // Given alice leads and bob follows
+        let mut events =
+            vec![awarded(1, "alice", 50, None), awarded(2, "bob", 20, None), awarded(3, "carol", 20, None)];
+        // When alice is banned
+        events.push(moderated(4, "alice", true));
+        let board = board_of(&events);
+        // Then she has no rank, the others move up, and she is not counted
+        assert_eq!(order(&board), [(1, "bob".into(), 20), (2, "carol".into(), 20)]);
+        assert!(board.ranked("alice").is_none() && board.standing("alice").is_none());
+        assert_eq!(board.standing_of("alice").map(|s| s.score), Some(50));
+        assert_eq!(board.len(), 2);
+        // And unbanned, she is back with the score she had, reached where she reached it
+        events.push(moderated(5, "alice", false));
+        let board = board_of(&events);
+        assert_eq!(order(&board), [(1, "alice".into(), 50), (2, "bob".into(), 20), (3, "carol".into(), 20)]);
+        assert_eq!(board.standing("alice").unwrap().reached_at, 1);
+        // And the fold that the projector writes gives the same boards
+        let folded = Board::from_standings(5, fold(&events));
+        assert_eq!(order(&folded), order(&board));
+        let banned = Board::from_standings(4, fold(&events[..4]));
+        assert_eq!(order(&banned), order(&board_of(&events[..4])));
+        assert_eq!(banned.len(), 2);
     }
 
     #[test]
@@ -416,11 +481,8 @@ mod tests {
                 cuts.sort_unstable();
                 let mut read_model: std::collections::BTreeMap<PlayerId, Standing> = Default::default();
                 for batch in cuts.windows(2).map(|w| &log[w[0]..w[1]]) {
-                    for delta in fold(batch) {
-                        match read_model.get_mut(&delta.player_id) {
-                            Some(standing) => standing.absorb(&delta),
-                            None => { read_model.insert(delta.player_id.clone(), delta); }
-                        }
+                    for standing in fold_onto(read_model.values().cloned().collect::<Vec<_>>(), batch) {
+                        read_model.insert(standing.player_id.clone(), standing);
                     }
                 }
                 let batched = Board::from_standings(log.len() as u64, read_model.into_values());

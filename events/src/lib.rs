@@ -14,8 +14,8 @@ pub mod token;
 
 pub use award::{AwardError, award};
 pub use catalog::{ActionCatalog, CatalogError};
-pub use event::{DecodeError, Event, RecordedEvent, ScoreAwarded};
-pub use ids::{ActionName, DisplayName, IdError, KeyId, PlayerId, Points};
+pub use event::{DecodeError, Event, Moderated, RecordedEvent, ScoreAwarded};
+pub use ids::{ActionName, DisplayName, IdError, KeyId, Operator, PlayerId, Points, Reason};
 pub use keys::{KeyError, KeySecret, KeySet};
 pub use leaderboard::{Behind, Board, BoardChange, RankKey, Ranked, Standing};
 pub use token::{ActionClaims, TokenError, TokenPolicy, VerifiedToken, mint, mint_for};

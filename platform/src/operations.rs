@@ -110,7 +110,12 @@ pub const METRICS: &[(&str, MetricKind, &str)] = &[
     (
         "trust_reloads_total",
         MetricKind::Counter,
-        "Reloads of keys and catalog on SIGHUP, by outcome (applied, refused).",
+        "Reloads of keys, operators and catalog on SIGHUP, by outcome (applied, refused).",
+    ),
+    (
+        "moderation_events_total",
+        MetricKind::Counter,
+        "Bans and unbans asked for by operators, by outcome (appended, refused).",
     ),
     ("relay_published_position", MetricKind::Gauge, "Log position of the last event published to JetStream."),
     ("relay_lag_events", MetricKind::Gauge, "Events in the log not yet published to JetStream."),

@@ -55,16 +55,13 @@ pub async fn replay<S: EventStore>(log: &S, position: u64) -> Result<Board, Stor
 pub async fn verify<S: EventStore, R: LeaderboardStore>(log: &S, read_model: &R) -> Result<Report, StoreError> {
     let projected = read_model.load().await?;
     let replayed = replay(log, projected.position()).await?;
-    let players: BTreeSet<String> = projected
-        .page(0, projected.len())
-        .iter()
-        .chain(replayed.page(0, replayed.len()).iter())
-        .map(|r| r.standing.player_id.to_string())
-        .collect();
+    // Banned players included: the read model must hold their scores for when they are unbanned.
+    let players: BTreeSet<String> =
+        projected.standings().chain(replayed.standings()).map(|s| s.player_id.to_string()).collect();
     let differences = players
         .into_iter()
         .filter_map(|player| {
-            let (read_model, log) = (projected.standing(&player).cloned(), replayed.standing(&player).cloned());
+            let (read_model, log) = (projected.standing_of(&player).cloned(), replayed.standing_of(&player).cloned());
             (read_model != log).then_some(Difference { player_id: player, read_model, log })
         })
         .collect();

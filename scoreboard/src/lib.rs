@@ -165,9 +165,9 @@ pub async fn start(config: &Config, shutdown: &CancellationToken) -> anyhow::Res
     let demo_key = config.demo.then(DemoKey::generate);
     // Loaded at start and again on every SIGHUP, under the same rules.
     let load_trust = {
-        let (keys, tokens, demo_key) = (config.keys.clone(), config.tokens.clone(), demo_key.clone());
+        let (key_config, tokens, demo_key) = (config.keys.clone(), config.tokens.clone(), demo_key.clone());
         move || {
-            let keys = match (keys.load().map_err(anyhow::Error::msg)?, &demo_key) {
+            let keys = match (key_config.load().map_err(anyhow::Error::msg)?, &demo_key) {
                 // The demo mints a token for anyone who asks: never beside keys that count for real.
                 (Some(_), Some(_)) => bail!("--demo refuses to run with ACTION_KEYS: it would mint tokens for anyone"),
                 (Some(keys), None) => keys,
@@ -177,7 +177,7 @@ pub async fn start(config: &Config, shutdown: &CancellationToken) -> anyhow::Res
                      generated key)"
                 ),
             };
-            command_svc::config::trust_in(keys, &tokens)
+            command_svc::config::trust_in(keys, &key_config, &tokens)
         }
     };
     let trust = load_trust()?;

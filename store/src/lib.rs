@@ -34,6 +34,8 @@ pub struct NewEvent {
 pub enum AppendOutcome {
     /// Appended now, at this position.
     Appended(RecordedEvent),
+    /// Refused, and not appended: see [`Refusal`].
+    Refused(Refusal),
     /// Its action id was recorded before (by an earlier batch, or earlier in this one): the
     /// original event, and whether it came from the same claims (a safe retry) or not (a conflict).
     AlreadyRecorded {
@@ -42,6 +44,20 @@ pub enum AppendOutcome {
         /// `true` when the claims digests are equal.
         same_claims: bool,
     },
+}
+
+/// Why an event was refused where the append order is decided, under the log's lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// An award for a player who is banned (at this point of the log).
+    #[error("the player is banned")]
+    PlayerBanned,
+    /// A ban of a player who is banned already.
+    #[error("the player is banned already")]
+    AlreadyBanned,
+    /// An unban of a player who is not banned.
+    #[error("the player is not banned")]
+    NotBanned,
 }
 
 /// An event as the log stores it: position, identity, and the exact payload bytes.
@@ -230,7 +246,11 @@ struct StandingRow {
     display_name: Option<String>,
     score: i64,
     reached_at: i64,
+    banned: bool,
 }
+
+/// The columns of a [`StandingRow`].
+const STANDING_COLUMNS: &str = "player_id, display_name, score, reached_at, banned";
 
 impl TryFrom<StandingRow> for Standing {
     type Error = StoreError;
@@ -242,6 +262,7 @@ impl TryFrom<StandingRow> for Standing {
             name: row.display_name.as_deref().map(DisplayName::parse).transpose().map_err(|_| invalid())?,
             score: u64::try_from(row.score).map_err(|_| invalid())?,
             reached_at: u64::try_from(row.reached_at).map_err(|_| invalid())?,
+            banned: row.banned,
         })
     }
 }
@@ -281,10 +302,18 @@ fn changes_from_rows(since: Anchor, to: Anchor, rows: Vec<StandingRow>) -> Resul
     Ok(Changes { change, anchor: to })
 }
 
-/// The standings `run` (events read from the log) adds to the players it touches.
-fn deltas_of(run: &[StoredEvent]) -> Result<Vec<Standing>, StoreError> {
+/// The events of `run` (read from the log), decoded, and the players they touch.
+fn decode_run(run: &[StoredEvent]) -> Result<(Vec<RecordedEvent>, Vec<String>), StoreError> {
     let events = run.iter().map(StoredEvent::decoded).collect::<Result<Vec<_>, _>>()?;
-    Ok(events::leaderboard::fold(&events))
+    let mut players: Vec<String> = events.iter().map(|e| e.event.player_id().to_string()).collect();
+    players.sort_unstable();
+    players.dedup();
+    Ok((events, players))
+}
+
+/// The new standings of the players `events` touch, folded onto their `rows`.
+fn folded_onto(rows: Vec<StandingRow>, events: &[RecordedEvent]) -> Result<Vec<Standing>, StoreError> {
+    Ok(events::leaderboard::fold_onto(standings_of(rows)?, events))
 }
 
 /// Positions and scores are `u64` in the domain and `BIGINT` / `INTEGER` (signed) in SQL;

@@ -3,10 +3,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use events::RecordedEvent;
+use events::{Event, RecordedEvent};
 use uuid::Uuid;
 
-use crate::{AppendOutcome, Claim, NewEvent, StoreError, StoredEvent};
+use crate::{AppendOutcome, Claim, NewEvent, Refusal, StoreError, StoredEvent};
 
 /// The event first recorded for each action id, with its claims digest.
 pub(crate) type Originals = HashMap<Uuid, (RecordedEvent, Option<Vec<u8>>)>;
@@ -19,6 +19,8 @@ pub(crate) enum Attempt {
         head: u64,
         /// The originals asked for.
         originals: Originals,
+        /// The fresh events refused by [`admit`], by event id; the others were appended in order.
+        refused: HashMap<Uuid, Refusal>,
     },
     /// Some fresh events collided with action ids already in the log; the transaction was
     /// rolled back. Holds the action ids that did insert.
@@ -28,7 +30,8 @@ pub(crate) enum Attempt {
 /// Appends `batch` through `attempt`, one transaction per call.
 ///
 /// `attempt(fresh, wanted)` must, in one transaction: take the head (holding the log's append
-/// lock until it ends), insert `fresh` at `head + 1 …` skipping action ids already recorded,
+/// lock until it ends), drop what [`admit`] refuses, insert the rest at `head + 1 …` skipping
+/// action ids already recorded,
 /// and then either roll back, reporting [`Attempt::Collided`] if any was skipped, or advance
 /// the head, read the originals of the `wanted` action ids and commit.
 ///
@@ -60,8 +63,10 @@ where
             .collect();
         let wanted = recorded_before.iter().copied().collect();
         match attempt(fresh.iter().map(|&i| &batch[i]).collect(), wanted).await? {
-            Attempt::Committed { head, originals } => {
-                return Ok(outcomes(batch, head, &fresh, &first_index, &originals));
+            Attempt::Committed { head, originals, refused } => {
+                let appended: Vec<usize> =
+                    fresh.into_iter().filter(|&i| !refused.contains_key(&batch[i].event.event_id())).collect();
+                return Ok(outcomes(batch, head, &appended, &refused, &first_index, &originals));
             }
             Attempt::Collided(inserted) => recorded_before
                 .extend(fresh.iter().filter_map(|&i| batch[i].event.action_id()).filter(|a| !inserted.contains(a))),
@@ -72,11 +77,13 @@ where
 fn outcomes(
     batch: &[NewEvent],
     head: u64,
-    fresh: &[usize],
+    appended: &[usize],
+    refused: &HashMap<Uuid, Refusal>,
     first_index: &HashMap<Uuid, usize>,
     originals: &Originals,
 ) -> Vec<AppendOutcome> {
-    let appended_at: HashMap<usize, u64> = fresh.iter().zip(head + 1..).map(|(&i, position)| (i, position)).collect();
+    let appended_at: HashMap<usize, u64> =
+        appended.iter().zip(head + 1..).map(|(&i, position)| (i, position)).collect();
     let original_of = |i: usize| -> (RecordedEvent, Option<Vec<u8>>) {
         let action_id = batch[i].event.action_id().expect("only events with an action id can repeat one");
         let first = first_index[&action_id];
@@ -91,6 +98,9 @@ fn outcomes(
     (0..batch.len())
         .map(|i| match appended_at.get(&i) {
             Some(&position) => AppendOutcome::Appended(RecordedEvent { position, event: batch[i].event.clone() }),
+            None if refused.contains_key(&batch[i].event.event_id()) => {
+                AppendOutcome::Refused(refused[&batch[i].event.event_id()])
+            }
             None => {
                 let (original, digest) = original_of(i);
                 let same_claims = digest.is_some() && digest == batch[i].claims_digest.map(|d| d.to_vec());
@@ -98,6 +108,46 @@ fn outcomes(
             }
         })
         .collect()
+}
+
+/// Which of the players named in `moderation` (their `(player, event type)` moderation events,
+/// in log order) are banned at the log's head.
+pub(crate) fn banned_at_head(moderation: Vec<(String, String)>) -> HashSet<String> {
+    let mut banned = HashSet::new();
+    for (player, event_type) in moderation {
+        if event_type == "PlayerBanned" {
+            banned.insert(player);
+        } else {
+            banned.remove(&player);
+        }
+    }
+    banned
+}
+
+/// Decides, in batch order and starting from who is `banned` at the head, which of `fresh` the
+/// log refuses: an award for a banned player, a ban of a banned player, an unban of a player who
+/// is not banned. This runs under the log's append lock, so a ban and an award for the same
+/// player are ordered here once and for all: an award after the ban never counts.
+pub(crate) fn admit(fresh: &[&NewEvent], mut banned: HashSet<String>) -> HashMap<Uuid, Refusal> {
+    let mut refused = HashMap::new();
+    for new in fresh {
+        let player = new.event.player_id().as_str();
+        let refusal = match &new.event {
+            Event::ScoreAwarded(_) => banned.contains(player).then_some(Refusal::PlayerBanned),
+            Event::PlayerBanned(_) => (!banned.insert(player.to_string())).then_some(Refusal::AlreadyBanned),
+            Event::PlayerUnbanned(_) => (!banned.remove(player)).then_some(Refusal::NotBanned),
+        };
+        if let Some(refusal) = refusal {
+            refused.insert(new.event.event_id(), refusal);
+        }
+    }
+    refused
+}
+
+/// The players `fresh` is about, each once.
+pub(crate) fn players_of(fresh: &[&NewEvent]) -> Vec<String> {
+    let players: HashSet<&str> = fresh.iter().map(|new| new.event.player_id().as_str()).collect();
+    players.into_iter().map(str::to_string).collect()
 }
 
 /// The most log events one fold transaction reads: a claim further ahead than this is not

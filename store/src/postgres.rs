@@ -10,8 +10,9 @@ use uuid::Uuid;
 
 use crate::plan::{self, Attempt, Originals};
 use crate::{
-    Anchor, AppendOutcome, Applied, Changes, Claim, EventRow, EventStore, LeaderboardStore, NewEvent, StandingRow,
-    StandsRow, StoreError, StoredEvent, board_from_rows, changes_from_rows, deltas_of, from_db, to_db,
+    Anchor, AppendOutcome, Applied, Changes, Claim, EventRow, EventStore, LeaderboardStore, NewEvent, STANDING_COLUMNS,
+    StandingRow, StandsRow, StoreError, StoredEvent, board_from_rows, changes_from_rows, decode_run, folded_onto,
+    from_db, to_db,
 };
 
 /// The PostgreSQL schema: event log, read model, checkpoints.
@@ -62,17 +63,20 @@ impl PgEventLog {
     async fn attempt(&self, fresh: Vec<&NewEvent>, wanted: Vec<Uuid>) -> Result<Attempt, StoreError> {
         let mut tx = self.pool.begin().await?;
         let head = if fresh.is_empty() { 0 } else { lock_head(&mut tx).await? };
-        let inserted = insert_at(&mut tx, head, &fresh).await?;
-        if inserted.len() < fresh.len() {
+        let refused = plan::admit(&fresh, banned_among(&mut tx, plan::players_of(&fresh)).await?);
+        let admitted: Vec<&NewEvent> =
+            fresh.into_iter().filter(|new| !refused.contains_key(&new.event.event_id())).collect();
+        let inserted = insert_at(&mut tx, head, &admitted).await?;
+        if inserted.len() < admitted.len() {
             tx.rollback().await?;
             return Ok(Attempt::Collided(inserted.into_iter().flatten().collect()));
         }
-        if !fresh.is_empty() {
-            advance_head(&mut tx, head + fresh.len() as u64).await?;
+        if !admitted.is_empty() {
+            advance_head(&mut tx, head + admitted.len() as u64).await?;
         }
         let originals = originals_of(&mut tx, wanted).await?;
         tx.commit().await?;
-        Ok(Attempt::Committed { head, originals })
+        Ok(Attempt::Committed { head, originals, refused })
     }
 }
 
@@ -163,6 +167,25 @@ async fn insert_at(
     .bind(recorded)
     .fetch_all(&mut **tx)
     .await?)
+}
+
+/// Which of `players` are banned at the head (read under the log's append lock).
+async fn banned_among(
+    tx: &mut Transaction<'_, Postgres>,
+    players: Vec<String>,
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    if players.is_empty() {
+        return Ok(Default::default());
+    }
+    // The types are literals, so the planner can use the partial index `events_moderation`.
+    let moderation: Vec<(String, String)> = sqlx::query_as(
+        "SELECT player_id, event_type FROM events \
+         WHERE event_type IN ('PlayerBanned', 'PlayerUnbanned') AND player_id = ANY($1) ORDER BY position",
+    )
+    .bind(players)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(plan::banned_at_head(moderation))
 }
 
 /// Moves the head and wakes every listener of [`LOG_CHANNEL`] (delivered at commit).
@@ -261,11 +284,12 @@ impl LeaderboardStore for PgLeaderboard {
         .fetch_one(&mut *tx)
         .await?;
         let Some(to) = stands.continuing(since) else { return Ok(None) };
-        let rows: Vec<StandingRow> =
-            sqlx::query_as("SELECT player_id, display_name, score, reached_at FROM leaderboard WHERE changed_at > $1")
-                .bind(to_db(since.position))
-                .fetch_all(&mut *tx)
-                .await?;
+        let rows: Vec<StandingRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {STANDING_COLUMNS} FROM leaderboard WHERE changed_at > $1"
+        )))
+        .bind(to_db(since.position))
+        .fetch_all(&mut *tx)
+        .await?;
         tx.commit().await?;
         changes_from_rows(since, to, rows).map(Some)
     }
@@ -275,7 +299,7 @@ impl LeaderboardStore for PgLeaderboard {
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
         let position = read_checkpoint(&mut tx).await?;
         let rows: Vec<StandingRow> =
-            sqlx::query_as("SELECT player_id, display_name, score, reached_at FROM leaderboard")
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {STANDING_COLUMNS} FROM leaderboard")))
                 .fetch_all(&mut *tx)
                 .await?;
         tx.commit().await?;
@@ -323,22 +347,31 @@ async fn fold_run(tx: &mut Transaction<'_, Postgres>, from: u64, run: &[StoredEv
     if run.is_empty() {
         return Ok(to);
     }
-    let deltas = deltas_of(run)?;
+    let (events, players) = decode_run(run)?;
+    let rows: Vec<StandingRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {STANDING_COLUMNS} FROM leaderboard WHERE player_id = ANY($1)"
+    )))
+    .bind(&players)
+    .fetch_all(&mut **tx)
+    .await?;
+    let standings = folded_onto(rows, &events)?;
     sqlx::query(
-        "INSERT INTO leaderboard (player_id, display_name, score, reached_at, changed_at) \
-         SELECT player_id, display_name, score, reached_at, $5 \
-         FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) \
-              AS input(player_id, display_name, score, reached_at) \
+        "INSERT INTO leaderboard (player_id, display_name, score, reached_at, banned, changed_at) \
+         SELECT player_id, display_name, score, reached_at, banned, $6 \
+         FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::boolean[]) \
+              AS input(player_id, display_name, score, reached_at, banned) \
          ON CONFLICT (player_id) DO UPDATE SET \
-             score = leaderboard.score + EXCLUDED.score, \
-             reached_at = GREATEST(leaderboard.reached_at, EXCLUDED.reached_at), \
-             display_name = COALESCE(EXCLUDED.display_name, leaderboard.display_name), \
+             score = EXCLUDED.score, \
+             reached_at = EXCLUDED.reached_at, \
+             display_name = EXCLUDED.display_name, \
+             banned = EXCLUDED.banned, \
              changed_at = EXCLUDED.changed_at",
     )
-    .bind(deltas.iter().map(|d| d.player_id.as_str()).collect::<Vec<_>>())
-    .bind(deltas.iter().map(|d| d.name.as_ref().map(DisplayName::as_str)).collect::<Vec<_>>())
-    .bind(deltas.iter().map(|d| to_db(d.score)).collect::<Vec<_>>())
-    .bind(deltas.iter().map(|d| to_db(d.reached_at)).collect::<Vec<_>>())
+    .bind(standings.iter().map(|s| s.player_id.as_str()).collect::<Vec<_>>())
+    .bind(standings.iter().map(|s| s.name.as_ref().map(DisplayName::as_str)).collect::<Vec<_>>())
+    .bind(standings.iter().map(|s| to_db(s.score)).collect::<Vec<_>>())
+    .bind(standings.iter().map(|s| to_db(s.reached_at)).collect::<Vec<_>>())
+    .bind(standings.iter().map(|s| s.banned).collect::<Vec<_>>())
     .bind(to_db(to))
     .execute(&mut **tx)
     .await?;

@@ -18,8 +18,9 @@ use uuid::Uuid;
 
 use crate::plan::{self, Attempt, Originals};
 use crate::{
-    Anchor, AppendOutcome, Applied, Changes, Claim, EventRow, EventStore, LeaderboardStore, NewEvent, StandingRow,
-    StandsRow, StoreError, StoredEvent, board_from_rows, changes_from_rows, deltas_of, from_db, to_db,
+    Anchor, AppendOutcome, Applied, Changes, Claim, EventRow, EventStore, LeaderboardStore, NewEvent, STANDING_COLUMNS,
+    StandingRow, StandsRow, StoreError, StoredEvent, board_from_rows, changes_from_rows, decode_run, folded_onto,
+    from_db, to_db,
 };
 
 /// The SQLite schema: event log, read model, checkpoints.
@@ -67,28 +68,31 @@ impl SqliteEventLog {
         let mut tx = self.pools.write.begin_with("BEGIN IMMEDIATE").await?;
         let head: i64 = sqlx::query_scalar("SELECT position FROM event_log_head").fetch_one(&mut *tx).await?;
         let head = from_db(head);
+        let refused = plan::admit(&fresh, banned_among(&mut tx, plan::players_of(&fresh)).await?);
+        let admitted: Vec<&NewEvent> =
+            fresh.into_iter().filter(|new| !refused.contains_key(&new.event.event_id())).collect();
         let mut inserted = 0;
         let mut inserted_ids = HashSet::new();
-        for (chunk, events) in fresh.chunks(ROWS_PER_INSERT).enumerate() {
+        for (chunk, events) in admitted.chunks(ROWS_PER_INSERT).enumerate() {
             let first = head + (chunk * ROWS_PER_INSERT) as u64 + 1;
             for action_id in insert_at(&mut tx, first, events).await? {
                 inserted += 1;
                 inserted_ids.extend(action_id);
             }
         }
-        if inserted < fresh.len() {
+        if inserted < admitted.len() {
             tx.rollback().await?;
             return Ok(Attempt::Collided(inserted_ids));
         }
-        if !fresh.is_empty() {
+        if !admitted.is_empty() {
             sqlx::query("UPDATE event_log_head SET position = ?")
-                .bind(to_db(head + fresh.len() as u64))
+                .bind(to_db(head + admitted.len() as u64))
                 .execute(&mut *tx)
                 .await?;
         }
         let originals = originals_of(&mut tx, wanted).await?;
         tx.commit().await?;
-        Ok(Attempt::Committed { head, originals })
+        Ok(Attempt::Committed { head, originals, refused })
     }
 }
 
@@ -116,6 +120,22 @@ async fn insert_at(
     });
     insert.push(" ON CONFLICT (action_id) DO NOTHING RETURNING action_id");
     Ok(insert.build_query_scalar().fetch_all(&mut **tx).await?)
+}
+
+/// Which of `players` are banned at the head (read inside the write transaction).
+async fn banned_among(tx: &mut Transaction<'_, Sqlite>, players: Vec<String>) -> Result<HashSet<String>, StoreError> {
+    if players.is_empty() {
+        return Ok(HashSet::new());
+    }
+    // The types are literals, so SQLite can use the partial index `events_moderation`.
+    let moderation: Vec<(String, String)> = sqlx::query_as(
+        "SELECT player_id, event_type FROM events WHERE event_type IN ('PlayerBanned', 'PlayerUnbanned') \
+         AND player_id IN (SELECT value FROM json_each(?)) ORDER BY position",
+    )
+    .bind(serde_json::to_string(&players).expect("strings serialise"))
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(plan::banned_at_head(moderation))
 }
 
 #[derive(FromRow)]
@@ -229,11 +249,12 @@ impl LeaderboardStore for SqliteLeaderboard {
         .fetch_one(&mut *tx)
         .await?;
         let Some(to) = stands.continuing(since) else { return Ok(None) };
-        let rows: Vec<StandingRow> =
-            sqlx::query_as("SELECT player_id, display_name, score, reached_at FROM leaderboard WHERE changed_at > ?")
-                .bind(to_db(since.position))
-                .fetch_all(&mut *tx)
-                .await?;
+        let rows: Vec<StandingRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {STANDING_COLUMNS} FROM leaderboard WHERE changed_at > ?"
+        )))
+        .bind(to_db(since.position))
+        .fetch_all(&mut *tx)
+        .await?;
         tx.commit().await?;
         changes_from_rows(since, to, rows).map(Some)
     }
@@ -242,7 +263,7 @@ impl LeaderboardStore for SqliteLeaderboard {
         let mut tx = self.pools.read.begin().await?;
         let position = read_checkpoint(&mut tx).await?;
         let rows: Vec<StandingRow> =
-            sqlx::query_as("SELECT player_id, display_name, score, reached_at FROM leaderboard")
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {STANDING_COLUMNS} FROM leaderboard")))
                 .fetch_all(&mut *tx)
                 .await?;
         tx.commit().await?;
@@ -276,19 +297,29 @@ async fn fold_run(connection: &mut SqliteConnection, from: u64, run: &[StoredEve
     if run.is_empty() {
         return Ok(to);
     }
-    for delta in deltas_of(run)? {
+    let (events, players) = decode_run(run)?;
+    let rows: Vec<StandingRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {STANDING_COLUMNS} FROM leaderboard WHERE player_id IN (SELECT value FROM json_each(?))"
+    )))
+    .bind(serde_json::to_string(&players).expect("strings serialise"))
+    .fetch_all(&mut *connection)
+    .await?;
+    for standing in folded_onto(rows, &events)? {
         sqlx::query(
-            "INSERT INTO leaderboard (player_id, display_name, score, reached_at, changed_at) VALUES (?, ?, ?, ?, ?) \
+            "INSERT INTO leaderboard (player_id, display_name, score, reached_at, banned, changed_at) \
+             VALUES (?, ?, ?, ?, ?, ?) \
              ON CONFLICT (player_id) DO UPDATE SET \
-                 score = score + excluded.score, \
-                 reached_at = max(reached_at, excluded.reached_at), \
-                 display_name = coalesce(excluded.display_name, display_name), \
+                 score = excluded.score, \
+                 reached_at = excluded.reached_at, \
+                 display_name = excluded.display_name, \
+                 banned = excluded.banned, \
                  changed_at = excluded.changed_at",
         )
-        .bind(delta.player_id.as_str())
-        .bind(delta.name.as_ref().map(DisplayName::as_str))
-        .bind(to_db(delta.score))
-        .bind(to_db(delta.reached_at))
+        .bind(standing.player_id.as_str())
+        .bind(standing.name.as_ref().map(DisplayName::as_str))
+        .bind(to_db(standing.score))
+        .bind(to_db(standing.reached_at))
+        .bind(standing.banned)
         .bind(to_db(to))
         .execute(&mut *connection)
         .await?;

@@ -277,6 +277,57 @@ async fn changes_since_a_position_are_what_the_folds_after_it_touched(backend: i
     assert_eq!(read_model.changes_since(other_history).await.unwrap(), None, "another event at position 2");
 }
 
+fn moderation(player: &str, ban: bool) -> NewEvent {
+    let moderated = events::Moderated {
+        event_id: Uuid::now_v7(),
+        player_id: player.parse().unwrap(),
+        operator: "ops".parse().unwrap(),
+        reason: "conformance".parse().unwrap(),
+        recorded_at: time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap(),
+    };
+    let event = if ban { Event::PlayerBanned(moderated) } else { Event::PlayerUnbanned(moderated) };
+    NewEvent { event, claims_digest: None }
+}
+
+async fn a_ban_refuses_the_awards_after_it_in_append_order_and_hides_the_player(backend: impl Backend) {
+    let (log, read_model) = backend.open().await;
+    // Given alice and bob scored
+    log.append(&[awarded("alice", Uuid::new_v4(), 50), awarded("bob", Uuid::new_v4(), 20)]).await.unwrap();
+    // When one batch holds an award for alice, her ban, another award for her, and a second ban
+    let batch = [
+        awarded("alice", Uuid::new_v4(), 5),
+        moderation("alice", true),
+        awarded("alice", Uuid::new_v4(), 7),
+        moderation("alice", true),
+        moderation("bob", false),
+        awarded("bob", Uuid::new_v4(), 1),
+    ];
+    let outcomes = log.append(&batch).await.unwrap();
+    // Then what came before the ban counts, what came after it is refused and takes no position
+    assert_eq!(appended_position(&outcomes[0]), 3);
+    assert_eq!(appended_position(&outcomes[1]), 4);
+    assert_eq!(outcomes[2], AppendOutcome::Refused(store::Refusal::PlayerBanned));
+    assert_eq!(outcomes[3], AppendOutcome::Refused(store::Refusal::AlreadyBanned));
+    assert_eq!(outcomes[4], AppendOutcome::Refused(store::Refusal::NotBanned));
+    assert_eq!(appended_position(&outcomes[5]), 5);
+    // And a later batch still finds her banned
+    let later = log.append(&[awarded("alice", Uuid::new_v4(), 9)]).await.unwrap();
+    assert_eq!(later[0], AppendOutcome::Refused(store::Refusal::PlayerBanned));
+    assert_eq!(positions(&log).await, [1, 2, 3, 4, 5]);
+    // And the read model holds her score but puts her on no board
+    read_model.fold_next(100).await.unwrap();
+    let board = read_model.load().await.unwrap();
+    assert_eq!(board.len(), 1);
+    assert!(board.ranked("alice").is_none());
+    assert_eq!(board.standing_of("alice").map(|s| (s.score, s.banned)), Some((55, true)));
+    // Until she is unbanned, with her score back
+    let unban = log.append(&[moderation("alice", false), awarded("alice", Uuid::new_v4(), 1)]).await.unwrap();
+    assert_eq!(unban.iter().map(appended_position).collect::<Vec<_>>(), [6, 7]);
+    read_model.fold_next(100).await.unwrap();
+    let board = read_model.load().await.unwrap();
+    assert_eq!(board.ranked("alice").map(|r| (r.rank, r.standing.score)), Some((1, 56)));
+}
+
 fn ranking(board: &Board) -> BTreeMap<u64, events::Standing> {
     board.page(0, 100).into_iter().map(|r| (r.rank, r.standing.clone())).collect()
 }
@@ -307,6 +358,7 @@ macro_rules! every_case {
             the_read_model_folds_each_event_exactly_once,
             claims_the_log_contradicts_are_never_folded,
             changes_since_a_position_are_what_the_folds_after_it_touched,
+            a_ban_refuses_the_awards_after_it_in_append_order_and_hides_the_player,
         );
     };
 }

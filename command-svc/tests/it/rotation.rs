@@ -1,5 +1,5 @@
-//! Key rotation without downtime: `ACTION_KEYS_FILE` re-read on SIGHUP, over one connection
-//! held open across every reload.
+//! Key rotation without downtime: `ACTION_KEYS_FILE` and `ADMIN_TOKENS_FILE` re-read on
+//! SIGHUP, over one connection held open across every reload.
 
 use std::time::Duration;
 
@@ -100,4 +100,49 @@ async fn keys_rotate_on_sighup_without_dropping_a_connection() {
     .await;
     assert_eq!(post(&mut connection, &token_of("k2", SECOND)).await, 201, "the old keys stay");
     assert_eq!(post(&mut connection, &token_of("k1", FIRST)).await, 401);
+}
+
+#[tokio::test]
+async fn operators_credentials_rotate_on_sighup() {
+    const ALICE: &str = "alice-operator-secret-of-at-least-32-bytes";
+    const BOB: &str = "bob-operator-secret-of-at-least-32-bytes!";
+    let (db, stream) = (TestDb::new().await, TestStream::new());
+    let folder = tempfile::tempdir().unwrap();
+    let admin_file = folder.path().join("admin-tokens");
+    std::fs::write(&admin_file, format!("# operators\nalice={ALICE}\n")).unwrap();
+    let mut settings = testkit::command_settings(&db.url, &stream);
+    settings.push(("ADMIN_TOKENS_FILE", admin_file.display().to_string()));
+    let service = Process::start(env!("CARGO_BIN_EXE_command-svc"), &settings, "COMMAND_ADDR").await;
+    let client = reqwest::Client::new();
+    let toggle = async |secret: &str, player: &str| {
+        let response = client
+            .post(format!("{}/v1/admin/players/{player}/ban", service.url))
+            .bearer_auth(secret)
+            .json(&serde_json::json!({"reason": "rotation test"}))
+            .send()
+            .await
+            .unwrap();
+        response.status().as_u16()
+    };
+    assert_eq!(toggle(ALICE, "p1").await, 201);
+    assert_eq!(toggle(BOB, "p2").await, 401, "bob is not an operator yet");
+
+    // bob joins, alice leaves, in one reload
+    std::fs::write(&admin_file, format!("bob={BOB}\n")).unwrap();
+    let mut player = 2;
+    reload_until(&service, async || {
+        player += 1;
+        toggle(BOB, &format!("p{player}")).await == 201
+    })
+    .await;
+    assert_eq!(toggle(ALICE, "p100").await, 401, "a removed operator is refused from the reload on");
+
+    // A broken file is refused, and the operators in force stay
+    std::fs::write(&admin_file, "bob=short\n").unwrap();
+    reload_until(&service, async || {
+        let metrics = client.get(format!("{}/metrics", service.url)).send().await.unwrap().text().await.unwrap();
+        metrics.contains("trust_reloads_total{outcome=\"refused\"} 1")
+    })
+    .await;
+    assert_eq!(toggle(BOB, "p101").await, 201, "the operators in force stay");
 }

@@ -7,5 +7,6 @@ mod cluster;
 mod demo;
 mod distributed;
 mod embedded;
+mod moderation;
 mod openapi;
 mod support;

@@ -1,0 +1,158 @@
+//! Moderation: operators ban and unban players by appending events, through the same group
+//! commit as actions, so a ban and an action for the same player are ordered once, under the
+//! log's lock, and an action after the ban never counts.
+
+use std::fmt;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use events::{Event, KeySet, Moderated, Operator, PlayerId, Reason};
+use platform::Problem;
+use platform::client::ClientIp;
+use platform::openapi::PROBLEM_JSON;
+use platform::params::{NoParameters, Strict};
+use serde::{Deserialize, Serialize};
+use store::{AppendOutcome, NewEvent};
+use subtle::ConstantTimeEq as _;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::api::{ActionDesk, ActionError, json_object};
+
+/// The operators' credentials (`ADMIN_TOKENS`, `ADMIN_TOKENS_FILE`).
+#[derive(Clone)]
+pub struct Operators(KeySet);
+
+impl fmt::Debug for Operators {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.0.iter().map(|(name, _)| name)).finish()
+    }
+}
+
+impl Operators {
+    /// The operators of `credentials`: each name with its secret.
+    pub fn new(credentials: KeySet) -> Self {
+        Self(credentials)
+    }
+
+    /// The operator whose secret `headers` carry as `Authorization: Bearer <secret>`. Every
+    /// secret is compared, each in constant time, so the answer's timing tells nothing.
+    pub fn authenticate(&self, headers: &HeaderMap) -> Option<Operator> {
+        let presented = headers.get(header::AUTHORIZATION)?.as_bytes().strip_prefix(b"Bearer ")?;
+        let mut found = None;
+        for (name, secret) in self.0.iter() {
+            if bool::from(secret.expose().ct_eq(presented)) {
+                found = Operator::parse(name.as_str()).ok();
+            }
+        }
+        found
+    }
+}
+
+/// The body of a ban or unban.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModerationRequest {
+    /// Why (1–500 characters), kept in the log for auditors.
+    pub reason: String,
+}
+
+/// A moderation event, recorded.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ModerationRecorded {
+    /// The event's id.
+    pub event_id: Uuid,
+    /// Its position in the log: from here on the moderation holds.
+    pub position: u64,
+}
+
+/// Bans a player: appends `PlayerBanned`. From its position on the player is on no board, and
+/// an action for them is refused with `403 player_banned`.
+#[utoipa::path(post, path = "/v1/admin/players/{player_id}/ban", tag = "moderation",
+    params(("player_id" = String, Path, description = "The player to ban")),
+    request_body(content = ModerationRequest, content_type = "application/json"),
+    security(("operator" = [])),
+    responses(
+        (status = 201, description = "Banned", body = ModerationRecorded),
+        (status = 401, description = "No or a wrong operator credential (`unauthorized`)",
+            body = Problem, content_type = PROBLEM_JSON),
+        (status = 409, description = "The player is banned already (`already_banned`)",
+            body = Problem, content_type = PROBLEM_JSON),
+    ))]
+pub async fn ban(
+    State(desk): State<ActionDesk>,
+    ClientIp(client): ClientIp,
+    headers: HeaderMap,
+    player: Result<Path<String>, PathRejection>,
+    Strict(NoParameters {}): Strict<NoParameters>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<ModerationRecorded>), ActionError> {
+    moderate(&desk, client, &headers, player, body, Event::PlayerBanned).await
+}
+
+/// Unbans a player: appends `PlayerUnbanned`. Their score as it was is back on the boards.
+#[utoipa::path(post, path = "/v1/admin/players/{player_id}/unban", tag = "moderation",
+    params(("player_id" = String, Path, description = "The player to unban")),
+    request_body(content = ModerationRequest, content_type = "application/json"),
+    security(("operator" = [])),
+    responses(
+        (status = 201, description = "Unbanned", body = ModerationRecorded),
+        (status = 401, description = "No or a wrong operator credential (`unauthorized`)",
+            body = Problem, content_type = PROBLEM_JSON),
+        (status = 409, description = "The player is not banned (`not_banned`)",
+            body = Problem, content_type = PROBLEM_JSON),
+    ))]
+pub async fn unban(
+    State(desk): State<ActionDesk>,
+    ClientIp(client): ClientIp,
+    headers: HeaderMap,
+    player: Result<Path<String>, PathRejection>,
+    Strict(NoParameters {}): Strict<NoParameters>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<ModerationRecorded>), ActionError> {
+    moderate(&desk, client, &headers, player, body, Event::PlayerUnbanned).await
+}
+
+async fn moderate(
+    desk: &ActionDesk,
+    client: std::net::IpAddr,
+    headers: &HeaderMap,
+    player: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+    event: fn(Moderated) -> Event,
+) -> Result<(StatusCode, Json<ModerationRecorded>), ActionError> {
+    desk.limits.check_address(client).map_err(ActionError::RateLimited)?;
+    let operator = match &desk.trust.current().operators {
+        None => return Err(ActionError::Unauthorized("moderation is off: no ADMIN_TOKENS are configured")),
+        Some(operators) => operators
+            .authenticate(headers)
+            .ok_or(ActionError::Unauthorized("send an operator's secret as Authorization: Bearer <secret>"))?,
+    };
+    let Path(player) = player.map_err(|rejection| ActionError::InvalidRequest(rejection.body_text()))?;
+    let player_id = PlayerId::parse(player).map_err(|e| ActionError::InvalidRequest(e.to_string()))?;
+    let request: ModerationRequest = json_object(body, "{\"reason\": \"…\"}")?;
+    let reason = Reason::parse(request.reason).map_err(|e| ActionError::InvalidRequest(e.to_string()))?;
+    let moderated =
+        Moderated { event_id: Uuid::now_v7(), player_id, operator, reason, recorded_at: OffsetDateTime::now_utc() };
+    let outcome = desk.appender.append(NewEvent { event: event(moderated), claims_digest: None }).await?;
+    metrics::counter!("moderation_events_total", "outcome" => outcome_label(&outcome)).increment(1);
+    match outcome {
+        AppendOutcome::Appended(recorded) => Ok((
+            StatusCode::CREATED,
+            Json(ModerationRecorded { event_id: recorded.event.event_id(), position: recorded.position }),
+        )),
+        AppendOutcome::Refused(refusal) => Err(ActionError::Refused(refusal)),
+        AppendOutcome::AlreadyRecorded { .. } => Err(ActionError::Internal),
+    }
+}
+
+fn outcome_label(outcome: &AppendOutcome) -> &'static str {
+    match outcome {
+        AppendOutcome::Appended(_) => "appended",
+        AppendOutcome::Refused(_) => "refused",
+        AppendOutcome::AlreadyRecorded { .. } => "internal",
+    }
+}
