@@ -135,8 +135,7 @@ async fn moderate(
     let player_id = PlayerId::parse(player).map_err(|e| ActionError::InvalidRequest(e.to_string()))?;
     let request: ModerationRequest = json_object(body, "{\"reason\": \"…\"}")?;
     let reason = Reason::parse(request.reason).map_err(|e| ActionError::InvalidRequest(e.to_string()))?;
-    let moderated =
-        Moderated { event_id: Uuid::now_v7(), player_id, operator, reason, recorded_at: OffsetDateTime::now_utc() };
+    let moderated = Moderated::new(Uuid::now_v7(), player_id, operator, reason, OffsetDateTime::now_utc());
     let outcome = desk.appender.append(NewEvent { event: event(moderated), claims_digest: None }).await?;
     metrics::counter!("moderation_events_total", "outcome" => outcome_label(&outcome)).increment(1);
     match outcome {

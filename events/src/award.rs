@@ -27,7 +27,6 @@ pub fn award(
 ) -> Result<ScoreAwarded, AwardError> {
     let claims = &token.claims;
     let points = catalog.points(claims.act.as_str()).ok_or_else(|| AwardError::UnknownAction(claims.act.clone()))?;
-    let micros = recorded_at.microsecond();
     Ok(ScoreAwarded {
         event_id,
         action_id: claims.jti,
@@ -37,7 +36,7 @@ pub fn award(
         points,
         token_issued_at: claims.iat,
         key_id: token.kid.clone(),
-        recorded_at: recorded_at.replace_microsecond(micros).expect("microseconds stay in range"),
+        recorded_at: crate::event::stored_precision(recorded_at),
     })
 }
 

@@ -50,6 +50,26 @@ pub struct Moderated {
     pub recorded_at: OffsetDateTime,
 }
 
+impl Moderated {
+    /// `operator` moderating `player_id` for `reason`, recorded at `recorded_at` (truncated to
+    /// microseconds, the precision the stores keep).
+    pub fn new(
+        event_id: Uuid,
+        player_id: PlayerId,
+        operator: Operator,
+        reason: Reason,
+        recorded_at: OffsetDateTime,
+    ) -> Self {
+        Self { event_id, player_id, operator, reason, recorded_at: stored_precision(recorded_at) }
+    }
+}
+
+/// `time` truncated to microseconds: what the stores keep, so an event's payload and its row
+/// agree to the digit.
+pub fn stored_precision(time: OffsetDateTime) -> OffsetDateTime {
+    time.replace_microsecond(time.microsecond()).expect("microseconds stay in range")
+}
+
 /// Any event of the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -271,6 +291,23 @@ mod tests {
         assert!(matches!(Event::decode("Other", 1, payload.as_bytes()), Err(DecodeError::Unknown { .. })));
         let bad = payload.replace("\"points\":10", "\"points\":0");
         assert!(matches!(Event::decode("ScoreAwarded", 1, bad.as_bytes()), Err(DecodeError::Payload { .. })));
+    }
+
+    #[test]
+    fn moderation_is_recorded_to_the_microsecond_and_reads_back() {
+        let at = datetime!(2026-11-23 13:28:37.513107329 UTC);
+        let banned = Event::PlayerBanned(Moderated::new(
+            Uuid::now_v7(),
+            "alice".parse().unwrap(),
+            "ada".parse().unwrap(),
+            "speed hack".parse().unwrap(),
+            at,
+        ));
+        assert!(banned.encode().contains(r#""recorded_at":"2026-11-23T13:28:37.513107Z""#), "{}", banned.encode());
+        assert_eq!(Event::decode("PlayerBanned", 1, banned.encode().as_bytes()).unwrap(), banned);
+        assert!(Event::decode("PlayerUnbanned", 1, banned.encode().as_bytes()).is_ok());
+        let json = serde_json::to_value(RecordedEvent { position: 3, event: banned }).unwrap();
+        assert_eq!((json["type"].as_str(), json["data"]["operator"].as_str()), (Some("PlayerBanned"), Some("ada")));
     }
 
     #[test]
