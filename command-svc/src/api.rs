@@ -66,6 +66,8 @@ pub struct ActionDesk {
     pub limits: RateLimits,
     /// The group-commit appender.
     pub appender: Appender,
+    /// What moderation reads from the log.
+    pub history: crate::moderation::History,
 }
 
 /// The body of `POST /v1/actions`.
@@ -131,6 +133,15 @@ pub enum ActionError {
     /// The action id was recorded before with other claims.
     #[error("action {0} was already recorded with different claims")]
     Conflict(Uuid),
+    /// A revocation names no award of the log.
+    #[error("no award has event id {0}")]
+    UnknownAward(Uuid),
+    /// A revocation names a player without events.
+    #[error("player {0:?} has no events")]
+    UnknownPlayer(String),
+    /// The event log could not be read.
+    #[error("reading the event log")]
+    Store(#[from] store::StoreError),
     /// No or a wrong operator credential on a moderation request.
     #[error("{0}")]
     Unauthorized(&'static str),
@@ -167,6 +178,11 @@ impl ActionError {
             Self::Award(_) => "unknown_action",
             Self::Conflict(_) => "action_conflict",
             Self::Unauthorized(_) => "unauthorized",
+            Self::UnknownAward(_) => "unknown_award",
+            Self::UnknownPlayer(_) => "unknown_player",
+            Self::Store(error) if error.is_unavailable() => "unavailable",
+            Self::Store(_) => "internal",
+            Self::Refused(store::Refusal::AlreadyRevoked) => "already_revoked",
             Self::Refused(store::Refusal::PlayerBanned) => "player_banned",
             Self::Refused(store::Refusal::AlreadyBanned) => "already_banned",
             Self::Refused(store::Refusal::NotBanned) => "not_banned",
@@ -195,6 +211,16 @@ impl From<ActionError> for Problem {
             }
             ActionError::Unauthorized(_) => {
                 Problem::new(StatusCode::UNAUTHORIZED, code, "An operator's credential is required").with_detail(detail)
+            }
+            ActionError::UnknownAward(_) | ActionError::UnknownPlayer(_) => {
+                Problem::new(StatusCode::NOT_FOUND, code, "Nothing to take back").with_detail(detail)
+            }
+            ActionError::Store(error) if error.is_unavailable() => {
+                Problem::unavailable("the event log cannot be reached; retrying is safe")
+            }
+            ActionError::Store(error) => {
+                tracing::error!(error.message = %error, error.chain = ?error, "reading the event log failed");
+                Problem::internal()
             }
             ActionError::Refused(store::Refusal::PlayerBanned) => {
                 Problem::new(StatusCode::FORBIDDEN, code, "The player is banned").with_detail(detail)

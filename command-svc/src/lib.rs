@@ -43,6 +43,7 @@ pub fn routes(desk: ActionDesk, body_limit: usize) -> Router {
         .route("/v1/actions", post(api::submit_action))
         .route("/v1/admin/players/{player_id}/ban", post(moderation::ban))
         .route("/v1/admin/players/{player_id}/unban", post(moderation::unban))
+        .route("/v1/admin/revocations", post(moderation::revoke))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(desk)
 }
@@ -50,7 +51,7 @@ pub fn routes(desk: ActionDesk, body_limit: usize) -> Router {
 /// The routes of [`routes`], described.
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(api::submit_action, moderation::ban, moderation::unban),
+    paths(api::submit_action, moderation::ban, moderation::unban, moderation::revoke),
     modifiers(&OperatorCredential)
 )]
 pub struct Routes;
@@ -118,11 +119,13 @@ pub fn command_side<S: EventStore>(
     committed: Arc<Notify>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<(ActionDesk, Background)> {
+    let history = moderation::History::of(log.clone());
     let (appender, group_commit) =
         Appender::spawn(log, append.append_batch_max, append.append_queue_max, append.append_timeout, committed);
     let rate_limits = RateLimits::new(limits.rate_limit_per_address, limits.rate_limit_per_player);
     let housekeeping = tokio::spawn(forget_idle_clients(rate_limits.clone(), shutdown.clone()));
-    let desk = ActionDesk { trust: TrustInForce::new(trust), policy: tokens.policy(), limits: rate_limits, appender };
+    let desk =
+        ActionDesk { trust: TrustInForce::new(trust), policy: tokens.policy(), limits: rate_limits, appender, history };
     Ok((desk, Background { group_commit, housekeeping, relay: None }))
 }
 

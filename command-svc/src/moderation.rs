@@ -1,21 +1,25 @@
-//! Moderation: operators ban and unban players by appending events, through the same group
-//! commit as actions, so a ban and an action for the same player are ordered once, under the
-//! log's lock, and an action after the ban never counts.
+//! Moderation: operators ban and unban players and take back points by appending events,
+//! through the same group commit as actions, so a ban and an action for the same player are
+//! ordered once, under the log's lock, and an action after the ban never counts.
 
 use std::fmt;
+use std::sync::Arc;
+
+use futures::FutureExt as _;
+use futures::future::BoxFuture;
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use events::{Event, KeySet, Moderated, Operator, PlayerId, Reason};
+use events::{Event, KeySet, Moderated, Operator, PlayerId, Reason, RevokedAward, ScoreRevoked};
 use platform::Problem;
 use platform::client::ClientIp;
 use platform::openapi::PROBLEM_JSON;
 use platform::params::{NoParameters, Strict};
 use serde::{Deserialize, Serialize};
-use store::{AppendOutcome, NewEvent};
+use store::{AppendOutcome, EventStore, NewEvent, StoreError};
 use subtle::ConstantTimeEq as _;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -49,6 +53,33 @@ impl Operators {
             }
         }
         found
+    }
+}
+
+/// What moderation reads from the log before it appends: the award a revocation names, and
+/// whether a player has any event.
+#[derive(Clone)]
+pub struct History(Arc<dyn Reads>);
+
+trait Reads: Send + Sync {
+    fn event(&self, event_id: Uuid) -> BoxFuture<'_, Result<Option<events::RecordedEvent>, StoreError>>;
+    fn knows(&self, player: PlayerId) -> BoxFuture<'_, Result<bool, StoreError>>;
+}
+
+impl<S: EventStore> Reads for S {
+    fn event(&self, event_id: Uuid) -> BoxFuture<'_, Result<Option<events::RecordedEvent>, StoreError>> {
+        async move { self.read_event(event_id).await?.map(|stored| stored.decoded()).transpose() }.boxed()
+    }
+
+    fn knows(&self, player: PlayerId) -> BoxFuture<'_, Result<bool, StoreError>> {
+        async move { Ok(!self.read_player(player.as_str(), 0, 1).await?.is_empty()) }.boxed()
+    }
+}
+
+impl History {
+    /// Reads from `log`.
+    pub fn of<S: EventStore>(log: S) -> Self {
+        Self(Arc::new(log))
     }
 }
 
@@ -116,6 +147,84 @@ pub async fn unban(
     moderate(&desk, client, &headers, player, body, Event::PlayerUnbanned).await
 }
 
+/// The body of a revocation: an award's `event_id` or a `player_id`, and a reason.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevocationRequest {
+    /// The `ScoreAwarded` event to take back.
+    pub event_id: Option<Uuid>,
+    /// The player whose points so far are all taken back.
+    pub player_id: Option<String>,
+    /// Why (1–500 characters), kept in the log for auditors.
+    pub reason: String,
+}
+
+/// Takes back points: appends `ScoreRevoked` for one award (`event_id`) or for all of a
+/// player's points so far (`player_id`).
+#[utoipa::path(post, path = "/v1/admin/revocations", tag = "moderation",
+    request_body(content = RevocationRequest, content_type = "application/json"),
+    security(("operator" = [])),
+    responses(
+        (status = 201, description = "Taken back", body = ModerationRecorded),
+        (status = 401, description = "No or a wrong operator credential (`unauthorized`)",
+            body = Problem, content_type = PROBLEM_JSON),
+        (status = 404, description = "No such award (`unknown_award`) or player (`unknown_player`)",
+            body = Problem, content_type = PROBLEM_JSON),
+        (status = 409, description = "The award was taken back already (`already_revoked`)",
+            body = Problem, content_type = PROBLEM_JSON),
+    ))]
+pub async fn revoke(
+    State(desk): State<ActionDesk>,
+    ClientIp(client): ClientIp,
+    headers: HeaderMap,
+    Strict(NoParameters {}): Strict<NoParameters>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<ModerationRecorded>), ActionError> {
+    let operator = authorize(&desk, client, &headers)?;
+    let request: RevocationRequest =
+        json_object(body, "{\"event_id\": \"…\", \"reason\": \"…\"} or {\"player_id\": \"…\", \"reason\": \"…\"}")?;
+    let reason = Reason::parse(request.reason).map_err(|e| ActionError::InvalidRequest(e.to_string()))?;
+    let history = &desk.history.0;
+    let (player_id, award) = match (request.event_id, request.player_id) {
+        (Some(event_id), None) => {
+            match history.event(event_id).await?.map(|recorded| (recorded.position, recorded.event)) {
+                Some((position, Event::ScoreAwarded(award))) => {
+                    (award.player_id, Some(RevokedAward { event_id, position, points: award.points }))
+                }
+                _ => return Err(ActionError::UnknownAward(event_id)),
+            }
+        }
+        (None, Some(player)) => {
+            let player = PlayerId::parse(player).map_err(|e| ActionError::InvalidRequest(e.to_string()))?;
+            if !history.knows(player.clone()).await? {
+                return Err(ActionError::UnknownPlayer(player.to_string()));
+            }
+            (player, None)
+        }
+        _ => return Err(ActionError::InvalidRequest("name exactly one of event_id and player_id".into())),
+    };
+    let revoked = ScoreRevoked {
+        event_id: Uuid::now_v7(),
+        player_id,
+        award,
+        operator,
+        reason,
+        recorded_at: events::event::stored_precision(OffsetDateTime::now_utc()),
+    };
+    append(&desk, Event::ScoreRevoked(revoked)).await
+}
+
+/// The operator named by `headers`, once the client's address has budget left.
+fn authorize(desk: &ActionDesk, client: std::net::IpAddr, headers: &HeaderMap) -> Result<Operator, ActionError> {
+    desk.limits.check_address(client).map_err(ActionError::RateLimited)?;
+    match &desk.trust.current().operators {
+        None => Err(ActionError::Unauthorized("moderation is off: no ADMIN_TOKENS are configured")),
+        Some(operators) => operators
+            .authenticate(headers)
+            .ok_or(ActionError::Unauthorized("send an operator's secret as Authorization: Bearer <secret>")),
+    }
+}
+
 async fn moderate(
     desk: &ActionDesk,
     client: std::net::IpAddr,
@@ -124,19 +233,18 @@ async fn moderate(
     body: Result<Bytes, BytesRejection>,
     event: fn(Moderated) -> Event,
 ) -> Result<(StatusCode, Json<ModerationRecorded>), ActionError> {
-    desk.limits.check_address(client).map_err(ActionError::RateLimited)?;
-    let operator = match &desk.trust.current().operators {
-        None => return Err(ActionError::Unauthorized("moderation is off: no ADMIN_TOKENS are configured")),
-        Some(operators) => operators
-            .authenticate(headers)
-            .ok_or(ActionError::Unauthorized("send an operator's secret as Authorization: Bearer <secret>"))?,
-    };
+    let operator = authorize(desk, client, headers)?;
     let Path(player) = player.map_err(|rejection| ActionError::InvalidRequest(rejection.body_text()))?;
     let player_id = PlayerId::parse(player).map_err(|e| ActionError::InvalidRequest(e.to_string()))?;
     let request: ModerationRequest = json_object(body, "{\"reason\": \"…\"}")?;
     let reason = Reason::parse(request.reason).map_err(|e| ActionError::InvalidRequest(e.to_string()))?;
     let moderated = Moderated::new(Uuid::now_v7(), player_id, operator, reason, OffsetDateTime::now_utc());
-    let outcome = desk.appender.append(NewEvent { event: event(moderated), claims_digest: None }).await?;
+    append(desk, event(moderated)).await
+}
+
+/// Appends a moderation event through the group commit.
+async fn append(desk: &ActionDesk, event: Event) -> Result<(StatusCode, Json<ModerationRecorded>), ActionError> {
+    let outcome = desk.appender.append(NewEvent { event, claims_digest: None }).await?;
     metrics::counter!("moderation_events_total", "outcome" => outcome_label(&outcome)).increment(1);
     match outcome {
         AppendOutcome::Appended(recorded) => Ok((

@@ -70,6 +70,38 @@ pub fn stored_precision(time: OffsetDateTime) -> OffsetDateTime {
     time.replace_microsecond(time.microsecond()).expect("microseconds stay in range")
 }
 
+/// An operator took back points: one award's, or all of a player's so far.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ScoreRevoked {
+    /// This event's id, a UUIDv7.
+    pub event_id: Uuid,
+    /// The player whose points are taken back.
+    pub player_id: PlayerId,
+    /// The award taken back; absent when all of the player's points so far are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub award: Option<RevokedAward>,
+    /// The operator who did it.
+    pub operator: Operator,
+    /// Why.
+    pub reason: Reason,
+    /// When the command service recorded the event (microsecond precision).
+    #[serde(with = "time::serde::rfc3339")]
+    pub recorded_at: OffsetDateTime,
+}
+
+/// The award a [`ScoreRevoked`] takes back, as the log holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RevokedAward {
+    /// The `ScoreAwarded` event's id.
+    pub event_id: Uuid,
+    /// Its position in the log.
+    pub position: u64,
+    /// The points it gave.
+    pub points: Points,
+}
+
 /// Any event of the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -79,6 +111,8 @@ pub enum Event {
     PlayerBanned(Moderated),
     /// A banned player is back, with the score they had.
     PlayerUnbanned(Moderated),
+    /// Points taken back.
+    ScoreRevoked(ScoreRevoked),
 }
 
 /// Why stored bytes could not be read back as an event.
@@ -112,6 +146,7 @@ impl Event {
             Self::ScoreAwarded(_) => "ScoreAwarded",
             Self::PlayerBanned(_) => "PlayerBanned",
             Self::PlayerUnbanned(_) => "PlayerUnbanned",
+            Self::ScoreRevoked(_) => "ScoreRevoked",
         }
     }
 
@@ -125,6 +160,7 @@ impl Event {
         match self {
             Self::ScoreAwarded(e) => e.event_id,
             Self::PlayerBanned(e) | Self::PlayerUnbanned(e) => e.event_id,
+            Self::ScoreRevoked(e) => e.event_id,
         }
     }
 
@@ -132,7 +168,7 @@ impl Event {
     pub fn action_id(&self) -> Option<Uuid> {
         match self {
             Self::ScoreAwarded(e) => Some(e.action_id),
-            Self::PlayerBanned(_) | Self::PlayerUnbanned(_) => None,
+            Self::PlayerBanned(_) | Self::PlayerUnbanned(_) | Self::ScoreRevoked(_) => None,
         }
     }
 
@@ -141,6 +177,7 @@ impl Event {
         match self {
             Self::ScoreAwarded(e) => &e.player_id,
             Self::PlayerBanned(e) | Self::PlayerUnbanned(e) => &e.player_id,
+            Self::ScoreRevoked(e) => &e.player_id,
         }
     }
 
@@ -149,6 +186,7 @@ impl Event {
         match self {
             Self::ScoreAwarded(e) => e.recorded_at,
             Self::PlayerBanned(e) | Self::PlayerUnbanned(e) => e.recorded_at,
+            Self::ScoreRevoked(e) => e.recorded_at,
         }
     }
 
@@ -157,6 +195,7 @@ impl Event {
         match self {
             Self::ScoreAwarded(e) => serde_json::to_string(e),
             Self::PlayerBanned(e) | Self::PlayerUnbanned(e) => serde_json::to_string(e),
+            Self::ScoreRevoked(e) => serde_json::to_string(e),
         }
         .expect("events always serialise")
     }
@@ -168,6 +207,7 @@ impl Event {
             ("ScoreAwarded", 1) => serde_json::from_slice(payload).map(Self::ScoreAwarded).map_err(invalid),
             ("PlayerBanned", 1) => serde_json::from_slice(payload).map(Self::PlayerBanned).map_err(invalid),
             ("PlayerUnbanned", 1) => serde_json::from_slice(payload).map(Self::PlayerUnbanned).map_err(invalid),
+            ("ScoreRevoked", 1) => serde_json::from_slice(payload).map(Self::ScoreRevoked).map_err(invalid),
             _ => Err(DecodeError::Unknown { event_type: event_type.to_string(), version }),
         }
     }
@@ -199,6 +239,7 @@ impl Serialize for RecordedEvent {
             Event::PlayerBanned(data) | Event::PlayerUnbanned(data) => {
                 Wire { position, event_type, version, data }.serialize(serializer)
             }
+            Event::ScoreRevoked(data) => Wire { position, event_type, version, data }.serialize(serializer),
         }
     }
 }
@@ -209,7 +250,7 @@ mod openapi {
     use utoipa::openapi::{KnownFormat, Ref, RefOr, SchemaFormat};
     use utoipa::{PartialSchema, ToSchema};
 
-    use super::{Moderated, RecordedEvent, ScoreAwarded};
+    use super::{Moderated, RecordedEvent, ScoreAwarded, ScoreRevoked};
 
     impl PartialSchema for RecordedEvent {
         fn schema() -> RefOr<Schema> {
@@ -236,6 +277,7 @@ mod openapi {
                 .item(variant("ScoreAwarded", Ref::from_schema_name(ScoreAwarded::name()).into()))
                 .item(variant("PlayerBanned", Ref::from_schema_name(Moderated::name()).into()))
                 .item(variant("PlayerUnbanned", Ref::from_schema_name(Moderated::name()).into()))
+                .item(variant("ScoreRevoked", Ref::from_schema_name(ScoreRevoked::name()).into()))
                 .into()
         }
     }
@@ -246,6 +288,8 @@ mod openapi {
             <ScoreAwarded as ToSchema>::schemas(schemas);
             schemas.push((Moderated::name().into(), Moderated::schema()));
             <Moderated as ToSchema>::schemas(schemas);
+            schemas.push((ScoreRevoked::name().into(), ScoreRevoked::schema()));
+            <ScoreRevoked as ToSchema>::schemas(schemas);
         }
     }
 }

@@ -5,6 +5,8 @@
 //! - A player's score is the sum of the points of their events.
 //! - A player "reached" their score at the position of their latest award.
 //! - A banned player is on no board from their ban on; unbanned, they are back with their score.
+//! - A revocation takes back one award's points, or all of a player's so far; the player
+//!   reached their new score at the revocation.
 //! - Ranking is total: higher score first; on equal score, whoever reached it first (smaller
 //!   position) ranks higher. Ranks are 1, 2, 3… with no ties.
 
@@ -50,6 +52,14 @@ impl Standing {
             }
             Event::PlayerBanned(_) => self.banned = true,
             Event::PlayerUnbanned(_) => self.banned = false,
+            // Taking points back is a new score, reached now.
+            Event::ScoreRevoked(event) => {
+                self.score = match event.award {
+                    Some(award) => self.score.saturating_sub(u64::from(award.points.get())),
+                    None => 0,
+                };
+                self.reached_at = recorded.position;
+            }
         }
     }
 

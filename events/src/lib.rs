@@ -14,7 +14,7 @@ pub mod token;
 
 pub use award::{AwardError, award};
 pub use catalog::{ActionCatalog, CatalogError};
-pub use event::{DecodeError, Event, Moderated, RecordedEvent, ScoreAwarded};
+pub use event::{DecodeError, Event, Moderated, RecordedEvent, RevokedAward, ScoreAwarded, ScoreRevoked};
 pub use ids::{ActionName, DisplayName, IdError, KeyId, Operator, PlayerId, Points, Reason};
 pub use keys::{KeyError, KeySecret, KeySet};
 pub use leaderboard::{Behind, Board, BoardChange, RankKey, Ranked, Standing};

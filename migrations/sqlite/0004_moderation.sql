@@ -2,4 +2,4 @@
 ALTER TABLE leaderboard ADD COLUMN banned INTEGER NOT NULL DEFAULT 0;
 
 CREATE INDEX events_moderation ON events (player_id, position)
-    WHERE event_type IN ('PlayerBanned', 'PlayerUnbanned');
+    WHERE event_type IN ('PlayerBanned', 'PlayerUnbanned', 'ScoreRevoked');

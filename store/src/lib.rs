@@ -58,6 +58,9 @@ pub enum Refusal {
     /// An unban of a player who is not banned.
     #[error("the player is not banned")]
     NotBanned,
+    /// A revocation of an award already taken back (by itself, or with all of its player's).
+    #[error("the award was taken back already")]
+    AlreadyRevoked,
 }
 
 /// An event as the log stores it: position, identity, and the exact payload bytes.
@@ -177,6 +180,9 @@ pub trait EventStore: Clone + Send + Sync + 'static {
 
     /// Up to `limit` events after position `after`, in order.
     fn read_after(&self, after: u64, limit: u32) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
+
+    /// The event with id `event_id`, if the log holds it.
+    fn read_event(&self, event_id: Uuid) -> impl Future<Output = Result<Option<StoredEvent>, StoreError>> + Send;
 
     /// Up to `limit` of one player's events after position `after`, in order.
     fn read_player(

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use events::{Event, RecordedEvent};
+use events::{Event, RecordedEvent, ScoreRevoked};
 use uuid::Uuid;
 
 use crate::{AppendOutcome, Claim, NewEvent, Refusal, StoreError, StoredEvent};
@@ -110,35 +110,78 @@ fn outcomes(
         .collect()
 }
 
-/// Which of the players named in `moderation` (their `(player, event type)` moderation events,
-/// in log order) are banned at the log's head.
-pub(crate) fn banned_at_head(moderation: Vec<(String, String)>) -> HashSet<String> {
-    let mut banned = HashSet::new();
-    for (player, event_type) in moderation {
-        if event_type == "PlayerBanned" {
-            banned.insert(player);
-        } else {
-            banned.remove(&player);
-        }
-    }
-    banned
+/// What moderation says of some players at the log's head: who is banned, which awards were
+/// taken back, and where all of a player's points were last taken back.
+#[derive(Debug, Default)]
+pub(crate) struct Moderation {
+    banned: HashSet<String>,
+    revoked: HashSet<Uuid>,
+    cleared: HashMap<String, u64>,
 }
 
-/// Decides, in batch order and starting from who is `banned` at the head, which of `fresh` the
-/// log refuses: an award for a banned player, a ban of a banned player, an unban of a player who
-/// is not banned. This runs under the log's append lock, so a ban and an award for the same
-/// player are ordered here once and for all: an award after the ban never counts.
-pub(crate) fn admit(fresh: &[&NewEvent], mut banned: HashSet<String>) -> HashMap<Uuid, Refusal> {
-    let mut refused = HashMap::new();
-    for new in fresh {
-        let player = new.event.player_id().as_str();
-        let refusal = match &new.event {
-            Event::ScoreAwarded(_) => banned.contains(player).then_some(Refusal::PlayerBanned),
-            Event::PlayerBanned(_) => (!banned.insert(player.to_string())).then_some(Refusal::AlreadyBanned),
-            Event::PlayerUnbanned(_) => (!banned.remove(player)).then_some(Refusal::NotBanned),
+impl Moderation {
+    /// The moderation that `events` (the moderation events of some players, in log order) make.
+    pub(crate) fn of(events: &[RecordedEvent]) -> Self {
+        let mut moderation = Self::default();
+        for recorded in events {
+            moderation.apply(&recorded.event, recorded.position);
+        }
+        moderation
+    }
+
+    /// Whether the log refuses `event`, were it appended at `position`; if not, takes it in.
+    fn admit(&mut self, event: &Event, position: u64) -> Option<Refusal> {
+        let player = event.player_id().as_str();
+        let refusal = match event {
+            Event::ScoreAwarded(_) => self.banned.contains(player).then_some(Refusal::PlayerBanned),
+            Event::PlayerBanned(_) => self.banned.contains(player).then_some(Refusal::AlreadyBanned),
+            Event::PlayerUnbanned(_) => (!self.banned.contains(player)).then_some(Refusal::NotBanned),
+            Event::ScoreRevoked(ScoreRevoked { award: Some(award), .. }) => {
+                let cleared_after = self.cleared.get(player).is_some_and(|&at| at > award.position);
+                (self.revoked.contains(&award.event_id) || cleared_after).then_some(Refusal::AlreadyRevoked)
+            }
+            Event::ScoreRevoked(ScoreRevoked { award: None, .. }) => None,
         };
-        if let Some(refusal) = refusal {
-            refused.insert(new.event.event_id(), refusal);
+        if refusal.is_none() {
+            self.apply(event, position);
+        }
+        refusal
+    }
+
+    fn apply(&mut self, event: &Event, position: u64) {
+        let player = event.player_id().to_string();
+        match event {
+            Event::ScoreAwarded(_) => {}
+            Event::PlayerBanned(_) => {
+                self.banned.insert(player);
+            }
+            Event::PlayerUnbanned(_) => {
+                self.banned.remove(&player);
+            }
+            Event::ScoreRevoked(ScoreRevoked { award: Some(award), .. }) => {
+                self.revoked.insert(award.event_id);
+            }
+            Event::ScoreRevoked(ScoreRevoked { award: None, .. }) => {
+                self.cleared.insert(player, position);
+            }
+        }
+    }
+}
+
+/// Decides, in batch order and starting from the `moderation` at the head, which of `fresh` the
+/// log refuses: an award for a banned player, a ban of a banned player, an unban of a player who
+/// is not banned, a revocation of an award already taken back. This runs under the log's append
+/// lock, so a ban and an award for the same player are ordered here once and for all: an award
+/// after the ban never counts.
+pub(crate) fn admit(fresh: &[&NewEvent], head: u64, mut moderation: Moderation) -> HashMap<Uuid, Refusal> {
+    let mut refused = HashMap::new();
+    let mut position = head;
+    for new in fresh {
+        match moderation.admit(&new.event, position + 1) {
+            Some(refusal) => {
+                refused.insert(new.event.event_id(), refusal);
+            }
+            None => position += 1,
         }
     }
     refused

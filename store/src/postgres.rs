@@ -63,7 +63,7 @@ impl PgEventLog {
     async fn attempt(&self, fresh: Vec<&NewEvent>, wanted: Vec<Uuid>) -> Result<Attempt, StoreError> {
         let mut tx = self.pool.begin().await?;
         let head = if fresh.is_empty() { 0 } else { lock_head(&mut tx).await? };
-        let refused = plan::admit(&fresh, banned_among(&mut tx, plan::players_of(&fresh)).await?);
+        let refused = plan::admit(&fresh, head, moderation_of(&mut tx, plan::players_of(&fresh)).await?);
         let admitted: Vec<&NewEvent> =
             fresh.into_iter().filter(|new| !refused.contains_key(&new.event.event_id())).collect();
         let inserted = insert_at(&mut tx, head, &admitted).await?;
@@ -99,6 +99,14 @@ impl EventStore for PgEventLog {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(StoredEvent::from).collect())
+    }
+
+    async fn read_event(&self, event_id: Uuid) -> Result<Option<StoredEvent>, StoreError> {
+        let row: Option<EventRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT_EVENT} WHERE event_id = $1")))
+            .bind(event_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(StoredEvent::from))
     }
 
     async fn read_player(&self, player_id: &str, after: u64, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
@@ -169,23 +177,24 @@ async fn insert_at(
     .await?)
 }
 
-/// Which of `players` are banned at the head (read under the log's append lock).
-async fn banned_among(
+/// The moderation of `players` at the head (read under the log's append lock).
+async fn moderation_of(
     tx: &mut Transaction<'_, Postgres>,
     players: Vec<String>,
-) -> Result<std::collections::HashSet<String>, StoreError> {
+) -> Result<plan::Moderation, StoreError> {
     if players.is_empty() {
-        return Ok(Default::default());
+        return Ok(plan::Moderation::default());
     }
     // The types are literals, so the planner can use the partial index `events_moderation`.
-    let moderation: Vec<(String, String)> = sqlx::query_as(
-        "SELECT player_id, event_type FROM events \
-         WHERE event_type IN ('PlayerBanned', 'PlayerUnbanned') AND player_id = ANY($1) ORDER BY position",
-    )
+    let rows: Vec<EventRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{SELECT_EVENT} WHERE event_type IN ('PlayerBanned', 'PlayerUnbanned', 'ScoreRevoked') \
+         AND player_id = ANY($1) ORDER BY position"
+    )))
     .bind(players)
     .fetch_all(&mut **tx)
     .await?;
-    Ok(plan::banned_at_head(moderation))
+    let events = rows.into_iter().map(|row| StoredEvent::from(row).decoded()).collect::<Result<Vec<_>, _>>()?;
+    Ok(plan::Moderation::of(&events))
 }
 
 /// Moves the head and wakes every listener of [`LOG_CHANNEL`] (delivered at commit).

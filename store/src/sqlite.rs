@@ -68,7 +68,7 @@ impl SqliteEventLog {
         let mut tx = self.pools.write.begin_with("BEGIN IMMEDIATE").await?;
         let head: i64 = sqlx::query_scalar("SELECT position FROM event_log_head").fetch_one(&mut *tx).await?;
         let head = from_db(head);
-        let refused = plan::admit(&fresh, banned_among(&mut tx, plan::players_of(&fresh)).await?);
+        let refused = plan::admit(&fresh, head, moderation_of(&mut tx, plan::players_of(&fresh)).await?);
         let admitted: Vec<&NewEvent> =
             fresh.into_iter().filter(|new| !refused.contains_key(&new.event.event_id())).collect();
         let mut inserted = 0;
@@ -122,20 +122,21 @@ async fn insert_at(
     Ok(insert.build_query_scalar().fetch_all(&mut **tx).await?)
 }
 
-/// Which of `players` are banned at the head (read inside the write transaction).
-async fn banned_among(tx: &mut Transaction<'_, Sqlite>, players: Vec<String>) -> Result<HashSet<String>, StoreError> {
+/// The moderation of `players` at the head (read inside the write transaction).
+async fn moderation_of(tx: &mut Transaction<'_, Sqlite>, players: Vec<String>) -> Result<plan::Moderation, StoreError> {
     if players.is_empty() {
-        return Ok(HashSet::new());
+        return Ok(plan::Moderation::default());
     }
     // The types are literals, so SQLite can use the partial index `events_moderation`.
-    let moderation: Vec<(String, String)> = sqlx::query_as(
-        "SELECT player_id, event_type FROM events WHERE event_type IN ('PlayerBanned', 'PlayerUnbanned') \
-         AND player_id IN (SELECT value FROM json_each(?)) ORDER BY position",
-    )
+    let rows: Vec<EventRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{SELECT_EVENT} WHERE event_type IN ('PlayerBanned', 'PlayerUnbanned', 'ScoreRevoked') \
+         AND player_id IN (SELECT value FROM json_each(?)) ORDER BY position"
+    )))
     .bind(serde_json::to_string(&players).expect("strings serialise"))
     .fetch_all(&mut **tx)
     .await?;
-    Ok(plan::banned_at_head(moderation))
+    let events = rows.into_iter().map(|row| StoredEvent::from(row).decoded()).collect::<Result<Vec<_>, _>>()?;
+    Ok(plan::Moderation::of(&events))
 }
 
 #[derive(FromRow)]
@@ -178,6 +179,14 @@ impl EventStore for SqliteEventLog {
                 .fetch_all(&self.pools.read)
                 .await?;
         Ok(rows.into_iter().map(StoredEvent::from).collect())
+    }
+
+    async fn read_event(&self, event_id: Uuid) -> Result<Option<StoredEvent>, StoreError> {
+        let row: Option<EventRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT_EVENT} WHERE event_id = ?")))
+            .bind(event_id)
+            .fetch_optional(&self.pools.read)
+            .await?;
+        Ok(row.map(StoredEvent::from))
     }
 
     async fn read_player(&self, player_id: &str, after: u64, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {

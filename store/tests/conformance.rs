@@ -328,6 +328,51 @@ async fn a_ban_refuses_the_awards_after_it_in_append_order_and_hides_the_player(
     assert_eq!(board.ranked("alice").map(|r| (r.rank, r.standing.score)), Some((1, 56)));
 }
 
+fn revocation(player: &str, award: Option<(&NewEvent, u64)>) -> NewEvent {
+    let award = award.map(|(new, position)| {
+        let Event::ScoreAwarded(awarded) = &new.event else { panic!("not an award") };
+        events::RevokedAward { event_id: awarded.event_id, position, points: awarded.points }
+    });
+    let revoked = events::ScoreRevoked {
+        event_id: Uuid::now_v7(),
+        player_id: player.parse().unwrap(),
+        award,
+        operator: "ops".parse().unwrap(),
+        reason: "conformance".parse().unwrap(),
+        recorded_at: time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap(),
+    };
+    NewEvent { event: Event::ScoreRevoked(revoked), claims_digest: None }
+}
+
+async fn an_award_is_taken_back_once_and_all_of_a_players_points_at_most_up_to_then(backend: impl Backend) {
+    let (log, read_model) = backend.open().await;
+    let (first, second) = (awarded("alice", Uuid::new_v4(), 50), awarded("alice", Uuid::new_v4(), 30));
+    log.append(&[first.clone(), second.clone(), awarded("bob", Uuid::new_v4(), 20)]).await.unwrap();
+    // Taking back the first award twice in one batch: once
+    let outcomes =
+        log.append(&[revocation("alice", Some((&first, 1))), revocation("alice", Some((&first, 1)))]).await.unwrap();
+    assert_eq!(appended_position(&outcomes[0]), 4);
+    assert_eq!(outcomes[1], AppendOutcome::Refused(store::Refusal::AlreadyRevoked));
+    read_model.fold_next(100).await.unwrap();
+    let board = read_model.load().await.unwrap();
+    assert_eq!(board.ranked("alice").map(|r| (r.rank, r.standing.score)), Some((1, 30)));
+    // All of her points, then the second award: already taken back with the rest
+    let outcomes = log.append(&[revocation("alice", None), revocation("alice", Some((&second, 2)))]).await.unwrap();
+    assert_eq!(appended_position(&outcomes[0]), 5);
+    assert_eq!(outcomes[1], AppendOutcome::Refused(store::Refusal::AlreadyRevoked));
+    let again = log.append(&[revocation("alice", Some((&second, 2)))]).await.unwrap();
+    assert_eq!(again[0], AppendOutcome::Refused(store::Refusal::AlreadyRevoked), "and in a later batch");
+    // An award after that counts, and can be taken back on its own
+    let third = awarded("alice", Uuid::new_v4(), 5);
+    log.append(std::slice::from_ref(&third)).await.unwrap();
+    let outcomes = log.append(&[revocation("alice", Some((&third, 6)))]).await.unwrap();
+    assert_eq!(appended_position(&outcomes[0]), 7);
+    read_model.fold_next(100).await.unwrap();
+    let board = read_model.load().await.unwrap();
+    assert_eq!(board.ranked("alice").map(|r| (r.rank, r.standing.score)), Some((2, 0)));
+    assert_eq!(board.ranked("bob").map(|r| r.rank), Some(1));
+}
+
 fn ranking(board: &Board) -> BTreeMap<u64, events::Standing> {
     board.page(0, 100).into_iter().map(|r| (r.rank, r.standing.clone())).collect()
 }
@@ -359,6 +404,7 @@ macro_rules! every_case {
             claims_the_log_contradicts_are_never_folded,
             changes_since_a_position_are_what_the_folds_after_it_touched,
             a_ban_refuses_the_awards_after_it_in_append_order_and_hides_the_player,
+            an_award_is_taken_back_once_and_all_of_a_players_points_at_most_up_to_then,
         );
     };
 }

@@ -108,3 +108,55 @@ async fn moderation_is_off_without_operators_and_an_operator_cannot_share_an_act
     let error = refused.err().expect("an operator's secret equal to an action key is refused").to_string();
     assert!(error.contains("also an action key"), "{error}");
 }
+
+#[tokio::test]
+async fn an_operator_takes_back_one_award_or_all_of_a_players_points() {
+    let data = tempfile::tempdir().unwrap();
+    let mut settings = settings(data.path());
+    settings.push(("ADMIN_TOKENS", format!("ops={OPERATOR_SECRET}")));
+    let scoreboard = start(&settings, &[]).await;
+    let (client, url) = (reqwest::Client::new(), scoreboard.url.clone());
+    let (_, first) = submit(&client, &url, &token("alice", "win_match")).await;
+    submit(&client, &url, &token("alice", "complete_task")).await;
+    submit(&client, &url, &token("bob", "find_secret")).await;
+    let revoke =
+        async |body: Value| moderate(&client, &url, "/v1/admin/revocations", Some(OPERATOR_SECRET), body).await;
+
+    // One award taken back: its points leave the score
+    let (status, revoked) = revoke(json!({"event_id": first["event_id"], "reason": "duplicate match"})).await;
+    assert_eq!(status, 201, "{revoked}");
+    let (_, alice) = get(&client, &url, &format!("/v1/players/alice?min_position={}", revoked["position"])).await;
+    assert_eq!(alice["score"], 10);
+    // Not twice; and what is not an award of the log cannot be taken back
+    let (status, problem) = revoke(json!({"event_id": first["event_id"], "reason": "again"})).await;
+    assert_eq!((status, problem["code"].as_str()), (409, Some("already_revoked")));
+    for (body, code) in [
+        (json!({"event_id": revoked["event_id"], "reason": "a revocation"}), "unknown_award"),
+        (json!({"event_id": uuid::Uuid::now_v7(), "reason": "nothing"}), "unknown_award"),
+        (json!({"player_id": "nobody", "reason": "nothing"}), "unknown_player"),
+    ] {
+        let (status, problem) = revoke(body.clone()).await;
+        assert_eq!((status, problem["code"].as_str()), (404, Some(code)), "{body}");
+    }
+    for body in
+        [json!({"reason": "neither"}), json!({"event_id": first["event_id"], "player_id": "alice", "reason": "both"})]
+    {
+        assert_eq!(revoke(body.clone()).await.0, 400, "{body}");
+    }
+
+    // All of bob's points: his score is 0, and what he earns next counts
+    let (status, all) = revoke(json!({"player_id": "bob", "reason": "account shared"})).await;
+    assert_eq!(status, 201);
+    let (_, bob) = get(&client, &url, &format!("/v1/players/bob?min_position={}", all["position"])).await;
+    assert_eq!(bob["score"], 0);
+    let (_, next) = submit(&client, &url, &token("bob", "complete_task")).await;
+    let (_, board) = get(&client, &url, &format!("/v1/leaderboard?min_position={}", next["position"])).await;
+    assert_eq!(ranking(&board), [(1, "alice".into(), 10), (2, "bob".into(), 10)]);
+    let (_, history) = get(&client, &url, "/v1/players/bob/events").await;
+    let revocation = &history["events"][1];
+    assert_eq!(
+        (revocation["type"].as_str(), revocation["data"]["reason"].as_str()),
+        (Some("ScoreRevoked"), Some("account shared"))
+    );
+    scoreboard.stop().await.unwrap();
+}
