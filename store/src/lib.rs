@@ -81,6 +81,11 @@ pub struct StoredEvent {
 }
 
 impl StoredEvent {
+    /// The exact bytes its leaf in the Merkle tree hashes (see [`audit::entry`]).
+    pub fn entry(&self) -> String {
+        audit::entry(self.position, &self.event_type, self.event_version, &self.payload)
+    }
+
     /// Reads the payload back as an event.
     pub fn decode(&self) -> Result<RecordedEvent, DecodeError> {
         let event = Event::decode(&self.event_type, self.event_version, self.payload.as_bytes())?;
@@ -191,6 +196,15 @@ pub trait EventStore: Clone + Send + Sync + 'static {
         after: u64,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
+
+    /// How many events the Merkle tree over the log holds (the head, once every event is hashed).
+    fn tree_size(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// The stored hashes of `nodes` of the Merkle tree; nodes the tree does not hold are absent.
+    fn read_nodes(
+        &self,
+        nodes: &[audit::Node],
+    ) -> impl Future<Output = Result<std::collections::HashMap<audit::Node, audit::Hash>, StoreError>> + Send;
 
     /// Checks that the database answers.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;

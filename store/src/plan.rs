@@ -23,7 +23,7 @@ pub(crate) enum Attempt {
         refused: HashMap<Uuid, Refusal>,
     },
     /// Some fresh events collided with action ids already in the log; the transaction was
-    /// rolled back. Holds the action ids that did insert.
+    /// rolled back. Holds the colliding action ids.
     Collided(HashSet<Uuid>),
 }
 
@@ -68,8 +68,7 @@ where
                     fresh.into_iter().filter(|&i| !refused.contains_key(&batch[i].event.event_id())).collect();
                 return Ok(outcomes(batch, head, &appended, &refused, &first_index, &originals));
             }
-            Attempt::Collided(inserted) => recorded_before
-                .extend(fresh.iter().filter_map(|&i| batch[i].event.action_id()).filter(|a| !inserted.contains(a))),
+            Attempt::Collided(collided) => recorded_before.extend(collided),
         }
     }
 }
@@ -185,6 +184,52 @@ pub(crate) fn admit(fresh: &[&NewEvent], head: u64, mut moderation: Moderation) 
         }
     }
     refused
+}
+
+/// The leaf hashes of `events`, appended from position `first` on.
+pub(crate) fn leaves(first: u64, events: &[&NewEvent]) -> Vec<audit::Hash> {
+    events
+        .iter()
+        .zip(first..)
+        .map(|(new, position)| {
+            let entry = audit::entry(position, new.event.event_type(), new.event.version(), &new.event.encode());
+            audit::leaf_hash(entry.as_bytes())
+        })
+        .collect()
+}
+
+/// The leaf hashes of events read back from the log (a log older than its tree).
+pub(crate) fn stored_leaves(events: &[StoredEvent]) -> Vec<audit::Hash> {
+    events.iter().map(|e| audit::leaf_hash(e.entry().as_bytes())).collect()
+}
+
+/// The hashes of the tree's frontier at `size`, from the stored nodes `known`.
+pub(crate) fn frontier_hashes(
+    size: u64,
+    known: &HashMap<audit::Node, audit::Hash>,
+) -> Result<Vec<audit::Hash>, StoreError> {
+    audit::frontier(size)
+        .iter()
+        .map(|node| {
+            known.get(node).copied().ok_or_else(|| StoreError::InvalidRow(format!("Merkle tree node {node:?}")))
+        })
+        .collect()
+}
+
+/// A stored node, read back from its row.
+pub(crate) fn node_of_row((level, index, hash): (i16, i64, Vec<u8>)) -> Result<(audit::Node, audit::Hash), StoreError> {
+    let invalid = || StoreError::InvalidRow(format!("Merkle tree node at level {level}, index {index}"));
+    let node = audit::Node {
+        level: u8::try_from(level).map_err(|_| invalid())?,
+        index: u64::try_from(index).map_err(|_| invalid())?,
+    };
+    Ok((node, hash.try_into().map_err(|_| invalid())?))
+}
+
+/// The action ids of `admitted` that the insert skipped, given the ones it `inserted`: those
+/// recorded before.
+pub(crate) fn collided(admitted: &[&NewEvent], inserted: &HashSet<Uuid>) -> HashSet<Uuid> {
+    admitted.iter().filter_map(|new| new.event.action_id()).filter(|a| !inserted.contains(a)).collect()
 }
 
 /// The players `fresh` is about, each once.

@@ -1,5 +1,6 @@
 //! The event log and the leaderboard read model on PostgreSQL.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use events::{Board, DisplayName};
@@ -62,16 +63,25 @@ impl PgEventLog {
 
     async fn attempt(&self, fresh: Vec<&NewEvent>, wanted: Vec<Uuid>) -> Result<Attempt, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let head = if fresh.is_empty() { 0 } else { lock_head(&mut tx).await? };
+        let (head, tree_size) = if fresh.is_empty() { (0, 0) } else { lock_head(&mut tx).await? };
         let refused = plan::admit(&fresh, head, moderation_of(&mut tx, plan::players_of(&fresh)).await?);
         let admitted: Vec<&NewEvent> =
             fresh.into_iter().filter(|new| !refused.contains_key(&new.event.event_id())).collect();
         let inserted = insert_at(&mut tx, head, &admitted).await?;
         if inserted.len() < admitted.len() {
             tx.rollback().await?;
-            return Ok(Attempt::Collided(inserted.into_iter().flatten().collect()));
+            let inserted = inserted.into_iter().flatten().collect();
+            return Ok(Attempt::Collided(plan::collided(&admitted, &inserted)));
         }
         if !admitted.is_empty() {
+            // The tree grows in the transaction that decides the positions (a log older than
+            // its tree is hashed first).
+            let mut leaves = match tree_size < head {
+                true => plan::stored_leaves(&read_log(&mut tx, tree_size, head).await?),
+                false => Vec::with_capacity(admitted.len()),
+            };
+            leaves.extend(plan::leaves(head + 1, &admitted));
+            extend_tree(&mut tx, tree_size, &leaves).await?;
             advance_head(&mut tx, head + admitted.len() as u64).await?;
         }
         let originals = originals_of(&mut tx, wanted).await?;
@@ -121,16 +131,62 @@ impl EventStore for PgEventLog {
         Ok(rows.into_iter().map(StoredEvent::from).collect())
     }
 
+    async fn tree_size(&self) -> Result<u64, StoreError> {
+        let size: i64 = sqlx::query_scalar("SELECT tree_size FROM event_log_head").fetch_one(&self.pool).await?;
+        Ok(from_db(size))
+    }
+
+    async fn read_nodes(&self, nodes: &[audit::Node]) -> Result<HashMap<audit::Node, audit::Hash>, StoreError> {
+        read_nodes(&self.pool, nodes).await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
 }
 
-/// Takes the log's append lock (held until the transaction ends) and returns the head.
-async fn lock_head(tx: &mut Transaction<'_, Postgres>) -> Result<u64, StoreError> {
-    let head: i64 = sqlx::query_scalar("SELECT position FROM event_log_head FOR UPDATE").fetch_one(&mut **tx).await?;
-    Ok(from_db(head))
+/// Takes the log's append lock (held until the transaction ends) and returns the head and the
+/// size of the tree.
+async fn lock_head(tx: &mut Transaction<'_, Postgres>) -> Result<(u64, u64), StoreError> {
+    let (head, tree_size): (i64, i64) =
+        sqlx::query_as("SELECT position, tree_size FROM event_log_head FOR UPDATE").fetch_one(&mut **tx).await?;
+    Ok((from_db(head), from_db(tree_size)))
+}
+
+/// Appends `leaves` to the tree of `size` leaves: every node they complete.
+async fn extend_tree(tx: &mut Transaction<'_, Postgres>, size: u64, leaves: &[audit::Hash]) -> Result<(), StoreError> {
+    let known = read_nodes(&mut **tx, &audit::frontier(size)).await?;
+    let nodes = audit::append(size, &plan::frontier_hashes(size, &known)?, leaves);
+    sqlx::query(
+        "INSERT INTO merkle_nodes (level, idx, hash) \
+         SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[])",
+    )
+    .bind(nodes.iter().map(|(node, _)| i16::from(node.level)).collect::<Vec<_>>())
+    .bind(nodes.iter().map(|(node, _)| to_db(node.index)).collect::<Vec<_>>())
+    .bind(nodes.iter().map(|(_, hash)| hash.to_vec()).collect::<Vec<_>>())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The stored hashes of `nodes`.
+async fn read_nodes(
+    executor: impl sqlx::PgExecutor<'_>,
+    nodes: &[audit::Node],
+) -> Result<HashMap<audit::Node, audit::Hash>, StoreError> {
+    if nodes.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(i16, i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT m.level, m.idx, m.hash FROM merkle_nodes m \
+         JOIN unnest($1::smallint[], $2::bigint[]) AS wanted(level, idx) USING (level, idx)",
+    )
+    .bind(nodes.iter().map(|node| i16::from(node.level)).collect::<Vec<_>>())
+    .bind(nodes.iter().map(|node| to_db(node.index)).collect::<Vec<_>>())
+    .fetch_all(executor)
+    .await?;
+    rows.into_iter().map(plan::node_of_row).collect()
 }
 
 /// Inserts `events` at positions `head + 1 …`, skipping action ids already recorded; returns
@@ -200,7 +256,7 @@ async fn moderation_of(
 /// Moves the head and wakes every listener of [`LOG_CHANNEL`] (delivered at commit).
 async fn advance_head(tx: &mut Transaction<'_, Postgres>, head: u64) -> Result<(), StoreError> {
     sqlx::query(
-        "WITH advanced AS (UPDATE event_log_head SET position = $1) \
+        "WITH advanced AS (UPDATE event_log_head SET position = $1, tree_size = $1) \
          SELECT pg_notify($2, $1::text)",
     )
     .bind(to_db(head))

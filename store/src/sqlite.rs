@@ -6,7 +6,7 @@
 //! folds take turns on it, each transaction `BEGIN IMMEDIATE`); readers use a pool of their
 //! own and never block the writer.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
@@ -66,8 +66,9 @@ pub struct SqliteEventLog {
 impl SqliteEventLog {
     async fn attempt(&self, fresh: Vec<&NewEvent>, wanted: Vec<Uuid>) -> Result<Attempt, StoreError> {
         let mut tx = self.pools.write.begin_with("BEGIN IMMEDIATE").await?;
-        let head: i64 = sqlx::query_scalar("SELECT position FROM event_log_head").fetch_one(&mut *tx).await?;
-        let head = from_db(head);
+        let (head, tree_size): (i64, i64) =
+            sqlx::query_as("SELECT position, tree_size FROM event_log_head").fetch_one(&mut *tx).await?;
+        let (head, tree_size) = (from_db(head), from_db(tree_size));
         let refused = plan::admit(&fresh, head, moderation_of(&mut tx, plan::players_of(&fresh)).await?);
         let admitted: Vec<&NewEvent> =
             fresh.into_iter().filter(|new| !refused.contains_key(&new.event.event_id())).collect();
@@ -82,10 +83,18 @@ impl SqliteEventLog {
         }
         if inserted < admitted.len() {
             tx.rollback().await?;
-            return Ok(Attempt::Collided(inserted_ids));
+            return Ok(Attempt::Collided(plan::collided(&admitted, &inserted_ids)));
         }
         if !admitted.is_empty() {
-            sqlx::query("UPDATE event_log_head SET position = ?")
+            // The tree grows in the transaction that decides the positions (a log older than
+            // its tree is hashed first).
+            let mut leaves = match tree_size < head {
+                true => plan::stored_leaves(&read_log(&mut tx, tree_size, head).await?),
+                false => Vec::with_capacity(admitted.len()),
+            };
+            leaves.extend(plan::leaves(head + 1, &admitted));
+            extend_tree(&mut tx, tree_size, &leaves).await?;
+            sqlx::query("UPDATE event_log_head SET position = ?1, tree_size = ?1")
                 .bind(to_db(head + admitted.len() as u64))
                 .execute(&mut *tx)
                 .await?;
@@ -137,6 +146,44 @@ async fn moderation_of(tx: &mut Transaction<'_, Sqlite>, players: Vec<String>) -
     .await?;
     let events = rows.into_iter().map(|row| StoredEvent::from(row).decoded()).collect::<Result<Vec<_>, _>>()?;
     Ok(plan::Moderation::of(&events))
+}
+
+/// Appends `leaves` to the tree of `size` leaves: every node they complete.
+async fn extend_tree(tx: &mut Transaction<'_, Sqlite>, size: u64, leaves: &[audit::Hash]) -> Result<(), StoreError> {
+    let known = read_nodes(&mut *tx, &audit::frontier(size)).await?;
+    let nodes = audit::append(size, &plan::frontier_hashes(size, &known)?, leaves);
+    for chunk in nodes.chunks(ROWS_PER_INSERT) {
+        let mut insert = QueryBuilder::<Sqlite>::new("INSERT INTO merkle_nodes (level, idx, hash) ");
+        insert.push_values(chunk, |mut row, (node, hash)| {
+            row.push_bind(i16::from(node.level)).push_bind(to_db(node.index)).push_bind(hash.to_vec());
+        });
+        insert.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// The stored hashes of `nodes`.
+async fn read_nodes(
+    connection: &mut SqliteConnection,
+    nodes: &[audit::Node],
+) -> Result<HashMap<audit::Node, audit::Hash>, StoreError> {
+    let mut found = HashMap::with_capacity(nodes.len());
+    for chunk in nodes.chunks(ROWS_PER_INSERT) {
+        let mut select =
+            QueryBuilder::<Sqlite>::new("SELECT level, idx, hash FROM merkle_nodes WHERE (level, idx) IN (");
+        let mut pairs = select.separated(", ");
+        for node in chunk {
+            pairs.push("(").push_bind_unseparated(i16::from(node.level)).push_unseparated(", ");
+            pairs.push_bind_unseparated(to_db(node.index)).push_unseparated(")");
+        }
+        select.push(")");
+        let rows: Vec<(i16, i64, Vec<u8>)> = select.build_query_as().fetch_all(&mut *connection).await?;
+        for row in rows {
+            let (node, hash) = plan::node_of_row(row)?;
+            found.insert(node, hash);
+        }
+    }
+    Ok(found)
 }
 
 #[derive(FromRow)]
@@ -199,6 +246,16 @@ impl EventStore for SqliteEventLog {
         .fetch_all(&self.pools.read)
         .await?;
         Ok(rows.into_iter().map(StoredEvent::from).collect())
+    }
+
+    async fn tree_size(&self) -> Result<u64, StoreError> {
+        let size: i64 = sqlx::query_scalar("SELECT tree_size FROM event_log_head").fetch_one(&self.pools.read).await?;
+        Ok(from_db(size))
+    }
+
+    async fn read_nodes(&self, nodes: &[audit::Node]) -> Result<HashMap<audit::Node, audit::Hash>, StoreError> {
+        let mut connection = self.pools.read.acquire().await?;
+        read_nodes(&mut connection, nodes).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

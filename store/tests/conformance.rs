@@ -15,6 +15,9 @@ trait Backend {
     type ReadModel: LeaderboardStore;
     async fn open(&self) -> (Self::Log, Self::ReadModel);
     async fn execute(&self, sql: &'static str) -> Result<(), String>;
+
+    /// Empties the Merkle tree as a log written before it existed would have it.
+    async fn forget_tree(&self);
 }
 
 struct Postgres(testkit::TestDb);
@@ -38,6 +41,12 @@ impl Backend for Postgres {
     async fn execute(&self, sql: &'static str) -> Result<(), String> {
         sqlx::query(sql).execute(&self.0.pool().await).await.map(drop).map_err(|e| e.to_string())
     }
+
+    async fn forget_tree(&self) {
+        self.execute("ALTER TABLE merkle_nodes DISABLE TRIGGER merkle_nodes_no_update_or_delete").await.unwrap();
+        self.execute("DELETE FROM merkle_nodes").await.unwrap();
+        self.execute("UPDATE event_log_head SET tree_size = 0").await.unwrap();
+    }
 }
 
 struct Sqlite(tempfile::TempDir);
@@ -60,6 +69,12 @@ impl Backend for Sqlite {
         let path = self.0.path().join(store::sqlite::FILE_NAME);
         let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.unwrap();
         sqlx::query(sql).execute(&pool).await.map(drop).map_err(|e| e.to_string())
+    }
+
+    async fn forget_tree(&self) {
+        self.execute("DROP TRIGGER merkle_nodes_no_delete").await.unwrap();
+        self.execute("DELETE FROM merkle_nodes").await.unwrap();
+        self.execute("UPDATE event_log_head SET tree_size = 0").await.unwrap();
     }
 }
 
@@ -373,6 +388,56 @@ async fn an_award_is_taken_back_once_and_all_of_a_players_points_at_most_up_to_t
     assert_eq!(board.ranked("bob").map(|r| r.rank), Some(1));
 }
 
+/// The tree head the store's nodes make at `size`, and the one recomputed from the log's entries.
+async fn heads<S: EventStore>(log: &S, size: u64) -> (audit::Hash, audit::Hash) {
+    let plan = audit::Plan::root(size);
+    let stored = plan.hashes(&log.read_nodes(&plan.nodes()).await.unwrap()).unwrap()[0];
+    let entries = log.read_after(0, size as u32).await.unwrap();
+    let leaves: Vec<audit::Hash> = entries.iter().map(|e| audit::leaf_hash(e.entry().as_bytes())).collect();
+    (stored, audit::root_of(&leaves))
+}
+
+async fn the_merkle_tree_grows_with_the_log_in_every_append(backend: impl Backend) {
+    let (log, _) = backend.open().await;
+    // Batches of 1, 3, 5 … with a collided action id and a refused award among them
+    let repeated = awarded("a", Uuid::new_v4(), 1);
+    log.append(std::slice::from_ref(&repeated)).await.unwrap();
+    log.append(&[moderation("banned", true)]).await.unwrap();
+    for batch in [1, 3, 5, 7, 2] {
+        let mut events: Vec<NewEvent> = (0..batch).map(|i| awarded(&format!("p{i}"), Uuid::new_v4(), 1)).collect();
+        events.push(repeated.clone());
+        events.push(awarded("banned", Uuid::new_v4(), 1));
+        log.append(&events).await.unwrap();
+    }
+    let head = log.head().await.unwrap();
+    assert_eq!((head, log.tree_size().await.unwrap()), (20, 20));
+    // Every tree head the stored nodes make is the RFC tree of the log's entries
+    for size in 1..=head {
+        let (stored, recomputed) = heads(&log, size).await;
+        assert_eq!(stored, recomputed, "tree of {size}");
+    }
+    // And proofs from the stored nodes verify
+    let (root, _) = heads(&log, head).await;
+    let entries = log.read_after(0, 100).await.unwrap();
+    for event in &entries {
+        let plan = audit::Plan::inclusion(event.position - 1, head).unwrap();
+        let proof = plan.hashes(&log.read_nodes(&plan.nodes()).await.unwrap()).unwrap();
+        let leaf = audit::leaf_hash(event.entry().as_bytes());
+        assert!(audit::verify_inclusion(event.position - 1, head, &leaf, &proof, &root));
+    }
+    // The tree is as append-only as the log
+    assert!(backend.execute("UPDATE merkle_nodes SET hash = hash").await.is_err());
+    assert!(backend.execute("DELETE FROM merkle_nodes").await.is_err());
+    // A log written before the tree existed is hashed by the next append
+    backend.forget_tree().await;
+    assert_eq!(log.tree_size().await.unwrap(), 0);
+    log.append(&[awarded("late", Uuid::new_v4(), 1)]).await.unwrap();
+    assert_eq!(log.tree_size().await.unwrap(), 21);
+    let (stored, recomputed) = heads(&log, 21).await;
+    assert_eq!(stored, recomputed);
+    assert_eq!(heads(&log, 20).await.0, root, "the same tree as before");
+}
+
 fn ranking(board: &Board) -> BTreeMap<u64, events::Standing> {
     board.page(0, 100).into_iter().map(|r| (r.rank, r.standing.clone())).collect()
 }
@@ -405,6 +470,7 @@ macro_rules! every_case {
             changes_since_a_position_are_what_the_folds_after_it_touched,
             a_ban_refuses_the_awards_after_it_in_append_order_and_hides_the_player,
             an_award_is_taken_back_once_and_all_of_a_players_points_at_most_up_to_then,
+            the_merkle_tree_grows_with_the_log_in_every_append,
         );
     };
 }
