@@ -37,6 +37,9 @@ pub enum QueryError {
     /// No such player on the board.
     #[error("player {0:?} has no standing")]
     UnknownPlayer(String),
+    /// A tree size beyond the log's: what was asked for, and the log's.
+    #[error("the log holds {1} events, not {0}")]
+    UnknownTreeSize(u64, u64),
     /// The board did not reach `min_position` in time.
     #[error("the leaderboard has not folded position {0} yet")]
     ProjectionLagging(u64),
@@ -61,6 +64,9 @@ impl IntoResponse for QueryError {
             Self::InvalidRequest(_) => Problem::invalid_request(detail),
             Self::UnknownPlayer(_) => {
                 Problem::new(StatusCode::NOT_FOUND, "unknown_player", "Unknown player").with_detail(detail)
+            }
+            Self::UnknownTreeSize(..) => {
+                Problem::new(StatusCode::NOT_FOUND, "unknown_tree_size", "No such tree").with_detail(detail)
             }
             Self::ProjectionLagging(_) => {
                 Problem::new(StatusCode::SERVICE_UNAVAILABLE, "projection_lagging", "The leaderboard is behind")
@@ -245,25 +251,44 @@ pub async fn player<S: EventStore>(
 /// A page of the audit log.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EventPage {
-    events: Vec<events::RecordedEvent>,
+    events: Vec<AuditedEvent>,
     /// Pass as `after` to read the next page (the last position of this one).
     next_after: u64,
 }
 
+/// An event of the log with what its leaf in the Merkle tree is made of.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AuditedEvent {
+    #[serde(flatten)]
+    event: events::RecordedEvent,
+    /// The exact bytes its leaf hashes, as stored: `{"position","type","version","data"}` with
+    /// the payload byte for byte.
+    entry: String,
+    /// The leaf hash the tree holds for it (hex): `SHA-256(0x00 ‖ entry)` unless the log was
+    /// altered after it was written.
+    leaf_hash: Option<String>,
+}
+
 const MAX_EVENTS: u64 = 1000;
 
-async fn event_page(
+async fn event_page<S: EventStore>(
+    log: &S,
     query: &LogQuery,
     read: impl AsyncFnOnce(u64, u32) -> Result<Vec<store::StoredEvent>, StoreError>,
 ) -> Result<Json<EventPage>, QueryError> {
     let after = integer("after", query.after.as_deref(), 0, 0..=i64::MAX as u64)?;
     let limit = integer("limit", query.limit.as_deref(), 100, 1..=MAX_EVENTS)? as u32;
     let stored = read(after, limit).await?;
+    let leaves: Vec<audit::Node> = stored.iter().map(|e| audit::leaf_node(e.position)).collect();
+    let hashes = log.read_nodes(&leaves).await?;
     let events = stored
         .iter()
-        .map(|e| e.decode().map_err(|source| StoreError::Corrupt { position: e.position, source }))
-        .collect::<Result<Vec<_>, _>>()?;
-    let next_after = events.last().map_or(after, |e| e.position);
+        .zip(&leaves)
+        .map(|(e, leaf)| {
+            Ok(AuditedEvent { event: e.decoded()?, entry: e.entry(), leaf_hash: hashes.get(leaf).map(hex::encode) })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let next_after = stored.last().map_or(after, |e| e.position);
     Ok(Json(EventPage { events, next_after }))
 }
 
@@ -274,7 +299,7 @@ pub async fn log<S: EventStore>(
     State(reader): State<Reader<S>>,
     Strict(query): Strict<LogQuery>,
 ) -> Result<Json<EventPage>, QueryError> {
-    event_page(&query, async |after, limit| reader.log.read_after(after, limit).await).await
+    event_page(&reader.log, &query, async |after, limit| reader.log.read_after(after, limit).await).await
 }
 
 /// One player's history: the events about them after position `after`, in order.
@@ -287,5 +312,6 @@ pub async fn player_log<S: EventStore>(
     Strict(query): Strict<LogQuery>,
 ) -> Result<Json<EventPage>, QueryError> {
     let (_, player) = player_id(path)?;
-    event_page(&query, async |after, limit| reader.log.read_player(player.as_str(), after, limit).await).await
+    event_page(&reader.log, &query, async |after, limit| reader.log.read_player(player.as_str(), after, limit).await)
+        .await
 }

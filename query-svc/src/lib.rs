@@ -4,6 +4,7 @@
 
 pub mod admission;
 pub mod api;
+pub mod audit;
 pub mod live;
 pub mod streams;
 
@@ -104,6 +105,8 @@ pub fn query_side<S: EventStore, R: LeaderboardStore>(
         .route("/v1/players/{player_id}", get(api::player::<S>))
         .route("/v1/events", get(api::log::<S>))
         .route("/v1/players/{player_id}/events", get(api::player_log::<S>))
+        .route("/v1/audit/proof/inclusion", get(audit::inclusion::<S>))
+        .route("/v1/audit/proof/consistency", get(audit::consistency::<S>))
         .with_state(reader)
         .merge(
             Router::new()

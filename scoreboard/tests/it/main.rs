@@ -2,6 +2,7 @@
 //! in a real browser.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod audit;
 mod browser;
 mod cluster;
 mod demo;

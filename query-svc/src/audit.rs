@@ -1,0 +1,127 @@
+//! The proofs that the log was not altered (SPEC "Audit: a verifiable log"): RFC 9162
+//! inclusion and consistency proofs, computed from the Merkle tree the log's appends keep.
+
+use axum::Json;
+use axum::extract::State;
+use platform::Problem;
+use platform::openapi::PROBLEM_JSON;
+use serde::{Deserialize, Serialize};
+use store::EventStore;
+
+use crate::api::{QueryError, Reader, Strict, integer};
+
+/// The parameters of `GET /v1/audit/proof/inclusion`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct InclusionQuery {
+    /// The event's position (its leaf is `position - 1`).
+    #[param(value_type = u64, minimum = 1, maximum = 9_223_372_036_854_775_807_i64)]
+    position: Option<String>,
+    /// The tree the proof is for; the whole log when absent.
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 9_223_372_036_854_775_807_i64)]
+    tree_size: Option<String>,
+}
+
+/// An inclusion proof (RFC 9162 §2.1.3).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct InclusionProof {
+    /// The event's leaf: its position − 1.
+    leaf_index: u64,
+    /// The tree the proof is for.
+    tree_size: u64,
+    /// The audit path, hex, from the leaf up.
+    hashes: Vec<String>,
+}
+
+/// The parameters of `GET /v1/audit/proof/consistency`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ConsistencyQuery {
+    /// The earlier tree's size.
+    #[param(value_type = u64, minimum = 1, maximum = 9_223_372_036_854_775_807_i64)]
+    from: Option<String>,
+    /// The later tree's size; the whole log when absent.
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 9_223_372_036_854_775_807_i64)]
+    to: Option<String>,
+}
+
+/// A consistency proof (RFC 9162 §2.1.4).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ConsistencyProof {
+    /// The earlier tree's size.
+    from: u64,
+    /// The later tree's size.
+    to: u64,
+    /// The proof, hex.
+    hashes: Vec<String>,
+}
+
+/// That the event at `position` is in the tree of `tree_size` leaves.
+#[utoipa::path(get, path = "/v1/audit/proof/inclusion", tag = "audit", params(InclusionQuery),
+    responses(
+        (status = 200, description = "The audit path", body = InclusionProof),
+        (status = 404, description = "The log is smaller than `tree_size` (`unknown_tree_size`)",
+            body = Problem, content_type = PROBLEM_JSON),
+    ))]
+pub async fn inclusion<S: EventStore>(
+    State(reader): State<Reader<S>>,
+    Strict(query): Strict<InclusionQuery>,
+) -> Result<Json<InclusionProof>, QueryError> {
+    let position = required("position", query.position.as_deref())?;
+    let tree_size = tree_size(&reader.log, "tree_size", query.tree_size.as_deref()).await?;
+    let plan = audit::Plan::inclusion(position - 1, tree_size).ok_or_else(|| {
+        QueryError::InvalidRequest(format!("position {position} is not in the tree of {tree_size} events"))
+    })?;
+    let hashes = proven(&reader.log, &plan).await?;
+    Ok(Json(InclusionProof { leaf_index: position - 1, tree_size, hashes }))
+}
+
+/// That the tree of `from` leaves is a prefix of the tree of `to` leaves: nothing in it was
+/// altered, removed or reordered since.
+#[utoipa::path(get, path = "/v1/audit/proof/consistency", tag = "audit", params(ConsistencyQuery),
+    responses(
+        (status = 200, description = "The proof", body = ConsistencyProof),
+        (status = 404, description = "The log is smaller than `to` (`unknown_tree_size`)",
+            body = Problem, content_type = PROBLEM_JSON),
+    ))]
+pub async fn consistency<S: EventStore>(
+    State(reader): State<Reader<S>>,
+    Strict(query): Strict<ConsistencyQuery>,
+) -> Result<Json<ConsistencyProof>, QueryError> {
+    let from = required("from", query.from.as_deref())?;
+    let to = tree_size(&reader.log, "to", query.to.as_deref()).await?;
+    let plan = audit::Plan::consistency(from, to)
+        .ok_or_else(|| QueryError::InvalidRequest(format!("from ({from}) must not be larger than to ({to})")))?;
+    let hashes = proven(&reader.log, &plan).await?;
+    Ok(Json(ConsistencyProof { from, to, hashes }))
+}
+
+/// A required size or position: 1 … 2⁶³ − 1.
+fn required(name: &str, text: Option<&str>) -> Result<u64, QueryError> {
+    let text = text.ok_or_else(|| QueryError::InvalidRequest(format!("{name} is required")))?;
+    integer(name, Some(text), 1, 1..=i64::MAX as u64)
+}
+
+/// The tree size asked for, or the whole tree's; `404` beyond the log.
+async fn tree_size<S: EventStore>(log: &S, name: &str, text: Option<&str>) -> Result<u64, QueryError> {
+    let whole = log.tree_size().await?;
+    let Some(text) = text else {
+        return if whole == 0 { Err(QueryError::UnknownTreeSize(0, 0)) } else { Ok(whole) };
+    };
+    let size = integer(name, Some(text), 1, 1..=i64::MAX as u64)?;
+    if size > whole {
+        return Err(QueryError::UnknownTreeSize(size, whole));
+    }
+    Ok(size)
+}
+
+/// The hashes of `plan`, hex, from the stored tree.
+async fn proven<S: EventStore>(log: &S, plan: &audit::Plan) -> Result<Vec<String>, QueryError> {
+    let nodes = log.read_nodes(&plan.nodes()).await?;
+    let hashes = plan.hashes(&nodes).ok_or_else(|| {
+        QueryError::Store(store::StoreError::InvalidRow("a node of the Merkle tree is missing".into()))
+    })?;
+    Ok(hashes.iter().map(hex::encode).collect())
+}
