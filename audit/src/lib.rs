@@ -16,6 +16,8 @@ use std::collections::{BTreeSet, HashMap};
 
 use sha2::{Digest as _, Sha256};
 
+pub mod note;
+
 /// A SHA-256 hash.
 pub type Hash = [u8; 32];
 
