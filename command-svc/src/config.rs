@@ -35,6 +35,9 @@ pub struct Config {
     /// Group commit.
     #[command(flatten)]
     pub append: AppendConfig,
+    /// Signed checkpoints.
+    #[command(flatten)]
+    pub audit: AuditConfig,
     /// HTTP clients.
     #[command(flatten)]
     pub http: HttpConfig,
@@ -90,6 +93,18 @@ fn load_pairs(
         (Some(inline), Some(file)) => inline.merge(file).map(Some).map_err(|e| format!("{variable}: {e}")),
         (inline, file) => Ok(inline.or(file)),
     }
+}
+
+/// How the Merkle tree's checkpoints are signed.
+#[derive(Debug, Clone, Args)]
+pub struct AuditConfig {
+    /// The checkpoint signer, in the note format `PRIVATE+KEY+<name>+<hash>+<base64>`; unset, a
+    /// key named `scoreboard` is generated once and kept in the database.
+    #[arg(long, env = "AUDIT_SIGNING_KEY", hide_env_values = true)]
+    pub audit_signing_key: Option<platform::config::Secret>,
+    /// How often a checkpoint is signed while the log grows.
+    #[arg(long, env = "CHECKPOINT_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    pub checkpoint_interval: Duration,
 }
 
 /// Group commit settings.

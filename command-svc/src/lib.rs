@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod append;
+pub mod checkpoints;
 pub mod config;
 pub mod limits;
 pub mod mint;
@@ -28,7 +29,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use api::{ActionAccepted, ActionDesk, Trust, TrustInForce};
-pub use config::{AppendConfig, Config, KeyConfig, LimitConfig, TokenRules};
+pub use config::{AppendConfig, AuditConfig, Config, KeyConfig, LimitConfig, TokenRules};
 
 use crate::append::Appender;
 use crate::limits::RateLimits;
@@ -85,6 +86,7 @@ pub struct Background {
     group_commit: JoinHandle<()>,
     housekeeping: JoinHandle<()>,
     relay: Option<(CancellationToken, JoinHandle<()>)>,
+    checkpoints: Option<JoinHandle<()>>,
 }
 
 impl Background {
@@ -95,11 +97,29 @@ impl Background {
         self
     }
 
+    /// Adds the task that signs checkpoints of `log` (it stops with the shutdown token it was
+    /// given, after one last checkpoint).
+    pub async fn with_checkpoints<S: EventStore>(
+        mut self,
+        log: S,
+        audit: &AuditConfig,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<Self> {
+        let signer = checkpoints::signer(audit, &log).await?;
+        tracing::info!(verifier = %signer.verifier(), "signing checkpoints");
+        let task = checkpoints::sign_periodically(log, signer, audit.checkpoint_interval, shutdown.clone());
+        self.checkpoints = Some(tokio::spawn(task));
+        Ok(self)
+    }
+
     /// Waits for the group commit to drain (every handle of its desk must be dropped, i.e. the
     /// router stopped serving), then gives the relay its last chance to publish.
     pub async fn finish(self) -> anyhow::Result<()> {
         self.group_commit.await.context("group commit task")?;
         self.housekeeping.await.context("housekeeping task")?;
+        if let Some(checkpoints) = self.checkpoints {
+            checkpoints.await.context("checkpoint task")?;
+        }
         if let Some((stop, relay)) = self.relay {
             stop.cancel();
             relay.await.context("relay task")?;
@@ -126,7 +146,7 @@ pub fn command_side<S: EventStore>(
     let housekeeping = tokio::spawn(forget_idle_clients(rate_limits.clone(), shutdown.clone()));
     let desk =
         ActionDesk { trust: TrustInForce::new(trust), policy: tokens.policy(), limits: rate_limits, appender, history };
-    Ok((desk, Background { group_commit, housekeeping, relay: None }))
+    Ok((desk, Background { group_commit, housekeeping, relay: None, checkpoints: None }))
 }
 
 /// Runs command-svc on `listener` until `shutdown` is cancelled.
@@ -147,8 +167,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         command_side(log.clone(), trust, &config.tokens, &config.limits, &config.append, committed.clone(), &shutdown)?;
     let relay =
         Relay::new(log.clone(), async_nats::jetstream::new(nats.clone()), config.nats.subjects.log_stream(), committed);
-    let readiness = relay_ready(Readiness::default().with_store("postgres", log), &relay);
-    let background = background.with_relay(relay);
+    let readiness = relay_ready(Readiness::default().with_store("postgres", log.clone()), &relay);
+    let background = background.with_relay(relay).with_checkpoints(log.clone(), &config.audit, &shutdown).await?;
 
     let (keys, tokens) = (config.keys.clone(), config.tokens.clone());
     tokio::spawn(reload_on_hangup(desk.trust.clone(), move || config::load_trust(&keys, &tokens), shutdown.clone()));

@@ -40,6 +40,9 @@ pub enum QueryError {
     /// A tree size beyond the log's: what was asked for, and the log's.
     #[error("the log holds {1} events, not {0}")]
     UnknownTreeSize(u64, u64),
+    /// Nothing of the kind exists yet (no checkpoint signed).
+    #[error("{0}")]
+    NotYet(&'static str),
     /// The board did not reach `min_position` in time.
     #[error("the leaderboard has not folded position {0} yet")]
     ProjectionLagging(u64),
@@ -64,6 +67,9 @@ impl IntoResponse for QueryError {
             Self::InvalidRequest(_) => Problem::invalid_request(detail),
             Self::UnknownPlayer(_) => {
                 Problem::new(StatusCode::NOT_FOUND, "unknown_player", "Unknown player").with_detail(detail)
+            }
+            Self::NotYet(_) => {
+                Problem::new(StatusCode::NOT_FOUND, "no_checkpoint", "Nothing signed yet").with_detail(detail)
             }
             Self::UnknownTreeSize(..) => {
                 Problem::new(StatusCode::NOT_FOUND, "unknown_tree_size", "No such tree").with_detail(detail)

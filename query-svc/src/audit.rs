@@ -8,6 +8,8 @@ use platform::openapi::PROBLEM_JSON;
 use serde::{Deserialize, Serialize};
 use store::EventStore;
 
+use platform::params::NoParameters;
+
 use crate::api::{QueryError, Reader, Strict, integer};
 
 /// The parameters of `GET /v1/audit/proof/inclusion`.
@@ -124,4 +126,79 @@ async fn proven<S: EventStore>(log: &S, plan: &audit::Plan) -> Result<Vec<String
         QueryError::Store(store::StoreError::InvalidRow("a node of the Merkle tree is missing".into()))
     })?;
     Ok(hashes.iter().map(hex::encode).collect())
+}
+
+/// The latest checkpoint: the tree head signed as a C2SP signed note.
+#[utoipa::path(get, path = "/v1/audit/checkpoint", tag = "audit",
+    responses(
+        (status = 200, description = "The note as signed", body = String, content_type = "text/plain; charset=utf-8"),
+        (status = 404, description = "Nothing signed yet (`no_checkpoint`)", body = Problem, content_type = PROBLEM_JSON),
+    ))]
+pub async fn checkpoint<S: EventStore>(
+    State(reader): State<Reader<S>>,
+    Strict(NoParameters {}): Strict<NoParameters>,
+) -> Result<String, QueryError> {
+    let latest = reader.log.latest_checkpoint().await?;
+    latest.map(|c| c.note).ok_or(QueryError::NotYet("no checkpoint has been signed yet"))
+}
+
+/// The parameters of `GET /v1/audit/checkpoints`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CheckpointsQuery {
+    /// Checkpoints of trees larger than this.
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 9_223_372_036_854_775_807_i64, default = 0)]
+    after_size: Option<String>,
+    /// How many at most.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000, default = 100)]
+    limit: Option<String>,
+}
+
+/// A kept checkpoint.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CheckpointEntry {
+    /// The tree size it signs.
+    tree_size: u64,
+    /// The root hash at that size, hex.
+    root_hash: String,
+    /// The signed note.
+    note: String,
+}
+
+/// A page of checkpoints.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CheckpointPage {
+    checkpoints: Vec<CheckpointEntry>,
+}
+
+/// Every checkpoint kept, smallest tree first: consecutive ones must be consistent.
+#[utoipa::path(get, path = "/v1/audit/checkpoints", tag = "audit", params(CheckpointsQuery),
+    responses((status = 200, description = "A page of checkpoints", body = CheckpointPage)))]
+pub async fn checkpoints<S: EventStore>(
+    State(reader): State<Reader<S>>,
+    Strict(query): Strict<CheckpointsQuery>,
+) -> Result<Json<CheckpointPage>, QueryError> {
+    let after = integer("after_size", query.after_size.as_deref(), 0, 0..=i64::MAX as u64)?;
+    let limit = integer("limit", query.limit.as_deref(), 100, 1..=1000)? as u32;
+    let kept = reader.log.checkpoints(after, limit).await?;
+    let checkpoints = kept
+        .into_iter()
+        .map(|c| CheckpointEntry { tree_size: c.tree_size, root_hash: hex::encode(c.root_hash), note: c.note })
+        .collect();
+    Ok(Json(CheckpointPage { checkpoints }))
+}
+
+/// The checkpoint signer's verifier key, in the note format.
+#[utoipa::path(get, path = "/v1/audit/key", tag = "audit",
+    responses(
+        (status = 200, description = "`<name>+<hash>+<base64 key>`", body = String, content_type = "text/plain; charset=utf-8"),
+        (status = 404, description = "No signer yet (`no_checkpoint`)", body = Problem, content_type = PROBLEM_JSON),
+    ))]
+pub async fn key<S: EventStore>(
+    State(reader): State<Reader<S>>,
+    Strict(NoParameters {}): Strict<NoParameters>,
+) -> Result<String, QueryError> {
+    let key = reader.log.verifier_key().await?;
+    key.map(|key| format!("{key}\n")).ok_or(QueryError::NotYet("no checkpoint signer has started yet"))
 }

@@ -107,6 +107,9 @@ pub fn query_side<S: EventStore, R: LeaderboardStore>(
         .route("/v1/players/{player_id}/events", get(api::player_log::<S>))
         .route("/v1/audit/proof/inclusion", get(audit::inclusion::<S>))
         .route("/v1/audit/proof/consistency", get(audit::consistency::<S>))
+        .route("/v1/audit/checkpoint", get(audit::checkpoint::<S>))
+        .route("/v1/audit/checkpoints", get(audit::checkpoints::<S>))
+        .route("/v1/audit/key", get(audit::key::<S>))
         .with_state(reader)
         .merge(
             Router::new()

@@ -6,6 +6,7 @@ every two sizes, that the service hands out.
 
 Usage: python3 rfc9162_verify.py <base URL>. Prints a summary; exits non-zero on any failure."""
 
+import base64
 import hashlib
 import json
 import sys
@@ -126,12 +127,22 @@ def main(base):
             if first < size:
                 assert not verify_consistency(first, size, hashes, roots[size], roots[first])
             consistencies += 1
+    checkpoints = get(base, "/v1/audit/checkpoints?limit=1000")["checkpoints"]
+    assert checkpoints, "no checkpoint was signed"
+    for checkpoint in checkpoints:
+        size = checkpoint["tree_size"]
+        assert checkpoint["root_hash"] == roots[size].hex(), f"the checkpoint of {size} signs another tree"
+        body = checkpoint["note"].split("\n")
+        assert body[1] == str(size) and base64.b64decode(body[2]) == roots[size], f"note of {size}"
     try:
         get(base, f"/v1/audit/proof/inclusion?position=1&tree_size={n + 1}")
         raise AssertionError("a tree larger than the log was proven")
     except urllib.error.HTTPError as error:
         assert error.code == 404, error.code
-    print(f"{n} leaves, root {roots[n].hex()}: {inclusions} inclusion and {consistencies} consistency proofs verified")
+    print(
+        f"{n} leaves, root {roots[n].hex()}: {inclusions} inclusion and {consistencies} consistency proofs "
+        f"and {len(checkpoints)} checkpoints' roots verified"
+    )
 
 
 if __name__ == "__main__":

@@ -63,6 +63,26 @@ pub enum Refusal {
     AlreadyRevoked,
 }
 
+/// A signed checkpoint of the Merkle tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The tree size it signs.
+    pub tree_size: u64,
+    /// The root hash at that size.
+    pub root_hash: audit::Hash,
+    /// The signed note, as signed.
+    pub note: String,
+}
+
+/// The checkpoint signer's keys as kept in the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptSigner {
+    /// The verifier key (note format).
+    pub verifier: String,
+    /// The private key, when Scoreboard generated it.
+    pub private_key: Option<String>,
+}
+
 /// An event as the log stores it: position, identity, and the exact payload bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredEvent {
@@ -206,6 +226,30 @@ pub trait EventStore: Clone + Send + Sync + 'static {
         nodes: &[audit::Node],
     ) -> impl Future<Output = Result<std::collections::HashMap<audit::Node, audit::Hash>, StoreError>> + Send;
 
+    /// Keeps `signer` as the checkpoint signer, unless one was kept before and `replace` is false;
+    /// returns the signer kept.
+    fn keep_signer(
+        &self,
+        signer: &KeptSigner,
+        replace: bool,
+    ) -> impl Future<Output = Result<KeptSigner, StoreError>> + Send;
+
+    /// The checkpoint signer's verifier key, once one was kept.
+    fn verifier_key(&self) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// Keeps `checkpoint` (a checkpoint of the same size kept before stays).
+    fn save_checkpoint(&self, checkpoint: &Checkpoint) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Up to `limit` checkpoints of trees larger than `after_size`, smallest first.
+    fn checkpoints(
+        &self,
+        after_size: u64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<Checkpoint>, StoreError>> + Send;
+
+    /// The checkpoint of the largest tree, if any.
+    fn latest_checkpoint(&self) -> impl Future<Output = Result<Option<Checkpoint>, StoreError>> + Send;
+
     /// Checks that the database answers.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
@@ -235,6 +279,26 @@ pub trait LeaderboardStore: Clone + Send + Sync + 'static {
 
     /// The whole board as of its checkpoint, read from one consistent snapshot.
     fn load(&self) -> impl Future<Output = Result<Board, StoreError>> + Send;
+}
+
+#[derive(FromRow)]
+struct CheckpointRow {
+    tree_size: i64,
+    root_hash: Vec<u8>,
+    note: String,
+}
+
+impl TryFrom<CheckpointRow> for Checkpoint {
+    type Error = StoreError;
+
+    fn try_from(row: CheckpointRow) -> Result<Self, StoreError> {
+        let invalid = || StoreError::InvalidRow(format!("checkpoint of tree size {}", row.tree_size));
+        Ok(Self {
+            tree_size: u64::try_from(row.tree_size).map_err(|_| invalid())?,
+            root_hash: row.root_hash.try_into().map_err(|_| invalid())?,
+            note: row.note,
+        })
+    }
 }
 
 #[derive(FromRow)]

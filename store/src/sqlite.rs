@@ -18,9 +18,9 @@ use uuid::Uuid;
 
 use crate::plan::{self, Attempt, Originals};
 use crate::{
-    Anchor, AppendOutcome, Applied, Changes, Claim, EventRow, EventStore, LeaderboardStore, NewEvent, STANDING_COLUMNS,
-    StandingRow, StandsRow, StoreError, StoredEvent, board_from_rows, changes_from_rows, decode_run, folded_onto,
-    from_db, to_db,
+    Anchor, AppendOutcome, Applied, Changes, Checkpoint, CheckpointRow, Claim, EventRow, EventStore, KeptSigner,
+    LeaderboardStore, NewEvent, STANDING_COLUMNS, StandingRow, StandsRow, StoreError, StoredEvent, board_from_rows,
+    changes_from_rows, decode_run, folded_onto, from_db, to_db,
 };
 
 /// The SQLite schema: event log, read model, checkpoints.
@@ -256,6 +256,63 @@ impl EventStore for SqliteEventLog {
     async fn read_nodes(&self, nodes: &[audit::Node]) -> Result<HashMap<audit::Node, audit::Hash>, StoreError> {
         let mut connection = self.pools.read.acquire().await?;
         read_nodes(&mut connection, nodes).await
+    }
+
+    async fn keep_signer(&self, signer: &KeptSigner, replace: bool) -> Result<KeptSigner, StoreError> {
+        let on_conflict = if replace {
+            "DO UPDATE SET verifier = EXCLUDED.verifier, private_key = EXCLUDED.private_key"
+        } else {
+            "DO NOTHING"
+        };
+        let mut tx = self.pools.write.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO audit_signer (singleton, verifier, private_key) VALUES (1, ?, ?) \
+             ON CONFLICT (singleton) {on_conflict}"
+        )))
+        .bind(&signer.verifier)
+        .bind(&signer.private_key)
+        .execute(&mut *tx)
+        .await?;
+        let (verifier, private_key): (String, Option<String>) =
+            sqlx::query_as("SELECT verifier, private_key FROM audit_signer").fetch_one(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(KeptSigner { verifier, private_key })
+    }
+
+    async fn verifier_key(&self) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT verifier FROM audit_signer").fetch_optional(&self.pools.read).await?)
+    }
+
+    async fn save_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO checkpoints (tree_size, root_hash, note) VALUES (?, ?, ?) \
+             ON CONFLICT (tree_size) DO NOTHING",
+        )
+        .bind(to_db(checkpoint.tree_size))
+        .bind(checkpoint.root_hash.to_vec())
+        .bind(&checkpoint.note)
+        .execute(&self.pools.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn checkpoints(&self, after_size: u64, limit: u32) -> Result<Vec<Checkpoint>, StoreError> {
+        let rows: Vec<CheckpointRow> = sqlx::query_as(
+            "SELECT tree_size, root_hash, note FROM checkpoints WHERE tree_size > ? ORDER BY tree_size LIMIT ?",
+        )
+        .bind(to_db(after_size))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pools.read)
+        .await?;
+        rows.into_iter().map(Checkpoint::try_from).collect()
+    }
+
+    async fn latest_checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
+        let row: Option<CheckpointRow> =
+            sqlx::query_as("SELECT tree_size, root_hash, note FROM checkpoints ORDER BY tree_size DESC LIMIT 1")
+                .fetch_optional(&self.pools.read)
+                .await?;
+        row.map(Checkpoint::try_from).transpose()
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -1,6 +1,9 @@
 //! The verifiable log from the outside: every leaf, tree head and proof the all-in-one serves,
 //! checked by a verifier written in Python from RFC 9162 alone (`tests/rfc9162_verify.py`).
 
+use std::time::Duration;
+
+use audit::note::{NoteVerifier, Signer};
 use serde_json::json;
 use testkit::token;
 
@@ -12,6 +15,7 @@ async fn every_proof_of_every_tree_up_to_64_events_verifies_with_an_independent_
     let mut settings = settings(data.path());
     settings.push(("RATE_LIMIT_READS_PER_ADDRESS", "off".into()));
     settings.push(("ADMIN_TOKENS", "ops=operator-secret-of-at-least-32-bytes!".into()));
+    settings.push(("CHECKPOINT_INTERVAL", "100ms".into()));
     let scoreboard = start(&settings, &[]).await;
     let client = reqwest::Client::new();
     // 64 events of every type, some in the same group commit
@@ -36,6 +40,8 @@ async fn every_proof_of_every_tree_up_to_64_events_verifies_with_an_independent_
         assert_eq!(response.status(), 201);
     }
     assert_eq!(submit(&client, &scoreboard.url, &token("p3", "win_match")).await.0, 201);
+    let signed = checkpoint_of(&client, &scoreboard.url, 64).await;
+    assert!(signed.starts_with("scoreboard\n64\n"), "{signed}");
 
     let output = tokio::process::Command::new("python3")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/rfc9162_verify.py"))
@@ -47,5 +53,58 @@ async fn every_proof_of_every_tree_up_to_64_events_verifies_with_an_independent_
     assert!(output.status.success(), "{report}");
     assert!(report.contains("64 leaves") && report.contains("2080 inclusion and 2080 consistency"), "{report}");
     eprintln!("{report}");
+    scoreboard.stop().await.unwrap();
+}
+
+/// The latest checkpoint once it covers `size` events, verified with the served key.
+async fn checkpoint_of(client: &reqwest::Client, url: &str, size: u64) -> String {
+    let key = client.get(format!("{url}/v1/audit/key")).send().await.unwrap().text().await.unwrap();
+    let verifier = NoteVerifier::parse(&key).unwrap();
+    testkit::eventually(Duration::from_secs(10), || async {
+        let note = client.get(format!("{url}/v1/audit/checkpoint")).send().await.unwrap().text().await.unwrap();
+        let text = verifier.open(&note).ok()?.to_string();
+        (audit::note::parse_checkpoint(&text).ok()?.1 == size).then_some(note)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn checkpoints_are_signed_as_the_log_grows_and_prove_its_events() {
+    let data = tempfile::tempdir().unwrap();
+    let signer = Signer::from_seed("scoreboard.example/log", [7; 32]).unwrap();
+    let mut settings = settings(data.path());
+    settings.push(("CHECKPOINT_INTERVAL", "100ms".into()));
+    settings.push(("AUDIT_SIGNING_KEY", signer.to_private()));
+    let scoreboard = start(&settings, &[]).await;
+    let client = reqwest::Client::new();
+    let (status, _) = crate::support::get(&client, &scoreboard.url, "/v1/audit/checkpoint").await;
+    assert_eq!(status, 404, "nothing signed before the first event");
+    for player in ["alice", "bob", "carol"] {
+        assert_eq!(submit(&client, &scoreboard.url, &token(player, "complete_task")).await.0, 201);
+    }
+    // The key served is the one configured, and the checkpoint verifies with it
+    let key = client.get(format!("{}/v1/audit/key", scoreboard.url)).send().await.unwrap().text().await.unwrap();
+    assert_eq!(key.trim(), signer.verifier().to_string());
+    let note = checkpoint_of(&client, &scoreboard.url, 3).await;
+    let text = signer.verifier().open(&note).unwrap();
+    let (origin, size, root) = audit::note::parse_checkpoint(text).unwrap();
+    assert_eq!((origin, size), ("scoreboard.example/log", 3));
+    // An event's inclusion proof leads to the signed root
+    let (_, page) = crate::support::get(&client, &scoreboard.url, "/v1/events?after=1&limit=1").await;
+    let leaf: audit::Hash = hex::decode(page["events"][0]["leaf_hash"].as_str().unwrap()).unwrap().try_into().unwrap();
+    let (_, proof) =
+        crate::support::get(&client, &scoreboard.url, "/v1/audit/proof/inclusion?position=2&tree_size=3").await;
+    let path: Vec<audit::Hash> = proof["hashes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| hex::decode(h.as_str().unwrap()).unwrap().try_into().unwrap())
+        .collect();
+    assert!(audit::verify_inclusion(1, 3, &leaf, &path, &root));
+    // A forged checkpoint does not verify
+    let forged = note.replacen("\n3\n", "\n4\n", 1);
+    assert!(signer.verifier().open(&forged).is_err());
+    let other = Signer::from_seed("scoreboard.example/log", [8; 32]).unwrap();
+    assert!(signer.verifier().open(&other.sign(text).unwrap()).is_err(), "signed by another key of the same name");
     scoreboard.stop().await.unwrap();
 }
