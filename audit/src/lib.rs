@@ -293,6 +293,46 @@ pub fn verify_consistency(from: u64, to: u64, proof: &[Hash], from_root: &Hash, 
     fr == *from_root && sr == *to_root && s == 0
 }
 
+/// A tree built leaf by leaf in `O(log n)` memory: what an auditor keeps while reading the log
+/// from the first event on, to compare the tree head at each checkpoint's size.
+#[derive(Debug, Clone, Default)]
+pub struct Frontier {
+    size: u64,
+    /// The perfect subtrees of the right edge, largest first.
+    stack: Vec<(u8, Hash)>,
+}
+
+impl Frontier {
+    /// How many leaves it holds.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Appends `leaf`.
+    pub fn push(&mut self, leaf: Hash) {
+        let (mut level, mut hash) = (0u8, leaf);
+        while let Some(&(top, left)) = self.stack.last() {
+            if top != level {
+                break;
+            }
+            self.stack.pop();
+            hash = node_hash(&left, &hash);
+            level += 1;
+        }
+        self.stack.push((level, hash));
+        self.size += 1;
+    }
+
+    /// The root of the tree of the leaves pushed so far.
+    pub fn root(&self) -> Hash {
+        let mut subtrees = self.stack.iter().rev().map(|&(_, hash)| hash);
+        match subtrees.next() {
+            None => empty_root(),
+            Some(last) => subtrees.fold(last, |right, left| node_hash(&left, &right)),
+        }
+    }
+}
+
 /// The stored node for a leaf: where a store finds the leaf hash of the event at `position`.
 pub fn leaf_node(position: u64) -> Node {
     Node { level: 0, index: position - 1 }

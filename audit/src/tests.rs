@@ -182,6 +182,17 @@ fn every_proof_of_trees_up_to_64_leaves_verifies_and_no_altered_one_does() {
 }
 
 #[test]
+fn a_frontier_has_the_root_of_every_prefix() {
+    let leaves: Vec<Hash> = (0..100u32).map(|i| leaf_hash(&i.to_le_bytes())).collect();
+    let mut frontier = Frontier::default();
+    assert_eq!(frontier.root(), empty_root());
+    for (i, leaf) in leaves.iter().enumerate() {
+        frontier.push(*leaf);
+        assert_eq!((frontier.size(), frontier.root()), (i as u64 + 1, root_of(&leaves[..=i])));
+    }
+}
+
+#[test]
 fn proofs_need_few_stored_nodes_even_for_a_large_log() {
     let size = 1_000_003u64;
     let inclusion = Plan::inclusion(777_777, size).unwrap();

@@ -1,0 +1,200 @@
+//! `scoreboard-admin`: what an auditor and an operator run against a deployment.
+//!
+//! [`verify_log`] checks a deployment from its public HTTP API alone, trusting nothing it
+//! serves but the checkpoints' signatures: it reads every event, recomputes every leaf from the
+//! entry and the tree from the leaves, checks every checkpoint's signature with the verifier key
+//! and its root against the recomputed tree, and that consecutive checkpoints are consistent by
+//! the service's own proofs; it names the first position where what it reads disagrees with
+//! what was signed.
+
+use std::fmt;
+
+use anyhow::Context as _;
+use audit::note::NoteVerifier;
+use audit::{Frontier, Hash};
+use serde::Deserialize;
+
+/// What [`verify_log`] found.
+#[derive(Debug, Default)]
+pub struct LogReport {
+    /// Events read.
+    pub events: u64,
+    /// Checkpoints whose signature and root verified.
+    pub checkpoints: usize,
+    /// What disagrees, first position first; empty when the log verifies.
+    pub problems: Vec<Problem>,
+}
+
+/// One disagreement: at a position, somewhere in a range of positions, or with no position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The position concerned, when it is known exactly.
+    pub position: Option<u64>,
+    /// Otherwise the positions it lies among, `[first, last]`.
+    pub among: Option<(u64, u64)>,
+    /// What is wrong.
+    pub what: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.position, self.among) {
+            (Some(position), _) => write!(f, "position {position}: {}", self.what),
+            (None, Some((first, last))) => write!(f, "positions {first}–{last}: {}", self.what),
+            (None, None) => f.write_str(&self.what),
+        }
+    }
+}
+
+impl LogReport {
+    fn problem(&mut self, position: Option<u64>, what: impl Into<String>) {
+        self.problems.push(Problem { position, among: None, what: what.into() });
+    }
+
+    fn problem_among(&mut self, first: u64, last: u64, what: impl Into<String>) {
+        self.problems.push(Problem { position: None, among: Some((first, last)), what: what.into() });
+    }
+
+    /// The first position that disagrees with what was signed: the first one known exactly,
+    /// else the start of the first range known to hold one.
+    pub fn first_position(&self) -> Option<u64> {
+        let exact = self.problems.iter().filter_map(|p| p.position).min();
+        exact.or_else(|| self.problems.iter().filter_map(|p| p.among.map(|(first, _)| first)).min())
+    }
+}
+
+#[derive(Deserialize)]
+struct EventPage {
+    events: Vec<Event>,
+    next_after: u64,
+}
+
+#[derive(Deserialize)]
+struct Event {
+    position: u64,
+    entry: String,
+    leaf_hash: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CheckpointPage {
+    checkpoints: Vec<Checkpoint>,
+}
+
+#[derive(Deserialize)]
+struct Checkpoint {
+    tree_size: u64,
+    note: String,
+}
+
+#[derive(Deserialize)]
+struct Proof {
+    hashes: Vec<String>,
+}
+
+fn hash_of(hex_text: &str) -> Option<Hash> {
+    hex::decode(hex_text).ok()?.try_into().ok()
+}
+
+/// Verifies the deployment at `url` (its read side) from its public API alone.
+pub async fn verify_log(client: &reqwest::Client, url: &str) -> anyhow::Result<LogReport> {
+    let url = url.trim_end_matches('/');
+    // A deployment's read limit answers 429 (or 503) with Retry-After: wait as asked.
+    let get = async |path: String| -> anyhow::Result<reqwest::Response> {
+        let mut attempts = 0;
+        loop {
+            let response = client.get(format!("{url}{path}")).send().await.with_context(|| format!("GET {path}"))?;
+            let status = response.status().as_u16();
+            if (status == 429 || status == 503) && attempts < 10 {
+                attempts += 1;
+                let wait = response.headers().get("retry-after").and_then(|v| v.to_str().ok()?.parse().ok());
+                tokio::time::sleep(std::time::Duration::from_secs(wait.unwrap_or(1).min(30))).await;
+                continue;
+            }
+            return response.error_for_status().with_context(|| format!("GET {path}"));
+        }
+    };
+    let mut report = LogReport::default();
+    let key = get("/v1/audit/key".into()).await?.text().await?;
+    let verifier = NoteVerifier::parse(&key).context("the verifier key served")?;
+
+    // Every checkpoint, its signature checked: the trees the operator vouched for.
+    let mut signed: Vec<(u64, Hash)> = Vec::new();
+    let mut after = 0;
+    loop {
+        let page: CheckpointPage =
+            get(format!("/v1/audit/checkpoints?after_size={after}&limit=1000")).await?.json().await?;
+        let Some(last) = page.checkpoints.last() else { break };
+        anyhow::ensure!(last.tree_size > after, "the checkpoints' pages do not follow one another");
+        after = last.tree_size;
+        for checkpoint in page.checkpoints {
+            let opened = verifier.open(&checkpoint.note).ok().and_then(|text| audit::note::parse_checkpoint(text).ok());
+            match opened {
+                Some((_, size, root)) if size == checkpoint.tree_size => signed.push((size, root)),
+                _ => report.problem(
+                    None,
+                    format!("the checkpoint of tree size {} does not verify with {key}", checkpoint.tree_size),
+                ),
+            }
+        }
+    }
+
+    // Consecutive checkpoints are consistent, by the service's own proofs.
+    for pair in signed.windows(2) {
+        let ((from, old), (to, new)) = (pair[0], pair[1]);
+        let proof: Proof = get(format!("/v1/audit/proof/consistency?from={from}&to={to}")).await?.json().await?;
+        let hashes: Option<Vec<Hash>> = proof.hashes.iter().map(|h| hash_of(h)).collect();
+        if !hashes.is_some_and(|hashes| audit::verify_consistency(from, to, &hashes, &old, &new)) {
+            report.problem_among(from + 1, to, format!("the checkpoints of {from} and {to} events are not consistent"));
+        }
+    }
+
+    // Every event, its leaf recomputed from its entry and the tree from the leaves.
+    let mut tree = Frontier::default();
+    let mut next_checkpoint = signed.iter().peekable();
+    let mut verified_through = 0;
+    loop {
+        let page: EventPage = get(format!("/v1/events?after={}&limit=1000", tree.size())).await?.json().await?;
+        if page.events.is_empty() {
+            break;
+        }
+        for event in &page.events {
+            let expected = tree.size() + 1;
+            if event.position != expected {
+                report.problem(Some(expected), format!("the log goes on at position {}", event.position));
+                return Ok(report);
+            }
+            let leaf = audit::leaf_hash(event.entry.as_bytes());
+            if event.leaf_hash.as_deref().and_then(hash_of) != Some(leaf) {
+                report.problem(Some(expected), "its entry does not hash to the leaf the tree holds for it");
+            }
+            tree.push(leaf);
+            report.events += 1;
+            while let Some(&&(size, root)) = next_checkpoint.peek() {
+                if size != tree.size() {
+                    break;
+                }
+                if tree.root() == root {
+                    report.checkpoints += 1;
+                    verified_through = size;
+                } else {
+                    report.problem_among(
+                        verified_through + 1,
+                        size,
+                        format!("these are not the events the checkpoint of {size} signed"),
+                    );
+                }
+                next_checkpoint.next();
+            }
+        }
+        anyhow::ensure!(page.next_after == tree.size(), "the log's pages do not follow one another");
+    }
+    for &(size, _) in next_checkpoint {
+        report.problem(
+            Some(tree.size() + 1),
+            format!("a checkpoint signed {size} events; the log holds {}", tree.size()),
+        );
+    }
+    report.problems.sort_by_key(|p| p.position.or(p.among.map(|(first, _)| first)).unwrap_or(u64::MAX));
+    Ok(report)
+}

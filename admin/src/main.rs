@@ -1,0 +1,166 @@
+//! `scoreboard-admin`: verify a deployment's log from its public API, replay or verify the read
+//! model from the database, and moderate.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use platform::config::{DatabaseConfig, Secret};
+use store::{PgEventLog, PgLeaderboard};
+
+#[derive(Parser)]
+#[command(name = "scoreboard-admin", version, about = "Scoreboard's auditor and operator commands")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Verify the log of a deployment from its public HTTP API alone: every leaf, the tree,
+    /// every checkpoint's signature and the consistency of consecutive checkpoints. Names the
+    /// first position that disagrees with what was signed; exits 1 on any disagreement.
+    VerifyLog {
+        /// The deployment's read side (query-svc or the all-in-one), e.g. http://127.0.0.1:8081.
+        #[arg(long, env = "SCOREBOARD_URL")]
+        url: String,
+    },
+    /// Print the board as it stood after position N (replaying the log from the database).
+    Replay {
+        /// The last position to fold.
+        #[arg(long)]
+        to_position: u64,
+        #[command(flatten)]
+        database: DatabaseConfig,
+    },
+    /// Compare the read model with the fold of the log; exits 1 on any difference.
+    Verify(DatabaseConfig),
+    /// Ban a player (appends PlayerBanned).
+    Ban(Moderation),
+    /// Unban a player (appends PlayerUnbanned).
+    Unban(Moderation),
+    /// Take back one award (`--event-id`) or all of a player's points (`--player`).
+    Revoke(Revocation),
+}
+
+/// Where and as whom to moderate.
+#[derive(Args)]
+struct Operator {
+    /// The deployment's write side (command-svc or the all-in-one), e.g. http://127.0.0.1:8080.
+    #[arg(long, env = "SCOREBOARD_COMMAND_URL")]
+    url: String,
+    /// An operator's secret from ADMIN_TOKENS.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Secret,
+    /// Why (1–500 characters), kept in the log.
+    #[arg(long)]
+    reason: String,
+}
+
+#[derive(Args)]
+struct Moderation {
+    /// The player.
+    player: String,
+    #[command(flatten)]
+    operator: Operator,
+}
+
+#[derive(Args)]
+#[group(required = true, multiple = false, id = "target")]
+struct Revocation {
+    /// The award (a ScoreAwarded event id) to take back.
+    #[arg(long, group = "target")]
+    event_id: Option<String>,
+    /// The player whose points so far are all taken back.
+    #[arg(long, group = "target")]
+    player: Option<String>,
+    #[command(flatten)]
+    operator: Operator,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    platform::telemetry::init();
+    match run(Cli::parse().command).await {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("scoreboard-admin: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::VerifyLog { url } => {
+            let report = scoreboard_admin::verify_log(&reqwest::Client::new(), &url).await?;
+            for problem in &report.problems {
+                println!("{problem}");
+            }
+            println!(
+                "{} events and {} signed checkpoints read: {}",
+                report.events,
+                report.checkpoints,
+                match report.first_position() {
+                    None if report.problems.is_empty() => "the log is the one that was signed".to_string(),
+                    None => "the checkpoints do not verify".to_string(),
+                    Some(position) => format!("the log disagrees with what was signed from position {position}"),
+                }
+            );
+            Ok(if report.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Replay { to_position, database } => {
+            let pool = database.pool.connect_lazy(&database.database_url)?;
+            let board = projector::audit::replay(&PgEventLog::new(pool), to_position).await?;
+            println!("position {}: {} players", board.position(), board.len());
+            for ranked in board.page(0, board.len()) {
+                println!("{:>6}  {:<32} {}", ranked.rank, ranked.standing.player_id, ranked.standing.score);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify(database) => {
+            let pool = database.pool.connect_lazy(&database.database_url)?;
+            let report = projector::audit::verify(&PgEventLog::new(pool.clone()), &PgLeaderboard::new(pool)).await?;
+            for difference in &report.differences {
+                println!("{}: read model {:?}, log {:?}", difference.player_id, difference.read_model, difference.log);
+            }
+            println!(
+                "checked {} players at position {}: {} difference(s)",
+                report.players,
+                report.position,
+                report.differences.len()
+            );
+            Ok(if report.differences.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Ban(moderation) => {
+            let path = format!("/v1/admin/players/{}/ban", moderation.player);
+            post(&moderation.operator, &path, serde_json::json!({"reason": moderation.operator.reason})).await
+        }
+        Command::Unban(moderation) => {
+            let path = format!("/v1/admin/players/{}/unban", moderation.player);
+            post(&moderation.operator, &path, serde_json::json!({"reason": moderation.operator.reason})).await
+        }
+        Command::Revoke(revocation) => {
+            let reason = &revocation.operator.reason;
+            let body = match (&revocation.event_id, &revocation.player) {
+                (Some(event_id), _) => serde_json::json!({"event_id": event_id, "reason": reason}),
+                (None, player) => serde_json::json!({"player_id": player, "reason": reason}),
+            };
+            post(&revocation.operator, "/v1/admin/revocations", body).await
+        }
+    }
+}
+
+/// Posts a moderation request and prints the answer; exits 1 unless it was recorded.
+async fn post(operator: &Operator, path: &str, body: serde_json::Value) -> anyhow::Result<ExitCode> {
+    let response = reqwest::Client::new()
+        .post(format!("{}{path}", operator.url.trim_end_matches('/')))
+        .bearer_auth(operator.admin_token.expose())
+        .json(&body)
+        .send()
+        .await
+        .with_context(|| format!("POST {path}"))?;
+    let status = response.status();
+    println!("{} {}", status.as_u16(), response.text().await?);
+    Ok(if status.is_success() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
