@@ -213,7 +213,7 @@ pub async fn start(config: &Config, shutdown: &CancellationToken) -> anyhow::Res
 }
 
 /// The all-in-one's OpenAPI description: command-svc's and query-svc's routes and the page,
-/// served at `/openapi.json` and checked in as `docs/openapi/scoreboard.json`. (`POST
+/// served at `/openapi.json` and checked in as `docs/openapi.json`. (`POST
 /// /demo/actions` exists only with `--demo` and is left out.)
 pub fn api_description() -> utoipa::openapi::OpenApi {
     let mut routes = <command_svc::Routes as utoipa::OpenApi>::openapi();

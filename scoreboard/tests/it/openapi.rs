@@ -3,7 +3,7 @@
 #[test]
 fn the_checked_in_openapi_description_is_current() {
     testkit::assert_checked_in(
-        "docs/openapi/scoreboard.json",
+        "docs/openapi.json",
         &platform::openapi::to_json(&scoreboard::api_description()),
     );
 }
