@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use platform::config::{DatabaseConfig, Secret};
-use store::{PgEventLog, PgLeaderboard};
+use store::PgEventLog;
 
 #[derive(Parser)]
 #[command(name = "scoreboard-admin", version, about = "Scoreboard's auditor and operator commands")]
@@ -119,18 +119,8 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify(database) => {
-            let pool = database.pool.connect_lazy(&database.database_url)?;
-            let report = projector::audit::verify(&PgEventLog::new(pool.clone()), &PgLeaderboard::new(pool)).await?;
-            for difference in &report.differences {
-                println!("{}: read model {:?}, log {:?}", difference.player_id, difference.read_model, difference.log);
-            }
-            println!(
-                "checked {} players at position {}: {} difference(s)",
-                report.players,
-                report.position,
-                report.differences.len()
-            );
-            Ok(if report.differences.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            let verified = projector::audit::verify_and_print(&database).await?;
+            Ok(if verified { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         Command::Ban(moderation) => {
             let path = format!("/v1/admin/players/{}/ban", moderation.player);

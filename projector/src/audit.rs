@@ -67,3 +67,20 @@ pub async fn verify<S: EventStore, R: LeaderboardStore>(log: &S, read_model: &R)
         .collect();
     Ok(Report { position: projected.position(), players: projected.len(), differences })
 }
+
+/// `verify` against the PostgreSQL database of `database`, printed: every difference, then a
+/// summary. `true` when the read model is the fold of the log.
+pub async fn verify_and_print(database: &platform::config::DatabaseConfig) -> anyhow::Result<bool> {
+    let pool = database.pool.connect_lazy(&database.database_url)?;
+    let report = verify(&store::PgEventLog::new(pool.clone()), &store::PgLeaderboard::new(pool)).await?;
+    for difference in &report.differences {
+        println!("{}: read model {:?}, log {:?}", difference.player_id, difference.read_model, difference.log);
+    }
+    println!(
+        "checked {} players at position {}: {} difference(s)",
+        report.players,
+        report.position,
+        report.differences.len()
+    );
+    Ok(report.differences.is_empty())
+}

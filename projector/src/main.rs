@@ -4,7 +4,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use platform::config::DatabaseConfig;
-use store::{PgEventLog, PgLeaderboard};
 
 #[derive(Parser)]
 #[command(name = "projector", version, about = "Scoreboard's projector")]
@@ -46,16 +45,6 @@ async fn serve(config: projector::Config) -> anyhow::Result<ExitCode> {
 }
 
 async fn verify(database: DatabaseConfig) -> anyhow::Result<ExitCode> {
-    let pool = database.pool.connect_lazy(&database.database_url)?;
-    let report = projector::audit::verify(&PgEventLog::new(pool.clone()), &PgLeaderboard::new(pool)).await?;
-    for difference in &report.differences {
-        println!("{}: read model {:?}, log {:?}", difference.player_id, difference.read_model, difference.log);
-    }
-    println!(
-        "checked {} players at position {}: {} difference(s)",
-        report.players,
-        report.position,
-        report.differences.len()
-    );
-    Ok(if report.differences.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    let verified = projector::audit::verify_and_print(&database).await?;
+    Ok(if verified { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

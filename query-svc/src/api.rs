@@ -38,7 +38,7 @@ pub enum QueryError {
     #[error("player {0:?} has no standing")]
     UnknownPlayer(String),
     /// A tree size beyond the log's: what was asked for, and the log's.
-    #[error("the log holds {1} events, not {0}")]
+    #[error("a tree of {0} events is beyond the log, which holds {1}")]
     UnknownTreeSize(u64, u64),
     /// Nothing of the kind exists yet (no checkpoint signed).
     #[error("{0}")]

@@ -110,7 +110,7 @@ fn required(name: &str, text: Option<&str>) -> Result<u64, QueryError> {
 async fn tree_size<S: EventStore>(log: &S, name: &str, text: Option<&str>) -> Result<u64, QueryError> {
     let whole = log.tree_size().await?;
     let Some(text) = text else {
-        return if whole == 0 { Err(QueryError::UnknownTreeSize(0, 0)) } else { Ok(whole) };
+        return if whole == 0 { Err(QueryError::UnknownTreeSize(1, 0)) } else { Ok(whole) };
     };
     let size = integer(name, Some(text), 1, 1..=i64::MAX as u64)?;
     if size > whole {

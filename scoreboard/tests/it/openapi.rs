@@ -2,10 +2,7 @@
 
 #[test]
 fn the_checked_in_openapi_description_is_current() {
-    testkit::assert_checked_in(
-        "docs/openapi.json",
-        &platform::openapi::to_json(&scoreboard::api_description()),
-    );
+    testkit::assert_checked_in("docs/openapi.json", &platform::openapi::to_json(&scoreboard::api_description()));
 }
 
 /// Drives every documented route of the all-in-one with schemathesis, a property-based client
