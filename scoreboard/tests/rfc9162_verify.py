@@ -4,11 +4,14 @@ over HTTP, recomputes each leaf from its entry and every tree head from the leav
 every inclusion proof of every leaf of every tree size, and every consistency proof between
 every two sizes, that the service hands out.
 
-Usage: python3 rfc9162_verify.py <base URL>. Prints a summary; exits non-zero on any failure."""
+Usage: python3 rfc9162_verify.py <base URL> [--random N]. With --random, only N inclusion and N
+consistency proofs chosen at random (for large logs). Prints a summary; exits non-zero on any
+failure."""
 
 import base64
 import hashlib
 import json
+import random
 import sys
 import urllib.error
 import urllib.request
@@ -89,7 +92,7 @@ def verify_consistency(first, second, proof, first_hash, second_hash):
     return fr == first_hash and sr == second_hash and sn == 0
 
 
-def main(base):
+def main(base, samples=None):
     events, after = [], 0
     while True:
         page = get(base, f"/v1/events?after={after}&limit=1000")
@@ -108,42 +111,55 @@ def main(base):
         assert event["leaf_hash"] == leaf.hex(), f"leaf of {position}"
         leaves.append(leaf)
     n = len(leaves)
-    roots = [mth(leaves[:size]) for size in range(n + 1)]
+    roots = {}
+
+    def root(size):
+        if size not in roots:
+            roots[size] = mth(leaves[:size])
+        return roots[size]
+
     inclusions = consistencies = 0
-    for size in range(1, n + 1):
-        for index in range(size):
-            proof = get(base, f"/v1/audit/proof/inclusion?position={index + 1}&tree_size={size}")
-            assert (proof["leaf_index"], proof["tree_size"]) == (index, size)
-            hashes = [bytes.fromhex(h) for h in proof["hashes"]]
-            assert verify_inclusion(index, size, leaves[index], hashes, roots[size]), f"leaf {index} of {size}"
-            if hashes:
-                bent = [bytes([hashes[0][0] ^ 1]) + hashes[0][1:]] + hashes[1:]
-                assert not verify_inclusion(index, size, leaves[index], bent, roots[size])
-            inclusions += 1
-        for first in range(1, size + 1):
-            proof = get(base, f"/v1/audit/proof/consistency?from={first}&to={size}")
-            hashes = [bytes.fromhex(h) for h in proof["hashes"]]
-            assert verify_consistency(first, size, hashes, roots[first], roots[size]), f"{first} to {size}"
-            if first < size:
-                assert not verify_consistency(first, size, hashes, roots[size], roots[first])
-            consistencies += 1
+    if samples is None:
+        pairs = [(size, index) for size in range(1, n + 1) for index in range(size)]
+        spans = [(first, size) for size in range(1, n + 1) for first in range(1, size + 1)]
+    else:
+        rng = random.Random(9162)
+        pairs = [(n, rng.randrange(n)) for _ in range(samples)]
+        spans = [(rng.randint(1, n), n) for _ in range(samples)]
+    for size, index in pairs:
+        proof = get(base, f"/v1/audit/proof/inclusion?position={index + 1}&tree_size={size}")
+        assert (proof["leaf_index"], proof["tree_size"]) == (index, size)
+        hashes = [bytes.fromhex(h) for h in proof["hashes"]]
+        assert verify_inclusion(index, size, leaves[index], hashes, root(size)), f"leaf {index} of {size}"
+        if hashes:
+            bent = [bytes([hashes[0][0] ^ 1]) + hashes[0][1:]] + hashes[1:]
+            assert not verify_inclusion(index, size, leaves[index], bent, root(size))
+        inclusions += 1
+    for first, size in spans:
+        proof = get(base, f"/v1/audit/proof/consistency?from={first}&to={size}")
+        hashes = [bytes.fromhex(h) for h in proof["hashes"]]
+        assert verify_consistency(first, size, hashes, root(first), root(size)), f"{first} to {size}"
+        if first < size:
+            assert not verify_consistency(first, size, hashes, root(size), root(first))
+        consistencies += 1
     checkpoints = get(base, "/v1/audit/checkpoints?limit=1000")["checkpoints"]
     assert checkpoints, "no checkpoint was signed"
     for checkpoint in checkpoints:
         size = checkpoint["tree_size"]
-        assert checkpoint["root_hash"] == roots[size].hex(), f"the checkpoint of {size} signs another tree"
+        assert checkpoint["root_hash"] == root(size).hex(), f"the checkpoint of {size} signs another tree"
         body = checkpoint["note"].split("\n")
-        assert body[1] == str(size) and base64.b64decode(body[2]) == roots[size], f"note of {size}"
+        assert body[1] == str(size) and base64.b64decode(body[2]) == root(size), f"note of {size}"
     try:
         get(base, f"/v1/audit/proof/inclusion?position=1&tree_size={n + 1}")
         raise AssertionError("a tree larger than the log was proven")
     except urllib.error.HTTPError as error:
         assert error.code == 404, error.code
     print(
-        f"{n} leaves, root {roots[n].hex()}: {inclusions} inclusion and {consistencies} consistency proofs "
+        f"{n} leaves, root {root(n).hex()}: {inclusions} inclusion and {consistencies} consistency proofs "
         f"and {len(checkpoints)} checkpoints' roots verified"
     )
 
 
 if __name__ == "__main__":
-    main(sys.argv[1].rstrip("/"))
+    samples = int(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[2] == "--random" else None
+    main(sys.argv[1].rstrip("/"), samples)

@@ -108,3 +108,53 @@ async fn checkpoints_are_signed_as_the_log_grows_and_prove_its_events() {
     assert!(signer.verifier().open(&other.sign(text).unwrap()).is_err(), "signed by another key of the same name");
     scoreboard.stop().await.unwrap();
 }
+
+/// A log of 100 000 events, written straight into the embedded database in group commits of
+/// 1 000 as the service would; then random proofs of the service, checked by the Python verifier.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_proofs_of_a_log_of_100000_events_verify_with_an_independent_verifier() {
+    use store::EventStore as _;
+    let data = tempfile::tempdir().unwrap();
+    {
+        let (log, _) = store::sqlite::open(data.path()).await.unwrap();
+        let recorded_at = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+        for batch in 0..100u32 {
+            let events: Vec<store::NewEvent> = (0..1000u32)
+                .map(|i| {
+                    let n = batch * 1000 + i;
+                    let awarded = events::ScoreAwarded {
+                        event_id: uuid::Uuid::now_v7(),
+                        action_id: uuid::Uuid::new_v4(),
+                        player_id: format!("player-{}", n % 5000).parse().unwrap(),
+                        display_name: None,
+                        action: "complete_task".parse().unwrap(),
+                        points: events::Points::new(i64::from(n % 100 + 1)).unwrap(),
+                        token_issued_at: recorded_at.unix_timestamp(),
+                        key_id: testkit::TEST_KID.parse().unwrap(),
+                        recorded_at,
+                    };
+                    store::NewEvent { event: events::Event::ScoreAwarded(awarded), claims_digest: None }
+                })
+                .collect();
+            log.append(&events).await.unwrap();
+        }
+        assert_eq!(log.tree_size().await.unwrap(), 100_000);
+    }
+    let mut settings = settings(data.path());
+    settings.push(("RATE_LIMIT_READS_PER_ADDRESS", "off".into()));
+    settings.push(("CHECKPOINT_INTERVAL", "100ms".into()));
+    let scoreboard = start(&settings, &[]).await;
+    checkpoint_of(&reqwest::Client::new(), &scoreboard.url, 100_000).await;
+
+    let output = tokio::process::Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/rfc9162_verify.py"))
+        .args([scoreboard.url.as_str(), "--random", "100"])
+        .output()
+        .await
+        .unwrap();
+    let report = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{report}");
+    assert!(report.contains("100000 leaves") && report.contains("100 inclusion and 100 consistency"), "{report}");
+    eprintln!("{report}");
+    scoreboard.stop().await.unwrap();
+}
