@@ -34,14 +34,14 @@ pub async fn signer<S: EventStore>(config: &AuditConfig, log: &S) -> anyhow::Res
     Ok(Signer::parse(&private)?)
 }
 
-/// Signs a checkpoint whenever the tree grew, every `interval`, until `shutdown` (and once more
+/// Signs a checkpoint whenever the tree grew, every `interval`, until `stop` (and once more
 /// then, so the last appends are covered).
-pub async fn sign_periodically<S: EventStore>(log: S, signer: Signer, interval: Duration, shutdown: CancellationToken) {
+pub async fn sign_periodically<S: EventStore>(log: S, signer: Signer, interval: Duration, stop: CancellationToken) {
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let stopping = tokio::select! {
-            () = shutdown.cancelled() => true,
+            () = stop.cancelled() => true,
             _ = ticks.tick() => false,
         };
         if let Err(error) = sign_if_grown(&log, &signer).await {

@@ -86,7 +86,7 @@ pub struct Background {
     group_commit: JoinHandle<()>,
     housekeeping: JoinHandle<()>,
     relay: Option<(CancellationToken, JoinHandle<()>)>,
-    checkpoints: Option<JoinHandle<()>>,
+    checkpoints: Option<(CancellationToken, JoinHandle<()>)>,
 }
 
 impl Background {
@@ -97,27 +97,25 @@ impl Background {
         self
     }
 
-    /// Adds the task that signs checkpoints of `log` (it stops with the shutdown token it was
-    /// given, after one last checkpoint).
-    pub async fn with_checkpoints<S: EventStore>(
-        mut self,
-        log: S,
-        audit: &AuditConfig,
-        shutdown: &CancellationToken,
-    ) -> anyhow::Result<Self> {
+    /// Adds the task that signs checkpoints of `log`; [`Background::finish`] stops it once the
+    /// group commit drained, after a last checkpoint that covers every append.
+    pub async fn with_checkpoints<S: EventStore>(mut self, log: S, audit: &AuditConfig) -> anyhow::Result<Self> {
         let signer = checkpoints::signer(audit, &log).await?;
         tracing::info!(verifier = %signer.verifier(), "signing checkpoints");
-        let task = checkpoints::sign_periodically(log, signer, audit.checkpoint_interval, shutdown.clone());
-        self.checkpoints = Some(tokio::spawn(task));
+        let stop = CancellationToken::new();
+        let task = checkpoints::sign_periodically(log, signer, audit.checkpoint_interval, stop.clone());
+        self.checkpoints = Some((stop, tokio::spawn(task)));
         Ok(self)
     }
 
     /// Waits for the group commit to drain (every handle of its desk must be dropped, i.e. the
-    /// router stopped serving), then gives the relay its last chance to publish.
+    /// router stopped serving), then signs a last checkpoint and gives the relay its last chance
+    /// to publish.
     pub async fn finish(self) -> anyhow::Result<()> {
         self.group_commit.await.context("group commit task")?;
         self.housekeeping.await.context("housekeeping task")?;
-        if let Some(checkpoints) = self.checkpoints {
+        if let Some((stop, checkpoints)) = self.checkpoints {
+            stop.cancel();
             checkpoints.await.context("checkpoint task")?;
         }
         if let Some((stop, relay)) = self.relay {
@@ -168,7 +166,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let relay =
         Relay::new(log.clone(), async_nats::jetstream::new(nats.clone()), config.nats.subjects.log_stream(), committed);
     let readiness = relay_ready(Readiness::default().with_store("postgres", log.clone()), &relay);
-    let background = background.with_relay(relay).with_checkpoints(log.clone(), &config.audit, &shutdown).await?;
+    let background = background.with_relay(relay).with_checkpoints(log.clone(), &config.audit).await?;
 
     let (keys, tokens) = (config.keys.clone(), config.tokens.clone());
     tokio::spawn(reload_on_hangup(desk.trust.clone(), move || config::load_trust(&keys, &tokens), shutdown.clone()));

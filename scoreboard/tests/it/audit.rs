@@ -158,3 +158,20 @@ async fn random_proofs_of_a_log_of_100000_events_verify_with_an_independent_veri
     eprintln!("{report}");
     scoreboard.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_graceful_stop_signs_a_checkpoint_of_every_append() {
+    use store::EventStore as _;
+    let data = tempfile::tempdir().unwrap();
+    let mut settings = settings(data.path());
+    settings.push(("CHECKPOINT_INTERVAL", "1h".into()));
+    let scoreboard = start(&settings, &[]).await;
+    let client = reqwest::Client::new();
+    for player in ["alice", "bob"] {
+        assert_eq!(submit(&client, &scoreboard.url, &token(player, "complete_task")).await.0, 201);
+    }
+    scoreboard.stop().await.unwrap();
+    let (log, _) = store::sqlite::open(data.path()).await.unwrap();
+    let latest = log.latest_checkpoint().await.unwrap().expect("a checkpoint was signed on the way out");
+    assert_eq!(latest.tree_size, 2);
+}
