@@ -34,9 +34,38 @@ pub async fn signer<S: EventStore>(config: &AuditConfig, log: &S) -> anyhow::Res
     Ok(Signer::parse(&private)?)
 }
 
+/// Where signed checkpoints are published besides the database: their own JetStream stream.
+#[derive(Clone)]
+pub struct Publisher {
+    /// JetStream.
+    pub js: async_nats::jetstream::Context,
+    /// The checkpoint stream.
+    pub stream: platform::jetstream::LogStream,
+}
+
+impl Publisher {
+    /// Publishes `checkpoint` on `<subject>.<tree size>`, once (`Nats-Msg-Id` = the tree size,
+    /// so replicas signing the same tree publish one message), creating the stream if needed.
+    async fn publish(&self, checkpoint: &Checkpoint) -> anyhow::Result<()> {
+        self.stream.ensure(&self.js).await.map_err(|e| anyhow::anyhow!("checkpoint stream: {e}"))?;
+        let message = platform::jetstream::checkpoint_publication(checkpoint.tree_size, &checkpoint.note);
+        let subject = self.stream.subject(&checkpoint.tree_size.to_string());
+        self.js.send_publish(subject, message).await?.await?;
+        Ok(())
+    }
+}
+
 /// Signs a checkpoint whenever the tree grew, every `interval`, until `stop` (and once more
-/// then, so the last appends are covered).
-pub async fn sign_periodically<S: EventStore>(log: S, signer: Signer, interval: Duration, stop: CancellationToken) {
+/// then, so the last appends are covered), and publishes it with `publisher` when there is one.
+/// A checkpoint NATS did not take is kept in the database all the same (the source of truth)
+/// and counted as `unpublished`.
+pub async fn sign_periodically<S: EventStore>(
+    log: S,
+    signer: Signer,
+    interval: Duration,
+    publisher: Option<Publisher>,
+    stop: CancellationToken,
+) {
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -44,9 +73,20 @@ pub async fn sign_periodically<S: EventStore>(log: S, signer: Signer, interval: 
             () = stop.cancelled() => true,
             _ = ticks.tick() => false,
         };
-        if let Err(error) = sign_if_grown(&log, &signer).await {
-            metrics::counter!("checkpoints_total", "outcome" => "failed").increment(1);
-            tracing::warn!(error.message = %error, "signing a checkpoint failed; retrying at the next interval");
+        match sign_if_grown(&log, &signer).await {
+            Ok(Some(checkpoint)) => {
+                if let Some(publisher) = &publisher
+                    && let Err(error) = publisher.publish(&checkpoint).await
+                {
+                    metrics::counter!("checkpoints_total", "outcome" => "unpublished").increment(1);
+                    tracing::warn!(error.message = %error, tree_size = checkpoint.tree_size, "publishing a checkpoint failed");
+                }
+            }
+            Ok(None) => {}
+            Err(error) => {
+                metrics::counter!("checkpoints_total", "outcome" => "failed").increment(1);
+                tracing::warn!(error.message = %error, "signing a checkpoint failed; retrying at the next interval");
+            }
         }
         if stopping {
             return;

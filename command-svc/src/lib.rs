@@ -99,11 +99,16 @@ impl Background {
 
     /// Adds the task that signs checkpoints of `log`; [`Background::finish`] stops it once the
     /// group commit drained, after a last checkpoint that covers every append.
-    pub async fn with_checkpoints<S: EventStore>(mut self, log: S, audit: &AuditConfig) -> anyhow::Result<Self> {
+    pub async fn with_checkpoints<S: EventStore>(
+        mut self,
+        log: S,
+        audit: &AuditConfig,
+        publisher: Option<checkpoints::Publisher>,
+    ) -> anyhow::Result<Self> {
         let signer = checkpoints::signer(audit, &log).await?;
         tracing::info!(verifier = %signer.verifier(), "signing checkpoints");
         let stop = CancellationToken::new();
-        let task = checkpoints::sign_periodically(log, signer, audit.checkpoint_interval, stop.clone());
+        let task = checkpoints::sign_periodically(log, signer, audit.checkpoint_interval, publisher, stop.clone());
         self.checkpoints = Some((stop, tokio::spawn(task)));
         Ok(self)
     }
@@ -166,7 +171,11 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let relay =
         Relay::new(log.clone(), async_nats::jetstream::new(nats.clone()), config.nats.subjects.log_stream(), committed);
     let readiness = relay_ready(Readiness::default().with_store("postgres", log.clone()), &relay);
-    let background = background.with_relay(relay).with_checkpoints(log.clone(), &config.audit).await?;
+    let publisher = checkpoints::Publisher {
+        js: async_nats::jetstream::new(nats.clone()),
+        stream: config.nats.subjects.checkpoint_stream(),
+    };
+    let background = background.with_relay(relay).with_checkpoints(log.clone(), &config.audit, Some(publisher)).await?;
 
     let (keys, tokens) = (config.keys.clone(), config.tokens.clone());
     tokio::spawn(reload_on_hangup(desk.trust.clone(), move || config::load_trust(&keys, &tokens), shutdown.clone()));

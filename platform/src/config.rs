@@ -113,12 +113,23 @@ pub struct SubjectConfig {
     /// Core NATS subject on which the projector announces each change of the read model.
     #[arg(long, env = "NATS_CHANGES_SUBJECT", default_value = "scoreboard.leaderboard.changes")]
     pub nats_changes_subject: String,
+    /// Subject prefix of the signed checkpoints, kept in the stream `<NATS_STREAM>_CHECKPOINTS`
+    /// (`<prefix>.<tree size>`).
+    #[arg(long, env = "NATS_CHECKPOINT_SUBJECT", default_value = "scoreboard.checkpoints")]
+    pub nats_checkpoint_subject: String,
 }
 
 impl SubjectConfig {
     /// The stream definition these settings describe.
     pub fn log_stream(&self) -> crate::jetstream::LogStream {
         crate::jetstream::LogStream::new(&self.nats_stream, &self.nats_subject_prefix)
+            .with_replicas(self.nats_stream_replicas)
+    }
+
+    /// The stream of signed checkpoints: `<NATS_STREAM>_CHECKPOINTS`, subjects
+    /// `<NATS_CHECKPOINT_SUBJECT>.<tree size>`, as append-only as the log's.
+    pub fn checkpoint_stream(&self) -> crate::jetstream::LogStream {
+        crate::jetstream::LogStream::new(&format!("{}_CHECKPOINTS", self.nats_stream), &self.nats_checkpoint_subject)
             .with_replicas(self.nats_stream_replicas)
     }
 }

@@ -137,6 +137,13 @@ pub fn publication(event: &StoredEvent) -> PublishMessage {
         .header(EVENT_VERSION_HEADER, event.event_version.to_string().as_str())
 }
 
+/// The message that carries a signed checkpoint of `tree_size` events in the checkpoint
+/// stream: the note as signed, `Nats-Msg-Id` = `checkpoint-<tree size>` (replicas signing the
+/// same tree publish it once).
+pub fn checkpoint_publication(tree_size: u64, note: &str) -> PublishMessage {
+    PublishMessage::build().payload(note.to_string().into()).message_id(format!("checkpoint-{tree_size}"))
+}
+
 /// A message of the stream that is not an event of the log as [`publication`] writes it.
 #[derive(Debug, thiserror::Error)]
 #[error("not an event of the log: {0}")]

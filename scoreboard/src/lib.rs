@@ -238,7 +238,7 @@ async fn embedded(
         .with_context(|| format!("opening the database in {}", config.data.display()))?;
     tracing::info!(data = %config.data.display(), "embedded mode: SQLite, events passed in process");
     let (desk, background) = config.command_side(log.clone(), trust, committed.clone(), shutdown)?;
-    let background = background.with_checkpoints(log.clone(), &config.audit).await?;
+    let background = background.with_checkpoints(log.clone(), &config.audit, None).await?;
     let (changes, heard) = broadcast::channel(1024);
     let batch_max = u32::try_from(config.projection.batch_max.max(1)).unwrap_or(u32::MAX);
     let projector = tokio::spawn(projector::follow::follow_log(
@@ -276,7 +276,11 @@ async fn distributed(
     let js = async_nats::jetstream::new(nats.clone());
     let relay = command_svc::relay::Relay::new(log.clone(), js, config.subjects.log_stream(), committed);
     let readiness = command_svc::relay_ready(Readiness::default().with_store("postgres", log.clone()), &relay);
-    let background = background.with_relay(relay).with_checkpoints(log.clone(), &config.audit).await?;
+    let publisher = command_svc::checkpoints::Publisher {
+        js: async_nats::jetstream::new(nats.clone()),
+        stream: config.subjects.checkpoint_stream(),
+    };
+    let background = background.with_relay(relay).with_checkpoints(log.clone(), &config.audit, Some(publisher)).await?;
     let announcer = Announcer::Nats { client: nats.clone(), subject: config.subjects.nats_changes_subject.clone() };
     let projection = projector::projection::Projection::new(
         pool.clone(),

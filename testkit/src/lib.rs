@@ -96,6 +96,8 @@ pub struct TestStream {
     pub subject_prefix: String,
     /// The core NATS subject of board changes (outside the stream's subjects).
     pub changes_subject: String,
+    /// The subject prefix of signed checkpoints (in the stream `<name>_CHECKPOINTS`).
+    pub checkpoint_subject: String,
     /// The NATS server it lives on.
     pub nats_url: String,
 }
@@ -113,6 +115,7 @@ impl TestStream {
             name: format!("SBT_{id}"),
             subject_prefix: format!("sbt.{id}"),
             changes_subject: format!("sbtc.{id}"),
+            checkpoint_subject: format!("sbtk.{id}"),
             nats_url: nats_url.to_string(),
         }
     }
@@ -170,7 +173,9 @@ impl Drop for TestStream {
             tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async move {
                 let options = async_nats::ConnectOptions::new().connection_timeout(Duration::from_secs(2));
                 if let Ok(client) = options.connect(&url).await {
-                    let _ = jetstream::new(client).delete_stream(&name).await;
+                    let js = jetstream::new(client);
+                    let _ = js.delete_stream(&name).await;
+                    let _ = js.delete_stream(format!("{name}_CHECKPOINTS")).await;
                 }
             });
         })
@@ -200,6 +205,7 @@ pub fn settings(database_url: &str, stream: &TestStream) -> Vec<(&'static str, S
         ("NATS_STREAM", stream.name.clone()),
         ("NATS_SUBJECT_PREFIX", stream.subject_prefix.clone()),
         ("NATS_CHANGES_SUBJECT", stream.changes_subject.clone()),
+        ("NATS_CHECKPOINT_SUBJECT", stream.checkpoint_subject.clone()),
     ]
 }
 

@@ -151,3 +151,49 @@ async fn a_log_behind_its_stream_stops_the_relay_fails_readiness_and_still_accep
     assert_eq!(log_rows(&standby).await.len(), 4);
     svc.stop().await.unwrap();
 }
+
+/// Signed checkpoints are kept in the database and published on their own JetStream stream,
+/// once per tree size, as the note signed.
+#[tokio::test]
+async fn checkpoints_are_published_on_their_own_stream() {
+    use futures::StreamExt as _;
+    let db = TestDb::new().await;
+    let stream = TestStream::new();
+    let svc = start(config(&db.url, &stream, &["--checkpoint-interval=100ms"])).await;
+    let client = reqwest::Client::new();
+    for player in ["alice", "bob", "carol"] {
+        assert_eq!(submit(&client, &svc.url, &testkit::token(player, "complete_task")).await.0, 201);
+    }
+    let verifier: String =
+        sqlx::query_scalar("SELECT verifier FROM audit_signer").fetch_one(&db.pool().await).await.unwrap();
+    let verifier = audit::note::NoteVerifier::parse(&verifier).unwrap();
+    let js = async_nats::jetstream::new(async_nats::connect(&stream.nats_url).await.unwrap());
+    let checkpoints = format!("{}_CHECKPOINTS", stream.name);
+    let sizes = testkit::eventually(std::time::Duration::from_secs(10), || async {
+        let stream = js.get_stream(&checkpoints).await.ok()?;
+        let consumer = stream
+            .create_consumer(async_nats::jetstream::consumer::pull::Config {
+                ack_policy: async_nats::jetstream::consumer::AckPolicy::None,
+                ..Default::default()
+            })
+            .await
+            .ok()?;
+        let mut messages =
+            consumer.fetch().max_messages(100).expires(std::time::Duration::from_millis(300)).messages().await.ok()?;
+        let mut sizes = Vec::new();
+        while let Some(Ok(message)) = messages.next().await {
+            let note = std::str::from_utf8(&message.payload).unwrap();
+            let (_, size, _) = audit::note::parse_checkpoint(verifier.open(note).unwrap()).unwrap();
+            assert_eq!(message.subject.as_str(), format!("{}.{size}", stream_subject(&stream)));
+            sizes.push(size);
+        }
+        (sizes.last() == Some(&3)).then_some(sizes)
+    })
+    .await;
+    assert!(sizes.windows(2).all(|w| w[0] < w[1]), "each tree once, in order: {sizes:?}");
+    svc.stop().await.unwrap();
+}
+
+fn stream_subject(stream: &async_nats::jetstream::stream::Stream) -> String {
+    stream.cached_info().config.subjects[0].trim_end_matches(".>").to_string()
+}
