@@ -77,11 +77,6 @@ struct Event {
 }
 
 #[derive(Deserialize)]
-struct CheckpointPage {
-    checkpoints: Vec<Checkpoint>,
-}
-
-#[derive(Deserialize)]
 struct Checkpoint {
     tree_size: u64,
     note: String,
@@ -122,12 +117,12 @@ pub async fn verify_log(client: &reqwest::Client, url: &str) -> anyhow::Result<L
     let mut signed: Vec<(u64, Hash)> = Vec::new();
     let mut after = 0;
     loop {
-        let page: CheckpointPage =
+        let page: Vec<Checkpoint> =
             get(format!("/v1/audit/checkpoints?after_size={after}&limit=1000")).await?.json().await?;
-        let Some(last) = page.checkpoints.last() else { break };
+        let Some(last) = page.last() else { break };
         anyhow::ensure!(last.tree_size > after, "the checkpoints' pages do not follow one another");
         after = last.tree_size;
-        for checkpoint in page.checkpoints {
+        for checkpoint in page {
             let opened = verifier.open(&checkpoint.note).ok().and_then(|text| audit::note::parse_checkpoint(text).ok());
             match opened {
                 Some((_, size, root)) if size == checkpoint.tree_size => signed.push((size, root)),

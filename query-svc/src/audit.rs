@@ -166,19 +166,13 @@ pub struct CheckpointEntry {
     note: String,
 }
 
-/// A page of checkpoints.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct CheckpointPage {
-    checkpoints: Vec<CheckpointEntry>,
-}
-
 /// Every checkpoint kept, smallest tree first: consecutive ones must be consistent.
 #[utoipa::path(get, path = "/v1/audit/checkpoints", tag = "audit", params(CheckpointsQuery),
-    responses((status = 200, description = "A page of checkpoints", body = CheckpointPage)))]
+    responses((status = 200, description = "A page of checkpoints, as a JSON list", body = Vec<CheckpointEntry>)))]
 pub async fn checkpoints<S: EventStore>(
     State(reader): State<Reader<S>>,
     Strict(query): Strict<CheckpointsQuery>,
-) -> Result<Json<CheckpointPage>, QueryError> {
+) -> Result<Json<Vec<CheckpointEntry>>, QueryError> {
     let after = integer("after_size", query.after_size.as_deref(), 0, 0..=i64::MAX as u64)?;
     let limit = integer("limit", query.limit.as_deref(), 100, 1..=1000)? as u32;
     let kept = reader.log.checkpoints(after, limit).await?;
@@ -186,7 +180,7 @@ pub async fn checkpoints<S: EventStore>(
         .into_iter()
         .map(|c| CheckpointEntry { tree_size: c.tree_size, root_hash: hex::encode(c.root_hash), note: c.note })
         .collect();
-    Ok(Json(CheckpointPage { checkpoints }))
+    Ok(Json(checkpoints))
 }
 
 /// The checkpoint signer's verifier key, in the note format.

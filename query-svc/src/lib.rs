@@ -123,7 +123,19 @@ pub fn query_side<S: EventStore, R: LeaderboardStore>(
 
 /// The routes of [`query_side`], described.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(api::leaderboard, api::player, api::log, api::player_log, streams::sse, streams::websocket))]
+#[openapi(paths(
+    api::leaderboard,
+    api::player,
+    api::log,
+    api::player_log,
+    audit::inclusion,
+    audit::consistency,
+    audit::checkpoint,
+    audit::checkpoints,
+    audit::key,
+    streams::sse,
+    streams::websocket
+))]
 pub struct Routes;
 
 /// query-svc's OpenAPI description, served at `/openapi.json` and checked in as

@@ -5,6 +5,10 @@ fn the_checked_in_openapi_description_is_current() {
     testkit::assert_checked_in("docs/openapi.json", &platform::openapi::to_json(&scoreboard::api_description()));
 }
 
+/// An operator's secret, sent with every request so that the moderation endpoints are driven
+/// for real, not only refused.
+const OPERATOR_SECRET: &str = "operator-secret-of-at-least-32-bytes!";
+
 /// Drives every documented route of the all-in-one with schemathesis, a property-based client
 /// that generates requests from the description (valid ones and ones that break it): no answer
 /// may be a 5xx other than a documented `503` (see `tests/schemathesis.toml`), and none may
@@ -18,6 +22,8 @@ async fn a_property_based_client_finds_no_error_and_no_answer_the_description_do
     let mut settings = crate::support::settings(data.path());
     settings.push(("READ_YOUR_WRITES_TIMEOUT", "50ms".into()));
     settings.push(("RATE_LIMIT_READS_PER_ADDRESS", "off".into()));
+    settings.push(("ADMIN_TOKENS", format!("ops={OPERATOR_SECRET}")));
+    settings.push(("CHECKPOINT_INTERVAL", "200ms".into()));
     let server = crate::support::start(&settings, &[]).await;
     let client = reqwest::Client::new();
     for player in ["alice", "bob", "carol"] {
@@ -37,6 +43,8 @@ async fn a_property_based_client_finds_no_error_and_no_answer_the_description_do
             "--checks",
             "not_a_server_error,status_code_conformance,content_type_conformance,\
              response_headers_conformance,response_schema_conformance",
+            "--header",
+            &format!("Authorization: Bearer {OPERATOR_SECRET}"),
             "--exclude-path",
             "/v1/leaderboard/stream",
             "--max-examples",
