@@ -117,7 +117,7 @@ pub const METRICS: &[(&str, MetricKind, &str)] = &[
     (
         "moderation_events_total",
         MetricKind::Counter,
-        "Bans and unbans asked for by operators, by outcome (appended, refused).",
+        "Bans, unbans and revocations asked for by operators, by outcome (appended, refused).",
     ),
     ("relay_published_position", MetricKind::Gauge, "Log position of the last event published to JetStream."),
     ("relay_lag_events", MetricKind::Gauge, "Events in the log not yet published to JetStream."),
