@@ -186,13 +186,15 @@ pub(crate) fn admit(fresh: &[&NewEvent], head: u64, mut moderation: Moderation) 
     refused
 }
 
-/// The leaf hashes of `events`, appended from position `first` on.
-pub(crate) fn leaves(first: u64, events: &[&NewEvent]) -> Vec<audit::Hash> {
+/// The leaf hashes of `events`, appended from position `first` on with `payloads` (their
+/// encodings, the very strings the insert writes).
+pub(crate) fn leaves(first: u64, events: &[&NewEvent], payloads: &[String]) -> Vec<audit::Hash> {
     events
         .iter()
+        .zip(payloads)
         .zip(first..)
-        .map(|(new, position)| {
-            let entry = audit::entry(position, new.event.event_type(), new.event.version(), &new.event.encode());
+        .map(|((new, payload), position)| {
+            let entry = audit::entry(position, new.event.event_type(), new.event.version(), payload);
             audit::leaf_hash(entry.as_bytes())
         })
         .collect()

@@ -67,7 +67,8 @@ impl PgEventLog {
         let refused = plan::admit(&fresh, head, moderation_of(&mut tx, plan::players_of(&fresh)).await?);
         let admitted: Vec<&NewEvent> =
             fresh.into_iter().filter(|new| !refused.contains_key(&new.event.event_id())).collect();
-        let inserted = insert_at(&mut tx, head, &admitted).await?;
+        let payloads: Vec<String> = admitted.iter().map(|new| new.event.encode()).collect();
+        let inserted = insert_at(&mut tx, head, &admitted, &payloads).await?;
         if inserted.len() < admitted.len() {
             tx.rollback().await?;
             let inserted = inserted.into_iter().flatten().collect();
@@ -80,7 +81,7 @@ impl PgEventLog {
                 true => plan::stored_leaves(&read_log(&mut tx, tree_size, head).await?),
                 false => Vec::with_capacity(admitted.len()),
             };
-            leaves.extend(plan::leaves(head + 1, &admitted));
+            leaves.extend(plan::leaves(head + 1, &admitted, &payloads));
             extend_tree(&mut tx, tree_size, &leaves).await?;
             advance_head(&mut tx, head + admitted.len() as u64).await?;
         }
@@ -246,12 +247,14 @@ async fn read_nodes(
     rows.into_iter().map(plan::node_of_row).collect()
 }
 
-/// Inserts `events` at positions `head + 1 …`, skipping action ids already recorded; returns
-/// the action ids of the rows inserted (`None` for events that carry none).
+/// Inserts `events` (encoded as `payloads`) at positions `head + 1 …`, skipping action ids
+/// already recorded; returns the action ids of the rows inserted (`None` for events that carry
+/// none).
 async fn insert_at(
     tx: &mut Transaction<'_, Postgres>,
     head: u64,
     events: &[&NewEvent],
+    payloads: &[String],
 ) -> Result<Vec<Option<Uuid>>, StoreError> {
     if events.is_empty() {
         return Ok(Vec::new());
@@ -262,7 +265,6 @@ async fn insert_at(
     let types: Vec<&str> = events.iter().map(|e| e.event.event_type()).collect();
     let versions: Vec<i32> = events.iter().map(|e| e.event.version()).collect();
     let players: Vec<&str> = events.iter().map(|e| e.event.player_id().as_str()).collect();
-    let payloads: Vec<String> = events.iter().map(|e| e.event.encode()).collect();
     let digests: Vec<Option<Vec<u8>>> = events.iter().map(|e| e.claims_digest.map(|d| d.to_vec())).collect();
     let recorded: Vec<time::OffsetDateTime> = events.iter().map(|e| e.event.recorded_at()).collect();
     Ok(sqlx::query_scalar(

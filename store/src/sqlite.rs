@@ -74,9 +74,12 @@ impl SqliteEventLog {
             fresh.into_iter().filter(|new| !refused.contains_key(&new.event.event_id())).collect();
         let mut inserted = 0;
         let mut inserted_ids = HashSet::new();
-        for (chunk, events) in admitted.chunks(ROWS_PER_INSERT).enumerate() {
+        let payloads: Vec<String> = admitted.iter().map(|new| new.event.encode()).collect();
+        for (chunk, (events, payloads)) in
+            admitted.chunks(ROWS_PER_INSERT).zip(payloads.chunks(ROWS_PER_INSERT)).enumerate()
+        {
             let first = head + (chunk * ROWS_PER_INSERT) as u64 + 1;
-            for action_id in insert_at(&mut tx, first, events).await? {
+            for action_id in insert_at(&mut tx, first, events, payloads).await? {
                 inserted += 1;
                 inserted_ids.extend(action_id);
             }
@@ -92,7 +95,7 @@ impl SqliteEventLog {
                 true => plan::stored_leaves(&read_log(&mut tx, tree_size, head).await?),
                 false => Vec::with_capacity(admitted.len()),
             };
-            leaves.extend(plan::leaves(head + 1, &admitted));
+            leaves.extend(plan::leaves(head + 1, &admitted, &payloads));
             extend_tree(&mut tx, tree_size, &leaves).await?;
             sqlx::query("UPDATE event_log_head SET position = ?1, tree_size = ?1")
                 .bind(to_db(head + admitted.len() as u64))
@@ -105,25 +108,26 @@ impl SqliteEventLog {
     }
 }
 
-/// Inserts `events` at positions `first …`, skipping action ids already recorded; returns the
-/// action ids of the rows inserted (`None` for events that carry none).
+/// Inserts `events` (encoded as `payloads`) at positions `first …`, skipping action ids already
+/// recorded; returns the action ids of the rows inserted (`None` for events that carry none).
 async fn insert_at(
     tx: &mut Transaction<'_, Sqlite>,
     first: u64,
     events: &[&NewEvent],
+    payloads: &[String],
 ) -> Result<Vec<Option<Uuid>>, StoreError> {
     let mut insert = QueryBuilder::<Sqlite>::new(
         "INSERT INTO events (position, event_id, action_id, event_type, event_version, player_id, payload, \
                              claims_digest, recorded_at) ",
     );
-    insert.push_values(events.iter().zip(first..), |mut row, (new, position)| {
+    insert.push_values(events.iter().zip(payloads).zip(first..), |mut row, ((new, payload), position)| {
         row.push_bind(to_db(position))
             .push_bind(new.event.event_id())
             .push_bind(new.event.action_id())
             .push_bind(new.event.event_type())
             .push_bind(new.event.version())
             .push_bind(new.event.player_id().to_string())
-            .push_bind(new.event.encode())
+            .push_bind(payload.as_str())
             .push_bind(new.claims_digest.map(|d| d.to_vec()))
             .push_bind(new.event.recorded_at());
     });
