@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use platform::config::{DatabaseConfig, Secret};
-use store::PgEventLog;
+use store::{EventStore as _, PgEventLog};
 
 #[derive(Parser)]
 #[command(name = "scoreboard-admin", version, about = "Scoreboard's auditor and operator commands")]
@@ -25,11 +25,11 @@ enum Command {
         #[arg(long, env = "SCOREBOARD_URL")]
         url: String,
     },
-    /// Print the board as it stood after position N (replaying the log from the database).
+    /// Print the board as it stood after position N, or at a time, replaying the log from the
+    /// database from its first event (no snapshot is trusted).
     Replay {
-        /// The last position to fold.
-        #[arg(long)]
-        to_position: u64,
+        #[command(flatten)]
+        to: ReplayTo,
         #[command(flatten)]
         database: DatabaseConfig,
     },
@@ -41,6 +41,23 @@ enum Command {
     Unban(Moderation),
     /// Take back one award (`--event-id`) or all of a player's points (`--player`).
     Revoke(Revocation),
+}
+
+/// How far to replay.
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+struct ReplayTo {
+    /// The last position to fold.
+    #[arg(long)]
+    to_position: Option<u64>,
+    /// Fold through the last event recorded at or before this time (RFC 3339).
+    #[arg(long, value_parser = parse_time)]
+    to_time: Option<time::OffsetDateTime>,
+}
+
+fn parse_time(text: &str) -> Result<time::OffsetDateTime, String> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| format!("{text:?} is not an RFC 3339 time (e.g. 2026-11-30T18:00:00Z)"))
 }
 
 /// Where and as whom to moderate.
@@ -109,9 +126,13 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             );
             Ok(if report.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
-        Command::Replay { to_position, database } => {
-            let pool = database.pool.connect_lazy(&database.database_url)?;
-            let board = projector::audit::replay(&PgEventLog::new(pool), to_position).await?;
+        Command::Replay { to, database } => {
+            let log = PgEventLog::new(database.pool.connect_lazy(&database.database_url)?);
+            let to_position = match (to.to_position, to.to_time) {
+                (Some(position), _) => position,
+                (None, time) => log.position_at(time.context("--to-position or --to-time")?).await?,
+            };
+            let board = projector::audit::replay(&log, to_position).await?;
             println!("position {}: {} players", board.position(), board.len());
             for ranked in board.page(0, board.len()) {
                 println!("{:>6}  {:<32} {}", ranked.rank, ranked.standing.player_id, ranked.standing.score);

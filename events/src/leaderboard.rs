@@ -63,6 +63,15 @@ impl Standing {
         }
     }
 
+    /// The board's order between two standings, without building their [`RankKey`]s.
+    pub fn rank_cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (Reverse(self.score), self.reached_at, &self.player_id).cmp(&(
+            Reverse(other.score),
+            other.reached_at,
+            &other.player_id,
+        ))
+    }
+
     /// Where this standing sorts on the board.
     pub fn rank_key(&self) -> RankKey {
         RankKey { score: Reverse(self.score), reached_at: self.reached_at, player_id: self.player_id.clone() }
@@ -260,6 +269,68 @@ impl Board {
             .zip(offset as u64 + 1..)
             .map(|(key, rank)| Ranked { rank, standing: &self.standings[&key.player_id] })
             .collect()
+    }
+}
+
+/// The board as it stood at a past position, read from a snapshot of the fold with the events
+/// after it folded on top, without building a whole [`Board`]: the players the tail touched
+/// are folded again, everyone else keeps their place in the snapshot, and a page is the merge
+/// of the two orders. Building one costs O(players + tail · log tail).
+#[derive(Debug, Clone, Default)]
+pub struct PastBoard {
+    position: u64,
+    /// Players the tail did not touch, not banned, in rank order.
+    kept: Vec<Standing>,
+    /// Players the tail touched, not banned, in rank order.
+    moved: Vec<Standing>,
+}
+
+impl PastBoard {
+    /// The board after `tail` (the log's events right after `snapshot_position`, in order) is
+    /// folded onto `snapshot` (every standing of the fold at `snapshot_position`, banned ones
+    /// included, in any order).
+    pub fn new(snapshot_position: u64, snapshot: Vec<Standing>, tail: &[RecordedEvent]) -> Self {
+        let tail: Vec<&RecordedEvent> = tail.iter().filter(|e| e.position > snapshot_position).collect();
+        let position = tail.last().map_or(snapshot_position, |e| e.position);
+        let touched: std::collections::HashSet<&PlayerId> = tail.iter().map(|e| e.event.player_id()).collect();
+        let (before, mut kept): (Vec<Standing>, Vec<Standing>) =
+            snapshot.into_iter().partition(|s| touched.contains(&s.player_id));
+        kept.retain(|s| !s.banned);
+        kept.sort_unstable_by(Standing::rank_cmp);
+        let mut moved = fold_onto(before, tail);
+        moved.retain(|s| !s.banned);
+        moved.sort_unstable_by(Standing::rank_cmp);
+        Self { position, kept, moved }
+    }
+
+    /// The last log position folded.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// How many players were on the board.
+    pub fn len(&self) -> usize {
+        self.kept.len() + self.moved.len()
+    }
+
+    /// `true` when nobody was on the board.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `limit` standings from rank `offset + 1` on.
+    pub fn page(&self, offset: usize, limit: usize) -> Vec<Ranked<'_>> {
+        let (mut kept, mut moved) = (self.kept.iter().peekable(), self.moved.iter().peekable());
+        std::iter::from_fn(|| match (kept.peek(), moved.peek()) {
+            (Some(k), Some(m)) if m.rank_cmp(k).is_lt() => moved.next(),
+            (Some(_), _) => kept.next(),
+            (None, _) => moved.next(),
+        })
+        .zip(1..)
+        .skip(offset)
+        .take(limit)
+        .map(|(standing, rank)| Ranked { rank, standing })
+        .collect()
     }
 }
 
@@ -478,6 +549,38 @@ mod tests {
             })
         }
 
+        /// Logs as [`logs`] makes them, with bans, unbans and revocations of all of a player's
+        /// points among the awards.
+        fn moderated_logs() -> impl Strategy<Value = Vec<RecordedEvent>> {
+            proptest::collection::vec((0..6usize, 0..12u8, 1..=500i64), 0..80).prop_map(|entries| {
+                entries
+                    .into_iter()
+                    .zip(1..)
+                    .map(|((player, kind, points), position)| {
+                        let player = format!("p{player}");
+                        match kind {
+                            0 => moderated(position, &player, true),
+                            1 => moderated(position, &player, false),
+                            2 => revoked_all(position, &player),
+                            _ => awarded(position, &player, points, (kind == 3).then_some("Named")),
+                        }
+                    })
+                    .collect()
+            })
+        }
+
+        fn revoked_all(position: u64, player: &str) -> RecordedEvent {
+            let event = Event::ScoreRevoked(crate::event::ScoreRevoked {
+                event_id: Uuid::now_v7(),
+                player_id: player.parse().unwrap(),
+                award: None,
+                operator: "ops".parse().unwrap(),
+                reason: "testing".parse().unwrap(),
+                recorded_at: time::OffsetDateTime::UNIX_EPOCH,
+            });
+            RecordedEvent { position, event }
+        }
+
         fn standings(board: &Board) -> Vec<Standing> {
             board.page(0, usize::MAX).into_iter().map(|r| r.standing.clone()).collect()
         }
@@ -515,6 +618,29 @@ mod tests {
                 }
                 log[delivered..].iter().for_each(|e| board.apply(e));
                 prop_assert_eq!(standings(&board), standings(&board_of(&log)));
+            }
+
+            /// The board at any position, read from a snapshot at any earlier position and the
+            /// tail after it, is the board of folding the log up to there, page for page.
+            #[test]
+            fn a_past_board_from_a_snapshot_and_its_tail_is_the_fold(
+                log in moderated_logs(), snapshot_at in 0..80usize, as_of in 0..80usize,
+                offset in 0..8usize, limit in 1..8usize,
+            ) {
+                let as_of = as_of.min(log.len());
+                let snapshot_at = snapshot_at.min(as_of);
+                let snapshot = board_of(&log[..snapshot_at]);
+                let past = PastBoard::new(
+                    snapshot_at as u64,
+                    snapshot.standings().cloned().collect(),
+                    &log[snapshot_at..as_of],
+                );
+                let folded = board_of(&log[..as_of]);
+                prop_assert_eq!(past.position(), as_of as u64);
+                prop_assert_eq!(past.len(), folded.len());
+                let page = |ranked: Vec<Ranked<'_>>| ranked.into_iter().map(|r| (r.rank, r.standing.clone())).collect::<Vec<_>>();
+                prop_assert_eq!(page(past.page(offset, limit)), page(folded.page(offset, limit)));
+                prop_assert_eq!(page(past.page(0, usize::MAX)), page(folded.page(0, usize::MAX)));
             }
         }
     }

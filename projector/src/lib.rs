@@ -54,6 +54,10 @@ pub struct ProjectionConfig {
     /// How long JetStream waits for an acknowledgement before redelivering.
     #[arg(long, env = "PROJECTOR_ACK_WAIT", default_value = "30s", value_parser = parse_duration)]
     pub ack_wait: Duration,
+    /// How many positions apart the fold is snapshotted, for boards at past positions: each
+    /// snapshot costs a copy of the read model; a past board folds at most this many events.
+    #[arg(long, env = "SNAPSHOT_INTERVAL", default_value_t = store::snapshot::DEFAULT_INTERVAL)]
+    pub snapshot_interval: u64,
 }
 
 /// Records what a fold did and announces its new checkpoint: the step shared by the JetStream
@@ -121,5 +125,6 @@ pub fn settings(nats: &NatsConfig, projection: &ProjectionConfig) -> Settings {
         consumer: projection.consumer.clone(),
         batch_max: projection.batch_max.max(1),
         ack_wait: projection.ack_wait,
+        snapshot_interval: projection.snapshot_interval,
     }
 }

@@ -64,6 +64,8 @@ pub struct Settings {
     pub batch_max: usize,
     /// How long JetStream waits for an acknowledgement before redelivering.
     pub ack_wait: Duration,
+    /// How many positions apart the fold is snapshotted.
+    pub snapshot_interval: u64,
 }
 
 /// The leaderboard projection; see the module documentation.
@@ -79,7 +81,8 @@ impl Projection {
     /// A projection into the read model behind `pool`, consuming through `nats` and
     /// announcing through `announcer`.
     pub fn new(pool: sqlx::PgPool, nats: async_nats::Client, announcer: Announcer, settings: Settings) -> Self {
-        Self { read_model: PgLeaderboard::new(pool.clone()), pool, nats, announcer, settings }
+        let read_model = PgLeaderboard::new(pool.clone()).with_snapshot_interval(settings.snapshot_interval);
+        Self { read_model, pool, nats, announcer, settings }
     }
 
     /// Runs until `shutdown`, retrying with backoff after any error.

@@ -13,17 +13,20 @@ use platform::Problem;
 use platform::openapi::PROBLEM_JSON;
 pub use platform::params::Strict;
 use serde::{Deserialize, Serialize};
-use store::{EventStore, StoreError};
+use store::{EventStore, LeaderboardStore, StoreError};
 
 use crate::live::{Entry, LiveBoard, MAX_LIMIT};
+use crate::past;
 
 /// What the read endpoints share.
 #[derive(Clone)]
-pub struct Reader<S> {
+pub struct Reader<S, R> {
     /// The in-memory board.
     pub live: Arc<LiveBoard>,
-    /// The event log, for the audit endpoints.
+    /// The event log, for the audit endpoints and past boards.
     pub log: S,
+    /// The read model's snapshots of the fold, for past boards.
+    pub read_model: R,
     /// How long `min_position` may wait.
     pub read_your_writes_timeout: Duration,
 }
@@ -40,6 +43,9 @@ pub enum QueryError {
     /// A tree size beyond the log's: what was asked for, and the log's.
     #[error("a tree of {0} events is beyond the log, which holds {1}")]
     UnknownTreeSize(u64, u64),
+    /// A position beyond the log: what was asked for, and the log's head.
+    #[error("position {0} is beyond the log, which holds {1} events")]
+    UnknownPosition(u64, u64),
     /// Nothing of the kind exists yet (no checkpoint signed).
     #[error("{0}")]
     NotYet(&'static str),
@@ -70,6 +76,9 @@ impl IntoResponse for QueryError {
             }
             Self::NotYet(_) => {
                 Problem::new(StatusCode::NOT_FOUND, "no_checkpoint", "Nothing signed yet").with_detail(detail)
+            }
+            Self::UnknownPosition(..) => {
+                Problem::new(StatusCode::NOT_FOUND, "unknown_position", "No such position").with_detail(detail)
             }
             Self::UnknownTreeSize(..) => {
                 Problem::new(StatusCode::NOT_FOUND, "unknown_tree_size", "No such tree").with_detail(detail)
@@ -134,6 +143,12 @@ pub struct BoardQuery {
     /// `503 projection_lagging`.
     #[param(value_type = Option<u64>, minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
     min_position: Option<String>,
+    /// The board exactly as it stood after the event at this position (`0`: before any).
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
+    as_of_position: Option<String>,
+    /// The board as it stood after the last event recorded at or before this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    as_of: Option<String>,
 }
 
 /// The parameters of `GET /v1/players/{player_id}`.
@@ -169,7 +184,7 @@ pub struct PlayerPath {
     player_id: String,
 }
 
-impl<S> Reader<S> {
+impl<S, R> Reader<S, R> {
     /// Waits for read-your-writes, then checks the board is loaded at all.
     async fn ready_for(&self, min_position: Option<u64>) -> Result<(), QueryError> {
         if let Some(position) = min_position
@@ -196,19 +211,55 @@ pub struct Page {
 /// The top of the board: `limit` entries from rank `offset + 1`, ties broken by who reached the
 /// score first.
 #[utoipa::path(get, path = "/v1/leaderboard", tag = "leaderboard", params(BoardQuery),
-    responses((status = 200, description = "A page of the board", body = Page)))]
-pub async fn leaderboard<S: EventStore>(
-    State(reader): State<Reader<S>>,
+    responses(
+        (status = 200, description = "A page of the board, now or as it stood at a past position or time", body = Page),
+        (status = 404, description = "`as_of_position` is beyond the log (`unknown_position`)",
+            body = Problem, content_type = PROBLEM_JSON),
+    ))]
+pub async fn leaderboard<S: EventStore, R: LeaderboardStore>(
+    State(reader): State<Reader<S, R>>,
     Strict(query): Strict<BoardQuery>,
 ) -> Result<Json<Page>, QueryError> {
     let limit = board_limit(query.limit.as_deref())?;
     let offset = integer("offset", query.offset.as_deref(), 0, 0..=u32::MAX as u64)? as usize;
+    if let Some(position) = past_position(&reader.log, &query).await? {
+        let head = reader.log.head().await?;
+        if position > head {
+            return Err(QueryError::UnknownPosition(position, head));
+        }
+        let past = past::board_at(&reader.log, &reader.read_model, position).await?;
+        return Ok(Json(Page {
+            entries: past.page(offset, limit).into_iter().map(Entry::from).collect(),
+            position: past.position(),
+            total_players: past.len() as u64,
+        }));
+    }
     reader.ready_for(min_position(query.min_position.as_deref())?).await?;
     Ok(Json(reader.live.read(|board| Page {
         entries: board.page(offset, limit).into_iter().map(Entry::from).collect(),
         position: board.position(),
         total_players: board.len() as u64,
     })))
+}
+
+/// The position a past board is asked for with (`as_of_position` or `as_of`), if one is.
+async fn past_position<S: EventStore>(log: &S, query: &BoardQuery) -> Result<Option<u64>, QueryError> {
+    let position = match (query.as_of_position.as_deref(), query.as_of.as_deref()) {
+        (None, None) => return Ok(None),
+        (Some(_), Some(_)) => {
+            return Err(QueryError::InvalidRequest("give as_of_position or as_of, not both".into()));
+        }
+        (Some(text), None) => integer("as_of_position", Some(text), 0, 0..=i64::MAX as u64)?,
+        (None, Some(text)) => {
+            let time = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+                .map_err(|_| QueryError::InvalidRequest(format!("as_of must be an RFC 3339 time, got {text:?}")))?;
+            log.position_at(time).await?
+        }
+    };
+    if query.min_position.is_some() {
+        return Err(QueryError::InvalidRequest("min_position means nothing for a past board".into()));
+    }
+    Ok(Some(position))
 }
 
 /// The answer to `GET /v1/players/{player_id}`.
@@ -235,8 +286,8 @@ fn player_id(path: Result<Path<String>, PathRejection>) -> Result<(String, Playe
         (status = 404, description = "The player has no standing (`unknown_player`)",
             body = Problem, content_type = PROBLEM_JSON),
     ))]
-pub async fn player<S: EventStore>(
-    State(reader): State<Reader<S>>,
+pub async fn player<S: EventStore, R: LeaderboardStore>(
+    State(reader): State<Reader<S, R>>,
     path: Result<Path<String>, PathRejection>,
     Strict(query): Strict<PlayerQuery>,
 ) -> Result<Json<PlayerStanding>, QueryError> {
@@ -301,8 +352,8 @@ async fn event_page<S: EventStore>(
 /// The global log, in order: the events after position `after`.
 #[utoipa::path(get, path = "/v1/events", tag = "audit", params(LogQuery),
     responses((status = 200, description = "A page of the log", body = EventPage)))]
-pub async fn log<S: EventStore>(
-    State(reader): State<Reader<S>>,
+pub async fn log<S: EventStore, R: LeaderboardStore>(
+    State(reader): State<Reader<S, R>>,
     Strict(query): Strict<LogQuery>,
 ) -> Result<Json<EventPage>, QueryError> {
     event_page(&reader.log, &query, async |after, limit| reader.log.read_after(after, limit).await).await
@@ -312,8 +363,8 @@ pub async fn log<S: EventStore>(
 #[utoipa::path(get, path = "/v1/players/{player_id}/events", tag = "audit", params(PlayerPath, LogQuery),
     responses((status = 200, description = "A page of the player's history (empty for an unknown player)",
         body = EventPage)))]
-pub async fn player_log<S: EventStore>(
-    State(reader): State<Reader<S>>,
+pub async fn player_log<S: EventStore, R: LeaderboardStore>(
+    State(reader): State<Reader<S, R>>,
     path: Result<Path<String>, PathRejection>,
     Strict(query): Strict<LogQuery>,
 ) -> Result<Json<EventPage>, QueryError> {

@@ -6,7 +6,7 @@ use axum::extract::State;
 use platform::Problem;
 use platform::openapi::PROBLEM_JSON;
 use serde::{Deserialize, Serialize};
-use store::EventStore;
+use store::{EventStore, LeaderboardStore};
 
 use platform::params::NoParameters;
 
@@ -67,8 +67,8 @@ pub struct ConsistencyProof {
         (status = 404, description = "The log is smaller than `tree_size` (`unknown_tree_size`)",
             body = Problem, content_type = PROBLEM_JSON),
     ))]
-pub async fn inclusion<S: EventStore>(
-    State(reader): State<Reader<S>>,
+pub async fn inclusion<S: EventStore, R: LeaderboardStore>(
+    State(reader): State<Reader<S, R>>,
     Strict(query): Strict<InclusionQuery>,
 ) -> Result<Json<InclusionProof>, QueryError> {
     let position = required("position", query.position.as_deref())?;
@@ -88,8 +88,8 @@ pub async fn inclusion<S: EventStore>(
         (status = 404, description = "The log is smaller than `to` (`unknown_tree_size`)",
             body = Problem, content_type = PROBLEM_JSON),
     ))]
-pub async fn consistency<S: EventStore>(
-    State(reader): State<Reader<S>>,
+pub async fn consistency<S: EventStore, R: LeaderboardStore>(
+    State(reader): State<Reader<S, R>>,
     Strict(query): Strict<ConsistencyQuery>,
 ) -> Result<Json<ConsistencyProof>, QueryError> {
     let from = required("from", query.from.as_deref())?;
@@ -134,8 +134,8 @@ async fn proven<S: EventStore>(log: &S, plan: &audit::Plan) -> Result<Vec<String
         (status = 200, description = "The note as signed", body = String, content_type = "text/plain; charset=utf-8"),
         (status = 404, description = "Nothing signed yet (`no_checkpoint`)", body = Problem, content_type = PROBLEM_JSON),
     ))]
-pub async fn checkpoint<S: EventStore>(
-    State(reader): State<Reader<S>>,
+pub async fn checkpoint<S: EventStore, R: LeaderboardStore>(
+    State(reader): State<Reader<S, R>>,
     Strict(NoParameters {}): Strict<NoParameters>,
 ) -> Result<String, QueryError> {
     let latest = reader.log.latest_checkpoint().await?;
@@ -169,8 +169,8 @@ pub struct CheckpointEntry {
 /// Every checkpoint kept, smallest tree first: consecutive ones must be consistent.
 #[utoipa::path(get, path = "/v1/audit/checkpoints", tag = "audit", params(CheckpointsQuery),
     responses((status = 200, description = "A page of checkpoints, as a JSON list", body = Vec<CheckpointEntry>)))]
-pub async fn checkpoints<S: EventStore>(
-    State(reader): State<Reader<S>>,
+pub async fn checkpoints<S: EventStore, R: LeaderboardStore>(
+    State(reader): State<Reader<S, R>>,
     Strict(query): Strict<CheckpointsQuery>,
 ) -> Result<Json<Vec<CheckpointEntry>>, QueryError> {
     let after = integer("after_size", query.after_size.as_deref(), 0, 0..=i64::MAX as u64)?;
@@ -189,8 +189,8 @@ pub async fn checkpoints<S: EventStore>(
         (status = 200, description = "`<name>+<hash>+<base64 key>`", body = String, content_type = "text/plain; charset=utf-8"),
         (status = 404, description = "No signer yet (`no_checkpoint`)", body = Problem, content_type = PROBLEM_JSON),
     ))]
-pub async fn key<S: EventStore>(
-    State(reader): State<Reader<S>>,
+pub async fn key<S: EventStore, R: LeaderboardStore>(
+    State(reader): State<Reader<S, R>>,
     Strict(NoParameters {}): Strict<NoParameters>,
 ) -> Result<String, QueryError> {
     let key = reader.log.verifier_key().await?;

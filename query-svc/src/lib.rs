@@ -6,6 +6,7 @@ pub mod admission;
 pub mod api;
 pub mod audit;
 pub mod live;
+pub mod past;
 pub mod streams;
 
 use std::sync::Arc;
@@ -86,14 +87,15 @@ pub fn query_side<S: EventStore, R: LeaderboardStore>(
         Admission::new(reads.rate_limit_reads_per_address, reads.streams_max, reads.streams_per_address_max);
     let keeper = tokio::spawn({
         let (keeping, forgetting) = (
-            live::keep_current(live.clone(), read_model, feed, shutdown.clone()),
+            live::keep_current(live.clone(), read_model.clone(), feed, shutdown.clone()),
             admission.clone().forget_idle_clients(shutdown.clone()),
         );
         async move {
             tokio::join!(keeping, forgetting);
         }
     });
-    let reader = Reader { live: live.clone(), log, read_your_writes_timeout: reads.read_your_writes_timeout };
+    let reader =
+        Reader { live: live.clone(), log, read_model, read_your_writes_timeout: reads.read_your_writes_timeout };
     let streams = Streams {
         live: live.clone(),
         heartbeat: reads.stream_heartbeat,
@@ -101,15 +103,15 @@ pub fn query_side<S: EventStore, R: LeaderboardStore>(
         shutdown: shutdown.clone(),
     };
     let routes = Router::new()
-        .route("/v1/leaderboard", get(api::leaderboard::<S>))
-        .route("/v1/players/{player_id}", get(api::player::<S>))
-        .route("/v1/events", get(api::log::<S>))
-        .route("/v1/players/{player_id}/events", get(api::player_log::<S>))
-        .route("/v1/audit/proof/inclusion", get(audit::inclusion::<S>))
-        .route("/v1/audit/proof/consistency", get(audit::consistency::<S>))
-        .route("/v1/audit/checkpoint", get(audit::checkpoint::<S>))
-        .route("/v1/audit/checkpoints", get(audit::checkpoints::<S>))
-        .route("/v1/audit/key", get(audit::key::<S>))
+        .route("/v1/leaderboard", get(api::leaderboard::<S, R>))
+        .route("/v1/players/{player_id}", get(api::player::<S, R>))
+        .route("/v1/events", get(api::log::<S, R>))
+        .route("/v1/players/{player_id}/events", get(api::player_log::<S, R>))
+        .route("/v1/audit/proof/inclusion", get(audit::inclusion::<S, R>))
+        .route("/v1/audit/proof/consistency", get(audit::consistency::<S, R>))
+        .route("/v1/audit/checkpoint", get(audit::checkpoint::<S, R>))
+        .route("/v1/audit/checkpoints", get(audit::checkpoints::<S, R>))
+        .route("/v1/audit/key", get(audit::key::<S, R>))
         .with_state(reader)
         .merge(
             Router::new()

@@ -236,6 +236,7 @@ async fn embedded(
     let (log, read_model) = store::sqlite::open(&config.data)
         .await
         .with_context(|| format!("opening the database in {}", config.data.display()))?;
+    let read_model = read_model.with_snapshot_interval(config.projection.snapshot_interval);
     tracing::info!(data = %config.data.display(), "embedded mode: SQLite, events passed in process");
     let (desk, background) = config.command_side(log.clone(), trust, committed.clone(), shutdown)?;
     let background = background.with_checkpoints(log.clone(), &config.audit, None).await?;

@@ -9,6 +9,7 @@
 mod error;
 mod plan;
 pub mod postgres;
+pub mod snapshot;
 pub mod sqlite;
 
 use events::{Board, BoardChange, DecodeError, DisplayName, Event, PlayerId, RecordedEvent, Standing};
@@ -18,6 +19,7 @@ use uuid::Uuid;
 
 pub use error::StoreError;
 pub use postgres::{PgEventLog, PgLeaderboard};
+pub use snapshot::Snapshot;
 pub use sqlite::{SqliteEventLog, SqliteLeaderboard};
 
 /// An event to append, with the digest of the token claims that caused it (if any).
@@ -217,6 +219,9 @@ pub trait EventStore: Clone + Send + Sync + 'static {
         limit: u32,
     ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
 
+    /// The position of the last event recorded at or before `time` (0 when none was).
+    fn position_at(&self, time: OffsetDateTime) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
     /// How many events the Merkle tree over the log holds (the head, once every event is hashed).
     fn tree_size(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
@@ -279,6 +284,9 @@ pub trait LeaderboardStore: Clone + Send + Sync + 'static {
 
     /// The whole board as of its checkpoint, read from one consistent snapshot.
     fn load(&self) -> impl Future<Output = Result<Board, StoreError>> + Send;
+
+    /// The latest snapshot of the fold at or before `position` (see [`snapshot`]), if any.
+    fn snapshot_before(&self, position: u64) -> impl Future<Output = Result<Option<Snapshot>, StoreError>> + Send;
 }
 
 #[derive(FromRow)]
@@ -321,6 +329,20 @@ impl From<EventRow> for StoredEvent {
             payload: row.payload,
             recorded_at: row.recorded_at,
         }
+    }
+}
+
+#[derive(FromRow)]
+struct SnapshotRow {
+    position: i64,
+    standings: Vec<u8>,
+}
+
+impl TryFrom<SnapshotRow> for Snapshot {
+    type Error = StoreError;
+
+    fn try_from(row: SnapshotRow) -> Result<Self, StoreError> {
+        snapshot::decode(from_db(row.position), &row.standings)
     }
 }
 

@@ -12,8 +12,8 @@ use uuid::Uuid;
 use crate::plan::{self, Attempt, Originals};
 use crate::{
     Anchor, AppendOutcome, Applied, Changes, Checkpoint, CheckpointRow, Claim, EventRow, EventStore, KeptSigner,
-    LeaderboardStore, NewEvent, STANDING_COLUMNS, StandingRow, StandsRow, StoreError, StoredEvent, board_from_rows,
-    changes_from_rows, decode_run, folded_onto, from_db, to_db,
+    LeaderboardStore, NewEvent, STANDING_COLUMNS, Snapshot, SnapshotRow, StandingRow, StandsRow, StoreError,
+    StoredEvent, board_from_rows, changes_from_rows, decode_run, folded_onto, from_db, snapshot, standings_of, to_db,
 };
 
 /// The PostgreSQL schema: event log, read model, checkpoints.
@@ -130,6 +130,16 @@ impl EventStore for PgEventLog {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(StoredEvent::from).collect())
+    }
+
+    async fn position_at(&self, time: time::OffsetDateTime) -> Result<u64, StoreError> {
+        let position: Option<i64> = sqlx::query_scalar(
+            "SELECT position FROM events WHERE recorded_at <= $1 ORDER BY recorded_at DESC, position DESC LIMIT 1",
+        )
+        .bind(time)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(position.map_or(0, from_db))
     }
 
     async fn tree_size(&self) -> Result<u64, StoreError> {
@@ -352,16 +362,24 @@ async fn originals_of(tx: &mut Transaction<'_, Postgres>, action_ids: Vec<Uuid>)
 
 const PROJECTION: &str = "leaderboard";
 
-/// The leaderboard read model in PostgreSQL: one row per player, plus the checkpoint.
+/// The leaderboard read model in PostgreSQL: one row per player, the checkpoint, and snapshots
+/// of the fold.
 #[derive(Clone, Debug)]
 pub struct PgLeaderboard {
     pool: PgPool,
+    snapshot_interval: u64,
 }
 
 impl PgLeaderboard {
-    /// The read model in the database behind `pool`.
+    /// The read model in the database behind `pool`, snapshotting every
+    /// [`snapshot::DEFAULT_INTERVAL`] positions.
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self { pool, snapshot_interval: snapshot::DEFAULT_INTERVAL }
+    }
+
+    /// The same, snapshotting every `interval` positions instead.
+    pub fn with_snapshot_interval(self, interval: u64) -> Self {
+        Self { snapshot_interval: interval.max(1), ..self }
     }
 }
 
@@ -375,7 +393,7 @@ impl LeaderboardStore for PgLeaderboard {
         let mut tx = self.pool.begin().await?;
         let from = lock_checkpoint(&mut tx).await?;
         let run = read_log(&mut tx, from, from + u64::from(limit)).await?;
-        let to = fold_run(&mut tx, from, &run).await?;
+        let to = fold_run(&mut tx, from, &run, self.snapshot_interval).await?;
         tx.commit().await?;
         Ok(Applied { from, to, skipped: 0, forged: Vec::new() })
     }
@@ -389,7 +407,7 @@ impl LeaderboardStore for PgLeaderboard {
         };
         let log = read_log(&mut tx, from, through).await?;
         let confirmation = plan::confirm(claims, from, through, &log);
-        let to = fold_run(&mut tx, from, &log[..(confirmation.to - from) as usize]).await?;
+        let to = fold_run(&mut tx, from, &log[..(confirmation.to - from) as usize], self.snapshot_interval).await?;
         tx.commit().await?;
         Ok(Applied { from, to, skipped: confirmation.skipped, forged: confirmation.forged })
     }
@@ -429,6 +447,16 @@ impl LeaderboardStore for PgLeaderboard {
         tx.commit().await?;
         board_from_rows(position, rows)
     }
+
+    async fn snapshot_before(&self, position: u64) -> Result<Option<Snapshot>, StoreError> {
+        let row: Option<SnapshotRow> = sqlx::query_as(
+            "SELECT position, standings FROM board_snapshots WHERE position <= $1 ORDER BY position DESC LIMIT 1",
+        )
+        .bind(to_db(position))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(Snapshot::try_from).transpose()
+    }
 }
 
 async fn read_checkpoint(connection: &mut PgConnection) -> Result<i64, StoreError> {
@@ -465,8 +493,14 @@ async fn read_log(
 }
 
 /// Folds `run`, the log's events from `from + 1` on, into the read model and moves the
-/// checkpoint to its end; returns the new checkpoint.
-async fn fold_run(tx: &mut Transaction<'_, Postgres>, from: u64, run: &[StoredEvent]) -> Result<u64, StoreError> {
+/// checkpoint to its end, taking a snapshot if the fold crossed a multiple of
+/// `snapshot_interval`; returns the new checkpoint.
+async fn fold_run(
+    tx: &mut Transaction<'_, Postgres>,
+    from: u64,
+    run: &[StoredEvent],
+    snapshot_interval: u64,
+) -> Result<u64, StoreError> {
     let to = from + run.len() as u64;
     if run.is_empty() {
         return Ok(to);
@@ -504,5 +538,27 @@ async fn fold_run(tx: &mut Transaction<'_, Postgres>, from: u64, run: &[StoredEv
         .bind(to_db(to))
         .execute(&mut **tx)
         .await?;
+    if snapshot::due(from, to, snapshot_interval) {
+        take_snapshot(tx, to).await?;
+    }
     Ok(to)
+}
+
+/// Keeps every standing of the read model, as of `position`, as a snapshot.
+async fn take_snapshot(tx: &mut Transaction<'_, Postgres>, position: u64) -> Result<(), StoreError> {
+    let rows: Vec<StandingRow> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {STANDING_COLUMNS} FROM leaderboard")))
+            .fetch_all(&mut **tx)
+            .await?;
+    let players = rows.len();
+    sqlx::query(
+        "INSERT INTO board_snapshots (position, players, standings) VALUES ($1, $2, $3) \
+         ON CONFLICT (position) DO NOTHING",
+    )
+    .bind(to_db(position))
+    .bind(to_db(players as u64))
+    .bind(snapshot::encode(standings_of(rows)?))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }

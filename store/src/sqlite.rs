@@ -19,8 +19,8 @@ use uuid::Uuid;
 use crate::plan::{self, Attempt, Originals};
 use crate::{
     Anchor, AppendOutcome, Applied, Changes, Checkpoint, CheckpointRow, Claim, EventRow, EventStore, KeptSigner,
-    LeaderboardStore, NewEvent, STANDING_COLUMNS, StandingRow, StandsRow, StoreError, StoredEvent, board_from_rows,
-    changes_from_rows, decode_run, folded_onto, from_db, to_db,
+    LeaderboardStore, NewEvent, STANDING_COLUMNS, Snapshot, SnapshotRow, StandingRow, StandsRow, StoreError,
+    StoredEvent, board_from_rows, changes_from_rows, decode_run, folded_onto, from_db, snapshot, standings_of, to_db,
 };
 
 /// The SQLite schema: event log, read model, checkpoints.
@@ -54,7 +54,10 @@ pub async fn open(folder: &Path) -> Result<(SqliteEventLog, SqliteLeaderboard), 
     MIGRATOR.run(&write).await.map_err(|error| StoreError::Database(error.into()))?;
     let read = SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await?;
     let pools = Pools { write, read };
-    Ok((SqliteEventLog { pools: pools.clone() }, SqliteLeaderboard { pools }))
+    Ok((
+        SqliteEventLog { pools: pools.clone() },
+        SqliteLeaderboard { pools, snapshot_interval: snapshot::DEFAULT_INTERVAL },
+    ))
 }
 
 /// The event log in SQLite.
@@ -252,6 +255,18 @@ impl EventStore for SqliteEventLog {
         Ok(rows.into_iter().map(StoredEvent::from).collect())
     }
 
+    async fn position_at(&self, time: time::OffsetDateTime) -> Result<u64, StoreError> {
+        // By Julian day, as migrations/sqlite/0007 indexes times: to the millisecond.
+        let position: Option<i64> = sqlx::query_scalar(
+            "SELECT position FROM events WHERE julianday(recorded_at) <= julianday(?) \
+             ORDER BY julianday(recorded_at) DESC, position DESC LIMIT 1",
+        )
+        .bind(time)
+        .fetch_optional(&self.pools.read)
+        .await?;
+        Ok(position.map_or(0, from_db))
+    }
+
     async fn tree_size(&self) -> Result<u64, StoreError> {
         let size: i64 = sqlx::query_scalar("SELECT tree_size FROM event_log_head").fetch_one(&self.pools.read).await?;
         Ok(from_db(size))
@@ -331,6 +346,14 @@ const PROJECTION: &str = "leaderboard";
 #[derive(Clone, Debug)]
 pub struct SqliteLeaderboard {
     pools: Pools,
+    snapshot_interval: u64,
+}
+
+impl SqliteLeaderboard {
+    /// The same read model, snapshotting every `interval` positions.
+    pub fn with_snapshot_interval(self, interval: u64) -> Self {
+        Self { snapshot_interval: interval.max(1), ..self }
+    }
 }
 
 impl LeaderboardStore for SqliteLeaderboard {
@@ -343,7 +366,7 @@ impl LeaderboardStore for SqliteLeaderboard {
         let mut tx = self.pools.write.begin_with("BEGIN IMMEDIATE").await?;
         let from = from_db(read_checkpoint(&mut tx).await?);
         let run = read_log(&mut tx, from, from + u64::from(limit)).await?;
-        let to = fold_run(&mut tx, from, &run).await?;
+        let to = fold_run(&mut tx, from, &run, self.snapshot_interval).await?;
         tx.commit().await?;
         Ok(Applied { from, to, skipped: 0, forged: Vec::new() })
     }
@@ -357,7 +380,7 @@ impl LeaderboardStore for SqliteLeaderboard {
         };
         let log = read_log(&mut tx, from, through).await?;
         let confirmation = plan::confirm(claims, from, through, &log);
-        let to = fold_run(&mut tx, from, &log[..(confirmation.to - from) as usize]).await?;
+        let to = fold_run(&mut tx, from, &log[..(confirmation.to - from) as usize], self.snapshot_interval).await?;
         tx.commit().await?;
         Ok(Applied { from, to, skipped: confirmation.skipped, forged: confirmation.forged })
     }
@@ -396,6 +419,16 @@ impl LeaderboardStore for SqliteLeaderboard {
         tx.commit().await?;
         board_from_rows(position, rows)
     }
+
+    async fn snapshot_before(&self, position: u64) -> Result<Option<Snapshot>, StoreError> {
+        let row: Option<SnapshotRow> = sqlx::query_as(
+            "SELECT position, standings FROM board_snapshots WHERE position <= ? ORDER BY position DESC LIMIT 1",
+        )
+        .bind(to_db(position))
+        .fetch_optional(&self.pools.read)
+        .await?;
+        row.map(Snapshot::try_from).transpose()
+    }
 }
 
 async fn read_checkpoint(connection: &mut SqliteConnection) -> Result<i64, StoreError> {
@@ -418,8 +451,14 @@ async fn read_log(connection: &mut SqliteConnection, after: u64, through: u64) -
 }
 
 /// Folds `run`, the log's events from `from + 1` on, into the read model and moves the
-/// checkpoint to its end; returns the new checkpoint.
-async fn fold_run(connection: &mut SqliteConnection, from: u64, run: &[StoredEvent]) -> Result<u64, StoreError> {
+/// checkpoint to its end, taking a snapshot if the fold crossed a multiple of
+/// `snapshot_interval`; returns the new checkpoint.
+async fn fold_run(
+    connection: &mut SqliteConnection,
+    from: u64,
+    run: &[StoredEvent],
+    snapshot_interval: u64,
+) -> Result<u64, StoreError> {
     let to = from + run.len() as u64;
     if run.is_empty() {
         return Ok(to);
@@ -456,5 +495,24 @@ async fn fold_run(connection: &mut SqliteConnection, from: u64, run: &[StoredEve
         .bind(PROJECTION)
         .execute(&mut *connection)
         .await?;
+    if snapshot::due(from, to, snapshot_interval) {
+        take_snapshot(connection, to).await?;
+    }
     Ok(to)
+}
+
+/// Keeps every standing of the read model, as of `position`, as a snapshot.
+async fn take_snapshot(connection: &mut SqliteConnection, position: u64) -> Result<(), StoreError> {
+    let rows: Vec<StandingRow> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {STANDING_COLUMNS} FROM leaderboard")))
+            .fetch_all(&mut *connection)
+            .await?;
+    let players = rows.len();
+    sqlx::query("INSERT INTO board_snapshots (position, players, standings) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
+        .bind(to_db(position))
+        .bind(to_db(players as u64))
+        .bind(snapshot::encode(standings_of(rows)?))
+        .execute(&mut *connection)
+        .await?;
+    Ok(())
 }

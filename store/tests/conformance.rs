@@ -18,6 +18,9 @@ trait Backend {
 
     /// Empties the Merkle tree as a log written before it existed would have it.
     async fn forget_tree(&self);
+
+    /// `read_model`, snapshotting every `interval` positions.
+    fn snapshotting(read_model: Self::ReadModel, interval: u64) -> Self::ReadModel;
 }
 
 struct Postgres(testkit::TestDb);
@@ -47,6 +50,10 @@ impl Backend for Postgres {
         self.execute("DELETE FROM merkle_nodes").await.unwrap();
         self.execute("UPDATE event_log_head SET tree_size = 0").await.unwrap();
     }
+
+    fn snapshotting(read_model: Self::ReadModel, interval: u64) -> Self::ReadModel {
+        read_model.with_snapshot_interval(interval)
+    }
 }
 
 struct Sqlite(tempfile::TempDir);
@@ -75,6 +82,10 @@ impl Backend for Sqlite {
         self.execute("DROP TRIGGER merkle_nodes_no_delete").await.unwrap();
         self.execute("DELETE FROM merkle_nodes").await.unwrap();
         self.execute("UPDATE event_log_head SET tree_size = 0").await.unwrap();
+    }
+
+    fn snapshotting(read_model: Self::ReadModel, interval: u64) -> Self::ReadModel {
+        read_model.with_snapshot_interval(interval)
     }
 }
 
@@ -442,6 +453,39 @@ fn ranking(board: &Board) -> BTreeMap<u64, events::Standing> {
     board.page(0, 100).into_iter().map(|r| (r.rank, r.standing.clone())).collect()
 }
 
+async fn the_fold_is_snapshotted_each_time_it_crosses_the_interval<B: Backend>(backend: B) {
+    // Given ten awards, recorded a second apart
+    let (log, read_model) = backend.open().await;
+    let read_model = B::snapshotting(read_model, 3);
+    let start = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+    for i in 1..=10u8 {
+        let mut award = awarded(["a", "b", "c"][usize::from(i % 3)], Uuid::new_v4(), i64::from(i));
+        let Event::ScoreAwarded(event) = &mut award.event else { unreachable!() };
+        event.recorded_at = start + time::Duration::seconds(i64::from(i));
+        log.append(&[award]).await.unwrap();
+    }
+    // When the fold runs in batches of four across multiples of three
+    for _ in 0..3 {
+        read_model.fold_next(4).await.unwrap();
+    }
+    // Then each batch that crossed one left a snapshot at its end, of the fold there
+    assert!(read_model.snapshot_before(3).await.unwrap().is_none());
+    let events: Vec<RecordedEvent> =
+        log.read_after(0, 10).await.unwrap().iter().map(|e| e.decoded().unwrap()).collect();
+    for (asked, taken) in [(4, 4), (7, 4), (8, 8), (9, 8), (10, 10), (99, 10)] {
+        let snapshot = read_model.snapshot_before(asked).await.unwrap().unwrap();
+        assert_eq!(snapshot.position, taken);
+        let folded = Board::from_standings(taken, events::leaderboard::fold(&events[..taken as usize]));
+        let standings: Vec<_> = folded.page(0, 10).into_iter().map(|r| r.standing.clone()).collect();
+        assert_eq!(snapshot.standings, standings, "snapshot at {taken}");
+    }
+    // And the last event recorded at or before a time is found
+    for (seconds, position) in [(-1, 0), (0, 0), (1, 1), (4, 4), (10, 10), (3600, 10)] {
+        assert_eq!(log.position_at(start + time::Duration::seconds(seconds)).await.unwrap(), position);
+    }
+    assert_eq!(log.position_at(start + time::Duration::milliseconds(4500)).await.unwrap(), 4);
+}
+
 macro_rules! conformance {
     ($module:ident, $backend:ident: $($case:ident),+ $(,)?) => {
         mod $module {
@@ -471,6 +515,7 @@ macro_rules! every_case {
             a_ban_refuses_the_awards_after_it_in_append_order_and_hides_the_player,
             an_award_is_taken_back_once_and_all_of_a_players_points_at_most_up_to_then,
             the_merkle_tree_grows_with_the_log_in_every_append,
+            the_fold_is_snapshotted_each_time_it_crosses_the_interval,
         );
     };
 }

@@ -79,7 +79,10 @@ async fn bad_parameters_are_refused_and_break_nothing() {
         ("/v1/nothing-here", 404, "not_found"),
         // Unknown, misspelt or repeated parameters are refused, never silently defaulted.
         ("/v1/leaderboard?limt=5", 400, "invalid_request"),
-        ("/v1/leaderboard?as_of_position=1", 400, "invalid_request"),
+        ("/v1/leaderboard?as_of_postion=1", 400, "invalid_request"),
+        ("/v1/leaderboard?as_of_position=1&min_position=1", 400, "invalid_request"),
+        ("/v1/leaderboard?as_of=1", 400, "invalid_request"),
+        ("/v1/leaderboard?as_of_position=99", 404, "unknown_position"),
         ("/v1/leaderboard?limit=1&limit=2", 400, "invalid_request"),
         ("/v1/players/alice?minposition=1", 400, "invalid_request"),
         ("/v1/events?after=0&colour=red", 400, "invalid_request"),

@@ -10,4 +10,5 @@ mod distributed;
 mod embedded;
 mod moderation;
 mod openapi;
+mod past;
 mod support;
