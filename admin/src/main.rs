@@ -41,6 +41,9 @@ enum Command {
     Unban(Moderation),
     /// Take back one award (`--event-id`) or all of a player's points (`--player`).
     Revoke(Revocation),
+    /// List the players flagged by the anomaly rules, newest first, each with the command that
+    /// bans them.
+    Flags(Credential),
 }
 
 /// How far to replay.
@@ -63,15 +66,22 @@ fn parse_time(text: &str) -> Result<time::OffsetDateTime, String> {
 /// Where and as whom to moderate.
 #[derive(Args)]
 struct Operator {
+    #[command(flatten)]
+    credential: Credential,
+    /// Why (1–500 characters), kept in the log.
+    #[arg(long)]
+    reason: String,
+}
+
+/// An operator's access to a deployment's write side.
+#[derive(Args)]
+struct Credential {
     /// The deployment's write side (command-svc or the all-in-one), e.g. http://127.0.0.1:8080.
     #[arg(long, env = "SCOREBOARD_COMMAND_URL")]
     url: String,
     /// An operator's secret from ADMIN_TOKENS.
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Secret,
-    /// Why (1–500 characters), kept in the log.
-    #[arg(long)]
-    reason: String,
 }
 
 #[derive(Args)]
@@ -159,14 +169,39 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             };
             post(&revocation.operator, "/v1/admin/revocations", body).await
         }
+        Command::Flags(credential) => flags(&credential).await,
     }
+}
+
+/// Prints the review queue; exits 1 unless it was read.
+async fn flags(credential: &Credential) -> anyhow::Result<ExitCode> {
+    let response = reqwest::Client::new()
+        .get(format!("{}/v1/admin/flags", credential.url.trim_end_matches('/')))
+        .bearer_auth(credential.admin_token.expose())
+        .send()
+        .await
+        .context("GET /v1/admin/flags")?;
+    if !response.status().is_success() {
+        println!("{} {}", response.status().as_u16(), response.text().await?);
+        return Ok(ExitCode::from(1));
+    }
+    let body: serde_json::Value = response.json().await?;
+    let listed = body["flags"].as_array().map(Vec::as_slice).unwrap_or_default();
+    for flag in listed {
+        let (player, rule) = (flag["player_id"].as_str().unwrap_or("?"), flag["rule"].as_str().unwrap_or("?"));
+        println!("{} {player} by {rule}: events {}", flag["flagged_at"].as_str().unwrap_or("?"), flag["events"]);
+        println!("  scoreboard-admin ban {player} --reason 'flagged by {rule}'");
+    }
+    println!("{} flags", listed.len());
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Posts a moderation request and prints the answer; exits 1 unless it was recorded.
 async fn post(operator: &Operator, path: &str, body: serde_json::Value) -> anyhow::Result<ExitCode> {
+    let credential = &operator.credential;
     let response = reqwest::Client::new()
-        .post(format!("{}{path}", operator.url.trim_end_matches('/')))
-        .bearer_auth(operator.admin_token.expose())
+        .post(format!("{}{path}", credential.url.trim_end_matches('/')))
+        .bearer_auth(credential.admin_token.expose())
         .json(&body)
         .send()
         .await

@@ -20,7 +20,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::post;
+use axum::routing::{get, post};
 use platform::operations::{self, Readiness};
 use store::{EventStore, PgEventLog};
 use tokio::net::TcpListener;
@@ -45,6 +45,7 @@ pub fn routes(desk: ActionDesk, body_limit: usize) -> Router {
         .route("/v1/admin/players/{player_id}/ban", post(moderation::ban))
         .route("/v1/admin/players/{player_id}/unban", post(moderation::unban))
         .route("/v1/admin/revocations", post(moderation::revoke))
+        .route("/v1/admin/flags", get(moderation::flags))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(desk)
 }
@@ -52,7 +53,7 @@ pub fn routes(desk: ActionDesk, body_limit: usize) -> Router {
 /// The routes of [`routes`], described.
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(api::submit_action, moderation::ban, moderation::unban, moderation::revoke),
+    paths(api::submit_action, moderation::ban, moderation::unban, moderation::revoke, moderation::flags),
     modifiers(&OperatorCredential)
 )]
 pub struct Routes;

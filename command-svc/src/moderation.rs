@@ -64,6 +64,7 @@ pub struct History(Arc<dyn Reads>);
 trait Reads: Send + Sync {
     fn event(&self, event_id: Uuid) -> BoxFuture<'_, Result<Option<events::RecordedEvent>, StoreError>>;
     fn knows(&self, player: PlayerId) -> BoxFuture<'_, Result<bool, StoreError>>;
+    fn flags(&self, limit: u32) -> BoxFuture<'_, Result<Vec<events::anomaly::Flag>, StoreError>>;
 }
 
 impl<S: EventStore> Reads for S {
@@ -73,6 +74,10 @@ impl<S: EventStore> Reads for S {
 
     fn knows(&self, player: PlayerId) -> BoxFuture<'_, Result<bool, StoreError>> {
         async move { Ok(!self.read_player(player.as_str(), 0, 1).await?.is_empty()) }.boxed()
+    }
+
+    fn flags(&self, limit: u32) -> BoxFuture<'_, Result<Vec<events::anomaly::Flag>, StoreError>> {
+        EventStore::flags(self, limit).boxed()
     }
 }
 
@@ -212,6 +217,71 @@ pub async fn revoke(
         recorded_at: events::event::stored_precision(OffsetDateTime::now_utc()),
     };
     append(&desk, Event::ScoreRevoked(revoked)).await
+}
+
+/// The parameters of `GET /v1/admin/flags`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct FlagsQuery {
+    /// How many flags at most, newest first.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000, default = 100)]
+    limit: Option<String>,
+}
+
+/// The review queue: players flagged by the anomaly rules, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FlagList {
+    flags: Vec<FlagEntry>,
+}
+
+/// A player flagged for review. Their awards still count until an operator bans them or
+/// revokes the awards.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FlagEntry {
+    /// The player.
+    player_id: String,
+    /// The rule of ANOMALY_RULES that fired.
+    rule: String,
+    /// The positions of the awards in the rule's window when it fired, in order.
+    events: Vec<u64>,
+    /// When the award at which it fired was recorded.
+    #[serde(with = "time::serde::rfc3339")]
+    flagged_at: OffsetDateTime,
+}
+
+/// The anomaly flags for review (operator credential).
+#[utoipa::path(get, path = "/v1/admin/flags", tag = "moderation", params(FlagsQuery),
+    security(("operator" = [])),
+    responses(
+        (status = 200, description = "Flags, newest first", body = FlagList),
+        (status = 401, description = "No or a wrong operator credential (`unauthorized`)",
+            body = Problem, content_type = PROBLEM_JSON),
+    ))]
+pub async fn flags(
+    State(desk): State<ActionDesk>,
+    ClientIp(client): ClientIp,
+    headers: HeaderMap,
+    Strict(query): Strict<FlagsQuery>,
+) -> Result<Json<FlagList>, ActionError> {
+    authorize(&desk, client, &headers)?;
+    let limit = match query.limit.as_deref().map(str::parse::<u32>) {
+        None => 100,
+        Some(Ok(limit)) if (1..=1000).contains(&limit) => limit,
+        Some(_) => return Err(ActionError::InvalidRequest("limit must be an integer from 1 to 1000".into())),
+    };
+    let flags = desk.history.0.flags(limit).await?;
+    Ok(Json(FlagList {
+        flags: flags
+            .into_iter()
+            .map(|f| FlagEntry {
+                player_id: f.player_id.to_string(),
+                rule: f.rule,
+                events: f.events,
+                flagged_at: f.flagged_at,
+            })
+            .collect(),
+    }))
 }
 
 /// The operator named by `headers`, once the client's address has budget left.

@@ -4,6 +4,7 @@
 //! Every service depends on this crate; nothing here opens a socket or speaks SQL, so all of it
 //! is tested with plain unit tests.
 
+pub mod anomaly;
 pub mod award;
 pub mod catalog;
 pub mod event;

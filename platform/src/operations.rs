@@ -119,6 +119,11 @@ pub const METRICS: &[(&str, MetricKind, &str)] = &[
         MetricKind::Counter,
         "Bans, unbans and revocations asked for by operators, by outcome (appended, refused).",
     ),
+    (
+        "anomaly_flags_total",
+        MetricKind::Counter,
+        "Players flagged for review by the anomaly rules, by rule: the flag rate.",
+    ),
     ("relay_published_position", MetricKind::Gauge, "Log position of the last event published to JetStream."),
     ("relay_lag_events", MetricKind::Gauge, "Events in the log not yet published to JetStream."),
     ("relay_published_total", MetricKind::Counter, "Events published to JetStream."),

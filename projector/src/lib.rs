@@ -58,6 +58,21 @@ pub struct ProjectionConfig {
     /// snapshot costs a copy of the read model; a past board folds at most this many events.
     #[arg(long, env = "SNAPSHOT_INTERVAL", default_value_t = store::snapshot::DEFAULT_INTERVAL)]
     pub snapshot_interval: u64,
+    /// TOML file of the rules that flag players for review (see
+    /// `config/anomaly-rules.example.toml`); unset: more than 60 actions or 10 000 points by one
+    /// player within a minute.
+    #[arg(long, env = "ANOMALY_RULES")]
+    pub anomaly_rules: Option<std::path::PathBuf>,
+}
+
+impl ProjectionConfig {
+    /// The anomaly rules configured.
+    pub fn rules(&self) -> anyhow::Result<events::anomaly::Rules> {
+        Ok(match &self.anomaly_rules {
+            Some(path) => events::anomaly::Rules::from_file(path)?,
+            None => events::anomaly::Rules::defaults(),
+        })
+    }
 }
 
 /// Records what a fold did and announces its new checkpoint: the step shared by the JetStream
@@ -66,6 +81,9 @@ pub async fn announce_fold(applied: &Applied, announcer: &Announcer) {
     metrics::counter!("projector_events_applied_total").increment(applied.to - applied.from);
     metrics::counter!("projector_events_skipped_total").increment(applied.skipped as u64);
     metrics::gauge!("projector_checkpoint").set(applied.to as f64);
+    for rule in &applied.flagged {
+        metrics::counter!("anomaly_flags_total", "rule" => rule.clone()).increment(1);
+    }
     if !applied.forged.is_empty() {
         metrics::counter!("projector_forged_messages_total").increment(applied.forged.len() as u64);
         tracing::warn!(
@@ -99,7 +117,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let announcer =
         Announcer::Nats { client: nats.clone(), subject: config.nats.subjects.nats_changes_subject.clone() };
     let projection = tokio::spawn(
-        Projection::new(pool.clone(), nats.clone(), announcer, settings(&config.nats, &config.projection))
+        Projection::new(pool.clone(), nats.clone(), announcer, settings(&config.nats, &config.projection)?)
             .run(shutdown.clone()),
     );
     let readiness = Readiness::default().with_store("postgres", PgEventLog::new(pool)).with_nats(nats.clone());
@@ -119,12 +137,13 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
 }
 
 /// The JetStream projection's settings from the configuration.
-pub fn settings(nats: &NatsConfig, projection: &ProjectionConfig) -> Settings {
-    Settings {
+pub fn settings(nats: &NatsConfig, projection: &ProjectionConfig) -> anyhow::Result<Settings> {
+    Ok(Settings {
         stream: nats.subjects.log_stream(),
         consumer: projection.consumer.clone(),
         batch_max: projection.batch_max.max(1),
         ack_wait: projection.ack_wait,
         snapshot_interval: projection.snapshot_interval,
-    }
+        rules: projection.rules().context("ANOMALY_RULES")?,
+    })
 }

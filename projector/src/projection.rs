@@ -66,6 +66,8 @@ pub struct Settings {
     pub ack_wait: Duration,
     /// How many positions apart the fold is snapshotted.
     pub snapshot_interval: u64,
+    /// The rules that flag players for review.
+    pub rules: events::anomaly::Rules,
 }
 
 /// The leaderboard projection; see the module documentation.
@@ -81,7 +83,7 @@ impl Projection {
     /// A projection into the read model behind `pool`, consuming through `nats` and
     /// announcing through `announcer`.
     pub fn new(pool: sqlx::PgPool, nats: async_nats::Client, announcer: Announcer, settings: Settings) -> Self {
-        let read_model = PgLeaderboard::new(pool.clone()).with_snapshot_interval(settings.snapshot_interval);
+        let read_model = PgLeaderboard::new(pool.clone()).folding(settings.snapshot_interval, settings.rules.clone());
         Self { read_model, pool, nats, announcer, settings }
     }
 

@@ -236,7 +236,8 @@ async fn embedded(
     let (log, read_model) = store::sqlite::open(&config.data)
         .await
         .with_context(|| format!("opening the database in {}", config.data.display()))?;
-    let read_model = read_model.with_snapshot_interval(config.projection.snapshot_interval);
+    let read_model =
+        read_model.folding(config.projection.snapshot_interval, config.projection.rules().context("ANOMALY_RULES")?);
     tracing::info!(data = %config.data.display(), "embedded mode: SQLite, events passed in process");
     let (desk, background) = config.command_side(log.clone(), trust, committed.clone(), shutdown)?;
     let background = background.with_checkpoints(log.clone(), &config.audit, None).await?;
@@ -287,7 +288,7 @@ async fn distributed(
         pool.clone(),
         nats.clone(),
         announcer,
-        projector::settings(&nats_config, &config.projection),
+        projector::settings(&nats_config, &config.projection)?,
     );
     let projector = tokio::spawn(projection.run(shutdown.clone()));
     let feed = ChangeFeed::Nats { client: nats.clone(), subject: config.subjects.nats_changes_subject.clone() };

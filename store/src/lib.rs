@@ -12,6 +12,9 @@ pub mod postgres;
 pub mod snapshot;
 pub mod sqlite;
 
+use std::sync::{Arc, Mutex};
+
+use events::anomaly::{Detector, Flag, Rules};
 use events::{Board, BoardChange, DecodeError, DisplayName, Event, PlayerId, RecordedEvent, Standing};
 use sqlx::FromRow;
 use time::OffsetDateTime;
@@ -190,6 +193,83 @@ pub struct Applied {
     pub skipped: usize,
     /// Positions of claims the log contradicts (a forged or diverged message): never folded.
     pub forged: Vec<u64>,
+    /// The rules that flagged a player in what was folded, one entry per flag.
+    pub flagged: Vec<String>,
+}
+
+/// How a read model folds, beyond the standings: when it snapshots, and the anomaly detector
+/// its folds feed (shared by its clones; one projector folds at a time).
+#[derive(Clone, Debug)]
+pub(crate) struct Folding {
+    snapshot_interval: u64,
+    rules: Rules,
+    detector: Arc<Mutex<Option<Detector>>>,
+}
+
+impl Default for Folding {
+    fn default() -> Self {
+        Self::new(snapshot::DEFAULT_INTERVAL, Rules::defaults())
+    }
+}
+
+impl Folding {
+    pub(crate) fn new(snapshot_interval: u64, rules: Rules) -> Self {
+        Self { snapshot_interval: snapshot_interval.max(1), rules, detector: Arc::default() }
+    }
+
+    /// The detector, if it has observed the log exactly up to `position`; `None` when it must
+    /// first be warmed up from the log.
+    fn detector_at(&self, position: u64) -> Option<Detector> {
+        let mut kept = self.detector.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        kept.take().filter(|detector| detector.position() == position)
+    }
+
+    fn keep(&self, detector: Detector) {
+        *self.detector.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(detector);
+    }
+}
+
+/// The most events a detector rereads to warm up after a restart: if the log's last window
+/// held more, a burst straddling the restart may go unflagged.
+const WARM_UP_MAX: u64 = 100_000;
+
+#[derive(FromRow)]
+struct FlagRow {
+    position: i64,
+    rule: String,
+    player_id: String,
+    events: String,
+    flagged_at: OffsetDateTime,
+}
+
+impl TryFrom<FlagRow> for Flag {
+    type Error = StoreError;
+
+    fn try_from(row: FlagRow) -> Result<Self, StoreError> {
+        let invalid = || StoreError::InvalidRow(format!("flag at position {}", row.position));
+        Ok(Flag {
+            player_id: PlayerId::parse(&row.player_id).map_err(|_| invalid())?,
+            rule: row.rule,
+            events: serde_json::from_str(&row.events).map_err(|_| invalid())?,
+            position: from_db(row.position),
+            flagged_at: row.flagged_at,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct FirstSeenRow {
+    player_id: String,
+    first: Option<OffsetDateTime>,
+}
+
+/// Tells `detector` when the players it does not know yet were first seen.
+fn learn_first_seen(detector: &mut Detector, rows: Vec<FirstSeenRow>) {
+    for row in rows {
+        if let (Ok(player), Some(first)) = (PlayerId::parse(&row.player_id), row.first) {
+            detector.first_seen(player, first);
+        }
+    }
 }
 
 /// The event log: the source of truth.
@@ -218,6 +298,9 @@ pub trait EventStore: Clone + Send + Sync + 'static {
         after: u64,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
+
+    /// The latest `limit` anomaly flags, newest first.
+    fn flags(&self, limit: u32) -> impl Future<Output = Result<Vec<Flag>, StoreError>> + Send;
 
     /// The position of the last event recorded at or before `time` (0 when none was).
     fn position_at(&self, time: OffsetDateTime) -> impl Future<Output = Result<u64, StoreError>> + Send;

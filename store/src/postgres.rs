@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use events::{Board, DisplayName};
+use events::anomaly::{Detector, Flag, Rules};
+use events::{Board, DisplayName, RecordedEvent};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{FromRow, PgConnection, Postgres, Transaction};
@@ -11,9 +12,10 @@ use uuid::Uuid;
 
 use crate::plan::{self, Attempt, Originals};
 use crate::{
-    Anchor, AppendOutcome, Applied, Changes, Checkpoint, CheckpointRow, Claim, EventRow, EventStore, KeptSigner,
-    LeaderboardStore, NewEvent, STANDING_COLUMNS, Snapshot, SnapshotRow, StandingRow, StandsRow, StoreError,
-    StoredEvent, board_from_rows, changes_from_rows, decode_run, folded_onto, from_db, snapshot, standings_of, to_db,
+    Anchor, AppendOutcome, Applied, Changes, Checkpoint, CheckpointRow, Claim, EventRow, EventStore, FirstSeenRow,
+    FlagRow, Folding, KeptSigner, LeaderboardStore, NewEvent, STANDING_COLUMNS, Snapshot, SnapshotRow, StandingRow,
+    StandsRow, StoreError, StoredEvent, WARM_UP_MAX, board_from_rows, changes_from_rows, decode_run, folded_onto,
+    from_db, learn_first_seen, snapshot, standings_of, to_db,
 };
 
 /// The PostgreSQL schema: event log, read model, checkpoints.
@@ -130,6 +132,17 @@ impl EventStore for PgEventLog {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(StoredEvent::from).collect())
+    }
+
+    async fn flags(&self, limit: u32) -> Result<Vec<Flag>, StoreError> {
+        let rows: Vec<FlagRow> = sqlx::query_as(
+            "SELECT position, rule, player_id, events, flagged_at FROM anomaly_flags \
+             ORDER BY position DESC, rule LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(Flag::try_from).collect()
     }
 
     async fn position_at(&self, time: time::OffsetDateTime) -> Result<u64, StoreError> {
@@ -367,19 +380,19 @@ const PROJECTION: &str = "leaderboard";
 #[derive(Clone, Debug)]
 pub struct PgLeaderboard {
     pool: PgPool,
-    snapshot_interval: u64,
+    folding: Folding,
 }
 
 impl PgLeaderboard {
     /// The read model in the database behind `pool`, snapshotting every
-    /// [`snapshot::DEFAULT_INTERVAL`] positions.
+    /// [`snapshot::DEFAULT_INTERVAL`] positions and flagging by [`Rules::defaults`].
     pub fn new(pool: PgPool) -> Self {
-        Self { pool, snapshot_interval: snapshot::DEFAULT_INTERVAL }
+        Self { pool, folding: Folding::default() }
     }
 
-    /// The same, snapshotting every `interval` positions instead.
-    pub fn with_snapshot_interval(self, interval: u64) -> Self {
-        Self { snapshot_interval: interval.max(1), ..self }
+    /// The same, snapshotting every `snapshot_interval` positions and flagging by `rules`.
+    pub fn folding(self, snapshot_interval: u64, rules: Rules) -> Self {
+        Self { folding: Folding::new(snapshot_interval, rules), ..self }
     }
 }
 
@@ -393,9 +406,9 @@ impl LeaderboardStore for PgLeaderboard {
         let mut tx = self.pool.begin().await?;
         let from = lock_checkpoint(&mut tx).await?;
         let run = read_log(&mut tx, from, from + u64::from(limit)).await?;
-        let to = fold_run(&mut tx, from, &run, self.snapshot_interval).await?;
+        let (to, flagged) = fold_run(&mut tx, from, &run, &self.folding).await?;
         tx.commit().await?;
-        Ok(Applied { from, to, skipped: 0, forged: Vec::new() })
+        Ok(Applied { from, to, skipped: 0, forged: Vec::new(), flagged })
     }
 
     async fn fold_claimed(&self, claims: &[Claim]) -> Result<Applied, StoreError> {
@@ -403,13 +416,13 @@ impl LeaderboardStore for PgLeaderboard {
         let from = lock_checkpoint(&mut tx).await?;
         let Some(through) = plan::claimed_window(claims, from) else {
             tx.commit().await?;
-            return Ok(Applied { from, to: from, skipped: claims.len(), forged: Vec::new() });
+            return Ok(Applied { from, to: from, skipped: claims.len(), forged: Vec::new(), flagged: Vec::new() });
         };
         let log = read_log(&mut tx, from, through).await?;
         let confirmation = plan::confirm(claims, from, through, &log);
-        let to = fold_run(&mut tx, from, &log[..(confirmation.to - from) as usize], self.snapshot_interval).await?;
+        let (to, flagged) = fold_run(&mut tx, from, &log[..(confirmation.to - from) as usize], &self.folding).await?;
         tx.commit().await?;
-        Ok(Applied { from, to, skipped: confirmation.skipped, forged: confirmation.forged })
+        Ok(Applied { from, to, skipped: confirmation.skipped, forged: confirmation.forged, flagged })
     }
 
     async fn changes_since(&self, since: Anchor) -> Result<Option<Changes>, StoreError> {
@@ -493,17 +506,18 @@ async fn read_log(
 }
 
 /// Folds `run`, the log's events from `from + 1` on, into the read model and moves the
-/// checkpoint to its end, taking a snapshot if the fold crossed a multiple of
-/// `snapshot_interval`; returns the new checkpoint.
+/// checkpoint to its end, recording the anomaly flags it raises and taking a snapshot if the
+/// fold crossed a multiple of the snapshot interval; returns the new checkpoint and the rules
+/// that flagged.
 async fn fold_run(
     tx: &mut Transaction<'_, Postgres>,
     from: u64,
     run: &[StoredEvent],
-    snapshot_interval: u64,
-) -> Result<u64, StoreError> {
+    folding: &Folding,
+) -> Result<(u64, Vec<String>), StoreError> {
     let to = from + run.len() as u64;
     if run.is_empty() {
-        return Ok(to);
+        return Ok((to, Vec::new()));
     }
     let (events, players) = decode_run(run)?;
     let rows: Vec<StandingRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -538,10 +552,88 @@ async fn fold_run(
         .bind(to_db(to))
         .execute(&mut **tx)
         .await?;
-    if snapshot::due(from, to, snapshot_interval) {
+    let flagged = flag(tx, folding, from, &events).await?;
+    if snapshot::due(from, to, folding.snapshot_interval) {
         take_snapshot(tx, to).await?;
     }
-    Ok(to)
+    Ok((to, flagged))
+}
+
+/// Feeds `events` (the log's from `from + 1` on) to the anomaly detector and records the flags
+/// it raises; returns their rules.
+async fn flag(
+    tx: &mut Transaction<'_, Postgres>,
+    folding: &Folding,
+    from: u64,
+    events: &[RecordedEvent],
+) -> Result<Vec<String>, StoreError> {
+    if folding.rules.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut detector = match folding.detector_at(from) {
+        Some(detector) => detector,
+        None => warm_up(tx, folding.rules.clone(), from).await?,
+    };
+    tell_first_seen(tx, &mut detector, events).await?;
+    let flags = detector.observe(events);
+    folding.keep(detector);
+    if flags.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query(
+        "INSERT INTO anomaly_flags (position, rule, player_id, events, flagged_at) \
+         SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(flags.iter().map(|f| to_db(f.position)).collect::<Vec<_>>())
+    .bind(flags.iter().map(|f| f.rule.as_str()).collect::<Vec<_>>())
+    .bind(flags.iter().map(|f| f.player_id.as_str()).collect::<Vec<_>>())
+    .bind(flags.iter().map(|f| serde_json::to_string(&f.events).expect("positions serialise")).collect::<Vec<_>>())
+    .bind(flags.iter().map(|f| f.flagged_at).collect::<Vec<_>>())
+    .execute(&mut **tx)
+    .await?;
+    Ok(flags.into_iter().map(|f| f.rule).collect())
+}
+
+/// A detector that has observed the log's last window before `position` (at most
+/// [`WARM_UP_MAX`] events), as one that had watched all along would have.
+async fn warm_up(tx: &mut Transaction<'_, Postgres>, rules: Rules, position: u64) -> Result<Detector, StoreError> {
+    let before: Option<i64> = sqlx::query_scalar(
+        "SELECT position FROM events \
+         WHERE recorded_at <= (SELECT recorded_at FROM events WHERE position = $1) - make_interval(secs => $2) \
+         ORDER BY recorded_at DESC, position DESC LIMIT 1",
+    )
+    .bind(to_db(position))
+    .bind(rules.lookback().as_seconds_f64())
+    .fetch_optional(&mut **tx)
+    .await?;
+    let since = before.map_or(0, from_db).max(position.saturating_sub(WARM_UP_MAX));
+    let (events, _) = decode_run(&read_log(tx, since, position).await?)?;
+    let mut detector = Detector::new(rules, since);
+    tell_first_seen(tx, &mut detector, &events).await?;
+    detector.observe(&events);
+    Ok(detector)
+}
+
+async fn tell_first_seen(
+    tx: &mut Transaction<'_, Postgres>,
+    detector: &mut Detector,
+    events: &[RecordedEvent],
+) -> Result<(), StoreError> {
+    let unknown: Vec<&str> = detector.unknown_players(events).into_iter().map(|p| p.as_str()).collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<FirstSeenRow> = sqlx::query_as(
+        "SELECT p AS player_id, \
+                (SELECT recorded_at FROM events WHERE player_id = p ORDER BY position LIMIT 1) AS first \
+         FROM unnest($1::text[]) AS p",
+    )
+    .bind(unknown)
+    .fetch_all(&mut **tx)
+    .await?;
+    learn_first_seen(detector, rows);
+    Ok(())
 }
 
 /// Keeps every standing of the read model, as of `position`, as a snapshot.

@@ -18,10 +18,13 @@ use uuid::Uuid;
 
 use crate::plan::{self, Attempt, Originals};
 use crate::{
-    Anchor, AppendOutcome, Applied, Changes, Checkpoint, CheckpointRow, Claim, EventRow, EventStore, KeptSigner,
-    LeaderboardStore, NewEvent, STANDING_COLUMNS, Snapshot, SnapshotRow, StandingRow, StandsRow, StoreError,
-    StoredEvent, board_from_rows, changes_from_rows, decode_run, folded_onto, from_db, snapshot, standings_of, to_db,
+    Anchor, AppendOutcome, Applied, Changes, Checkpoint, CheckpointRow, Claim, EventRow, EventStore, FirstSeenRow,
+    FlagRow, Folding, KeptSigner, LeaderboardStore, NewEvent, STANDING_COLUMNS, Snapshot, SnapshotRow, StandingRow,
+    StandsRow, StoreError, StoredEvent, WARM_UP_MAX, board_from_rows, changes_from_rows, decode_run, folded_onto,
+    from_db, learn_first_seen, snapshot, standings_of, to_db,
 };
+use events::RecordedEvent;
+use events::anomaly::{Detector, Flag, Rules};
 
 /// The SQLite schema: event log, read model, checkpoints.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -54,10 +57,7 @@ pub async fn open(folder: &Path) -> Result<(SqliteEventLog, SqliteLeaderboard), 
     MIGRATOR.run(&write).await.map_err(|error| StoreError::Database(error.into()))?;
     let read = SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await?;
     let pools = Pools { write, read };
-    Ok((
-        SqliteEventLog { pools: pools.clone() },
-        SqliteLeaderboard { pools, snapshot_interval: snapshot::DEFAULT_INTERVAL },
-    ))
+    Ok((SqliteEventLog { pools: pools.clone() }, SqliteLeaderboard { pools, folding: Folding::default() }))
 }
 
 /// The event log in SQLite.
@@ -255,6 +255,17 @@ impl EventStore for SqliteEventLog {
         Ok(rows.into_iter().map(StoredEvent::from).collect())
     }
 
+    async fn flags(&self, limit: u32) -> Result<Vec<Flag>, StoreError> {
+        let rows: Vec<FlagRow> = sqlx::query_as(
+            "SELECT position, rule, player_id, events, flagged_at FROM anomaly_flags \
+             ORDER BY position DESC, rule LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pools.read)
+        .await?;
+        rows.into_iter().map(Flag::try_from).collect()
+    }
+
     async fn position_at(&self, time: time::OffsetDateTime) -> Result<u64, StoreError> {
         // By Julian day, as migrations/sqlite/0007 indexes times: to the millisecond.
         let position: Option<i64> = sqlx::query_scalar(
@@ -346,13 +357,14 @@ const PROJECTION: &str = "leaderboard";
 #[derive(Clone, Debug)]
 pub struct SqliteLeaderboard {
     pools: Pools,
-    snapshot_interval: u64,
+    folding: Folding,
 }
 
 impl SqliteLeaderboard {
-    /// The same read model, snapshotting every `interval` positions.
-    pub fn with_snapshot_interval(self, interval: u64) -> Self {
-        Self { snapshot_interval: interval.max(1), ..self }
+    /// The same read model, snapshotting every `snapshot_interval` positions and flagging by
+    /// `rules`.
+    pub fn folding(self, snapshot_interval: u64, rules: Rules) -> Self {
+        Self { folding: Folding::new(snapshot_interval, rules), ..self }
     }
 }
 
@@ -366,9 +378,9 @@ impl LeaderboardStore for SqliteLeaderboard {
         let mut tx = self.pools.write.begin_with("BEGIN IMMEDIATE").await?;
         let from = from_db(read_checkpoint(&mut tx).await?);
         let run = read_log(&mut tx, from, from + u64::from(limit)).await?;
-        let to = fold_run(&mut tx, from, &run, self.snapshot_interval).await?;
+        let (to, flagged) = fold_run(&mut tx, from, &run, &self.folding).await?;
         tx.commit().await?;
-        Ok(Applied { from, to, skipped: 0, forged: Vec::new() })
+        Ok(Applied { from, to, skipped: 0, forged: Vec::new(), flagged })
     }
 
     async fn fold_claimed(&self, claims: &[Claim]) -> Result<Applied, StoreError> {
@@ -376,13 +388,13 @@ impl LeaderboardStore for SqliteLeaderboard {
         let from = from_db(read_checkpoint(&mut tx).await?);
         let Some(through) = plan::claimed_window(claims, from) else {
             tx.commit().await?;
-            return Ok(Applied { from, to: from, skipped: claims.len(), forged: Vec::new() });
+            return Ok(Applied { from, to: from, skipped: claims.len(), forged: Vec::new(), flagged: Vec::new() });
         };
         let log = read_log(&mut tx, from, through).await?;
         let confirmation = plan::confirm(claims, from, through, &log);
-        let to = fold_run(&mut tx, from, &log[..(confirmation.to - from) as usize], self.snapshot_interval).await?;
+        let (to, flagged) = fold_run(&mut tx, from, &log[..(confirmation.to - from) as usize], &self.folding).await?;
         tx.commit().await?;
-        Ok(Applied { from, to, skipped: confirmation.skipped, forged: confirmation.forged })
+        Ok(Applied { from, to, skipped: confirmation.skipped, forged: confirmation.forged, flagged })
     }
 
     async fn changes_since(&self, since: Anchor) -> Result<Option<Changes>, StoreError> {
@@ -450,18 +462,16 @@ async fn read_log(connection: &mut SqliteConnection, after: u64, through: u64) -
     Ok(rows.into_iter().map(StoredEvent::from).collect())
 }
 
-/// Folds `run`, the log's events from `from + 1` on, into the read model and moves the
-/// checkpoint to its end, taking a snapshot if the fold crossed a multiple of
-/// `snapshot_interval`; returns the new checkpoint.
+/// Folds `run` as `postgres::fold_run` does.
 async fn fold_run(
     connection: &mut SqliteConnection,
     from: u64,
     run: &[StoredEvent],
-    snapshot_interval: u64,
-) -> Result<u64, StoreError> {
+    folding: &Folding,
+) -> Result<(u64, Vec<String>), StoreError> {
     let to = from + run.len() as u64;
     if run.is_empty() {
-        return Ok(to);
+        return Ok((to, Vec::new()));
     }
     let (events, players) = decode_run(run)?;
     let rows: Vec<StandingRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -495,10 +505,84 @@ async fn fold_run(
         .bind(PROJECTION)
         .execute(&mut *connection)
         .await?;
-    if snapshot::due(from, to, snapshot_interval) {
+    let flagged = flag(connection, folding, from, &events).await?;
+    if snapshot::due(from, to, folding.snapshot_interval) {
         take_snapshot(connection, to).await?;
     }
-    Ok(to)
+    Ok((to, flagged))
+}
+
+/// Feeds `events` to the anomaly detector and records its flags, as `postgres::flag` does.
+async fn flag(
+    connection: &mut SqliteConnection,
+    folding: &Folding,
+    from: u64,
+    events: &[RecordedEvent],
+) -> Result<Vec<String>, StoreError> {
+    if folding.rules.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut detector = match folding.detector_at(from) {
+        Some(detector) => detector,
+        None => warm_up(connection, folding.rules.clone(), from).await?,
+    };
+    tell_first_seen(connection, &mut detector, events).await?;
+    let flags = detector.observe(events);
+    folding.keep(detector);
+    for flag in &flags {
+        sqlx::query(
+            "INSERT INTO anomaly_flags (position, rule, player_id, events, flagged_at) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(to_db(flag.position))
+        .bind(&flag.rule)
+        .bind(flag.player_id.as_str())
+        .bind(serde_json::to_string(&flag.events).expect("positions serialise"))
+        .bind(flag.flagged_at)
+        .execute(&mut *connection)
+        .await?;
+    }
+    Ok(flags.into_iter().map(|f| f.rule).collect())
+}
+
+/// A detector warmed up on the log's last window before `position`, as `postgres::warm_up`.
+async fn warm_up(connection: &mut SqliteConnection, rules: Rules, position: u64) -> Result<Detector, StoreError> {
+    let before: Option<i64> = sqlx::query_scalar(
+        "SELECT position FROM events \
+         WHERE julianday(recorded_at) <= (SELECT julianday(recorded_at) FROM events WHERE position = ?) - ? / 86400.0 \
+         ORDER BY julianday(recorded_at) DESC, position DESC LIMIT 1",
+    )
+    .bind(to_db(position))
+    .bind(rules.lookback().as_seconds_f64())
+    .fetch_optional(&mut *connection)
+    .await?;
+    let since = before.map_or(0, from_db).max(position.saturating_sub(WARM_UP_MAX));
+    let (events, _) = decode_run(&read_log(connection, since, position).await?)?;
+    let mut detector = Detector::new(rules, since);
+    tell_first_seen(connection, &mut detector, &events).await?;
+    detector.observe(&events);
+    Ok(detector)
+}
+
+async fn tell_first_seen(
+    connection: &mut SqliteConnection,
+    detector: &mut Detector,
+    events: &[RecordedEvent],
+) -> Result<(), StoreError> {
+    let unknown: Vec<&str> = detector.unknown_players(events).into_iter().map(|p| p.as_str()).collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<FirstSeenRow> = sqlx::query_as(
+        "SELECT value AS player_id, \
+                (SELECT recorded_at FROM events WHERE player_id = value ORDER BY position LIMIT 1) AS first \
+         FROM json_each(?)",
+    )
+    .bind(serde_json::to_string(&unknown).expect("strings serialise"))
+    .fetch_all(&mut *connection)
+    .await?;
+    learn_first_seen(detector, rows);
+    Ok(())
 }
 
 /// Keeps every standing of the read model, as of `position`, as a snapshot.

@@ -19,8 +19,8 @@ trait Backend {
     /// Empties the Merkle tree as a log written before it existed would have it.
     async fn forget_tree(&self);
 
-    /// `read_model`, snapshotting every `interval` positions.
-    fn snapshotting(read_model: Self::ReadModel, interval: u64) -> Self::ReadModel;
+    /// `read_model`, snapshotting every `interval` positions and flagging by `rules`.
+    fn folding(read_model: Self::ReadModel, interval: u64, rules: events::anomaly::Rules) -> Self::ReadModel;
 }
 
 struct Postgres(testkit::TestDb);
@@ -51,8 +51,8 @@ impl Backend for Postgres {
         self.execute("UPDATE event_log_head SET tree_size = 0").await.unwrap();
     }
 
-    fn snapshotting(read_model: Self::ReadModel, interval: u64) -> Self::ReadModel {
-        read_model.with_snapshot_interval(interval)
+    fn folding(read_model: Self::ReadModel, interval: u64, rules: events::anomaly::Rules) -> Self::ReadModel {
+        read_model.folding(interval, rules)
     }
 }
 
@@ -84,8 +84,8 @@ impl Backend for Sqlite {
         self.execute("UPDATE event_log_head SET tree_size = 0").await.unwrap();
     }
 
-    fn snapshotting(read_model: Self::ReadModel, interval: u64) -> Self::ReadModel {
-        read_model.with_snapshot_interval(interval)
+    fn folding(read_model: Self::ReadModel, interval: u64, rules: events::anomaly::Rules) -> Self::ReadModel {
+        read_model.folding(interval, rules)
     }
 }
 
@@ -456,7 +456,7 @@ fn ranking(board: &Board) -> BTreeMap<u64, events::Standing> {
 async fn the_fold_is_snapshotted_each_time_it_crosses_the_interval<B: Backend>(backend: B) {
     // Given ten awards, recorded a second apart
     let (log, read_model) = backend.open().await;
-    let read_model = B::snapshotting(read_model, 3);
+    let read_model = B::folding(read_model, 3, events::anomaly::Rules::defaults());
     let start = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
     for i in 1..=10u8 {
         let mut award = awarded(["a", "b", "c"][usize::from(i % 3)], Uuid::new_v4(), i64::from(i));
@@ -484,6 +484,36 @@ async fn the_fold_is_snapshotted_each_time_it_crosses_the_interval<B: Backend>(b
         assert_eq!(log.position_at(start + time::Duration::seconds(seconds)).await.unwrap(), position);
     }
     assert_eq!(log.position_at(start + time::Duration::milliseconds(4500)).await.unwrap(), 4);
+}
+
+async fn a_burst_is_flagged_once_whatever_restarts_the_detector<B: Backend>(backend: B) {
+    // Given one player's eight awards a second apart, among another's two
+    let (log, _) = backend.open().await;
+    let start = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+    for i in 1..=10i64 {
+        let mut award = awarded(if i % 5 == 0 { "calm" } else { "burst" }, Uuid::new_v4(), 1);
+        let Event::ScoreAwarded(event) = &mut award.event else { unreachable!() };
+        event.recorded_at = start + time::Duration::seconds(i);
+        log.append(&[award]).await.unwrap();
+    }
+    let rules = events::anomaly::Rules::from_toml(
+        "[[rules]]\nname = \"burst\"\nmeasure = \"actions\"\nlimit = 5\nwindow = \"1m\"\n",
+    )
+    .unwrap();
+    // When the fold runs three events at a time, each time in a read model opened afresh (as
+    // after a restart), so each detector warms up from the log
+    let mut flagged = Vec::new();
+    for _ in 0..4 {
+        let (_, read_model) = backend.open().await;
+        flagged.extend(B::folding(read_model, 10_000, rules.clone()).fold_next(3).await.unwrap().flagged);
+    }
+    // Then the burst was flagged once, at its sixth award, naming the six
+    assert_eq!(flagged, ["burst"]);
+    let flags = log.flags(10).await.unwrap();
+    assert_eq!(flags.len(), 1);
+    assert_eq!((flags[0].player_id.as_str(), flags[0].rule.as_str(), flags[0].position), ("burst", "burst", 7));
+    assert_eq!(flags[0].events, [1, 2, 3, 4, 6, 7]);
+    assert_eq!(flags[0].flagged_at, start + time::Duration::seconds(7));
 }
 
 macro_rules! conformance {
@@ -516,6 +546,7 @@ macro_rules! every_case {
             an_award_is_taken_back_once_and_all_of_a_players_points_at_most_up_to_then,
             the_merkle_tree_grows_with_the_log_in_every_append,
             the_fold_is_snapshotted_each_time_it_crosses_the_interval,
+            a_burst_is_flagged_once_whatever_restarts_the_detector,
         );
     };
 }

@@ -160,3 +160,60 @@ async fn an_operator_takes_back_one_award_or_all_of_a_players_points() {
     );
     scoreboard.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_from_one_player_is_flagged_for_review_and_normal_play_is_not() {
+    let data = tempfile::tempdir().unwrap();
+    let rules = data.path().join("rules.toml");
+    std::fs::write(
+        &rules,
+        "[[rules]]\nname = \"burst\"\nmeasure = \"actions\"\nlimit = 5\nwindow = \"1m\"\n\n\
+         [[rules]]\nname = \"big_points\"\nmeasure = \"points\"\nlimit = 1000\nwindow = \"1m\"\n",
+    )
+    .unwrap();
+    let mut settings = settings(data.path());
+    settings.push(("ADMIN_TOKENS", format!("ops={OPERATOR_SECRET}")));
+    settings.push(("ANOMALY_RULES", rules.display().to_string()));
+    let scoreboard = start(&settings, &[]).await;
+    let (client, url) = (reqwest::Client::new(), scoreboard.url.clone());
+    // Given normal play by three players, and a burst of eight actions by one
+    let mut last = 0;
+    for round in 0..8 {
+        for player in ["ann", "ben", "cat"].iter().take(if round < 3 { 3 } else { 0 }) {
+            assert_eq!(submit(&client, &url, &token(player, "complete_task")).await.0, 201);
+        }
+        let (status, body) = submit(&client, &url, &token("cheater", "complete_task")).await;
+        assert_eq!(status, 201, "{body}");
+        last = body["position"].as_u64().unwrap();
+    }
+    // Then the cheater is flagged once, by the rule, naming the six awards in the window
+    let (_, board) = get(&client, &url, &format!("/v1/leaderboard?min_position={last}")).await;
+    let flags = |bearer: Option<&'static str>| {
+        let mut request = client.get(format!("{url}/v1/admin/flags"));
+        if let Some(secret) = bearer {
+            request = request.bearer_auth(secret);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, review) = flags(Some(OPERATOR_SECRET)).await;
+    assert_eq!(status, 200, "{review}");
+    let listed = review["flags"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{review}");
+    assert_eq!((listed[0]["player_id"].as_str(), listed[0]["rule"].as_str()), (Some("cheater"), Some("burst")));
+    let events: Vec<u64> = serde_json::from_value(listed[0]["events"].clone()).unwrap();
+    assert_eq!(events.len(), 6);
+    assert!(listed[0]["flagged_at"].as_str().unwrap().ends_with('Z'));
+    // And the flagged actions still count until an operator acts
+    assert_eq!(ranking(&board)[0], (1, "cheater".to_string(), 80));
+    // And only an operator sees the queue
+    assert_eq!(flags(None).await.0, 401);
+    assert_eq!(flags(Some("not-an-operator-secret-of-32-bytes!!")).await.0, 401);
+    // And banning from the flag is one request
+    let path = format!("/v1/admin/players/{}/ban", listed[0]["player_id"].as_str().unwrap());
+    let (status, _) = moderate(&client, &url, &path, Some(OPERATOR_SECRET), json!({"reason": "flag: burst"})).await;
+    assert_eq!(status, 201);
+    scoreboard.stop().await.unwrap();
+}
