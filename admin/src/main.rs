@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use platform::config::{DatabaseConfig, Secret};
-use store::{EventStore as _, PgEventLog};
+use store::{EventStore as _, PgEventLog, PgLeaderboard};
 
 #[derive(Parser)]
 #[command(name = "scoreboard-admin", version, about = "Scoreboard's auditor and operator commands")]
@@ -32,6 +32,15 @@ enum Command {
         to: ReplayTo,
         #[command(flatten)]
         database: DatabaseConfig,
+    },
+    /// Rebuild the read model from the log beside the live one, which keeps serving, and switch
+    /// over atomically once caught up (readers see no gap and no older board).
+    Rebuild {
+        #[command(flatten)]
+        database: DatabaseConfig,
+        /// How the fresh read model folds (the projector's settings: batch, snapshots, rules).
+        #[command(flatten)]
+        projection: projector::ProjectionConfig,
     },
     /// Compare the read model with the fold of the log; exits 1 on any difference.
     Verify(DatabaseConfig),
@@ -147,6 +156,30 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             for ranked in board.page(0, board.len()) {
                 println!("{:>6}  {:<32} {}", ranked.rank, ranked.standing.player_id, ranked.standing.score);
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Rebuild { database, projection } => {
+            let pool = database.pool.connect_lazy(&database.database_url)?;
+            store::postgres::MIGRATOR.run(&pool).await.context("migrating the database")?;
+            let live = PgLeaderboard::new(pool).folding(projection.snapshot_interval, projection.rules()?);
+            let started = std::time::Instant::now();
+            let mut reported = 0;
+            let batch = u32::try_from(projection.batch_max).unwrap_or(u32::MAX);
+            let rebuilt = live
+                .rebuild(batch, |position| {
+                    if position >= reported + 100_000 {
+                        reported = position;
+                        eprintln!("folded {position} events ({:.1?})", started.elapsed());
+                    }
+                })
+                .await?;
+            let seconds = started.elapsed().as_secs_f64();
+            println!(
+                "rebuilt through position {} in {seconds:.1} s ({:.0} events/s); the read model is generation {}",
+                rebuilt.position,
+                rebuilt.position as f64 / seconds.max(1e-9),
+                rebuilt.generation
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify(database) => {

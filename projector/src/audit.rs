@@ -53,7 +53,7 @@ pub async fn replay<S: EventStore>(log: &S, position: u64) -> Result<Board, Stor
 
 /// Compares the read model with the fold of the log up to the read model's checkpoint.
 pub async fn verify<S: EventStore, R: LeaderboardStore>(log: &S, read_model: &R) -> Result<Report, StoreError> {
-    let projected = read_model.load().await?;
+    let (projected, _) = read_model.load().await?;
     let replayed = replay(log, projected.position()).await?;
     // Banned players included: the read model must hold their scores for when they are unbanned.
     let players: BTreeSet<String> =

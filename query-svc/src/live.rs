@@ -301,11 +301,10 @@ async fn load<R: LeaderboardStore>(live: &LiveBoard, read_model: &R, shutdown: &
     let mut backoff = Backoff::default();
     loop {
         match read_model.load().await {
-            Ok(board) => {
+            Ok((board, anchor)) => {
                 tracing::info!(position = board.position(), players = board.len(), "board loaded");
                 metrics::counter!("query_board_loads_total").increment(1);
                 metrics::gauge!("query_board_position").set(board.position() as f64);
-                let anchor = Anchor { position: board.position(), event_id: None };
                 live.replace(board);
                 return Some(anchor);
             }

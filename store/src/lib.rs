@@ -21,7 +21,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub use error::StoreError;
-pub use postgres::{PgEventLog, PgLeaderboard};
+pub use postgres::{PgEventLog, PgLeaderboard, Rebuilt};
 pub use snapshot::Snapshot;
 pub use sqlite::{SqliteEventLog, SqliteLeaderboard};
 
@@ -171,6 +171,9 @@ pub struct Anchor {
     pub position: u64,
     /// The id of the event at `position` (`None`: not known, or position 0).
     pub event_id: Option<Uuid>,
+    /// The read model's generation: a rebuild swaps in a new one, which a board following the
+    /// old one's changes must reload instead of patching.
+    pub generation: u64,
 }
 
 /// What changed after an [`Anchor`], and the anchor it brings a board to.
@@ -365,8 +368,9 @@ pub trait LeaderboardStore: Clone + Send + Sync + 'static {
     /// point and has grown again): reload the whole board.
     fn changes_since(&self, since: Anchor) -> impl Future<Output = Result<Option<Changes>, StoreError>> + Send;
 
-    /// The whole board as of its checkpoint, read from one consistent snapshot.
-    fn load(&self) -> impl Future<Output = Result<Board, StoreError>> + Send;
+    /// The whole board as of its checkpoint, read from one consistent snapshot, and where it
+    /// stands.
+    fn load(&self) -> impl Future<Output = Result<(Board, Anchor), StoreError>> + Send;
 
     /// The latest snapshot of the fold at or before `position` (see [`snapshot`]), if any.
     fn snapshot_before(&self, position: u64) -> impl Future<Output = Result<Option<Snapshot>, StoreError>> + Send;
@@ -456,9 +460,10 @@ impl TryFrom<StandingRow> for Standing {
     }
 }
 
-/// The board the read model's rows make, as of `position`.
-fn board_from_rows(position: i64, rows: Vec<StandingRow>) -> Result<Board, StoreError> {
-    Ok(Board::from_standings(from_db(position), standings_of(rows)?))
+/// The board the read model's rows make, as of `position` in `generation`, and its anchor.
+fn board_from_rows(position: i64, generation: i64, rows: Vec<StandingRow>) -> Result<(Board, Anchor), StoreError> {
+    let anchor = Anchor { position: from_db(position), event_id: None, generation: from_db(generation) };
+    Ok((Board::from_standings(anchor.position, standings_of(rows)?), anchor))
 }
 
 fn standings_of(rows: Vec<StandingRow>) -> Result<Vec<Standing>, StoreError> {
@@ -470,6 +475,7 @@ fn standings_of(rows: Vec<StandingRow>) -> Result<Vec<Standing>, StoreError> {
 #[derive(FromRow)]
 struct StandsRow {
     checkpoint: i64,
+    generation: i64,
     at_since: Option<Uuid>,
     at_checkpoint: Option<Uuid>,
 }
@@ -478,10 +484,13 @@ impl StandsRow {
     /// The anchor of the checkpoint, if the read model continues the history `since` was taken
     /// in: it is not behind `since`, and holds the same event at its position.
     fn continuing(self, since: Anchor) -> Option<Anchor> {
-        let checkpoint = from_db(self.checkpoint);
+        let (checkpoint, generation) = (from_db(self.checkpoint), from_db(self.generation));
         let same_history = since.event_id.is_none() || since.event_id == self.at_since;
-        (checkpoint >= since.position && same_history)
-            .then_some(Anchor { position: checkpoint, event_id: self.at_checkpoint })
+        (checkpoint >= since.position && same_history && since.generation == generation).then_some(Anchor {
+            position: checkpoint,
+            event_id: self.at_checkpoint,
+            generation,
+        })
     }
 }
 

@@ -373,7 +373,31 @@ async fn originals_of(tx: &mut Transaction<'_, Postgres>, action_ids: Vec<Uuid>)
         .collect()
 }
 
-const PROJECTION: &str = "leaderboard";
+/// The tables a read model lives in: the live one, or the one a rebuild folds beside it.
+#[derive(Clone, Copy, Debug)]
+struct Tables {
+    /// Its row in `projection_checkpoints`.
+    projection: &'static str,
+    standings: &'static str,
+    snapshots: &'static str,
+    flags: &'static str,
+}
+
+const LIVE: Tables = Tables {
+    projection: "leaderboard",
+    standings: "leaderboard",
+    snapshots: "board_snapshots",
+    flags: "anomaly_flags",
+};
+
+const NEXT: Tables = Tables {
+    projection: "leaderboard_next",
+    standings: "leaderboard_next",
+    snapshots: "board_snapshots_next",
+    flags: "anomaly_flags_next",
+};
+
+const PROJECTION: &str = LIVE.projection;
 
 /// The leaderboard read model in PostgreSQL: one row per player, the checkpoint, and snapshots
 /// of the fold.
@@ -381,13 +405,14 @@ const PROJECTION: &str = "leaderboard";
 pub struct PgLeaderboard {
     pool: PgPool,
     folding: Folding,
+    tables: Tables,
 }
 
 impl PgLeaderboard {
     /// The read model in the database behind `pool`, snapshotting every
     /// [`snapshot::DEFAULT_INTERVAL`] positions and flagging by [`Rules::defaults`].
     pub fn new(pool: PgPool) -> Self {
-        Self { pool, folding: Folding::default() }
+        Self { pool, folding: Folding::default(), tables: LIVE }
     }
 
     /// The same, snapshotting every `snapshot_interval` positions and flagging by `rules`.
@@ -396,31 +421,120 @@ impl PgLeaderboard {
     }
 }
 
+/// What a rebuild did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rebuilt {
+    /// The checkpoint at which the rebuilt read model took over.
+    pub position: u64,
+    /// The read model's generation from then on.
+    pub generation: u64,
+}
+
+impl PgLeaderboard {
+    /// Folds a fresh read model from the log beside this (live) one, which keeps serving and
+    /// folding meanwhile; once the fresh one is within a batch of it, takes the live one's lock
+    /// (the projector waits), folds the rest, and swaps the tables in the same transaction,
+    /// bumping the generation so that query services reload. Readers therefore see the old read
+    /// model up to the swap and the new one after, at the same checkpoint: no gap, no older
+    /// board. `progress` is told the fresh model's checkpoint after each batch.
+    pub async fn rebuild(&self, batch: u32, mut progress: impl FnMut(u64)) -> Result<Rebuilt, StoreError> {
+        let next = Self {
+            pool: self.pool.clone(),
+            folding: Folding::new(self.folding.snapshot_interval, self.folding.rules.clone()),
+            tables: NEXT,
+        };
+        let mut tx = self.pool.begin().await?;
+        for (fresh, live) in
+            [(NEXT.standings, LIVE.standings), (NEXT.snapshots, LIVE.snapshots), (NEXT.flags, LIVE.flags)]
+        {
+            sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE IF EXISTS {fresh}"))).execute(&mut *tx).await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE TABLE {fresh} (LIKE {live} INCLUDING ALL)")))
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "INSERT INTO projection_checkpoints (projection, position) VALUES ($1, 0) \
+             ON CONFLICT (projection) DO UPDATE SET position = 0, updated_at = now()",
+        )
+        .bind(NEXT.projection)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+
+        let batch = batch.max(1);
+        loop {
+            let live = self.checkpoint().await?;
+            let reached = next.fold_next(batch).await?.to;
+            progress(reached);
+            if reached + u64::from(batch) >= live {
+                break;
+            }
+        }
+
+        let mut tx = self.pool.begin().await?;
+        let live = lock_checkpoint(&mut tx, LIVE.projection).await?;
+        loop {
+            let from = lock_checkpoint(&mut tx, NEXT.projection).await?;
+            if from >= live {
+                break;
+            }
+            let run = read_log(&mut tx, from, live.min(from + u64::from(batch))).await?;
+            fold_run(&mut tx, NEXT, from, &run, &next.folding).await?;
+        }
+        for (fresh, live) in
+            [(NEXT.standings, LIVE.standings), (NEXT.snapshots, LIVE.snapshots), (NEXT.flags, LIVE.flags)]
+        {
+            for statement in [
+                format!("ALTER TABLE {live} RENAME TO {live}_replaced"),
+                format!("ALTER TABLE {fresh} RENAME TO {live}"),
+                format!("DROP TABLE {live}_replaced"),
+            ] {
+                sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&mut *tx).await?;
+            }
+        }
+        let generation: i64 = sqlx::query_scalar(
+            "UPDATE projection_checkpoints SET generation = generation + 1, updated_at = now() \
+             WHERE projection = $1 RETURNING generation",
+        )
+        .bind(LIVE.projection)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM projection_checkpoints WHERE projection = $1")
+            .bind(NEXT.projection)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        progress(live);
+        Ok(Rebuilt { position: live, generation: from_db(generation) })
+    }
+}
+
 impl LeaderboardStore for PgLeaderboard {
     async fn checkpoint(&self) -> Result<u64, StoreError> {
         let mut connection = self.pool.acquire().await?;
-        Ok(from_db(read_checkpoint(&mut connection).await?))
+        Ok(from_db(read_checkpoint(&mut connection, self.tables.projection).await?))
     }
 
     async fn fold_next(&self, limit: u32) -> Result<Applied, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let from = lock_checkpoint(&mut tx).await?;
+        let from = lock_checkpoint(&mut tx, self.tables.projection).await?;
         let run = read_log(&mut tx, from, from + u64::from(limit)).await?;
-        let (to, flagged) = fold_run(&mut tx, from, &run, &self.folding).await?;
+        let (to, flagged) = fold_run(&mut tx, self.tables, from, &run, &self.folding).await?;
         tx.commit().await?;
         Ok(Applied { from, to, skipped: 0, forged: Vec::new(), flagged })
     }
 
     async fn fold_claimed(&self, claims: &[Claim]) -> Result<Applied, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let from = lock_checkpoint(&mut tx).await?;
+        let from = lock_checkpoint(&mut tx, self.tables.projection).await?;
         let Some(through) = plan::claimed_window(claims, from) else {
             tx.commit().await?;
             return Ok(Applied { from, to: from, skipped: claims.len(), forged: Vec::new(), flagged: Vec::new() });
         };
         let log = read_log(&mut tx, from, through).await?;
         let confirmation = plan::confirm(claims, from, through, &log);
-        let (to, flagged) = fold_run(&mut tx, from, &log[..(confirmation.to - from) as usize], &self.folding).await?;
+        let (to, flagged) =
+            fold_run(&mut tx, self.tables, from, &log[..(confirmation.to - from) as usize], &self.folding).await?;
         tx.commit().await?;
         Ok(Applied { from, to, skipped: confirmation.skipped, forged: confirmation.forged, flagged })
     }
@@ -429,7 +543,7 @@ impl LeaderboardStore for PgLeaderboard {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
         let stands: StandsRow = sqlx::query_as(
-            "SELECT c.position AS checkpoint, \
+            "SELECT c.position AS checkpoint, c.generation, \
                     (SELECT event_id FROM events WHERE position = $2) AS at_since, \
                     (SELECT event_id FROM events WHERE position = c.position) AS at_checkpoint \
              FROM projection_checkpoints c WHERE c.projection = $1",
@@ -449,16 +563,20 @@ impl LeaderboardStore for PgLeaderboard {
         changes_from_rows(since, to, rows).map(Some)
     }
 
-    async fn load(&self) -> Result<Board, StoreError> {
+    async fn load(&self) -> Result<(Board, Anchor), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
-        let position = read_checkpoint(&mut tx).await?;
+        let (position, generation): (i64, i64) =
+            sqlx::query_as("SELECT position, generation FROM projection_checkpoints WHERE projection = $1")
+                .bind(PROJECTION)
+                .fetch_one(&mut *tx)
+                .await?;
         let rows: Vec<StandingRow> =
             sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {STANDING_COLUMNS} FROM leaderboard")))
                 .fetch_all(&mut *tx)
                 .await?;
         tx.commit().await?;
-        board_from_rows(position, rows)
+        board_from_rows(position, generation, rows)
     }
 
     async fn snapshot_before(&self, position: u64) -> Result<Option<Snapshot>, StoreError> {
@@ -472,18 +590,18 @@ impl LeaderboardStore for PgLeaderboard {
     }
 }
 
-async fn read_checkpoint(connection: &mut PgConnection) -> Result<i64, StoreError> {
+async fn read_checkpoint(connection: &mut PgConnection, projection: &str) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE projection = $1")
-        .bind(PROJECTION)
+        .bind(projection)
         .fetch_one(connection)
         .await?)
 }
 
 /// Takes the read model's lock (held until the transaction ends) and returns the checkpoint.
-async fn lock_checkpoint(tx: &mut Transaction<'_, Postgres>) -> Result<u64, StoreError> {
+async fn lock_checkpoint(tx: &mut Transaction<'_, Postgres>, projection: &str) -> Result<u64, StoreError> {
     let position: i64 =
         sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE projection = $1 FOR UPDATE")
-            .bind(PROJECTION)
+            .bind(projection)
             .fetch_one(&mut **tx)
             .await?;
     Ok(from_db(position))
@@ -511,6 +629,7 @@ async fn read_log(
 /// that flagged.
 async fn fold_run(
     tx: &mut Transaction<'_, Postgres>,
+    tables: Tables,
     from: u64,
     run: &[StoredEvent],
     folding: &Folding,
@@ -521,14 +640,15 @@ async fn fold_run(
     }
     let (events, players) = decode_run(run)?;
     let rows: Vec<StandingRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {STANDING_COLUMNS} FROM leaderboard WHERE player_id = ANY($1)"
+        "SELECT {STANDING_COLUMNS} FROM {} WHERE player_id = ANY($1)",
+        tables.standings
     )))
     .bind(&players)
     .fetch_all(&mut **tx)
     .await?;
     let standings = folded_onto(rows, &events)?;
-    sqlx::query(
-        "INSERT INTO leaderboard (player_id, display_name, score, reached_at, banned, changed_at) \
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO {} (player_id, display_name, score, reached_at, banned, changed_at) \
          SELECT player_id, display_name, score, reached_at, banned, $6 \
          FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::boolean[]) \
               AS input(player_id, display_name, score, reached_at, banned) \
@@ -538,7 +658,8 @@ async fn fold_run(
              display_name = EXCLUDED.display_name, \
              banned = EXCLUDED.banned, \
              changed_at = EXCLUDED.changed_at",
-    )
+        tables.standings
+    )))
     .bind(standings.iter().map(|s| s.player_id.as_str()).collect::<Vec<_>>())
     .bind(standings.iter().map(|s| s.name.as_ref().map(DisplayName::as_str)).collect::<Vec<_>>())
     .bind(standings.iter().map(|s| to_db(s.score)).collect::<Vec<_>>())
@@ -548,13 +669,13 @@ async fn fold_run(
     .execute(&mut **tx)
     .await?;
     sqlx::query("UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE projection = $1")
-        .bind(PROJECTION)
+        .bind(tables.projection)
         .bind(to_db(to))
         .execute(&mut **tx)
         .await?;
-    let flagged = flag(tx, folding, from, &events).await?;
+    let flagged = flag(tx, tables, folding, from, &events).await?;
     if snapshot::due(from, to, folding.snapshot_interval) {
-        take_snapshot(tx, to).await?;
+        take_snapshot(tx, tables, to).await?;
     }
     Ok((to, flagged))
 }
@@ -563,6 +684,7 @@ async fn fold_run(
 /// it raises; returns their rules.
 async fn flag(
     tx: &mut Transaction<'_, Postgres>,
+    tables: Tables,
     folding: &Folding,
     from: u64,
     events: &[RecordedEvent],
@@ -580,11 +702,12 @@ async fn flag(
     if flags.is_empty() {
         return Ok(Vec::new());
     }
-    sqlx::query(
-        "INSERT INTO anomaly_flags (position, rule, player_id, events, flagged_at) \
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO {} (position, rule, player_id, events, flagged_at) \
          SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]) \
          ON CONFLICT DO NOTHING",
-    )
+        tables.flags
+    )))
     .bind(flags.iter().map(|f| to_db(f.position)).collect::<Vec<_>>())
     .bind(flags.iter().map(|f| f.rule.as_str()).collect::<Vec<_>>())
     .bind(flags.iter().map(|f| f.player_id.as_str()).collect::<Vec<_>>())
@@ -637,16 +760,16 @@ async fn tell_first_seen(
 }
 
 /// Keeps every standing of the read model, as of `position`, as a snapshot.
-async fn take_snapshot(tx: &mut Transaction<'_, Postgres>, position: u64) -> Result<(), StoreError> {
+async fn take_snapshot(tx: &mut Transaction<'_, Postgres>, tables: Tables, position: u64) -> Result<(), StoreError> {
     let rows: Vec<StandingRow> =
-        sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {STANDING_COLUMNS} FROM leaderboard")))
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {STANDING_COLUMNS} FROM {}", tables.standings)))
             .fetch_all(&mut **tx)
             .await?;
     let players = rows.len();
-    sqlx::query(
-        "INSERT INTO board_snapshots (position, players, standings) VALUES ($1, $2, $3) \
-         ON CONFLICT (position) DO NOTHING",
-    )
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO {} (position, players, standings) VALUES ($1, $2, $3) ON CONFLICT (position) DO NOTHING",
+        tables.snapshots
+    )))
     .bind(to_db(position))
     .bind(to_db(players as u64))
     .bind(snapshot::encode(standings_of(rows)?))

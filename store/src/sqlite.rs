@@ -401,7 +401,7 @@ impl LeaderboardStore for SqliteLeaderboard {
         // One read transaction: WAL gives it a single snapshot for every query.
         let mut tx = self.pools.read.begin().await?;
         let stands: StandsRow = sqlx::query_as(
-            "SELECT c.position AS checkpoint, \
+            "SELECT c.position AS checkpoint, c.generation, \
                     (SELECT event_id FROM events WHERE position = ?2) AS at_since, \
                     (SELECT event_id FROM events WHERE position = c.position) AS at_checkpoint \
              FROM projection_checkpoints c WHERE c.projection = ?1",
@@ -421,15 +421,19 @@ impl LeaderboardStore for SqliteLeaderboard {
         changes_from_rows(since, to, rows).map(Some)
     }
 
-    async fn load(&self) -> Result<Board, StoreError> {
+    async fn load(&self) -> Result<(Board, Anchor), StoreError> {
         let mut tx = self.pools.read.begin().await?;
-        let position = read_checkpoint(&mut tx).await?;
+        let (position, generation): (i64, i64) =
+            sqlx::query_as("SELECT position, generation FROM projection_checkpoints WHERE projection = ?")
+                .bind(PROJECTION)
+                .fetch_one(&mut *tx)
+                .await?;
         let rows: Vec<StandingRow> =
             sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {STANDING_COLUMNS} FROM leaderboard")))
                 .fetch_all(&mut *tx)
                 .await?;
         tx.commit().await?;
-        board_from_rows(position, rows)
+        board_from_rows(position, generation, rows)
     }
 
     async fn snapshot_before(&self, position: u64) -> Result<Option<Snapshot>, StoreError> {

@@ -251,7 +251,7 @@ async fn the_read_model_folds_each_event_exactly_once(backend: impl Backend) {
 
     let mut expected = Board::new();
     stored.iter().for_each(|e| expected.apply(&e.decode().unwrap()));
-    let board = read_model.load().await.unwrap();
+    let board = read_model.load().await.unwrap().0;
     assert_eq!(board.position(), 30);
     assert_eq!(ranking(&board), ranking(&expected), "the read model is the fold of the log");
 }
@@ -271,7 +271,7 @@ async fn claims_the_log_contradicts_are_never_folded(backend: impl Backend) {
     assert_eq!((applied.to, applied.forged.clone()), (0, vec![1, 1_000_000, 3]), "nothing the log does not hold");
     let applied = read_model.fold_claimed(&[Claim::from(&stored[1])]).await.unwrap();
     assert_eq!((applied.to, applied.forged.len()), (2, 0), "the true message folds the log's events");
-    let board = read_model.load().await.unwrap();
+    let board = read_model.load().await.unwrap().0;
     assert_eq!(board.standing("alice").unwrap().score, 25);
     assert_eq!(board.standing("bob").unwrap().score, 10);
 }
@@ -284,22 +284,25 @@ async fn changes_since_a_position_are_what_the_folds_after_it_touched(backend: i
     read_model.fold_next(100).await.unwrap();
 
     let at_two = log.read_after(1, 1).await.unwrap()[0].event_id;
-    let since = Anchor { position: 2, event_id: Some(at_two) };
+    let since = Anchor { position: 2, event_id: Some(at_two), generation: 0 };
     let Changes { change, anchor } = read_model.changes_since(since).await.unwrap().unwrap();
     let mut touched: Vec<(String, u64)> = change.standings.iter().map(|s| (s.player_id.to_string(), s.score)).collect();
     touched.sort();
     assert_eq!((change.from, change.to), (2, 4));
     assert_eq!(touched, [("b".to_string(), 5), ("c".to_string(), 4)]);
-    assert_eq!(anchor, Anchor { position: 4, event_id: Some(log.read_after(3, 1).await.unwrap()[0].event_id) });
-    let mut board = Board::from_standings(2, [read_model.load().await.unwrap().standing("a").unwrap().clone()]);
+    assert_eq!(
+        anchor,
+        Anchor { position: 4, event_id: Some(log.read_after(3, 1).await.unwrap()[0].event_id), generation: 0 }
+    );
+    let mut board = Board::from_standings(2, [read_model.load().await.unwrap().0.standing("a").unwrap().clone()]);
     board.apply_change(&change).unwrap();
-    assert_eq!(ranking(&board), ranking(&read_model.load().await.unwrap()));
+    assert_eq!(ranking(&board), ranking(&read_model.load().await.unwrap().0));
     assert!(read_model.changes_since(anchor).await.unwrap().unwrap().change.standings.is_empty());
-    let unknown = Anchor { position: 2, event_id: None };
+    let unknown = Anchor { position: 2, event_id: None, generation: 0 };
     assert_eq!(read_model.changes_since(unknown).await.unwrap().unwrap().anchor, anchor, "an anchor learnt");
-    let behind = Anchor { position: 9, event_id: None };
+    let behind = Anchor { position: 9, event_id: None, generation: 0 };
     assert_eq!(read_model.changes_since(behind).await.unwrap(), None, "the read model is behind position 9");
-    let other_history = Anchor { position: 2, event_id: Some(Uuid::new_v4()) };
+    let other_history = Anchor { position: 2, event_id: Some(Uuid::new_v4()), generation: 0 };
     assert_eq!(read_model.changes_since(other_history).await.unwrap(), None, "another event at position 2");
 }
 
@@ -342,7 +345,7 @@ async fn a_ban_refuses_the_awards_after_it_in_append_order_and_hides_the_player(
     assert_eq!(positions(&log).await, [1, 2, 3, 4, 5]);
     // And the read model holds her score but puts her on no board
     read_model.fold_next(100).await.unwrap();
-    let board = read_model.load().await.unwrap();
+    let board = read_model.load().await.unwrap().0;
     assert_eq!(board.len(), 1);
     assert!(board.ranked("alice").is_none());
     assert_eq!(board.standing_of("alice").map(|s| (s.score, s.banned)), Some((55, true)));
@@ -350,7 +353,7 @@ async fn a_ban_refuses_the_awards_after_it_in_append_order_and_hides_the_player(
     let unban = log.append(&[moderation("alice", false), awarded("alice", Uuid::new_v4(), 1)]).await.unwrap();
     assert_eq!(unban.iter().map(appended_position).collect::<Vec<_>>(), [6, 7]);
     read_model.fold_next(100).await.unwrap();
-    let board = read_model.load().await.unwrap();
+    let board = read_model.load().await.unwrap().0;
     assert_eq!(board.ranked("alice").map(|r| (r.rank, r.standing.score)), Some((1, 56)));
 }
 
@@ -380,7 +383,7 @@ async fn an_award_is_taken_back_once_and_all_of_a_players_points_at_most_up_to_t
     assert_eq!(appended_position(&outcomes[0]), 4);
     assert_eq!(outcomes[1], AppendOutcome::Refused(store::Refusal::AlreadyRevoked));
     read_model.fold_next(100).await.unwrap();
-    let board = read_model.load().await.unwrap();
+    let board = read_model.load().await.unwrap().0;
     assert_eq!(board.ranked("alice").map(|r| (r.rank, r.standing.score)), Some((1, 30)));
     // All of her points, then the second award: already taken back with the rest
     let outcomes = log.append(&[revocation("alice", None), revocation("alice", Some((&second, 2)))]).await.unwrap();
@@ -394,7 +397,7 @@ async fn an_award_is_taken_back_once_and_all_of_a_players_points_at_most_up_to_t
     let outcomes = log.append(&[revocation("alice", Some((&third, 6)))]).await.unwrap();
     assert_eq!(appended_position(&outcomes[0]), 7);
     read_model.fold_next(100).await.unwrap();
-    let board = read_model.load().await.unwrap();
+    let board = read_model.load().await.unwrap().0;
     assert_eq!(board.ranked("alice").map(|r| (r.rank, r.standing.score)), Some((2, 0)));
     assert_eq!(board.ranked("bob").map(|r| r.rank), Some(1));
 }

@@ -11,4 +11,5 @@ mod embedded;
 mod moderation;
 mod openapi;
 mod past;
+mod rebuild;
 mod support;

@@ -1,0 +1,108 @@
+//! `scoreboard-admin rebuild` under live load, on PostgreSQL and JetStream: readers never see a
+//! gap or an older board, and the rebuilt read model is the fold of the log.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use store::{PgEventLog, PgLeaderboard};
+use testkit::{TestDb, TestStream, token};
+
+use crate::support::{get, start, submit};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_under_live_load_switches_over_without_a_gap_or_an_older_board() {
+    let db = TestDb::new().await;
+    let stream = TestStream::new();
+    let mut settings = testkit::command_settings(&db.url, &stream);
+    settings.push(("SCOREBOARD_DATA", "/nonexistent/never-used".into()));
+    settings.push(("RATE_LIMIT_READS_PER_ADDRESS", "off".into()));
+    settings.push(("SNAPSHOT_INTERVAL", "40".into()));
+    let scoreboard = start(&settings, &[]).await;
+    let client = reqwest::Client::new();
+    let url = scoreboard.url.clone();
+    // Given a log of 200 events
+    for round in 0..20 {
+        let tokens: Vec<String> =
+            (0..10).map(|i| token(&format!("p{}", (round * 10 + i) % 37), "complete_task")).collect();
+        for (status, body) in futures::future::join_all(tokens.iter().map(|t| submit(&client, &url, t))).await {
+            assert_eq!(status, 201, "{body}");
+        }
+    }
+    // And actions arriving and readers reading all along
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = tokio::spawn({
+        let (client, url, stop) = (client.clone(), url.clone(), stop.clone());
+        async move {
+            let mut last = 0;
+            for i in 0.. {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let (status, body) = submit(&client, &url, &token(&format!("p{}", i % 53), "win_match")).await;
+                assert_eq!(status, 201, "{body}");
+                last = body["position"].as_u64().unwrap();
+            }
+            last
+        }
+    });
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (client, url, stop) = (client.clone(), url.clone(), stop.clone());
+            tokio::spawn(async move {
+                let (mut position, mut players, mut reads) = (0, 0, 0);
+                while !stop.load(Ordering::Relaxed) {
+                    let (status, board) = get(&client, &url, "/v1/leaderboard?limit=100").await;
+                    assert_eq!(status, 200, "a gap: {board}");
+                    let (now, total) = (board["position"].as_u64().unwrap(), board["total_players"].as_u64().unwrap());
+                    assert!(now >= position, "an older board: {now} after {position}");
+                    assert!(total >= players && total > 0, "a board with fewer players: {total} after {players}");
+                    (position, players, reads) = (now, total, reads + 1);
+                }
+                (position, reads)
+            })
+        })
+        .collect();
+
+    // When the read model is rebuilt beside the live one
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let pool = db.pool().await;
+    let rebuilt = PgLeaderboard::new(pool.clone())
+        .folding(40, events::anomaly::Rules::defaults())
+        .rebuild(25, |_| {})
+        .await
+        .unwrap();
+    assert!(rebuilt.position >= 200, "{rebuilt:?}");
+    assert_eq!(rebuilt.generation, 1);
+    // And the live load goes on after the switch
+    let (_, after) = get(&client, &url, &format!("/v1/leaderboard?min_position={}", rebuilt.position + 20)).await;
+    assert!(after["position"].as_u64().unwrap() >= rebuilt.position + 20, "{after}");
+    stop.store(true, Ordering::Relaxed);
+    let last = writer.await.unwrap();
+    for reader in readers {
+        let (seen, reads) = reader.await.unwrap();
+        assert!(seen > rebuilt.position && reads > 10, "a reader read {reads} boards up to {seen}");
+    }
+
+    // Then the rebuilt read model, still folding, is the fold of the log
+    let (status, board) = get(&client, &url, &format!("/v1/leaderboard?min_position={last}")).await;
+    assert_eq!(status, 200, "{board}");
+    let report =
+        projector::audit::verify(&PgEventLog::new(pool.clone()), &PgLeaderboard::new(pool.clone())).await.unwrap();
+    assert!(report.differences.is_empty(), "{:?}", report.differences);
+    assert!(report.position >= last);
+    // And the query side reloaded the new generation rather than patching the old one
+    let metrics = client.get(format!("{url}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.lines().any(|line| line == "query_board_loads_total 2"), "{metrics}");
+    // And its snapshots serve past boards
+    let snapshots: i64 = sqlx::query_scalar("SELECT count(*) FROM board_snapshots").fetch_one(&pool).await.unwrap();
+    assert!(snapshots >= 5, "{snapshots} snapshots");
+    let leftovers: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_tables WHERE tablename LIKE '%\\_next' OR tablename LIKE '%\\_replaced'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(leftovers, 0);
+    scoreboard.stop().await.unwrap();
+}
