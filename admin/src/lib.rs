@@ -1,6 +1,7 @@
 //! `scoreboard-admin`: what an auditor and an operator run against a deployment.
 //!
-//! [`verify_log`] checks a deployment from its public HTTP API alone, trusting nothing it
+//! [`verify_log`] checks a deployment from its public HTTP API alone ([`verify`] does the same
+//! from any [`LogSource`], its database included), trusting nothing it
 //! serves but the checkpoints' signatures: it reads every event, recomputes every leaf from the
 //! entry and the tree from the leaves, checks every checkpoint's signature with the verifier key
 //! and its root against the recomputed tree, and that consecutive checkpoints are consistent by
@@ -63,42 +64,59 @@ impl LogReport {
     }
 }
 
-#[derive(Deserialize)]
-struct EventPage {
-    events: Vec<Event>,
-    next_after: u64,
+/// An event as the log holds it: its entry, and the leaf hash the tree holds for it.
+#[derive(Debug, Deserialize)]
+pub struct LoggedEvent {
+    /// Its position.
+    pub position: u64,
+    /// The exact bytes hashed into its leaf.
+    pub entry: String,
+    /// The leaf hash the tree holds for it (hex), if any.
+    pub leaf_hash: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct Event {
-    position: u64,
-    entry: String,
-    leaf_hash: Option<String>,
+/// A signed checkpoint as kept.
+#[derive(Debug, Deserialize)]
+pub struct KeptCheckpoint {
+    /// The tree size it signs.
+    pub tree_size: u64,
+    /// The signed note.
+    pub note: String,
 }
 
-#[derive(Deserialize)]
-struct Checkpoint {
-    tree_size: u64,
-    note: String,
+/// Where [`verify`] reads a log from: a deployment's public API ([`Http`]) or its database.
+#[allow(async_fn_in_trait)]
+pub trait LogSource {
+    /// The verifier key, in note format.
+    async fn verifier_key(&self) -> anyhow::Result<String>;
+    /// Up to 1 000 checkpoints of tree sizes after `after_size`, in order.
+    async fn checkpoints(&self, after_size: u64) -> anyhow::Result<Vec<KeptCheckpoint>>;
+    /// The source's proof that the tree of `to` events extends that of `from`, if it serves
+    /// proofs (a database does not: there, consistency follows from both roots matching the
+    /// one recomputed tree).
+    async fn consistency(&self, from: u64, to: u64) -> anyhow::Result<Option<Vec<String>>>;
+    /// Up to 1 000 events after position `after`, in order.
+    async fn events(&self, after: u64) -> anyhow::Result<Vec<LoggedEvent>>;
 }
 
-#[derive(Deserialize)]
-struct Proof {
-    hashes: Vec<String>,
+/// A deployment's read side, over HTTP.
+pub struct Http<'a> {
+    client: &'a reqwest::Client,
+    url: &'a str,
 }
 
-fn hash_of(hex_text: &str) -> Option<Hash> {
-    hex::decode(hex_text).ok()?.try_into().ok()
-}
+impl<'a> Http<'a> {
+    /// The read side (query-svc or the all-in-one) at `url`.
+    pub fn new(client: &'a reqwest::Client, url: &'a str) -> Self {
+        Self { client, url: url.trim_end_matches('/') }
+    }
 
-/// Verifies the deployment at `url` (its read side) from its public API alone.
-pub async fn verify_log(client: &reqwest::Client, url: &str) -> anyhow::Result<LogReport> {
-    let url = url.trim_end_matches('/');
-    // A deployment's read limit answers 429 (or 503) with Retry-After: wait as asked.
-    let get = async |path: String| -> anyhow::Result<reqwest::Response> {
+    /// GETs `path`, waiting as asked when the deployment's read limit answers 429 or 503.
+    async fn get(&self, path: String) -> anyhow::Result<reqwest::Response> {
         let mut attempts = 0;
         loop {
-            let response = client.get(format!("{url}{path}")).send().await.with_context(|| format!("GET {path}"))?;
+            let response =
+                self.client.get(format!("{}{path}", self.url)).send().await.with_context(|| format!("GET {path}"))?;
             let status = response.status().as_u16();
             if (status == 429 || status == 503) && attempts < 10 {
                 attempts += 1;
@@ -108,17 +126,93 @@ pub async fn verify_log(client: &reqwest::Client, url: &str) -> anyhow::Result<L
             }
             return response.error_for_status().with_context(|| format!("GET {path}"));
         }
-    };
+    }
+}
+
+#[derive(Deserialize)]
+struct EventPage {
+    events: Vec<LoggedEvent>,
+}
+
+#[derive(Deserialize)]
+struct Proof {
+    hashes: Vec<String>,
+}
+
+impl LogSource for Http<'_> {
+    async fn verifier_key(&self) -> anyhow::Result<String> {
+        Ok(self.get("/v1/audit/key".into()).await?.text().await?)
+    }
+
+    async fn checkpoints(&self, after_size: u64) -> anyhow::Result<Vec<KeptCheckpoint>> {
+        Ok(self.get(format!("/v1/audit/checkpoints?after_size={after_size}&limit=1000")).await?.json().await?)
+    }
+
+    async fn consistency(&self, from: u64, to: u64) -> anyhow::Result<Option<Vec<String>>> {
+        let proof: Proof = self.get(format!("/v1/audit/proof/consistency?from={from}&to={to}")).await?.json().await?;
+        Ok(Some(proof.hashes))
+    }
+
+    async fn events(&self, after: u64) -> anyhow::Result<Vec<LoggedEvent>> {
+        let page: EventPage = self.get(format!("/v1/events?after={after}&limit=1000")).await?.json().await?;
+        Ok(page.events)
+    }
+}
+
+/// A log read straight from its database.
+pub struct Database<S>(pub S);
+
+impl<S: store::EventStore> LogSource for Database<S> {
+    async fn verifier_key(&self) -> anyhow::Result<String> {
+        self.0.verifier_key().await?.context("no checkpoint signer is kept in this database")
+    }
+
+    async fn checkpoints(&self, after_size: u64) -> anyhow::Result<Vec<KeptCheckpoint>> {
+        let kept = self.0.checkpoints(after_size, 1000).await?;
+        Ok(kept.into_iter().map(|c| KeptCheckpoint { tree_size: c.tree_size, note: c.note }).collect())
+    }
+
+    async fn consistency(&self, _from: u64, _to: u64) -> anyhow::Result<Option<Vec<String>>> {
+        Ok(None)
+    }
+
+    async fn events(&self, after: u64) -> anyhow::Result<Vec<LoggedEvent>> {
+        let stored = self.0.read_after(after, 1000).await?;
+        let leaves: Vec<audit::Node> = stored.iter().map(|e| audit::leaf_node(e.position)).collect();
+        let hashes = self.0.read_nodes(&leaves).await?;
+        Ok(stored
+            .iter()
+            .zip(&leaves)
+            .map(|(e, leaf)| LoggedEvent {
+                position: e.position,
+                entry: e.entry(),
+                leaf_hash: hashes.get(leaf).map(hex::encode),
+            })
+            .collect())
+    }
+}
+
+fn hash_of(hex_text: &str) -> Option<Hash> {
+    hex::decode(hex_text).ok()?.try_into().ok()
+}
+
+/// Verifies the deployment at `url` (its read side) from its public API alone.
+pub async fn verify_log(client: &reqwest::Client, url: &str) -> anyhow::Result<LogReport> {
+    verify(&Http::new(client, url)).await
+}
+
+/// Verifies the log `source` serves, trusting nothing of it but the checkpoints' signatures.
+pub async fn verify(source: &impl LogSource) -> anyhow::Result<LogReport> {
     let mut report = LogReport::default();
-    let key = get("/v1/audit/key".into()).await?.text().await?;
-    let verifier = NoteVerifier::parse(&key).context("the verifier key served")?;
+    let key = source.verifier_key().await?;
+    let key = key.trim();
+    let verifier = NoteVerifier::parse(key).context("the verifier key served")?;
 
     // Every checkpoint, its signature checked: the trees the operator vouched for.
     let mut signed: Vec<(u64, Hash)> = Vec::new();
     let mut after = 0;
     loop {
-        let page: Vec<Checkpoint> =
-            get(format!("/v1/audit/checkpoints?after_size={after}&limit=1000")).await?.json().await?;
+        let page = source.checkpoints(after).await?;
         let Some(last) = page.last() else { break };
         anyhow::ensure!(last.tree_size > after, "the checkpoints' pages do not follow one another");
         after = last.tree_size;
@@ -134,11 +228,11 @@ pub async fn verify_log(client: &reqwest::Client, url: &str) -> anyhow::Result<L
         }
     }
 
-    // Consecutive checkpoints are consistent, by the service's own proofs.
+    // Consecutive checkpoints are consistent, by the source's own proofs where it serves them.
     for pair in signed.windows(2) {
         let ((from, old), (to, new)) = (pair[0], pair[1]);
-        let proof: Proof = get(format!("/v1/audit/proof/consistency?from={from}&to={to}")).await?.json().await?;
-        let hashes: Option<Vec<Hash>> = proof.hashes.iter().map(|h| hash_of(h)).collect();
+        let Some(proof) = source.consistency(from, to).await? else { continue };
+        let hashes: Option<Vec<Hash>> = proof.iter().map(|h| hash_of(h)).collect();
         if !hashes.is_some_and(|hashes| audit::verify_consistency(from, to, &hashes, &old, &new)) {
             report.problem_among(from + 1, to, format!("the checkpoints of {from} and {to} events are not consistent"));
         }
@@ -149,11 +243,11 @@ pub async fn verify_log(client: &reqwest::Client, url: &str) -> anyhow::Result<L
     let mut next_checkpoint = signed.iter().peekable();
     let mut verified_through = 0;
     loop {
-        let page: EventPage = get(format!("/v1/events?after={}&limit=1000", tree.size())).await?.json().await?;
-        if page.events.is_empty() {
+        let page = source.events(tree.size()).await?;
+        if page.is_empty() {
             break;
         }
-        for event in &page.events {
+        for event in &page {
             let expected = tree.size() + 1;
             if event.position != expected {
                 report.problem(Some(expected), format!("the log goes on at position {}", event.position));
@@ -182,7 +276,6 @@ pub async fn verify_log(client: &reqwest::Client, url: &str) -> anyhow::Result<L
                 next_checkpoint.next();
             }
         }
-        anyhow::ensure!(page.next_after == tree.size(), "the log's pages do not follow one another");
     }
     for &(size, _) in next_checkpoint {
         report.problem(

@@ -20,11 +20,7 @@ enum Command {
     /// Verify the log of a deployment from its public HTTP API alone: every leaf, the tree,
     /// every checkpoint's signature and the consistency of consecutive checkpoints. Names the
     /// first position that disagrees with what was signed; exits 1 on any disagreement.
-    VerifyLog {
-        /// The deployment's read side (query-svc or the all-in-one), e.g. http://127.0.0.1:8081.
-        #[arg(long, env = "SCOREBOARD_URL")]
-        url: String,
-    },
+    VerifyLog(LogLocation),
     /// Print the board as it stood after position N, or at a time, replaying the log from the
     /// database from its first event (no snapshot is trusted).
     Replay {
@@ -53,6 +49,20 @@ enum Command {
     /// List the players flagged by the anomaly rules, newest first, each with the command that
     /// bans them.
     Flags(Credential),
+}
+
+/// Where the log to verify is read: a deployment's public API, or its database.
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+struct LogLocation {
+    /// The deployment's read side (query-svc or the all-in-one), e.g. http://127.0.0.1:8081:
+    /// what an auditor without database access checks.
+    #[arg(long, env = "SCOREBOARD_URL")]
+    url: Option<String>,
+    /// The PostgreSQL database holding the log, read directly (faster; no proofs are fetched,
+    /// as every checkpoint's root is compared with the one recomputed tree).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
 }
 
 /// How far to replay.
@@ -128,8 +138,18 @@ async fn main() -> ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::VerifyLog { url } => {
-            let report = scoreboard_admin::verify_log(&reqwest::Client::new(), &url).await?;
+        Command::VerifyLog(LogLocation { url, database_url }) => {
+            let started = std::time::Instant::now();
+            let report = match (url, database_url) {
+                (Some(url), _) => scoreboard_admin::verify_log(&reqwest::Client::new(), &url).await?,
+                (None, Some(database_url)) => {
+                    let pool = store::postgres::connect_lazy(&database_url, 4, std::time::Duration::from_secs(5))?;
+                    scoreboard_admin::verify(&scoreboard_admin::Database(PgEventLog::new(pool))).await?
+                }
+                (None, None) => anyhow::bail!("--url or --database-url"),
+            };
+            let seconds = started.elapsed().as_secs_f64();
+            eprintln!("verified in {seconds:.1} s ({:.0} events/s)", report.events as f64 / seconds.max(1e-9));
             for problem in &report.problems {
                 println!("{problem}");
             }

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use scoreboard_admin::verify_log;
+use scoreboard_admin::{Database, LogReport, verify, verify_log};
 use testkit::{InProcess, token};
 
 /// The all-in-one on `data`, with 12 events and a checkpoint of all of them.
@@ -43,6 +43,16 @@ async fn tamper(data: &Path, statements: &[&str]) {
     pool.close().await;
 }
 
+/// The report of the log read over HTTP, checked to be the report of it read from its database.
+async fn verified(client: &reqwest::Client, url: &str, data: &Path) -> LogReport {
+    let over_http = verify_log(client, url).await.unwrap();
+    let (log, _) = store::sqlite::open(data).await.unwrap();
+    let from_database = verify(&Database(log)).await.unwrap();
+    assert_eq!(from_database.problems, over_http.problems);
+    assert_eq!((from_database.events, from_database.checkpoints), (over_http.events, over_http.checkpoints));
+    over_http
+}
+
 async fn cli(url: &str) -> (bool, String) {
     let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_scoreboard-admin"))
         .args(["verify-log", "--url", url])
@@ -60,7 +70,7 @@ async fn an_untouched_log_verifies_and_each_edit_by_hand_is_named() {
     let client = reqwest::Client::new();
     let data = tempfile::tempdir().unwrap();
     let server = deployment(data.path()).await;
-    let report = verify_log(&client, &server.url).await.unwrap();
+    let report = verified(&client, &server.url, data.path()).await;
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     assert_eq!(report.events, 12);
     assert!(report.checkpoints >= 1);
@@ -77,7 +87,7 @@ async fn an_untouched_log_verifies_and_each_edit_by_hand_is_named() {
         ],
     )
     .await;
-    let report = verify_log(&client, &server.url).await.unwrap();
+    let report = verified(&client, &server.url, data.path()).await;
     assert_eq!(report.first_position(), Some(5), "{:?}", report.problems);
     let (ok, output) = cli(&server.url).await;
     assert!(!ok && output.contains("from position 5"), "{output}");
@@ -87,7 +97,7 @@ async fn an_untouched_log_verifies_and_each_edit_by_hand_is_named() {
     let data = tempfile::tempdir().unwrap();
     let server = deployment(data.path()).await;
     tamper(data.path(), &["DROP TRIGGER events_no_delete", "DELETE FROM events WHERE position = 8"]).await;
-    let report = verify_log(&client, &server.url).await.unwrap();
+    let report = verified(&client, &server.url, data.path()).await;
     assert_eq!(report.first_position(), Some(8), "{:?}", report.problems);
     server.stop().await.unwrap();
 
@@ -104,7 +114,7 @@ async fn an_untouched_log_verifies_and_each_edit_by_hand_is_named() {
         ],
     )
     .await;
-    let report = verify_log(&client, &server.url).await.unwrap();
+    let report = verified(&client, &server.url, data.path()).await;
     assert_eq!(report.first_position(), Some(3), "{:?}", report.problems);
     server.stop().await.unwrap();
 
@@ -115,7 +125,7 @@ async fn an_untouched_log_verifies_and_each_edit_by_hand_is_named() {
     let forged = forger.sign(&audit::note::checkpoint("scoreboard", 13, &[0; 32])).unwrap();
     let insert = format!("INSERT INTO checkpoints (tree_size, root_hash, note) VALUES (13, zeroblob(32), '{forged}')");
     tamper(data.path(), &[insert.as_str()]).await;
-    let report = verify_log(&client, &server.url).await.unwrap();
+    let report = verified(&client, &server.url, data.path()).await;
     assert!(
         report.problems.iter().any(|p| p.what.contains("checkpoint of tree size 13 does not verify")),
         "{:?}",
