@@ -205,6 +205,20 @@ pub(crate) fn stored_leaves(events: &[StoredEvent]) -> Vec<audit::Hash> {
     events.iter().map(|e| audit::leaf_hash(e.entry().as_bytes())).collect()
 }
 
+/// The frontier of the tree after `completed` (what [`audit::append`] returned for a tree of
+/// `size` leaves whose frontier hashes were `frontier`) grew it to `grown` leaves.
+pub(crate) fn frontier_after(
+    size: u64,
+    frontier: &[audit::Hash],
+    completed: &[(audit::Node, audit::Hash)],
+    grown: u64,
+) -> Result<Vec<audit::Hash>, StoreError> {
+    let mut known: HashMap<audit::Node, audit::Hash> =
+        audit::frontier(size).into_iter().zip(frontier.iter().copied()).collect();
+    known.extend(completed.iter().copied());
+    frontier_hashes(grown, &known)
+}
+
 /// The hashes of the tree's frontier at `size`, from the stored nodes `known`.
 pub(crate) fn frontier_hashes(
     size: u64,
@@ -285,6 +299,21 @@ pub(crate) fn confirm(claims: &[Claim], checkpoint: u64, through: u64, log: &[St
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_frontier_after_an_append_is_the_frontier_of_the_grown_tree() {
+        let leaves: Vec<audit::Hash> = (0..40u8).map(|i| audit::leaf_hash(&[i])).collect();
+        let mut all: std::collections::HashMap<audit::Node, audit::Hash> = Default::default();
+        let mut frontier = Vec::new();
+        let mut size = 0;
+        for cut in [1, 2, 3, 7, 8, 13, 32, 33, 40] {
+            let completed = audit::append(size, &frontier, &leaves[size as usize..cut]);
+            all.extend(completed.iter().copied());
+            frontier = super::frontier_after(size, &frontier, &completed, cut as u64).unwrap();
+            size = cut as u64;
+            assert_eq!(frontier, super::frontier_hashes(size, &all).unwrap(), "at {size}");
+        }
+    }
+
     use super::*;
 
     fn stored(position: u64, payload: &str) -> StoredEvent {

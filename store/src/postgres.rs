@@ -1,6 +1,7 @@
 //! The event log and the leaderboard read model on PostgreSQL.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use events::anomaly::{Detector, Flag, Rules};
@@ -50,12 +51,28 @@ const SELECT_EVENT: &str =
 #[derive(Clone, Debug)]
 pub struct PgEventLog {
     pool: PgPool,
+    /// The hashes of the tree's frontier after this process's last append, and the tree size
+    /// they are of: a node never changes, so while the tree has that size (no other replica
+    /// appended since) they spare reading the frontier.
+    frontier: Arc<Mutex<Option<Frontier>>>,
 }
+
+/// A tree size and the hashes of its frontier.
+type Frontier = (u64, Vec<audit::Hash>);
 
 impl PgEventLog {
     /// The log in the database behind `pool` (migrated with [`MIGRATOR`]).
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self { pool, frontier: Arc::default() }
+    }
+
+    /// The hashes of the frontier of the tree of `size` leaves.
+    async fn frontier_of(&self, tx: &mut Transaction<'_, Postgres>, size: u64) -> Result<Vec<audit::Hash>, StoreError> {
+        let cached = self.frontier.lock().unwrap_or_else(PoisonError::into_inner).take();
+        match cached {
+            Some((cached_size, hashes)) if cached_size == size => Ok(hashes),
+            _ => plan::frontier_hashes(size, &read_nodes(&mut **tx, &audit::frontier(size)).await?),
+        }
     }
 
     /// The pool, for callers that need a connection of their own (listeners, locks).
@@ -70,12 +87,7 @@ impl PgEventLog {
         let admitted: Vec<&NewEvent> =
             fresh.into_iter().filter(|new| !refused.contains_key(&new.event.event_id())).collect();
         let payloads: Vec<String> = admitted.iter().map(|new| new.event.encode()).collect();
-        let inserted = insert_at(&mut tx, head, &admitted, &payloads).await?;
-        if inserted.len() < admitted.len() {
-            tx.rollback().await?;
-            let inserted = inserted.into_iter().flatten().collect();
-            return Ok(Attempt::Collided(plan::collided(&admitted, &inserted)));
-        }
+        let mut grown = None;
         if !admitted.is_empty() {
             // The tree grows in the transaction that decides the positions (a log older than
             // its tree is hashed first).
@@ -84,11 +96,22 @@ impl PgEventLog {
                 false => Vec::with_capacity(admitted.len()),
             };
             leaves.extend(plan::leaves(head + 1, &admitted, &payloads));
-            extend_tree(&mut tx, tree_size, &leaves).await?;
-            advance_head(&mut tx, head + admitted.len() as u64).await?;
+            let frontier = self.frontier_of(&mut tx, tree_size).await?;
+            let completed = audit::append(tree_size, &frontier, &leaves);
+            let new_head = head + admitted.len() as u64;
+            let inserted = write(&mut tx, head, &admitted, &payloads, &completed, new_head).await?;
+            if inserted.len() < admitted.len() {
+                tx.rollback().await?;
+                let inserted = inserted.into_iter().flatten().collect();
+                return Ok(Attempt::Collided(plan::collided(&admitted, &inserted)));
+            }
+            grown = Some((new_head, plan::frontier_after(tree_size, &frontier, &completed, new_head)?));
         }
         let originals = originals_of(&mut tx, wanted).await?;
         tx.commit().await?;
+        if let Some(grown) = grown {
+            *self.frontier.lock().unwrap_or_else(PoisonError::into_inner) = Some(grown);
+        }
         Ok(Attempt::Committed { head, originals, refused })
     }
 }
@@ -235,22 +258,6 @@ async fn lock_head(tx: &mut Transaction<'_, Postgres>) -> Result<(u64, u64), Sto
     Ok((from_db(head), from_db(tree_size)))
 }
 
-/// Appends `leaves` to the tree of `size` leaves: every node they complete.
-async fn extend_tree(tx: &mut Transaction<'_, Postgres>, size: u64, leaves: &[audit::Hash]) -> Result<(), StoreError> {
-    let known = read_nodes(&mut **tx, &audit::frontier(size)).await?;
-    let nodes = audit::append(size, &plan::frontier_hashes(size, &known)?, leaves);
-    sqlx::query(
-        "INSERT INTO merkle_nodes (level, idx, hash) \
-         SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[])",
-    )
-    .bind(nodes.iter().map(|(node, _)| i16::from(node.level)).collect::<Vec<_>>())
-    .bind(nodes.iter().map(|(node, _)| to_db(node.index)).collect::<Vec<_>>())
-    .bind(nodes.iter().map(|(_, hash)| hash.to_vec()).collect::<Vec<_>>())
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 /// The stored hashes of `nodes`.
 async fn read_nodes(
     executor: impl sqlx::PgExecutor<'_>,
@@ -270,18 +277,19 @@ async fn read_nodes(
     rows.into_iter().map(plan::node_of_row).collect()
 }
 
-/// Inserts `events` (encoded as `payloads`) at positions `head + 1 …`, skipping action ids
-/// already recorded; returns the action ids of the rows inserted (`None` for events that carry
-/// none).
-async fn insert_at(
+/// Writes a batch in one statement: `events` (encoded as `payloads`) at positions `head + 1 …`,
+/// skipping action ids already recorded, the Merkle tree nodes they complete, and the head
+/// moved to `new_head` (announced on [`LOG_CHANNEL`]). Returns the action ids of the rows
+/// inserted (`None` for events that carry none): fewer than `events` means a collision, and the
+/// caller rolls the whole statement back.
+async fn write(
     tx: &mut Transaction<'_, Postgres>,
     head: u64,
     events: &[&NewEvent],
     payloads: &[String],
+    nodes: &[(audit::Node, audit::Hash)],
+    new_head: u64,
 ) -> Result<Vec<Option<Uuid>>, StoreError> {
-    if events.is_empty() {
-        return Ok(Vec::new());
-    }
     let positions: Vec<i64> = (1..=events.len() as u64).map(|offset| to_db(head + offset)).collect();
     let event_ids: Vec<Uuid> = events.iter().map(|e| e.event.event_id()).collect();
     let action_ids: Vec<Option<Uuid>> = events.iter().map(|e| e.event.action_id()).collect();
@@ -290,17 +298,24 @@ async fn insert_at(
     let players: Vec<&str> = events.iter().map(|e| e.event.player_id().as_str()).collect();
     let digests: Vec<Option<Vec<u8>>> = events.iter().map(|e| e.claims_digest.map(|d| d.to_vec())).collect();
     let recorded: Vec<time::OffsetDateTime> = events.iter().map(|e| e.event.recorded_at()).collect();
-    Ok(sqlx::query_scalar(
-        "INSERT INTO events (position, event_id, action_id, event_type, event_version, player_id, payload, \
-                             claims_digest, recorded_at) \
-         SELECT position, event_id, action_id, event_type, event_version, player_id, payload::json, \
-                claims_digest, recorded_at \
-         FROM unnest($1::bigint[], $2::uuid[], $3::uuid[], $4::text[], $5::int[], $6::text[], $7::text[], \
-                     $8::bytea[], $9::timestamptz[]) \
-              AS input(position, event_id, action_id, event_type, event_version, player_id, payload, \
-                       claims_digest, recorded_at) \
-         ON CONFLICT (action_id) DO NOTHING \
-         RETURNING action_id",
+    let inserted: Vec<Option<Uuid>> = sqlx::query_scalar(
+        "WITH inserted AS ( \
+             INSERT INTO events (position, event_id, action_id, event_type, event_version, player_id, payload, \
+                                 claims_digest, recorded_at) \
+             SELECT position, event_id, action_id, event_type, event_version, player_id, payload::json, \
+                    claims_digest, recorded_at \
+             FROM unnest($1::bigint[], $2::uuid[], $3::uuid[], $4::text[], $5::int[], $6::text[], $7::text[], \
+                         $8::bytea[], $9::timestamptz[]) \
+                  AS input(position, event_id, action_id, event_type, event_version, player_id, payload, \
+                           claims_digest, recorded_at) \
+             ON CONFLICT (action_id) DO NOTHING \
+             RETURNING action_id), \
+         nodes AS ( \
+             INSERT INTO merkle_nodes (level, idx, hash) \
+             SELECT * FROM unnest($10::smallint[], $11::bigint[], $12::bytea[])), \
+         advanced AS ( \
+             UPDATE event_log_head SET position = $13, tree_size = $13) \
+         SELECT array(SELECT action_id FROM inserted) FROM pg_notify($14, $13::text)",
     )
     .bind(positions)
     .bind(event_ids)
@@ -311,8 +326,14 @@ async fn insert_at(
     .bind(payloads)
     .bind(digests)
     .bind(recorded)
-    .fetch_all(&mut **tx)
-    .await?)
+    .bind(nodes.iter().map(|(node, _)| i16::from(node.level)).collect::<Vec<_>>())
+    .bind(nodes.iter().map(|(node, _)| to_db(node.index)).collect::<Vec<_>>())
+    .bind(nodes.iter().map(|(_, hash)| hash.to_vec()).collect::<Vec<_>>())
+    .bind(to_db(new_head))
+    .bind(LOG_CHANNEL)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(inserted)
 }
 
 /// The moderation of `players` at the head (read under the log's append lock).
@@ -333,19 +354,6 @@ async fn moderation_of(
     .await?;
     let events = rows.into_iter().map(|row| StoredEvent::from(row).decoded()).collect::<Result<Vec<_>, _>>()?;
     Ok(plan::Moderation::of(&events))
-}
-
-/// Moves the head and wakes every listener of [`LOG_CHANNEL`] (delivered at commit).
-async fn advance_head(tx: &mut Transaction<'_, Postgres>, head: u64) -> Result<(), StoreError> {
-    sqlx::query(
-        "WITH advanced AS (UPDATE event_log_head SET position = $1, tree_size = $1) \
-         SELECT pg_notify($2, $1::text)",
-    )
-    .bind(to_db(head))
-    .bind(LOG_CHANNEL)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 #[derive(FromRow)]
