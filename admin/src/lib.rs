@@ -95,7 +95,7 @@ pub trait LogSource {
     /// proofs (a database does not: there, consistency follows from both roots matching the
     /// one recomputed tree).
     async fn consistency(&self, from: u64, to: u64) -> anyhow::Result<Option<Vec<String>>>;
-    /// Up to 1 000 events after position `after`, in order.
+    /// A page of the events after position `after`, in order (empty at the end).
     async fn events(&self, after: u64) -> anyhow::Result<Vec<LoggedEvent>>;
 }
 
@@ -159,27 +159,29 @@ impl LogSource for Http<'_> {
     }
 }
 
-/// A log read straight from its database.
-pub struct Database<S>(pub S);
+/// A log read straight from its database. While one page is being verified, the next is
+/// already being read.
+pub struct Database<S> {
+    log: S,
+    ahead: std::sync::Mutex<Option<(u64, Reading)>>,
+}
 
-impl<S: store::EventStore> LogSource for Database<S> {
-    async fn verifier_key(&self) -> anyhow::Result<String> {
-        self.0.verifier_key().await?.context("no checkpoint signer is kept in this database")
+/// A page being read, after the position it starts from.
+type Reading = tokio::task::JoinHandle<anyhow::Result<Vec<LoggedEvent>>>;
+
+/// Events per page read from a database.
+const DATABASE_PAGE: u32 = 5000;
+
+impl<S: store::EventStore> Database<S> {
+    /// The log `log` holds.
+    pub fn new(log: S) -> Self {
+        Self { log, ahead: std::sync::Mutex::default() }
     }
 
-    async fn checkpoints(&self, after_size: u64) -> anyhow::Result<Vec<KeptCheckpoint>> {
-        let kept = self.0.checkpoints(after_size, 1000).await?;
-        Ok(kept.into_iter().map(|c| KeptCheckpoint { tree_size: c.tree_size, note: c.note }).collect())
-    }
-
-    async fn consistency(&self, _from: u64, _to: u64) -> anyhow::Result<Option<Vec<String>>> {
-        Ok(None)
-    }
-
-    async fn events(&self, after: u64) -> anyhow::Result<Vec<LoggedEvent>> {
-        let stored = self.0.read_after(after, 1000).await?;
+    async fn page(log: S, after: u64) -> anyhow::Result<Vec<LoggedEvent>> {
+        let stored = log.read_after(after, DATABASE_PAGE).await?;
         let leaves: Vec<audit::Node> = stored.iter().map(|e| audit::leaf_node(e.position)).collect();
-        let hashes = self.0.read_nodes(&leaves).await?;
+        let hashes = log.read_nodes(&leaves).await?;
         Ok(stored
             .iter()
             .zip(&leaves)
@@ -189,6 +191,34 @@ impl<S: store::EventStore> LogSource for Database<S> {
                 leaf_hash: hashes.get(leaf).map(hex::encode),
             })
             .collect())
+    }
+}
+
+impl<S: store::EventStore> LogSource for Database<S> {
+    async fn verifier_key(&self) -> anyhow::Result<String> {
+        self.log.verifier_key().await?.context("no checkpoint signer is kept in this database")
+    }
+
+    async fn checkpoints(&self, after_size: u64) -> anyhow::Result<Vec<KeptCheckpoint>> {
+        let kept = self.log.checkpoints(after_size, 1000).await?;
+        Ok(kept.into_iter().map(|c| KeptCheckpoint { tree_size: c.tree_size, note: c.note }).collect())
+    }
+
+    async fn consistency(&self, _from: u64, _to: u64) -> anyhow::Result<Option<Vec<String>>> {
+        Ok(None)
+    }
+
+    async fn events(&self, after: u64) -> anyhow::Result<Vec<LoggedEvent>> {
+        let ahead = self.ahead.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        let page = match ahead {
+            Some((from, reading)) if from == after => reading.await??,
+            _ => Self::page(self.log.clone(), after).await?,
+        };
+        if let Some(last) = page.last() {
+            let next = tokio::spawn(Self::page(self.log.clone(), last.position));
+            *self.ahead.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((last.position, next));
+        }
+        Ok(page)
     }
 }
 

@@ -144,7 +144,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 (Some(url), _) => scoreboard_admin::verify_log(&reqwest::Client::new(), &url).await?,
                 (None, Some(database_url)) => {
                     let pool = store::postgres::connect_lazy(&database_url, 4, std::time::Duration::from_secs(5))?;
-                    scoreboard_admin::verify(&scoreboard_admin::Database(PgEventLog::new(pool))).await?
+                    scoreboard_admin::verify(&scoreboard_admin::Database::new(PgEventLog::new(pool))).await?
                 }
                 (None, None) => anyhow::bail!("--url or --database-url"),
             };

@@ -47,7 +47,7 @@ async fn tamper(data: &Path, statements: &[&str]) {
 async fn verified(client: &reqwest::Client, url: &str, data: &Path) -> LogReport {
     let over_http = verify_log(client, url).await.unwrap();
     let (log, _) = store::sqlite::open(data).await.unwrap();
-    let from_database = verify(&Database(log)).await.unwrap();
+    let from_database = verify(&Database::new(log)).await.unwrap();
     assert_eq!(from_database.problems, over_http.problems);
     assert_eq!((from_database.events, from_database.checkpoints), (over_http.events, over_http.checkpoints));
     over_http

@@ -158,6 +158,8 @@ pub fn command_side<S: EventStore>(
 /// Shutdown order: stop accepting connections and answer every request already accepted;
 /// let the group-commit task drain; then give the relay a last chance to publish; exit.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    // The recorder first, so that what the service records while starting is not lost.
+    platform::operations::prometheus();
     let Some(pool) =
         platform::postgres::connect_and_migrate(&config.database, &shutdown).await.context("DATABASE_URL")?
     else {

@@ -223,7 +223,11 @@ impl Detector {
             }
             self.position = recorded.position;
             let Event::ScoreAwarded(award) = &recorded.event else { continue };
-            let first_seen = *self.first_seen.entry(award.player_id.clone()).or_insert(award.recorded_at);
+            // Kept only where a rule needs it: one entry per player ever seen.
+            let first_seen = match self.rules.need_first_seen() {
+                true => *self.first_seen.entry(award.player_id.clone()).or_insert(award.recorded_at),
+                false => award.recorded_at,
+            };
             let recent = self.players.entry(award.player_id.clone()).or_default();
             recent.windows.resize_with(self.rules.0.len(), Window::default);
             recent.last = Some(award.recorded_at);

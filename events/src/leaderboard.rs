@@ -272,10 +272,11 @@ impl Board {
     }
 }
 
-/// The board as it stood at a past position, read from a snapshot of the fold with the events
-/// after it folded on top, without building a whole [`Board`]: the players the tail touched
-/// are folded again, everyone else keeps their place in the snapshot, and a page is the merge
-/// of the two orders. Building one costs O(players + tail · log tail).
+/// The board as it stood at a past position, read from a snapshot of the fold, the standings
+/// the folds after it changed, and the events after those folded on top, without building a
+/// whole [`Board`]: the players changed or touched since the snapshot are placed again,
+/// everyone else keeps their place in the snapshot, and a page is the merge of the two orders.
+/// Building one costs O(players + changed · log changed).
 #[derive(Debug, Clone, Default)]
 pub struct PastBoard {
     position: u64,
@@ -286,19 +287,35 @@ pub struct PastBoard {
 }
 
 impl PastBoard {
-    /// The board after `tail` (the log's events right after `snapshot_position`, in order) is
-    /// folded onto `snapshot` (every standing of the fold at `snapshot_position`, banned ones
-    /// included, in any order).
-    pub fn new(snapshot_position: u64, snapshot: Vec<Standing>, tail: &[RecordedEvent]) -> Self {
-        let tail: Vec<&RecordedEvent> = tail.iter().filter(|e| e.position > snapshot_position).collect();
-        let position = tail.last().map_or(snapshot_position, |e| e.position);
+    /// The board after `changed` (the standings the folds after `snapshot_position` wrote, up
+    /// to `changed_through`, in order: a later one of a player replaces an earlier) replaced
+    /// theirs in `snapshot` (every standing of the fold at `snapshot_position`, banned ones
+    /// included, in any order), and `tail` (the log's events right after `changed_through`, in
+    /// order) was folded on top.
+    pub fn new(
+        snapshot_position: u64,
+        snapshot: Vec<Standing>,
+        changed_through: u64,
+        changed: impl IntoIterator<Item = Standing>,
+        tail: &[RecordedEvent],
+    ) -> Self {
+        let tail: Vec<&RecordedEvent> = tail.iter().filter(|e| e.position > changed_through).collect();
+        let position = tail.last().map_or(changed_through.max(snapshot_position), |e| e.position);
+        let mut latest: HashMap<PlayerId, Standing> = changed.into_iter().map(|s| (s.player_id.clone(), s)).collect();
         let touched: std::collections::HashSet<&PlayerId> = tail.iter().map(|e| e.event.player_id()).collect();
-        let (before, mut kept): (Vec<Standing>, Vec<Standing>) =
-            snapshot.into_iter().partition(|s| touched.contains(&s.player_id));
-        kept.retain(|s| !s.banned);
+        // The tail folds onto the snapshot's standing of a player it touched, unless a change
+        // since replaced it; whoever was changed or touched is placed again.
+        for standing in snapshot.iter().filter(|s| touched.contains(&s.player_id)) {
+            latest.entry(standing.player_id.clone()).or_insert_with(|| standing.clone());
+        }
+        let mut kept = snapshot;
+        kept.retain(|s| !s.banned && !latest.contains_key(&s.player_id));
         kept.sort_unstable_by(Standing::rank_cmp);
-        let mut moved = fold_onto(before, tail);
-        moved.retain(|s| !s.banned);
+        let bases: Vec<Standing> = touched.iter().filter_map(|player| latest.get(*player).cloned()).collect();
+        for standing in fold_onto(bases, tail) {
+            latest.insert(standing.player_id.clone(), standing);
+        }
+        let mut moved: Vec<Standing> = latest.into_values().filter(|s| !s.banned).collect();
         moved.sort_unstable_by(Standing::rank_cmp);
         Self { position, kept, moved }
     }
@@ -620,20 +637,30 @@ mod tests {
                 prop_assert_eq!(standings(&board), standings(&board_of(&log)));
             }
 
-            /// The board at any position, read from a snapshot at any earlier position and the
-            /// tail after it, is the board of folding the log up to there, page for page.
+            /// The board at any position, read from a snapshot at any earlier position, the
+            /// standings changed after it up to any point, and the tail after that, is the board
+            /// of folding the log up to there, page for page.
             #[test]
             fn a_past_board_from_a_snapshot_and_its_tail_is_the_fold(
-                log in moderated_logs(), snapshot_at in 0..80usize, as_of in 0..80usize,
+                log in moderated_logs(), snapshot_at in 0..80usize, as_of in 0..80usize, changed_for in 0..80usize,
                 offset in 0..8usize, limit in 1..8usize,
             ) {
                 let as_of = as_of.min(log.len());
                 let snapshot_at = snapshot_at.min(as_of);
+                let changed_through = snapshot_at + changed_for.min(as_of - snapshot_at);
                 let snapshot = board_of(&log[..snapshot_at]);
+                // What the folds in between wrote: the standings of the players they touched.
+                let then = board_of(&log[..changed_through]);
+                let changed: Vec<Standing> = log[snapshot_at..changed_through]
+                    .iter()
+                    .map(|e| then.standing_of(e.event.player_id().as_str()).unwrap().clone())
+                    .collect();
                 let past = PastBoard::new(
                     snapshot_at as u64,
                     snapshot.standings().cloned().collect(),
-                    &log[snapshot_at..as_of],
+                    changed_through as u64,
+                    changed,
+                    &log[changed_through..as_of],
                 );
                 let folded = board_of(&log[..as_of]);
                 prop_assert_eq!(past.position(), as_of as u64);

@@ -108,6 +108,8 @@ pub fn api_description() -> utoipa::openapi::OpenApi {
 
 /// Runs the projector on `listener` until `shutdown` is cancelled.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    // The recorder first, so that what the service records while starting is not lost.
+    platform::operations::prometheus();
     let Some(pool) =
         platform::postgres::connect_and_migrate(&config.database, &shutdown).await.context("DATABASE_URL")?
     else {

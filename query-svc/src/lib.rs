@@ -160,6 +160,8 @@ pub fn board_loaded(readiness: Readiness, live: Arc<LiveBoard>) -> Readiness {
 
 /// Runs query-svc on `listener` until `shutdown` is cancelled.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    // The recorder first, so that what the service records while starting is not lost.
+    platform::operations::prometheus();
     let Some(pool) =
         platform::postgres::connect_and_migrate(&config.database, &shutdown).await.context("DATABASE_URL")?
     else {

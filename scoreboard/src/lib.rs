@@ -162,6 +162,8 @@ impl Scoreboard {
 /// Opens the stores, starts the tasks behind the routes and builds the router, ready to serve;
 /// `None` when `shutdown` came while waiting for a dependency.
 pub async fn start(config: &Config, shutdown: &CancellationToken) -> anyhow::Result<Option<Scoreboard>> {
+    // The recorder first, so that what the service records while starting is not lost.
+    platform::operations::prometheus();
     if config.simulate > 0 && !config.demo {
         bail!("--simulate needs --demo: simulated players use the demo key");
     }

@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 pub use error::StoreError;
 pub use postgres::{PgEventLog, PgLeaderboard, Rebuilt};
-pub use snapshot::Snapshot;
+pub use snapshot::{Changed, Snapshot};
 pub use sqlite::{SqliteEventLog, SqliteLeaderboard};
 
 /// An event to append, with the digest of the token claims that caused it (if any).
@@ -374,6 +374,13 @@ pub trait LeaderboardStore: Clone + Send + Sync + 'static {
 
     /// The latest snapshot of the fold at or before `position` (see [`snapshot`]), if any.
     fn snapshot_before(&self, position: u64) -> impl Future<Output = Result<Option<Snapshot>, StoreError>> + Send;
+
+    /// What the folds that ended in `(after, through]` changed, in order.
+    fn changed_between(
+        &self,
+        after: u64,
+        through: u64,
+    ) -> impl Future<Output = Result<Vec<Changed>, StoreError>> + Send;
 }
 
 #[derive(FromRow)]
@@ -430,6 +437,22 @@ impl TryFrom<SnapshotRow> for Snapshot {
 
     fn try_from(row: SnapshotRow) -> Result<Self, StoreError> {
         snapshot::decode(from_db(row.position), &row.standings)
+    }
+}
+
+#[derive(FromRow)]
+struct ChangedRow {
+    from_position: i64,
+    position: i64,
+    standings: Vec<u8>,
+}
+
+impl TryFrom<ChangedRow> for Changed {
+    type Error = StoreError;
+
+    fn try_from(row: ChangedRow) -> Result<Self, StoreError> {
+        let Snapshot { position, standings } = snapshot::decode(from_db(row.position), &row.standings)?;
+        Ok(Changed { from: from_db(row.from_position), position, standings })
     }
 }
 

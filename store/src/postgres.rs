@@ -13,10 +13,10 @@ use uuid::Uuid;
 
 use crate::plan::{self, Attempt, Originals};
 use crate::{
-    Anchor, AppendOutcome, Applied, Changes, Checkpoint, CheckpointRow, Claim, EventRow, EventStore, FirstSeenRow,
-    FlagRow, Folding, KeptSigner, LeaderboardStore, NewEvent, STANDING_COLUMNS, Snapshot, SnapshotRow, StandingRow,
-    StandsRow, StoreError, StoredEvent, WARM_UP_MAX, board_from_rows, changes_from_rows, decode_run, folded_onto,
-    from_db, learn_first_seen, snapshot, standings_of, to_db,
+    Anchor, AppendOutcome, Applied, Changed, ChangedRow, Changes, Checkpoint, CheckpointRow, Claim, EventRow,
+    EventStore, FirstSeenRow, FlagRow, Folding, KeptSigner, LeaderboardStore, NewEvent, STANDING_COLUMNS, Snapshot,
+    SnapshotRow, StandingRow, StandsRow, StoreError, StoredEvent, WARM_UP_MAX, board_from_rows, changes_from_rows,
+    decode_run, folded_onto, from_db, learn_first_seen, snapshot, standings_of, to_db,
 };
 
 /// The PostgreSQL schema: event log, read model, checkpoints.
@@ -388,13 +388,22 @@ struct Tables {
     projection: &'static str,
     standings: &'static str,
     snapshots: &'static str,
+    changes: &'static str,
     flags: &'static str,
+}
+
+impl Tables {
+    /// The tables of the read model, other than the checkpoint's row.
+    fn all(self) -> [&'static str; 4] {
+        [self.standings, self.snapshots, self.changes, self.flags]
+    }
 }
 
 const LIVE: Tables = Tables {
     projection: "leaderboard",
     standings: "leaderboard",
     snapshots: "board_snapshots",
+    changes: "board_changes",
     flags: "anomaly_flags",
 };
 
@@ -402,6 +411,7 @@ const NEXT: Tables = Tables {
     projection: "leaderboard_next",
     standings: "leaderboard_next",
     snapshots: "board_snapshots_next",
+    changes: "board_changes_next",
     flags: "anomaly_flags_next",
 };
 
@@ -452,9 +462,7 @@ impl PgLeaderboard {
             tables: NEXT,
         };
         let mut tx = self.pool.begin().await?;
-        for (fresh, live) in
-            [(NEXT.standings, LIVE.standings), (NEXT.snapshots, LIVE.snapshots), (NEXT.flags, LIVE.flags)]
-        {
+        for (fresh, live) in NEXT.all().into_iter().zip(LIVE.all()) {
             sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE IF EXISTS {fresh}"))).execute(&mut *tx).await?;
             sqlx::query(sqlx::AssertSqlSafe(format!("CREATE TABLE {fresh} (LIKE {live} INCLUDING ALL)")))
                 .execute(&mut *tx)
@@ -489,9 +497,7 @@ impl PgLeaderboard {
             let run = read_log(&mut tx, from, live.min(from + u64::from(batch))).await?;
             fold_run(&mut tx, NEXT, from, &run, &next.folding).await?;
         }
-        for (fresh, live) in
-            [(NEXT.standings, LIVE.standings), (NEXT.snapshots, LIVE.snapshots), (NEXT.flags, LIVE.flags)]
-        {
+        for (fresh, live) in NEXT.all().into_iter().zip(LIVE.all()) {
             for statement in [
                 format!("ALTER TABLE {live} RENAME TO {live}_replaced"),
                 format!("ALTER TABLE {fresh} RENAME TO {live}"),
@@ -596,6 +602,18 @@ impl LeaderboardStore for PgLeaderboard {
         .await?;
         row.map(Snapshot::try_from).transpose()
     }
+
+    async fn changed_between(&self, after: u64, through: u64) -> Result<Vec<Changed>, StoreError> {
+        let rows: Vec<ChangedRow> = sqlx::query_as(
+            "SELECT from_position, position, standings FROM board_changes \
+             WHERE position > $1 AND position <= $2 ORDER BY position",
+        )
+        .bind(to_db(after))
+        .bind(to_db(through))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(Changed::try_from).collect()
+    }
 }
 
 async fn read_checkpoint(connection: &mut PgConnection, projection: &str) -> Result<i64, StoreError> {
@@ -681,6 +699,15 @@ async fn fold_run(
         .bind(to_db(to))
         .execute(&mut **tx)
         .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO {} (position, from_position, standings) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        tables.changes
+    )))
+    .bind(to_db(to))
+    .bind(to_db(from))
+    .bind(snapshot::encode(standings))
+    .execute(&mut **tx)
+    .await?;
     let flagged = flag(tx, tables, folding, from, &events).await?;
     if snapshot::due(from, to, folding.snapshot_interval) {
         take_snapshot(tx, tables, to).await?;

@@ -23,6 +23,18 @@ pub struct Snapshot {
     pub standings: Vec<Standing>,
 }
 
+/// What one fold transaction changed: the new standings of the players it touched in
+/// `(from, position]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changed {
+    /// The checkpoint before the fold.
+    pub from: u64,
+    /// The checkpoint after it.
+    pub position: u64,
+    /// The standings it wrote, in rank order.
+    pub standings: Vec<Standing>,
+}
+
 /// A standing as a snapshot encodes it (`Standing`'s own serde form skips fields, which a
 /// format without field names cannot do).
 #[derive(Serialize, Deserialize)]

@@ -18,10 +18,10 @@ use uuid::Uuid;
 
 use crate::plan::{self, Attempt, Originals};
 use crate::{
-    Anchor, AppendOutcome, Applied, Changes, Checkpoint, CheckpointRow, Claim, EventRow, EventStore, FirstSeenRow,
-    FlagRow, Folding, KeptSigner, LeaderboardStore, NewEvent, STANDING_COLUMNS, Snapshot, SnapshotRow, StandingRow,
-    StandsRow, StoreError, StoredEvent, WARM_UP_MAX, board_from_rows, changes_from_rows, decode_run, folded_onto,
-    from_db, learn_first_seen, snapshot, standings_of, to_db,
+    Anchor, AppendOutcome, Applied, Changed, ChangedRow, Changes, Checkpoint, CheckpointRow, Claim, EventRow,
+    EventStore, FirstSeenRow, FlagRow, Folding, KeptSigner, LeaderboardStore, NewEvent, STANDING_COLUMNS, Snapshot,
+    SnapshotRow, StandingRow, StandsRow, StoreError, StoredEvent, WARM_UP_MAX, board_from_rows, changes_from_rows,
+    decode_run, folded_onto, from_db, learn_first_seen, snapshot, standings_of, to_db,
 };
 use events::RecordedEvent;
 use events::anomaly::{Detector, Flag, Rules};
@@ -445,6 +445,18 @@ impl LeaderboardStore for SqliteLeaderboard {
         .await?;
         row.map(Snapshot::try_from).transpose()
     }
+
+    async fn changed_between(&self, after: u64, through: u64) -> Result<Vec<Changed>, StoreError> {
+        let rows: Vec<ChangedRow> = sqlx::query_as(
+            "SELECT from_position, position, standings FROM board_changes \
+             WHERE position > ? AND position <= ? ORDER BY position",
+        )
+        .bind(to_db(after))
+        .bind(to_db(through))
+        .fetch_all(&self.pools.read)
+        .await?;
+        rows.into_iter().map(Changed::try_from).collect()
+    }
 }
 
 async fn read_checkpoint(connection: &mut SqliteConnection) -> Result<i64, StoreError> {
@@ -484,7 +496,8 @@ async fn fold_run(
     .bind(serde_json::to_string(&players).expect("strings serialise"))
     .fetch_all(&mut *connection)
     .await?;
-    for standing in folded_onto(rows, &events)? {
+    let standings = folded_onto(rows, &events)?;
+    for standing in &standings {
         sqlx::query(
             "INSERT INTO leaderboard (player_id, display_name, score, reached_at, banned, changed_at) \
              VALUES (?, ?, ?, ?, ?, ?) \
@@ -509,6 +522,14 @@ async fn fold_run(
         .bind(PROJECTION)
         .execute(&mut *connection)
         .await?;
+    sqlx::query(
+        "INSERT INTO board_changes (position, from_position, standings) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+    )
+    .bind(to_db(to))
+    .bind(to_db(from))
+    .bind(snapshot::encode(standings))
+    .execute(&mut *connection)
+    .await?;
     let flagged = flag(connection, folding, from, &events).await?;
     if snapshot::due(from, to, folding.snapshot_interval) {
         take_snapshot(connection, to).await?;

@@ -482,6 +482,24 @@ async fn the_fold_is_snapshotted_each_time_it_crosses_the_interval<B: Backend>(b
         let standings: Vec<_> = folded.page(0, 10).into_iter().map(|r| r.standing.clone()).collect();
         assert_eq!(snapshot.standings, standings, "snapshot at {taken}");
     }
+    // And each fold recorded what it changed: the standings of the players it touched, as then
+    let changed = read_model.changed_between(0, 10).await.unwrap();
+    let spans: Vec<(u64, u64)> = changed.iter().map(|c| (c.from, c.position)).collect();
+    assert_eq!(spans, [(0, 4), (4, 8), (8, 10)]);
+    for change in &changed {
+        let then =
+            Board::from_standings(change.position, events::leaderboard::fold(&events[..change.position as usize]));
+        let touched: std::collections::BTreeSet<&str> = events[change.from as usize..change.position as usize]
+            .iter()
+            .map(|e| e.event.player_id().as_str())
+            .collect();
+        let written: std::collections::BTreeSet<&str> = change.standings.iter().map(|s| s.player_id.as_str()).collect();
+        assert_eq!(written, touched);
+        for standing in &change.standings {
+            assert_eq!(Some(standing), then.standing_of(standing.player_id.as_str()));
+        }
+    }
+    assert_eq!(read_model.changed_between(4, 9).await.unwrap().len(), 1);
     // And the last event recorded at or before a time is found
     for (seconds, position) in [(-1, 0), (0, 0), (1, 1), (4, 4), (10, 10), (3600, 10)] {
         assert_eq!(log.position_at(start + time::Duration::seconds(seconds)).await.unwrap(), position);
