@@ -141,9 +141,10 @@ impl Rules {
     }
 
     /// How far back a detector must have seen the log to judge the next award as if it had
-    /// watched from the start: the longest window.
+    /// watched from the start: two of the longest window, one for the windows themselves and
+    /// one to know whether a rule was already firing at each player's award before.
     pub fn lookback(&self) -> Duration {
-        self.0.iter().map(|r| r.window).max().unwrap_or(Duration::ZERO)
+        self.0.iter().map(|r| r.window).max().unwrap_or(Duration::ZERO) * 2
     }
 
     /// Whether any rule needs to know when players were first seen.

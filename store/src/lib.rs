@@ -232,7 +232,7 @@ impl Folding {
     }
 }
 
-/// The most events a detector rereads to warm up after a restart: if the log's last window
+/// The most events a detector rereads to warm up after a restart: if the log's last two windows
 /// held more, a burst straddling the restart may go unflagged.
 const WARM_UP_MAX: u64 = 100_000;
 

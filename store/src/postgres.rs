@@ -753,7 +753,7 @@ async fn flag(
     Ok(flags.into_iter().map(|f| f.rule).collect())
 }
 
-/// A detector that has observed the log's last window before `position` (at most
+/// A detector that has observed the log's last two windows before `position` (at most
 /// [`WARM_UP_MAX`] events), as one that had watched all along would have.
 async fn warm_up(tx: &mut Transaction<'_, Postgres>, rules: Rules, position: u64) -> Result<Detector, StoreError> {
     let before: Option<i64> = sqlx::query_scalar(

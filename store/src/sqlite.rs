@@ -570,7 +570,7 @@ async fn flag(
     Ok(flags.into_iter().map(|f| f.rule).collect())
 }
 
-/// A detector warmed up on the log's last window before `position`, as `postgres::warm_up`.
+/// A detector warmed up on the log's last two windows before `position`, as `postgres::warm_up`.
 async fn warm_up(connection: &mut SqliteConnection, rules: Rules, position: u64) -> Result<Detector, StoreError> {
     let before: Option<i64> = sqlx::query_scalar(
         "SELECT position FROM events \
