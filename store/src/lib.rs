@@ -266,13 +266,86 @@ struct FirstSeenRow {
     first: Option<OffsetDateTime>,
 }
 
-/// Tells `detector` when the players it does not know yet were first seen.
-fn learn_first_seen(detector: &mut Detector, rows: Vec<FirstSeenRow>) {
-    for row in rows {
+/// What flagging needs of a fold transaction: the SQL of one back end. What flagging means
+/// (when the detector warms up, what it is told, what is recorded) is [`Folding::flag`]'s.
+trait FlagSql: Send {
+    /// The position of the last event recorded at least `lookback` before the event at
+    /// `position`, if any.
+    fn position_before(
+        &mut self,
+        position: u64,
+        lookback: time::Duration,
+    ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
+
+    /// The log's events in `(after, through]`, in order.
+    fn read_log(
+        &mut self,
+        after: u64,
+        through: u64,
+    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
+
+    /// When each of `players` was first seen (their first event's `recorded_at`).
+    fn first_seen(&mut self, players: &[&str]) -> impl Future<Output = Result<Vec<FirstSeenRow>, StoreError>> + Send;
+
+    /// Records `flags` (none of them recorded before).
+    fn record(&mut self, flags: &[Flag]) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+impl Folding {
+    /// Feeds `events` (the log's from `from + 1` on) to the anomaly detector, warming it up from
+    /// the log first if it has not watched up to `from`, and records the flags it raises; returns
+    /// their rules.
+    async fn flag(
+        &self,
+        sql: &mut impl FlagSql,
+        from: u64,
+        events: &[RecordedEvent],
+    ) -> Result<Vec<String>, StoreError> {
+        if self.rules.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut detector = match self.detector_at(from) {
+            Some(detector) => detector,
+            None => warm_up(sql, self.rules.clone(), from).await?,
+        };
+        tell_first_seen(sql, &mut detector, events).await?;
+        let flags = detector.observe(events);
+        self.keep(detector);
+        if !flags.is_empty() {
+            sql.record(&flags).await?;
+        }
+        Ok(flags.into_iter().map(|f| f.rule).collect())
+    }
+}
+
+/// A detector that has observed the log's last two windows before `position` (at most
+/// [`WARM_UP_MAX`] events), as one that had watched all along would have.
+async fn warm_up(sql: &mut impl FlagSql, rules: Rules, position: u64) -> Result<Detector, StoreError> {
+    let before = sql.position_before(position, rules.lookback()).await?;
+    let since = before.unwrap_or(0).max(position.saturating_sub(WARM_UP_MAX));
+    let (events, _) = decode_run(&sql.read_log(since, position).await?)?;
+    let mut detector = Detector::new(rules, since);
+    tell_first_seen(sql, &mut detector, &events).await?;
+    detector.observe(&events);
+    Ok(detector)
+}
+
+/// Tells `detector` when the players of `events` it does not know yet were first seen.
+async fn tell_first_seen(
+    sql: &mut impl FlagSql,
+    detector: &mut Detector,
+    events: &[RecordedEvent],
+) -> Result<(), StoreError> {
+    let unknown: Vec<&str> = detector.unknown_players(events).into_iter().map(|p| p.as_str()).collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    for row in sql.first_seen(&unknown).await? {
         if let (Ok(player), Some(first)) = (PlayerId::parse(&row.player_id), row.first) {
             detector.first_seen(player, first);
         }
     }
+    Ok(())
 }
 
 /// The event log: the source of truth.

@@ -299,6 +299,8 @@ pub(crate) fn confirm(claims: &[Claim], checkpoint: u64, through: u64, log: &[St
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn the_frontier_after_an_append_is_the_frontier_of_the_grown_tree() {
         let leaves: Vec<audit::Hash> = (0..40u8).map(|i| audit::leaf_hash(&[i])).collect();
@@ -308,13 +310,11 @@ mod tests {
         for cut in [1, 2, 3, 7, 8, 13, 32, 33, 40] {
             let completed = audit::append(size, &frontier, &leaves[size as usize..cut]);
             all.extend(completed.iter().copied());
-            frontier = super::frontier_after(size, &frontier, &completed, cut as u64).unwrap();
+            frontier = frontier_after(size, &frontier, &completed, cut as u64).unwrap();
             size = cut as u64;
-            assert_eq!(frontier, super::frontier_hashes(size, &all).unwrap(), "at {size}");
+            assert_eq!(frontier, frontier_hashes(size, &all).unwrap(), "at {size}");
         }
     }
-
-    use super::*;
 
     fn stored(position: u64, payload: &str) -> StoredEvent {
         StoredEvent {

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use events::anomaly::{Detector, Flag, Rules};
-use events::{Board, DisplayName, RecordedEvent};
+use events::anomaly::{Flag, Rules};
+use events::{Board, DisplayName};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{FromRow, PgConnection, Postgres, Transaction};
@@ -14,9 +14,9 @@ use uuid::Uuid;
 use crate::plan::{self, Attempt, Originals};
 use crate::{
     Anchor, AppendOutcome, Applied, Changed, ChangedRow, Changes, Checkpoint, CheckpointRow, Claim, EventRow,
-    EventStore, FirstSeenRow, FlagRow, Folding, KeptSigner, LeaderboardStore, NewEvent, STANDING_COLUMNS, Snapshot,
-    SnapshotRow, StandingRow, StandsRow, StoreError, StoredEvent, WARM_UP_MAX, board_from_rows, changes_from_rows,
-    decode_run, folded_onto, from_db, learn_first_seen, snapshot, standings_of, to_db,
+    EventStore, FirstSeenRow, FlagRow, FlagSql, Folding, KeptSigner, LeaderboardStore, NewEvent, STANDING_COLUMNS,
+    Snapshot, SnapshotRow, StandingRow, StandsRow, StoreError, StoredEvent, board_from_rows, changes_from_rows,
+    decode_run, folded_onto, from_db, snapshot, standings_of, to_db,
 };
 
 /// The PostgreSQL schema: event log, read model, checkpoints.
@@ -708,90 +708,64 @@ async fn fold_run(
     .bind(snapshot::encode(standings))
     .execute(&mut **tx)
     .await?;
-    let flagged = flag(tx, tables, folding, from, &events).await?;
+    let flagged = folding.flag(&mut PgFlagSql { tx: &mut *tx, table: tables.flags }, from, &events).await?;
     if snapshot::due(from, to, folding.snapshot_interval) {
         take_snapshot(tx, tables, to).await?;
     }
     Ok((to, flagged))
 }
 
-/// Feeds `events` (the log's from `from + 1` on) to the anomaly detector and records the flags
-/// it raises; returns their rules.
-async fn flag(
-    tx: &mut Transaction<'_, Postgres>,
-    tables: Tables,
-    folding: &Folding,
-    from: u64,
-    events: &[RecordedEvent],
-) -> Result<Vec<String>, StoreError> {
-    if folding.rules.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut detector = match folding.detector_at(from) {
-        Some(detector) => detector,
-        None => warm_up(tx, folding.rules.clone(), from).await?,
-    };
-    tell_first_seen(tx, &mut detector, events).await?;
-    let flags = detector.observe(events);
-    folding.keep(detector);
-    if flags.is_empty() {
-        return Ok(Vec::new());
-    }
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO {} (position, rule, player_id, events, flagged_at) \
-         SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]) \
-         ON CONFLICT DO NOTHING",
-        tables.flags
-    )))
-    .bind(flags.iter().map(|f| to_db(f.position)).collect::<Vec<_>>())
-    .bind(flags.iter().map(|f| f.rule.as_str()).collect::<Vec<_>>())
-    .bind(flags.iter().map(|f| f.player_id.as_str()).collect::<Vec<_>>())
-    .bind(flags.iter().map(|f| serde_json::to_string(&f.events).expect("positions serialise")).collect::<Vec<_>>())
-    .bind(flags.iter().map(|f| f.flagged_at).collect::<Vec<_>>())
-    .execute(&mut **tx)
-    .await?;
-    Ok(flags.into_iter().map(|f| f.rule).collect())
+/// A fold transaction, as flagging uses it: its flags go to `table`.
+struct PgFlagSql<'t, 'c> {
+    tx: &'t mut Transaction<'c, Postgres>,
+    table: &'static str,
 }
 
-/// A detector that has observed the log's last two windows before `position` (at most
-/// [`WARM_UP_MAX`] events), as one that had watched all along would have.
-async fn warm_up(tx: &mut Transaction<'_, Postgres>, rules: Rules, position: u64) -> Result<Detector, StoreError> {
-    let before: Option<i64> = sqlx::query_scalar(
-        "SELECT position FROM events \
-         WHERE recorded_at <= (SELECT recorded_at FROM events WHERE position = $1) - make_interval(secs => $2) \
-         ORDER BY recorded_at DESC, position DESC LIMIT 1",
-    )
-    .bind(to_db(position))
-    .bind(rules.lookback().as_seconds_f64())
-    .fetch_optional(&mut **tx)
-    .await?;
-    let since = before.map_or(0, from_db).max(position.saturating_sub(WARM_UP_MAX));
-    let (events, _) = decode_run(&read_log(tx, since, position).await?)?;
-    let mut detector = Detector::new(rules, since);
-    tell_first_seen(tx, &mut detector, &events).await?;
-    detector.observe(&events);
-    Ok(detector)
-}
-
-async fn tell_first_seen(
-    tx: &mut Transaction<'_, Postgres>,
-    detector: &mut Detector,
-    events: &[RecordedEvent],
-) -> Result<(), StoreError> {
-    let unknown: Vec<&str> = detector.unknown_players(events).into_iter().map(|p| p.as_str()).collect();
-    if unknown.is_empty() {
-        return Ok(());
+impl FlagSql for PgFlagSql<'_, '_> {
+    async fn position_before(&mut self, position: u64, lookback: time::Duration) -> Result<Option<u64>, StoreError> {
+        let before: Option<i64> = sqlx::query_scalar(
+            "SELECT position FROM events \
+             WHERE recorded_at <= (SELECT recorded_at FROM events WHERE position = $1) - make_interval(secs => $2) \
+             ORDER BY recorded_at DESC, position DESC LIMIT 1",
+        )
+        .bind(to_db(position))
+        .bind(lookback.as_seconds_f64())
+        .fetch_optional(&mut **self.tx)
+        .await?;
+        Ok(before.map(from_db))
     }
-    let rows: Vec<FirstSeenRow> = sqlx::query_as(
-        "SELECT p AS player_id, \
-                (SELECT recorded_at FROM events WHERE player_id = p ORDER BY position LIMIT 1) AS first \
-         FROM unnest($1::text[]) AS p",
-    )
-    .bind(unknown)
-    .fetch_all(&mut **tx)
-    .await?;
-    learn_first_seen(detector, rows);
-    Ok(())
+
+    async fn read_log(&mut self, after: u64, through: u64) -> Result<Vec<StoredEvent>, StoreError> {
+        read_log(self.tx, after, through).await
+    }
+
+    async fn first_seen(&mut self, players: &[&str]) -> Result<Vec<FirstSeenRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT p AS player_id, \
+                    (SELECT recorded_at FROM events WHERE player_id = p ORDER BY position LIMIT 1) AS first \
+             FROM unnest($1::text[]) AS p",
+        )
+        .bind(players)
+        .fetch_all(&mut **self.tx)
+        .await?)
+    }
+
+    async fn record(&mut self, flags: &[Flag]) -> Result<(), StoreError> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {} (position, rule, player_id, events, flagged_at) \
+             SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]) \
+             ON CONFLICT DO NOTHING",
+            self.table
+        )))
+        .bind(flags.iter().map(|f| to_db(f.position)).collect::<Vec<_>>())
+        .bind(flags.iter().map(|f| f.rule.as_str()).collect::<Vec<_>>())
+        .bind(flags.iter().map(|f| f.player_id.as_str()).collect::<Vec<_>>())
+        .bind(flags.iter().map(|f| serde_json::to_string(&f.events).expect("positions serialise")).collect::<Vec<_>>())
+        .bind(flags.iter().map(|f| f.flagged_at).collect::<Vec<_>>())
+        .execute(&mut **self.tx)
+        .await?;
+        Ok(())
+    }
 }
 
 /// Keeps every standing of the read model, as of `position`, as a snapshot.

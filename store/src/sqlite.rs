@@ -19,12 +19,11 @@ use uuid::Uuid;
 use crate::plan::{self, Attempt, Originals};
 use crate::{
     Anchor, AppendOutcome, Applied, Changed, ChangedRow, Changes, Checkpoint, CheckpointRow, Claim, EventRow,
-    EventStore, FirstSeenRow, FlagRow, Folding, KeptSigner, LeaderboardStore, NewEvent, STANDING_COLUMNS, Snapshot,
-    SnapshotRow, StandingRow, StandsRow, StoreError, StoredEvent, WARM_UP_MAX, board_from_rows, changes_from_rows,
-    decode_run, folded_onto, from_db, learn_first_seen, snapshot, standings_of, to_db,
+    EventStore, FirstSeenRow, FlagRow, FlagSql, Folding, KeptSigner, LeaderboardStore, NewEvent, STANDING_COLUMNS,
+    Snapshot, SnapshotRow, StandingRow, StandsRow, StoreError, StoredEvent, board_from_rows, changes_from_rows,
+    decode_run, folded_onto, from_db, snapshot, standings_of, to_db,
 };
-use events::RecordedEvent;
-use events::anomaly::{Detector, Flag, Rules};
+use events::anomaly::{Flag, Rules};
 
 /// The SQLite schema: event log, read model, checkpoints.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -530,84 +529,58 @@ async fn fold_run(
     .bind(snapshot::encode(standings))
     .execute(&mut *connection)
     .await?;
-    let flagged = flag(connection, folding, from, &events).await?;
+    let flagged = folding.flag(connection, from, &events).await?;
     if snapshot::due(from, to, folding.snapshot_interval) {
         take_snapshot(connection, to).await?;
     }
     Ok((to, flagged))
 }
 
-/// Feeds `events` to the anomaly detector and records its flags, as `postgres::flag` does.
-async fn flag(
-    connection: &mut SqliteConnection,
-    folding: &Folding,
-    from: u64,
-    events: &[RecordedEvent],
-) -> Result<Vec<String>, StoreError> {
-    if folding.rules.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut detector = match folding.detector_at(from) {
-        Some(detector) => detector,
-        None => warm_up(connection, folding.rules.clone(), from).await?,
-    };
-    tell_first_seen(connection, &mut detector, events).await?;
-    let flags = detector.observe(events);
-    folding.keep(detector);
-    for flag in &flags {
-        sqlx::query(
-            "INSERT INTO anomaly_flags (position, rule, player_id, events, flagged_at) VALUES (?, ?, ?, ?, ?) \
-             ON CONFLICT DO NOTHING",
+impl FlagSql for SqliteConnection {
+    async fn position_before(&mut self, position: u64, lookback: time::Duration) -> Result<Option<u64>, StoreError> {
+        let before: Option<i64> = sqlx::query_scalar(
+            "SELECT position FROM events \
+             WHERE julianday(recorded_at) <= (SELECT julianday(recorded_at) FROM events WHERE position = ?) - ? / 86400.0 \
+             ORDER BY julianday(recorded_at) DESC, position DESC LIMIT 1",
         )
-        .bind(to_db(flag.position))
-        .bind(&flag.rule)
-        .bind(flag.player_id.as_str())
-        .bind(serde_json::to_string(&flag.events).expect("positions serialise"))
-        .bind(flag.flagged_at)
-        .execute(&mut *connection)
+        .bind(to_db(position))
+        .bind(lookback.as_seconds_f64())
+        .fetch_optional(&mut *self)
         .await?;
+        Ok(before.map(from_db))
     }
-    Ok(flags.into_iter().map(|f| f.rule).collect())
-}
 
-/// A detector warmed up on the log's last two windows before `position`, as `postgres::warm_up`.
-async fn warm_up(connection: &mut SqliteConnection, rules: Rules, position: u64) -> Result<Detector, StoreError> {
-    let before: Option<i64> = sqlx::query_scalar(
-        "SELECT position FROM events \
-         WHERE julianday(recorded_at) <= (SELECT julianday(recorded_at) FROM events WHERE position = ?) - ? / 86400.0 \
-         ORDER BY julianday(recorded_at) DESC, position DESC LIMIT 1",
-    )
-    .bind(to_db(position))
-    .bind(rules.lookback().as_seconds_f64())
-    .fetch_optional(&mut *connection)
-    .await?;
-    let since = before.map_or(0, from_db).max(position.saturating_sub(WARM_UP_MAX));
-    let (events, _) = decode_run(&read_log(connection, since, position).await?)?;
-    let mut detector = Detector::new(rules, since);
-    tell_first_seen(connection, &mut detector, &events).await?;
-    detector.observe(&events);
-    Ok(detector)
-}
-
-async fn tell_first_seen(
-    connection: &mut SqliteConnection,
-    detector: &mut Detector,
-    events: &[RecordedEvent],
-) -> Result<(), StoreError> {
-    let unknown: Vec<&str> = detector.unknown_players(events).into_iter().map(|p| p.as_str()).collect();
-    if unknown.is_empty() {
-        return Ok(());
+    async fn read_log(&mut self, after: u64, through: u64) -> Result<Vec<StoredEvent>, StoreError> {
+        read_log(self, after, through).await
     }
-    let rows: Vec<FirstSeenRow> = sqlx::query_as(
-        "SELECT value AS player_id, \
-                (SELECT recorded_at FROM events WHERE player_id = value ORDER BY position LIMIT 1) AS first \
-         FROM json_each(?)",
-    )
-    .bind(serde_json::to_string(&unknown).expect("strings serialise"))
-    .fetch_all(&mut *connection)
-    .await?;
-    learn_first_seen(detector, rows);
-    Ok(())
+
+    async fn first_seen(&mut self, players: &[&str]) -> Result<Vec<FirstSeenRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT value AS player_id, \
+                    (SELECT recorded_at FROM events WHERE player_id = value ORDER BY position LIMIT 1) AS first \
+             FROM json_each(?)",
+        )
+        .bind(serde_json::to_string(players).expect("strings serialise"))
+        .fetch_all(&mut *self)
+        .await?)
+    }
+
+    async fn record(&mut self, flags: &[Flag]) -> Result<(), StoreError> {
+        for flag in flags {
+            sqlx::query(
+                "INSERT INTO anomaly_flags (position, rule, player_id, events, flagged_at) VALUES (?, ?, ?, ?, ?) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(to_db(flag.position))
+            .bind(&flag.rule)
+            .bind(flag.player_id.as_str())
+            .bind(serde_json::to_string(&flag.events).expect("positions serialise"))
+            .bind(flag.flagged_at)
+            .execute(&mut *self)
+            .await?;
+        }
+        Ok(())
+    }
 }
 
 /// Keeps every standing of the read model, as of `position`, as a snapshot.
