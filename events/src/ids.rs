@@ -31,6 +31,9 @@ pub enum IdError {
     /// Points are a whole number from 1 to 1 000 000.
     #[error("points must be between 1 and 1000000, got {0}")]
     Points(i64),
+    /// A board id is 1–64 characters of `[a-z0-9_-]`.
+    #[error("board id must be 1-64 characters of a-z 0-9 _ -")]
+    BoardId,
 }
 
 fn is_ascii_id(s: &str, extra: &[u8]) -> bool {
@@ -128,6 +131,13 @@ string_id!(
         (1..=64).contains(&count) && !s.trim().is_empty() && s.chars().all(is_printable)
     },
     IdError::DisplayName
+);
+
+string_id!(
+    /// The id of a board (a key of `BOARDS`), e.g. `global` or `weekly-quests`.
+    BoardId,
+    |s| (1..=64).contains(&s.len()) && s.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-')),
+    IdError::BoardId
 );
 
 string_id!(

@@ -258,6 +258,14 @@ impl Board {
         Some(Ranked { rank, standing })
     }
 
+    /// The `2·radius + 1` standings centred on a player's (fewer where the board ends), in rank
+    /// order; `None` when the player is not on the board.
+    pub fn around(&self, player_id: &str, radius: usize) -> Option<Vec<Ranked<'_>>> {
+        let rank = usize::try_from(self.ranked(player_id)?.rank).unwrap_or(usize::MAX);
+        let first = rank.saturating_sub(1).saturating_sub(radius);
+        Some(self.page(first, (rank - first).saturating_add(radius)))
+    }
+
     /// `limit` standings from rank `offset + 1` on.
     pub fn page(&self, offset: usize, limit: usize) -> Vec<Ranked<'_>> {
         let end = offset.saturating_add(limit).min(self.ranking.len());
@@ -534,6 +542,25 @@ mod tests {
         assert_eq!(behind.apply_change(&change), Err(Behind { board: 1, change_from: 2 }));
         let heartbeat = BoardChange { from: 5, to: 5, standings: vec![] };
         assert_eq!(board_of(&events[..4]).apply_change(&heartbeat), Err(Behind { board: 4, change_from: 5 }));
+    }
+
+    #[test]
+    fn around_a_player_is_centred_on_them_where_the_board_allows() {
+        // Given ten players, p0 first … p9 last, and p10 tied with p9 but reaching it later
+        let mut events: Vec<RecordedEvent> =
+            (0..10).map(|i| awarded(i + 1, &format!("p{i}"), 100 - i as i64, None)).collect();
+        events.push(awarded(11, "p10", 91, None));
+        let board = board_of(&events);
+        let ranks = |player: &str, radius: usize| -> Vec<(u64, String)> {
+            board.around(player, radius).unwrap().iter().map(|r| (r.rank, r.standing.player_id.to_string())).collect()
+        };
+        // Then the middle has radius on each side, the ends fewer, ties break by who reached it first
+        assert_eq!(ranks("p5", 2).iter().map(|r| r.0).collect::<Vec<_>>(), [4, 5, 6, 7, 8]);
+        assert_eq!(ranks("p0", 2).iter().map(|r| r.0).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(ranks("p10", 1), [(10, "p9".to_string()), (11, "p10".to_string())]);
+        assert_eq!(ranks("p9", 0), [(10, "p9".to_string())]);
+        assert!(board.around("nobody", 3).is_none());
+        assert_eq!(board.around("p5", usize::MAX).unwrap().len(), 11);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod anomaly;
 pub mod award;
+pub mod boards;
 pub mod catalog;
 pub mod event;
 pub mod ids;
@@ -16,7 +17,7 @@ pub mod token;
 pub use award::{AwardError, award};
 pub use catalog::{ActionCatalog, CatalogError};
 pub use event::{DecodeError, Event, Moderated, RecordedEvent, RevokedAward, ScoreAwarded, ScoreRevoked};
-pub use ids::{ActionName, DisplayName, IdError, KeyId, Operator, PlayerId, Points, Reason};
+pub use ids::{ActionName, BoardId, DisplayName, IdError, KeyId, Operator, PlayerId, Points, Reason};
 pub use keys::{KeyError, KeySecret, KeySet};
 pub use leaderboard::{Behind, Board, BoardChange, RankKey, Ranked, Standing};
 pub use token::{ActionClaims, TokenError, TokenPolicy, VerifiedToken, mint, mint_for};

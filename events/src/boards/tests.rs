@@ -1,0 +1,341 @@
+use proptest::prelude::*;
+use time::macros::datetime;
+use uuid::Uuid;
+
+use super::*;
+use crate::event::{Moderated, RevokedAward, ScoreRevoked};
+use crate::ids::Points;
+use crate::leaderboard::Board;
+
+fn award(position: u64, player: &str, action: &str, points: i64, at: OffsetDateTime) -> RecordedEvent {
+    RecordedEvent {
+        position,
+        event: Event::ScoreAwarded(ScoreAwarded {
+            event_id: Uuid::now_v7(),
+            action_id: Uuid::new_v4(),
+            player_id: player.parse().unwrap(),
+            display_name: None,
+            action: action.parse().unwrap(),
+            points: Points::new(points).unwrap(),
+            token_issued_at: 0,
+            key_id: "k1".parse().unwrap(),
+            recorded_at: at,
+        }),
+    }
+}
+
+fn moderated(position: u64, player: &str, ban: bool) -> RecordedEvent {
+    let moderated = Moderated::new(
+        Uuid::now_v7(),
+        player.parse().unwrap(),
+        "ops".parse().unwrap(),
+        "testing".parse().unwrap(),
+        OffsetDateTime::UNIX_EPOCH,
+    );
+    let event = if ban { Event::PlayerBanned(moderated) } else { Event::PlayerUnbanned(moderated) };
+    RecordedEvent { position, event }
+}
+
+fn revoke(position: u64, player: &str, award: Option<&RecordedEvent>) -> RecordedEvent {
+    let award = award.map(|recorded| match &recorded.event {
+        Event::ScoreAwarded(a) => RevokedAward { event_id: a.event_id, position: recorded.position, points: a.points },
+        _ => unreachable!("only awards are revoked one by one"),
+    });
+    let event = Event::ScoreRevoked(ScoreRevoked {
+        event_id: Uuid::now_v7(),
+        player_id: player.parse().unwrap(),
+        award,
+        operator: "ops".parse().unwrap(),
+        reason: "testing".parse().unwrap(),
+        recorded_at: OffsetDateTime::UNIX_EPOCH,
+    });
+    RecordedEvent { position, event }
+}
+
+const BOARDS: &str = r#"
+[boards.everything]
+season = "all-time"
+
+[boards.quests]
+actions = ["complete_quest"]
+season = "all-time"
+
+[boards.daily]
+season = "daily"
+
+[boards.weekly]
+actions = ["complete_quest", "win_match"]
+season = "weekly"
+
+[boards.monthly]
+season = "monthly"
+"#;
+
+fn boards() -> Boards {
+    Boards::from_toml(BOARDS).unwrap()
+}
+
+/// The awards of `log` by position: what the store reads for revocations.
+fn awards_of(log: &[RecordedEvent]) -> HashMap<u64, ScoreAwarded> {
+    log.iter()
+        .filter_map(|r| match &r.event {
+            Event::ScoreAwarded(a) => Some((r.position, a.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Folds `log` in batches cut at `cuts` as the projector does: each batch reads the standings
+/// [`reads`] names from what the previous batches wrote.
+fn fold_in_batches(boards: &[BoardDef], log: &[RecordedEvent], cuts: &[usize]) -> BTreeMap<Place, Standing> {
+    let mut cuts: Vec<usize> = cuts.iter().map(|c| (*c).min(log.len())).collect();
+    cuts.extend([0, log.len()]);
+    cuts.sort_unstable();
+    let revoked = awards_of(log);
+    let mut read_model: BTreeMap<Place, Standing> = BTreeMap::new();
+    for batch in cuts.windows(2).map(|w| &log[w[0]..w[1]]) {
+        let wanted = reads(boards, &revoked, batch);
+        let existing: Vec<SeasonStanding> = read_model
+            .iter()
+            .filter(|(place, _)| wanted.places.contains(place) || wanted.players.contains(&place.player_id))
+            .map(|(place, standing)| SeasonStanding {
+                board: place.board.clone(),
+                season: place.season,
+                standing: standing.clone(),
+            })
+            .collect();
+        for standing in fold_seasons(boards, existing, &revoked, batch) {
+            read_model.insert(standing.place(), standing.standing);
+        }
+    }
+    read_model
+}
+
+/// The ranked standings of one season of one board.
+fn season_board(read_model: &BTreeMap<Place, Standing>, board: &str, season: Season) -> Vec<(u64, String, u64)> {
+    let standings = read_model.iter().filter(|(p, _)| p.board.as_str() == board && p.season == season);
+    let board = Board::from_standings(0, standings.map(|(_, s)| s.clone()));
+    board.page(0, usize::MAX).iter().map(|r| (r.rank, r.standing.player_id.to_string(), r.standing.score)).collect()
+}
+
+#[test]
+fn season_ids_are_written_and_read_back() {
+    let at = datetime!(2026-11-23 13:45 UTC);
+    for (kind, id) in [
+        (SeasonKind::AllTime, "all-time"),
+        (SeasonKind::Daily, "2026-11-23"),
+        (SeasonKind::Weekly, "2026-W48"),
+        (SeasonKind::Monthly, "2026-11"),
+    ] {
+        let season = Season::of(kind, at);
+        assert_eq!(season.to_string(), id);
+        assert_eq!(Season::parse(kind, id), Ok(season));
+    }
+}
+
+#[test]
+fn malformed_or_impossible_season_ids_are_refused() {
+    for (kind, id) in [
+        (SeasonKind::Daily, "2026-11-31"),
+        (SeasonKind::Daily, "2026-1-02"),
+        (SeasonKind::Daily, "2026-W48"),
+        (SeasonKind::Daily, "26-11-02"),
+        (SeasonKind::Weekly, "2025-W53"),
+        (SeasonKind::Weekly, "2026-W00"),
+        (SeasonKind::Weekly, "2026-48"),
+        (SeasonKind::Monthly, "2026-13"),
+        (SeasonKind::Monthly, "2026-11-01"),
+        (SeasonKind::Monthly, "+2026-11"),
+        (SeasonKind::AllTime, "2026"),
+        (SeasonKind::Daily, ""),
+    ] {
+        assert!(Season::parse(kind, id).is_err(), "{kind:?} {id}");
+    }
+    assert_eq!(Season::parse(SeasonKind::Weekly, "2026-W53").map(|s| s.to_string()).as_deref(), Ok("2026-W53"));
+}
+
+#[test]
+fn events_either_side_of_a_boundary_land_in_their_own_seasons() {
+    // The last microsecond of a Sunday 31 January and the first of Monday 1 February.
+    let before = datetime!(2027-01-31 23:59:59.999999 UTC);
+    let after = datetime!(2027-02-01 00:00 UTC);
+    assert_eq!(Season::of(SeasonKind::Daily, before).to_string(), "2027-01-31");
+    assert_eq!(Season::of(SeasonKind::Daily, after).to_string(), "2027-02-01");
+    assert_eq!(Season::of(SeasonKind::Weekly, before).to_string(), "2027-W04");
+    assert_eq!(Season::of(SeasonKind::Weekly, after).to_string(), "2027-W05");
+    assert_eq!(Season::of(SeasonKind::Monthly, before).to_string(), "2027-01");
+    assert_eq!(Season::of(SeasonKind::Monthly, after).to_string(), "2027-02");
+    // ISO weeks cross years: 1 January 2027 (a Friday) is in 2026's 53rd week.
+    assert_eq!(Season::of(SeasonKind::Weekly, datetime!(2027-01-01 12:00 UTC)).to_string(), "2026-W53");
+    assert_eq!(Season::of(SeasonKind::Weekly, datetime!(2027-01-04 00:00 UTC)).to_string(), "2027-W01");
+    // Seasons are UTC whatever offset the time carries.
+    assert_eq!(Season::of(SeasonKind::Daily, datetime!(2026-11-24 01:00 +02:00)).to_string(), "2026-11-23");
+}
+
+#[test]
+fn a_season_starts_where_the_previous_ends() {
+    let week = Season::parse(SeasonKind::Weekly, "2026-W53").unwrap();
+    assert_eq!(week.starts_at(), Some(datetime!(2026-12-28 00:00 UTC)));
+    assert_eq!(week.ends_at(), Some(datetime!(2027-01-04 00:00 UTC)));
+    assert_eq!(week.next().map(|s| s.to_string()).as_deref(), Some("2027-W01"));
+    let december = Season::parse(SeasonKind::Monthly, "2026-12").unwrap();
+    assert_eq!(december.ends_at(), Some(datetime!(2027-01-01 00:00 UTC)));
+    let day = Season::parse(SeasonKind::Daily, "2028-02-28").unwrap();
+    assert_eq!(day.next().map(|s| s.to_string()).as_deref(), Some("2028-02-29"));
+    assert_eq!(Season::AllTime.starts_at(), None);
+    assert_eq!(Season::AllTime.ends_at(), None);
+}
+
+#[test]
+fn board_definitions_are_checked() {
+    assert_eq!(Boards::from_toml("").unwrap(), Boards::default());
+    for (text, wanted) in [
+        ("[boards.global]\nseason = \"daily\"\n", "built in"),
+        ("[boards.x]\nactions = []\nseason = \"daily\"\n", "empty"),
+        ("[boards.x]\nseason = \"yearly\"\n", "yearly"),
+        ("[boards.Bad]\nseason = \"daily\"\n", "board id"),
+        ("[boards.x]\nactions = [\"no spaces\"]\nseason = \"daily\"\n", "action name"),
+        ("[boards.x]\nseason = \"daily\"\nreset = true\n", "reset"),
+        ("[boards.x]\n", "season"),
+    ] {
+        let error = Boards::from_toml(text).unwrap_err().to_string();
+        assert!(error.contains(wanted), "{text:?}: {error}");
+    }
+    let boards = boards();
+    assert_eq!(boards.get("quests").unwrap().definition(), "season=all-time;actions=complete_quest");
+    assert_eq!(boards.get("daily").unwrap().definition(), "season=daily;actions=*");
+    assert!(boards.get("nope").is_none());
+}
+
+#[test]
+fn each_board_counts_only_its_actions_in_the_season_of_the_event() {
+    let monday = datetime!(2026-11-23 10:00 UTC);
+    let next_monday = datetime!(2026-11-30 00:00 UTC);
+    let log = [
+        award(1, "ann", "complete_quest", 10, monday),
+        award(2, "bob", "complete_task", 50, monday),
+        award(3, "ann", "win_match", 7, next_monday),
+    ];
+    let read_model = fold_in_batches(boards().named(), &log, &[]);
+    let quests = season_board(&read_model, "quests", Season::AllTime);
+    assert_eq!(quests, [(1, "ann".to_string(), 10)]);
+    let week = |id| season_board(&read_model, "weekly", Season::parse(SeasonKind::Weekly, id).unwrap());
+    assert_eq!(week("2026-W48"), [(1, "ann".to_string(), 10)]);
+    assert_eq!(week("2026-W49"), [(1, "ann".to_string(), 7)]);
+    let everything = season_board(&read_model, "everything", Season::AllTime);
+    assert_eq!(everything, [(1, "bob".to_string(), 50), (2, "ann".to_string(), 17)]);
+    assert_eq!(read_model.keys().filter(|p| p.board.as_str() == "daily").count(), 3);
+}
+
+#[test]
+fn moderation_applies_to_every_board_and_season() {
+    let (day1, day2) = (datetime!(2026-11-23 10:00 UTC), datetime!(2026-11-24 10:00 UTC));
+    let first = award(1, "ann", "complete_quest", 10, day1);
+    let log = vec![
+        first.clone(),
+        award(2, "ann", "complete_quest", 5, day2),
+        award(3, "bob", "complete_quest", 12, day2),
+        revoke(4, "ann", Some(&first)),
+        moderated(5, "bob", true),
+    ];
+    let read_model = fold_in_batches(boards().named(), &log, &[2, 4]);
+    let day = |id| Season::parse(SeasonKind::Daily, id).unwrap();
+    // The revoked award comes off its own day, on every board that counted it
+    assert_eq!(season_board(&read_model, "daily", day("2026-11-23")), [(1, "ann".to_string(), 0)]);
+    assert_eq!(season_board(&read_model, "daily", day("2026-11-24")), [(1, "ann".to_string(), 5)]);
+    assert_eq!(season_board(&read_model, "quests", Season::AllTime), [(1, "ann".to_string(), 5)]);
+    // The ban takes bob off every board
+    assert!(read_model.iter().filter(|(p, _)| p.player_id.as_str() == "bob").all(|(_, s)| s.banned));
+}
+
+/// Logs over four players, three actions, and three weeks, with bans, unbans and revocations.
+fn logs() -> impl Strategy<Value = Vec<RecordedEvent>> {
+    let start = datetime!(2026-11-28 00:00 UTC);
+    proptest::collection::vec((0..4usize, 0..14u8, 1..=50i64, 0..21 * 24i64), 0..70).prop_map(move |entries| {
+        let mut log: Vec<RecordedEvent> = Vec::new();
+        for ((player, kind, points, hours), position) in entries.into_iter().zip(1..) {
+            let player = format!("p{player}");
+            let at = start + time::Duration::hours(hours);
+            let event = match kind {
+                0 => moderated(position, &player, true),
+                1 => moderated(position, &player, false),
+                2 => revoke(position, &player, None),
+                // As the command side allows: an award not taken back yet, by itself or with all.
+                3 => match revocable(&log, &player) {
+                    Some(earlier) => revoke(position, &player, Some(&earlier)),
+                    None => revoke(position, &player, None),
+                },
+                _ => {
+                    let action = ["complete_quest", "win_match", "complete_task"][usize::from(kind % 3)];
+                    award(position, &player, action, points, at)
+                }
+            };
+            log.push(event);
+        }
+        log
+    })
+}
+
+/// The first award of `player` in `log` that was not taken back yet.
+fn revocable(log: &[RecordedEvent], player: &str) -> Option<RecordedEvent> {
+    let since = last_revoked_all(log, player);
+    let revoked = revoked_positions(log);
+    log.iter()
+        .find(|e| {
+            matches!(&e.event, Event::ScoreAwarded(a) if a.player_id.as_str() == player)
+                && e.position > since
+                && !revoked.contains(&e.position)
+        })
+        .cloned()
+}
+
+/// The position of the last revocation of all of `player`'s points (0: none).
+fn last_revoked_all(log: &[RecordedEvent], player: &str) -> u64 {
+    log.iter()
+        .filter(|e| matches!(&e.event, Event::ScoreRevoked(r) if r.award.is_none() && r.player_id.as_str() == player))
+        .map(|e| e.position)
+        .max()
+        .unwrap_or(0)
+}
+
+proptest! {
+    /// A board of every action for all time is `global`, standing for standing.
+    #[test]
+    fn an_all_time_board_of_every_action_is_global(log in logs(), cuts in proptest::collection::vec(0..70usize, 0..6)) {
+        let read_model = fold_in_batches(boards().named(), &log, &cuts);
+        let everything: Vec<Standing> = read_model.iter().filter(|(p, _)| p.board.as_str() == "everything").map(|(_, s)| s.clone()).collect();
+        let global = crate::leaderboard::fold(&log);
+        prop_assert_eq!(everything, global);
+    }
+
+    /// However the log is cut into batches, every season of every board is the same.
+    #[test]
+    fn the_season_fold_is_independent_of_batch_boundaries(log in logs(), cuts in proptest::collection::vec(0..70usize, 0..8)) {
+        let whole = fold_in_batches(boards().named(), &log, &[]);
+        prop_assert_eq!(fold_in_batches(boards().named(), &log, &cuts), whole);
+    }
+
+    /// A season of a board holds exactly the awards of its actions recorded in it, less those
+    /// revoked; moderation aside, its scores are sums over the log.
+    #[test]
+    fn a_season_sums_the_awards_recorded_in_it(log in logs()) {
+        let read_model = fold_in_batches(boards().named(), &log, &[]);
+        let revoked: BTreeSet<u64> = revoked_positions(&log).into_iter().collect();
+        for board in boards().named() {
+            let mut sums: BTreeMap<(Season, &str), u64> = BTreeMap::new();
+            for recorded in &log {
+                let Event::ScoreAwarded(a) = &recorded.event else { continue };
+                let counted = board.counts(&a.action)
+                    && !revoked.contains(&recorded.position)
+                    && recorded.position > last_revoked_all(&log, a.player_id.as_str());
+                if counted {
+                    *sums.entry((board.season_of(a.recorded_at), a.player_id.as_str())).or_default() += u64::from(a.points.get());
+                }
+            }
+            for ((season, player), sum) in sums {
+                let place = Place { board: board.id.clone(), season, player_id: player.parse().unwrap() };
+                prop_assert_eq!(read_model.get(&place).map(|s| s.score), Some(sum), "{} {}", board.id, season);
+            }
+        }
+    }
+}
