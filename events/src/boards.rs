@@ -174,6 +174,27 @@ impl Season {
     }
 }
 
+/// Reads a season id of any kind, telling the kind by its shape (as the read model stores it).
+impl std::str::FromStr for Season {
+    type Err = SeasonError;
+
+    fn from_str(id: &str) -> Result<Self, SeasonError> {
+        let kind = match id.len() {
+            _ if id == "all-time" => SeasonKind::AllTime,
+            _ if id.contains("-W") => SeasonKind::Weekly,
+            7 => SeasonKind::Monthly,
+            _ => SeasonKind::Daily,
+        };
+        Self::parse(kind, id)
+    }
+}
+
+impl Serialize for Season {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 impl fmt::Display for Season {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -15,6 +15,7 @@ pub mod sqlite;
 use std::sync::{Arc, Mutex};
 
 use events::anomaly::{Detector, Flag, Rules};
+use events::boards::{BoardDef, Boards, Reads, Season, SeasonStanding};
 use events::{Board, BoardChange, DecodeError, DisplayName, Event, PlayerId, RecordedEvent, Standing};
 use sqlx::FromRow;
 use time::OffsetDateTime;
@@ -23,6 +24,9 @@ use uuid::Uuid;
 pub use error::StoreError;
 pub use postgres::{PgEventLog, PgLeaderboard, Rebuilt};
 pub use snapshot::{Changed, Snapshot};
+
+/// How many events a transaction of [`LeaderboardStore::build_boards`] folds.
+pub const BOARD_BUILD_BATCH: u32 = 10_000;
 pub use sqlite::{SqliteEventLog, SqliteLeaderboard};
 
 /// An event to append, with the digest of the token claims that caused it (if any).
@@ -179,8 +183,10 @@ pub struct Anchor {
 /// What changed after an [`Anchor`], and the anchor it brings a board to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Changes {
-    /// The new standings, from the anchor's position to the checkpoint.
+    /// The new standings on `global`, from the anchor's position to the checkpoint.
     pub change: BoardChange,
+    /// The new standings on the other boards, in any of their seasons, over the same span.
+    pub seasons: Vec<SeasonStanding>,
     /// The checkpoint and the event there.
     pub anchor: Anchor,
 }
@@ -200,13 +206,38 @@ pub struct Applied {
     pub flagged: Vec<String>,
 }
 
-/// How a read model folds, beyond the standings: when it snapshots, and the anomaly detector
-/// its folds feed (shared by its clones; one projector folds at a time).
+/// Seasons of boards other than `global`, as the read model holds them at its checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seasons {
+    /// The boards ready to serve (folded up to the checkpoint): id → definition
+    /// ([`BoardDef::definition`]). A board being built, or defined otherwise, is not among them.
+    pub ready: std::collections::BTreeMap<String, String>,
+    /// Every standing of the seasons asked for, on the boards ready.
+    pub standings: Vec<SeasonStanding>,
+    /// Where the read model stands.
+    pub anchor: Anchor,
+}
+
+/// What [`LeaderboardStore::build_boards`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BoardsBuilt {
+    /// Boards folded from the log (new, or defined otherwise than before).
+    pub built: Vec<String>,
+    /// Boards dropped: no longer defined.
+    pub dropped: Vec<String>,
+    /// Events folded into the boards built.
+    pub events: u64,
+}
+
+/// How a read model folds, beyond the standings: when it snapshots, the anomaly detector its
+/// folds feed (shared by its clones; one projector folds at a time), and the boards other than
+/// `global` it folds into.
 #[derive(Clone, Debug)]
 pub(crate) struct Folding {
     snapshot_interval: u64,
     rules: Rules,
     detector: Arc<Mutex<Option<Detector>>>,
+    boards: Boards,
 }
 
 impl Default for Folding {
@@ -217,7 +248,11 @@ impl Default for Folding {
 
 impl Folding {
     pub(crate) fn new(snapshot_interval: u64, rules: Rules) -> Self {
-        Self { snapshot_interval: snapshot_interval.max(1), rules, detector: Arc::default() }
+        Self { snapshot_interval: snapshot_interval.max(1), rules, detector: Arc::default(), boards: Boards::default() }
+    }
+
+    pub(crate) fn with_boards(self, boards: Boards) -> Self {
+        Self { boards, ..self }
     }
 
     /// The detector, if it has observed the log exactly up to `position`; `None` when it must
@@ -348,6 +383,113 @@ async fn tell_first_seen(
     Ok(())
 }
 
+#[derive(FromRow)]
+struct SeasonRow {
+    board: String,
+    season: String,
+    #[sqlx(flatten)]
+    standing: StandingRow,
+}
+
+/// The columns of a [`SeasonRow`].
+const SEASON_COLUMNS: &str = "board, season, player_id, display_name, score, reached_at, banned";
+
+impl TryFrom<SeasonRow> for SeasonStanding {
+    type Error = StoreError;
+
+    fn try_from(row: SeasonRow) -> Result<Self, StoreError> {
+        let invalid = || StoreError::InvalidRow(format!("board_standings row {:?} {:?}", row.board, row.season));
+        Ok(SeasonStanding {
+            board: events::BoardId::parse(row.board.as_str()).map_err(|_| invalid())?,
+            season: row.season.parse::<Season>().map_err(|_| invalid())?,
+            standing: Standing::try_from(row.standing)?,
+        })
+    }
+}
+
+fn season_standings_of(rows: Vec<SeasonRow>) -> Result<Vec<SeasonStanding>, StoreError> {
+    rows.into_iter().map(SeasonStanding::try_from).collect()
+}
+
+/// What folding into boards needs of a fold transaction: the SQL of one back end. What it means
+/// is [`fold_boards`]'s.
+trait BoardSql: Send {
+    /// Moves the boards of `boards` whose position is `from` (and whose definition is still the
+    /// one given) to `to`; returns the ids of those moved.
+    fn advance(
+        &mut self,
+        boards: &[BoardDef],
+        from: u64,
+        to: u64,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// The log's events at `positions`.
+    fn read_events(&mut self, positions: &[u64]) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
+
+    /// The standings `reads` names on `boards`.
+    fn read_seasons(
+        &mut self,
+        boards: &[&str],
+        reads: &Reads,
+    ) -> impl Future<Output = Result<Vec<SeasonRow>, StoreError>> + Send;
+
+    /// Writes `standings`, changed by the fold that ends at `to`.
+    fn write_seasons(
+        &mut self,
+        standings: &[SeasonStanding],
+        to: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Folds `events` (the log's `(from, to]`) into those of `boards` at position `from`, and moves
+/// them to `to`.
+async fn fold_boards(
+    sql: &mut impl BoardSql,
+    boards: &[BoardDef],
+    from: u64,
+    to: u64,
+    events: &[RecordedEvent],
+) -> Result<(), StoreError> {
+    if boards.is_empty() || to == from {
+        return Ok(());
+    }
+    let advanced = sql.advance(boards, from, to).await?;
+    let boards: Vec<BoardDef> =
+        boards.iter().filter(|b| advanced.iter().any(|id| id == b.id.as_str())).cloned().collect();
+    if boards.is_empty() {
+        return Ok(());
+    }
+    let positions = events::boards::revoked_positions(events);
+    let mut revoked = std::collections::HashMap::new();
+    if !positions.is_empty() {
+        for stored in sql.read_events(&positions).await? {
+            if let Event::ScoreAwarded(award) = stored.decoded()?.event {
+                revoked.insert(stored.position, award);
+            }
+        }
+    }
+    let reads = events::boards::reads(&boards, &revoked, events);
+    let ids: Vec<&str> = boards.iter().map(|b| b.id.as_str()).collect();
+    let existing = season_standings_of(sql.read_seasons(&ids, &reads).await?)?;
+    let standings = events::boards::fold_seasons(&boards, existing, &revoked, events);
+    sql.write_seasons(&standings, to).await
+}
+
+/// Which kept boards (`kept`: id and definition, as the read model holds them) to drop, and which
+/// of `boards` to add and build from the log: a board whose definition changed is both.
+fn board_plan(kept: &[(String, String)], boards: &Boards) -> (Vec<String>, Vec<BoardDef>) {
+    let defined =
+        |id: &str, definition: &str| boards.named().iter().any(|b| b.id.as_str() == id && b.definition() == definition);
+    let drop = kept.iter().filter(|(id, definition)| !defined(id, definition)).map(|(id, _)| id.clone()).collect();
+    let add = boards
+        .named()
+        .iter()
+        .filter(|b| !kept.iter().any(|(id, definition)| id == b.id.as_str() && *definition == b.definition()))
+        .cloned()
+        .collect();
+    (drop, add)
+}
+
 /// The event log: the source of truth.
 ///
 /// Positions are dense (1, 2, 3 … without gaps) and become visible in order, so a reader
@@ -444,6 +586,15 @@ pub trait LeaderboardStore: Clone + Send + Sync + 'static {
     /// The whole board as of its checkpoint, read from one consistent snapshot, and where it
     /// stands.
     fn load(&self) -> impl Future<Output = Result<(Board, Anchor), StoreError>> + Send;
+
+    /// The seasons `wanted` of boards other than `global`, read from one consistent snapshot.
+    fn load_seasons(&self, wanted: &[(String, Season)]) -> impl Future<Output = Result<Seasons, StoreError>> + Send;
+
+    /// Makes the boards of the read model those it was given (see `folding`): drops the boards no
+    /// longer defined, and builds the new ones (and those defined otherwise than before) from the
+    /// whole log, `batch` events a transaction, while folding goes on; once they are all folded
+    /// up to the checkpoint, bumps the generation so that query services load them.
+    fn build_boards(&self, batch: u32) -> impl Future<Output = Result<BoardsBuilt, StoreError>> + Send;
 
     /// The latest snapshot of the fold at or before `position` (see [`snapshot`]), if any.
     fn snapshot_before(&self, position: u64) -> impl Future<Output = Result<Option<Snapshot>, StoreError>> + Send;
@@ -591,9 +742,14 @@ impl StandsRow {
 }
 
 /// What the rows changed after `since` make, read with the checkpoint and the event there.
-fn changes_from_rows(since: Anchor, to: Anchor, rows: Vec<StandingRow>) -> Result<Changes, StoreError> {
+fn changes_from_rows(
+    since: Anchor,
+    to: Anchor,
+    rows: Vec<StandingRow>,
+    seasons: Vec<SeasonRow>,
+) -> Result<Changes, StoreError> {
     let change = BoardChange { from: since.position, to: to.position, standings: standings_of(rows)? };
-    Ok(Changes { change, anchor: to })
+    Ok(Changes { change, seasons: season_standings_of(seasons)?, anchor: to })
 }
 
 /// The events of `run` (read from the log), decoded, and the players they touch.

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use events::anomaly::{Flag, Rules};
+use events::boards::{BoardDef, Boards, Reads, Season, SeasonStanding};
 use events::{Board, DisplayName};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -13,10 +14,11 @@ use uuid::Uuid;
 
 use crate::plan::{self, Attempt, Originals};
 use crate::{
-    Anchor, AppendOutcome, Applied, Changed, ChangedRow, Changes, Checkpoint, CheckpointRow, Claim, EventRow,
-    EventStore, FirstSeenRow, FlagRow, FlagSql, Folding, KeptSigner, LeaderboardStore, NewEvent, STANDING_COLUMNS,
-    Snapshot, SnapshotRow, StandingRow, StandsRow, StoreError, StoredEvent, board_from_rows, changes_from_rows,
-    decode_run, folded_onto, from_db, snapshot, standings_of, to_db,
+    Anchor, AppendOutcome, Applied, BoardSql, BoardsBuilt, Changed, ChangedRow, Changes, Checkpoint, CheckpointRow,
+    Claim, EventRow, EventStore, FirstSeenRow, FlagRow, FlagSql, Folding, KeptSigner, LeaderboardStore, NewEvent,
+    SEASON_COLUMNS, STANDING_COLUMNS, SeasonRow, Seasons, Snapshot, SnapshotRow, StandingRow, StandsRow, StoreError,
+    StoredEvent, board_from_rows, board_plan, changes_from_rows, decode_run, fold_boards, folded_onto, from_db,
+    season_standings_of, snapshot, standings_of, to_db,
 };
 
 /// The PostgreSQL schema: event log, read model, checkpoints.
@@ -435,7 +437,12 @@ impl PgLeaderboard {
 
     /// The same, snapshotting every `snapshot_interval` positions and flagging by `rules`.
     pub fn folding(self, snapshot_interval: u64, rules: Rules) -> Self {
-        Self { folding: Folding::new(snapshot_interval, rules), ..self }
+        Self { folding: Folding::new(snapshot_interval, rules).with_boards(self.folding.boards), ..self }
+    }
+
+    /// The same, folding into `boards` too (see [`LeaderboardStore::build_boards`]).
+    pub fn boards(self, boards: Boards) -> Self {
+        Self { folding: self.folding.with_boards(boards), ..self }
     }
 }
 
@@ -573,8 +580,14 @@ impl LeaderboardStore for PgLeaderboard {
         .bind(to_db(since.position))
         .fetch_all(&mut *tx)
         .await?;
+        let seasons: Vec<SeasonRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {SEASON_COLUMNS} FROM board_standings WHERE changed_at > $1"
+        )))
+        .bind(to_db(since.position))
+        .fetch_all(&mut *tx)
+        .await?;
         tx.commit().await?;
-        changes_from_rows(since, to, rows).map(Some)
+        changes_from_rows(since, to, rows, seasons).map(Some)
     }
 
     async fn load(&self) -> Result<(Board, Anchor), StoreError> {
@@ -591,6 +604,84 @@ impl LeaderboardStore for PgLeaderboard {
                 .await?;
         tx.commit().await?;
         board_from_rows(position, generation, rows)
+    }
+
+    async fn load_seasons(&self, wanted: &[(String, Season)]) -> Result<Seasons, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
+        let (position, generation): (i64, i64) =
+            sqlx::query_as("SELECT position, generation FROM projection_checkpoints WHERE projection = $1")
+                .bind(PROJECTION)
+                .fetch_one(&mut *tx)
+                .await?;
+        let ready: Vec<(String, String)> = sqlx::query_as("SELECT board, definition FROM boards WHERE position = $1")
+            .bind(position)
+            .fetch_all(&mut *tx)
+            .await?;
+        let rows: Vec<SeasonRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {SEASON_COLUMNS} FROM board_standings \
+             WHERE (board, season) IN (SELECT * FROM unnest($1::text[], $2::text[])) \
+               AND board IN (SELECT board FROM boards WHERE position = $3)"
+        )))
+        .bind(wanted.iter().map(|(board, _)| board.as_str()).collect::<Vec<_>>())
+        .bind(wanted.iter().map(|(_, season)| season.to_string()).collect::<Vec<_>>())
+        .bind(position)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let anchor = Anchor { position: from_db(position), event_id: None, generation: from_db(generation) };
+        Ok(Seasons { ready: ready.into_iter().collect(), standings: season_standings_of(rows)?, anchor })
+    }
+
+    async fn build_boards(&self, batch: u32) -> Result<BoardsBuilt, StoreError> {
+        let mut built = BoardsBuilt::default();
+        let mut tx = self.pool.begin().await?;
+        lock_checkpoint(&mut tx, PROJECTION).await?;
+        let kept: Vec<(String, String)> =
+            sqlx::query_as("SELECT board, definition FROM boards ORDER BY board").fetch_all(&mut *tx).await?;
+        let (drop, add) = board_plan(&kept, &self.folding.boards);
+        for id in &drop {
+            sqlx::query("DELETE FROM boards WHERE board = $1").bind(id).execute(&mut *tx).await?;
+        }
+        for board in &add {
+            sqlx::query("INSERT INTO boards (board, definition) VALUES ($1, $2)")
+                .bind(board.id.as_str())
+                .bind(board.definition())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        built.dropped = drop;
+        for board in add {
+            loop {
+                let mut tx = self.pool.begin().await?;
+                let checkpoint = lock_checkpoint(&mut tx, PROJECTION).await?;
+                let position: i64 = sqlx::query_scalar("SELECT position FROM boards WHERE board = $1 FOR UPDATE")
+                    .bind(board.id.as_str())
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let from = from_db(position);
+                if from >= checkpoint {
+                    tx.commit().await?;
+                    break;
+                }
+                let run = read_log(&mut tx, from, checkpoint.min(from + u64::from(batch.max(1)))).await?;
+                let (events, _) = decode_run(&run)?;
+                let to = from + run.len() as u64;
+                fold_boards(&mut *tx, std::slice::from_ref(&board), from, to, &events).await?;
+                tx.commit().await?;
+                built.events += run.len() as u64;
+                tracing::info!(board = %board.id, position = to, checkpoint, "building board");
+            }
+            built.built.push(board.id.to_string());
+        }
+        if !built.built.is_empty() || !built.dropped.is_empty() {
+            sqlx::query("UPDATE projection_checkpoints SET generation = generation + 1 WHERE projection = $1")
+                .bind(PROJECTION)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(built)
     }
 
     async fn snapshot_before(&self, position: u64) -> Result<Option<Snapshot>, StoreError> {
@@ -708,6 +799,9 @@ async fn fold_run(
     .bind(snapshot::encode(standings))
     .execute(&mut **tx)
     .await?;
+    if tables.projection == LIVE.projection {
+        fold_boards(&mut **tx, folding.boards.named(), from, to, &events).await?;
+    }
     let flagged = folding.flag(&mut PgFlagSql { tx: &mut *tx, table: tables.flags }, from, &events).await?;
     if snapshot::due(from, to, folding.snapshot_interval) {
         take_snapshot(tx, tables, to).await?;
@@ -763,6 +857,72 @@ impl FlagSql for PgFlagSql<'_, '_> {
         .bind(flags.iter().map(|f| serde_json::to_string(&f.events).expect("positions serialise")).collect::<Vec<_>>())
         .bind(flags.iter().map(|f| f.flagged_at).collect::<Vec<_>>())
         .execute(&mut **self.tx)
+        .await?;
+        Ok(())
+    }
+}
+
+impl BoardSql for PgConnection {
+    async fn advance(&mut self, boards: &[BoardDef], from: u64, to: u64) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "UPDATE boards b SET position = $4 FROM unnest($1::text[], $2::text[]) AS c(board, definition) \
+             WHERE b.board = c.board AND b.definition = c.definition AND b.position = $3 RETURNING b.board",
+        )
+        .bind(boards.iter().map(|b| b.id.as_str()).collect::<Vec<_>>())
+        .bind(boards.iter().map(BoardDef::definition).collect::<Vec<_>>())
+        .bind(to_db(from))
+        .bind(to_db(to))
+        .fetch_all(&mut *self)
+        .await?)
+    }
+
+    async fn read_events(&mut self, positions: &[u64]) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows: Vec<EventRow> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT_EVENT} WHERE position = ANY($1)")))
+                .bind(positions.iter().map(|p| to_db(*p)).collect::<Vec<_>>())
+                .fetch_all(&mut *self)
+                .await?;
+        Ok(rows.into_iter().map(StoredEvent::from).collect())
+    }
+
+    async fn read_seasons(&mut self, boards: &[&str], reads: &Reads) -> Result<Vec<SeasonRow>, StoreError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {SEASON_COLUMNS} FROM board_standings \
+             WHERE (board, season, player_id) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[])) \
+             UNION \
+             SELECT {SEASON_COLUMNS} FROM board_standings WHERE player_id = ANY($4) AND board = ANY($5)"
+        )))
+        .bind(reads.places.iter().map(|p| p.board.as_str()).collect::<Vec<_>>())
+        .bind(reads.places.iter().map(|p| p.season.to_string()).collect::<Vec<_>>())
+        .bind(reads.places.iter().map(|p| p.player_id.as_str()).collect::<Vec<_>>())
+        .bind(reads.players.iter().map(|p| p.as_str()).collect::<Vec<_>>())
+        .bind(boards)
+        .fetch_all(&mut *self)
+        .await?)
+    }
+
+    async fn write_seasons(&mut self, standings: &[SeasonStanding], to: u64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO board_standings \
+                 (board, season, player_id, display_name, score, reached_at, banned, changed_at) \
+             SELECT *, $8 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], \
+                                       $7::boolean[]) \
+             ON CONFLICT (board, season, player_id) DO UPDATE SET \
+                 score = EXCLUDED.score, \
+                 reached_at = EXCLUDED.reached_at, \
+                 display_name = EXCLUDED.display_name, \
+                 banned = EXCLUDED.banned, \
+                 changed_at = EXCLUDED.changed_at",
+        )
+        .bind(standings.iter().map(|s| s.board.as_str()).collect::<Vec<_>>())
+        .bind(standings.iter().map(|s| s.season.to_string()).collect::<Vec<_>>())
+        .bind(standings.iter().map(|s| s.standing.player_id.as_str()).collect::<Vec<_>>())
+        .bind(standings.iter().map(|s| s.standing.name.as_ref().map(DisplayName::as_str)).collect::<Vec<_>>())
+        .bind(standings.iter().map(|s| to_db(s.standing.score)).collect::<Vec<_>>())
+        .bind(standings.iter().map(|s| to_db(s.standing.reached_at)).collect::<Vec<_>>())
+        .bind(standings.iter().map(|s| s.standing.banned).collect::<Vec<_>>())
+        .bind(to_db(to))
+        .execute(&mut *self)
         .await?;
         Ok(())
     }

@@ -10,6 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
+use events::boards::{BoardDef, Boards, Reads, Season, SeasonStanding};
 use events::{Board, DisplayName};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
@@ -18,10 +19,11 @@ use uuid::Uuid;
 
 use crate::plan::{self, Attempt, Originals};
 use crate::{
-    Anchor, AppendOutcome, Applied, Changed, ChangedRow, Changes, Checkpoint, CheckpointRow, Claim, EventRow,
-    EventStore, FirstSeenRow, FlagRow, FlagSql, Folding, KeptSigner, LeaderboardStore, NewEvent, STANDING_COLUMNS,
-    Snapshot, SnapshotRow, StandingRow, StandsRow, StoreError, StoredEvent, board_from_rows, changes_from_rows,
-    decode_run, folded_onto, from_db, snapshot, standings_of, to_db,
+    Anchor, AppendOutcome, Applied, BoardSql, BoardsBuilt, Changed, ChangedRow, Changes, Checkpoint, CheckpointRow,
+    Claim, EventRow, EventStore, FirstSeenRow, FlagRow, FlagSql, Folding, KeptSigner, LeaderboardStore, NewEvent,
+    SEASON_COLUMNS, STANDING_COLUMNS, SeasonRow, Seasons, Snapshot, SnapshotRow, StandingRow, StandsRow, StoreError,
+    StoredEvent, board_from_rows, board_plan, changes_from_rows, decode_run, fold_boards, folded_onto, from_db,
+    season_standings_of, snapshot, standings_of, to_db,
 };
 use events::anomaly::{Flag, Rules};
 
@@ -363,7 +365,12 @@ impl SqliteLeaderboard {
     /// The same read model, snapshotting every `snapshot_interval` positions and flagging by
     /// `rules`.
     pub fn folding(self, snapshot_interval: u64, rules: Rules) -> Self {
-        Self { folding: Folding::new(snapshot_interval, rules), ..self }
+        Self { folding: Folding::new(snapshot_interval, rules).with_boards(self.folding.boards), ..self }
+    }
+
+    /// The same, folding into `boards` too (see [`LeaderboardStore::build_boards`]).
+    pub fn boards(self, boards: Boards) -> Self {
+        Self { folding: self.folding.with_boards(boards), ..self }
     }
 }
 
@@ -416,8 +423,14 @@ impl LeaderboardStore for SqliteLeaderboard {
         .bind(to_db(since.position))
         .fetch_all(&mut *tx)
         .await?;
+        let seasons: Vec<SeasonRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {SEASON_COLUMNS} FROM board_standings WHERE changed_at > ?"
+        )))
+        .bind(to_db(since.position))
+        .fetch_all(&mut *tx)
+        .await?;
         tx.commit().await?;
-        changes_from_rows(since, to, rows).map(Some)
+        changes_from_rows(since, to, rows, seasons).map(Some)
     }
 
     async fn load(&self) -> Result<(Board, Anchor), StoreError> {
@@ -433,6 +446,84 @@ impl LeaderboardStore for SqliteLeaderboard {
                 .await?;
         tx.commit().await?;
         board_from_rows(position, generation, rows)
+    }
+
+    async fn load_seasons(&self, wanted: &[(String, Season)]) -> Result<Seasons, StoreError> {
+        let mut tx = self.pools.read.begin().await?;
+        let (position, generation): (i64, i64) =
+            sqlx::query_as("SELECT position, generation FROM projection_checkpoints WHERE projection = ?")
+                .bind(PROJECTION)
+                .fetch_one(&mut *tx)
+                .await?;
+        let ready: Vec<(String, String)> = sqlx::query_as("SELECT board, definition FROM boards WHERE position = ?")
+            .bind(position)
+            .fetch_all(&mut *tx)
+            .await?;
+        let wanted: Vec<(&str, String)> =
+            wanted.iter().map(|(board, season)| (board.as_str(), season.to_string())).collect();
+        let rows: Vec<SeasonRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {SEASON_COLUMNS} FROM json_each(?1) AS w JOIN board_standings \
+                 ON board = json_extract(w.value, '$[0]') AND season = json_extract(w.value, '$[1]') \
+             WHERE board IN (SELECT board FROM boards WHERE position = ?2)"
+        )))
+        .bind(serde_json::to_string(&wanted).expect("strings serialise"))
+        .bind(position)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let anchor = Anchor { position: from_db(position), event_id: None, generation: from_db(generation) };
+        Ok(Seasons { ready: ready.into_iter().collect(), standings: season_standings_of(rows)?, anchor })
+    }
+
+    async fn build_boards(&self, batch: u32) -> Result<BoardsBuilt, StoreError> {
+        let mut built = BoardsBuilt::default();
+        let mut tx = self.pools.write.begin_with("BEGIN IMMEDIATE").await?;
+        let kept: Vec<(String, String)> =
+            sqlx::query_as("SELECT board, definition FROM boards ORDER BY board").fetch_all(&mut *tx).await?;
+        let (drop, add) = board_plan(&kept, &self.folding.boards);
+        for id in &drop {
+            sqlx::query("DELETE FROM board_standings WHERE board = ?").bind(id).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM boards WHERE board = ?").bind(id).execute(&mut *tx).await?;
+        }
+        for board in &add {
+            sqlx::query("INSERT INTO boards (board, definition) VALUES (?, ?)")
+                .bind(board.id.as_str())
+                .bind(board.definition())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        built.dropped = drop;
+        for board in add {
+            loop {
+                let mut tx = self.pools.write.begin_with("BEGIN IMMEDIATE").await?;
+                let checkpoint = from_db(read_checkpoint(&mut tx).await?);
+                let position: i64 = sqlx::query_scalar("SELECT position FROM boards WHERE board = ?")
+                    .bind(board.id.as_str())
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let from = from_db(position);
+                if from >= checkpoint {
+                    tx.commit().await?;
+                    break;
+                }
+                let run = read_log(&mut tx, from, checkpoint.min(from + u64::from(batch.max(1)))).await?;
+                let (events, _) = decode_run(&run)?;
+                let to = from + run.len() as u64;
+                fold_boards(&mut *tx, std::slice::from_ref(&board), from, to, &events).await?;
+                tx.commit().await?;
+                built.events += run.len() as u64;
+                tracing::info!(board = %board.id, position = to, checkpoint, "building board");
+            }
+            built.built.push(board.id.to_string());
+        }
+        if !built.built.is_empty() || !built.dropped.is_empty() {
+            sqlx::query("UPDATE projection_checkpoints SET generation = generation + 1 WHERE projection = ?")
+                .bind(PROJECTION)
+                .execute(&self.pools.write)
+                .await?;
+        }
+        Ok(built)
     }
 
     async fn snapshot_before(&self, position: u64) -> Result<Option<Snapshot>, StoreError> {
@@ -529,6 +620,7 @@ async fn fold_run(
     .bind(snapshot::encode(standings))
     .execute(&mut *connection)
     .await?;
+    fold_boards(&mut *connection, folding.boards.named(), from, to, &events).await?;
     let flagged = folding.flag(connection, from, &events).await?;
     if snapshot::due(from, to, folding.snapshot_interval) {
         take_snapshot(connection, to).await?;
@@ -576,6 +668,81 @@ impl FlagSql for SqliteConnection {
             .bind(flag.player_id.as_str())
             .bind(serde_json::to_string(&flag.events).expect("positions serialise"))
             .bind(flag.flagged_at)
+            .execute(&mut *self)
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+impl BoardSql for SqliteConnection {
+    async fn advance(&mut self, boards: &[BoardDef], from: u64, to: u64) -> Result<Vec<String>, StoreError> {
+        let mut advanced = Vec::new();
+        for board in boards {
+            let moved: Option<String> = sqlx::query_scalar(
+                "UPDATE boards SET position = ? WHERE board = ? AND definition = ? AND position = ? RETURNING board",
+            )
+            .bind(to_db(to))
+            .bind(board.id.as_str())
+            .bind(board.definition())
+            .bind(to_db(from))
+            .fetch_optional(&mut *self)
+            .await?;
+            advanced.extend(moved);
+        }
+        Ok(advanced)
+    }
+
+    async fn read_events(&mut self, positions: &[u64]) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows: Vec<EventRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "{SELECT_EVENT} WHERE position IN (SELECT value FROM json_each(?))"
+        )))
+        .bind(serde_json::to_string(positions).expect("numbers serialise"))
+        .fetch_all(&mut *self)
+        .await?;
+        Ok(rows.into_iter().map(StoredEvent::from).collect())
+    }
+
+    async fn read_seasons(&mut self, boards: &[&str], reads: &Reads) -> Result<Vec<SeasonRow>, StoreError> {
+        let places: Vec<(&str, String, &str)> =
+            reads.places.iter().map(|p| (p.board.as_str(), p.season.to_string(), p.player_id.as_str())).collect();
+        let players: Vec<&str> = reads.players.iter().map(|p| p.as_str()).collect();
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {SEASON_COLUMNS} FROM json_each(?1) AS w JOIN board_standings \
+                 ON board = json_extract(w.value, '$[0]') AND season = json_extract(w.value, '$[1]') \
+                AND player_id = json_extract(w.value, '$[2]') \
+             UNION \
+             SELECT {SEASON_COLUMNS} FROM board_standings \
+             WHERE player_id IN (SELECT value FROM json_each(?2)) AND board IN (SELECT value FROM json_each(?3))"
+        )))
+        .bind(serde_json::to_string(&places).expect("strings serialise"))
+        .bind(serde_json::to_string(&players).expect("strings serialise"))
+        .bind(serde_json::to_string(boards).expect("strings serialise"))
+        .fetch_all(&mut *self)
+        .await?)
+    }
+
+    async fn write_seasons(&mut self, standings: &[SeasonStanding], to: u64) -> Result<(), StoreError> {
+        for s in standings {
+            sqlx::query(
+                "INSERT INTO board_standings \
+                     (board, season, player_id, display_name, score, reached_at, banned, changed_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (board, season, player_id) DO UPDATE SET \
+                     score = excluded.score, \
+                     reached_at = excluded.reached_at, \
+                     display_name = excluded.display_name, \
+                     banned = excluded.banned, \
+                     changed_at = excluded.changed_at",
+            )
+            .bind(s.board.as_str())
+            .bind(s.season.to_string())
+            .bind(s.standing.player_id.as_str())
+            .bind(s.standing.name.as_ref().map(DisplayName::as_str))
+            .bind(to_db(s.standing.score))
+            .bind(to_db(s.standing.reached_at))
+            .bind(s.standing.banned)
+            .bind(to_db(to))
             .execute(&mut *self)
             .await?;
         }

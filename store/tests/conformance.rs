@@ -21,6 +21,9 @@ trait Backend {
 
     /// `read_model`, snapshotting every `interval` positions and flagging by `rules`.
     fn folding(read_model: Self::ReadModel, interval: u64, rules: events::anomaly::Rules) -> Self::ReadModel;
+
+    /// `read_model`, folding into `boards` too.
+    fn boards(read_model: Self::ReadModel, boards: events::boards::Boards) -> Self::ReadModel;
 }
 
 struct Postgres(testkit::TestDb);
@@ -54,6 +57,10 @@ impl Backend for Postgres {
     fn folding(read_model: Self::ReadModel, interval: u64, rules: events::anomaly::Rules) -> Self::ReadModel {
         read_model.folding(interval, rules)
     }
+
+    fn boards(read_model: Self::ReadModel, boards: events::boards::Boards) -> Self::ReadModel {
+        read_model.boards(boards)
+    }
 }
 
 struct Sqlite(tempfile::TempDir);
@@ -86,6 +93,10 @@ impl Backend for Sqlite {
 
     fn folding(read_model: Self::ReadModel, interval: u64, rules: events::anomaly::Rules) -> Self::ReadModel {
         read_model.folding(interval, rules)
+    }
+
+    fn boards(read_model: Self::ReadModel, boards: events::boards::Boards) -> Self::ReadModel {
+        read_model.boards(boards)
     }
 }
 
@@ -285,7 +296,7 @@ async fn changes_since_a_position_are_what_the_folds_after_it_touched(backend: i
 
     let at_two = log.read_after(1, 1).await.unwrap()[0].event_id;
     let since = Anchor { position: 2, event_id: Some(at_two), generation: 0 };
-    let Changes { change, anchor } = read_model.changes_since(since).await.unwrap().unwrap();
+    let Changes { change, anchor, .. } = read_model.changes_since(since).await.unwrap().unwrap();
     let mut touched: Vec<(String, u64)> = change.standings.iter().map(|s| (s.player_id.to_string(), s.score)).collect();
     touched.sort();
     assert_eq!((change.from, change.to), (2, 4));
@@ -537,6 +548,131 @@ async fn a_burst_is_flagged_once_whatever_restarts_the_detector<B: Backend>(back
     assert_eq!(flags[0].flagged_at, start + time::Duration::seconds(7));
 }
 
+/// Every standing of `seasons` of the read model's boards, against the same seasons folded from
+/// the whole log by `events::boards`.
+async fn seasons_and_their_fold<B: Backend>(
+    log: &B::Log,
+    read_model: &B::ReadModel,
+    boards: &events::boards::Boards,
+    seasons: &[(&str, &str)],
+) -> (BTreeMap<events::boards::Place, events::Standing>, BTreeMap<events::boards::Place, events::Standing>) {
+    use events::boards::{Season, SeasonStanding};
+    let wanted: Vec<(String, Season)> =
+        seasons.iter().map(|(board, season)| (board.to_string(), season.parse().unwrap())).collect();
+    let loaded = read_model.load_seasons(&wanted).await.unwrap();
+    let log: Vec<RecordedEvent> =
+        log.read_after(0, 10_000).await.unwrap().iter().map(|e| e.decode().unwrap()).collect();
+    let awards = log
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::ScoreAwarded(a) => Some((r.position, a.clone())),
+            _ => None,
+        })
+        .collect();
+    let folded = events::boards::fold_seasons(boards.named(), [], &awards, &log);
+    let keyed = |standings: Vec<SeasonStanding>| -> BTreeMap<_, _> {
+        standings
+            .into_iter()
+            .filter(|s| wanted.iter().any(|(b, season)| b == s.board.as_str() && *season == s.season))
+            .map(|s| (s.place(), s.standing))
+            .collect()
+    };
+    (keyed(loaded.standings), keyed(folded))
+}
+
+async fn boards_fold_with_global_and_a_board_added_later_is_built_from_the_log<B: Backend>(backend: B) {
+    use events::boards::Boards;
+    // Given awards either side of the ISO week boundary of Monday 30 November 2026, of two actions
+    let (log, _) = backend.open().await;
+    let sunday = time::macros::datetime!(2026-11-29 23:59:59.999999 UTC);
+    let monday = time::macros::datetime!(2026-11-30 00:00 UTC);
+    let award = |player: &str, action: &str, points: i64, at: time::OffsetDateTime| {
+        let mut new = awarded(player, Uuid::new_v4(), points);
+        let Event::ScoreAwarded(event) = &mut new.event else { unreachable!() };
+        event.action = action.parse().unwrap();
+        event.recorded_at = at;
+        new
+    };
+    let first = award("ann", "complete_quest", 10, sunday);
+    log.append(&[first.clone(), award("bob", "complete_task", 30, sunday), award("ann", "complete_quest", 4, monday)])
+        .await
+        .unwrap();
+    // And a read model folding two boards, built from what the log held, then folding on
+    let boards = Boards::from_toml(
+        "[boards.weekly]\nseason = \"weekly\"\n[boards.quests]\nactions = [\"complete_quest\"]\nseason = \"all-time\"\n",
+    )
+    .unwrap();
+    let (_, read_model) = backend.open().await;
+    let read_model = B::boards(read_model, boards.clone());
+    read_model.fold_next(2).await.unwrap();
+    let built = read_model.build_boards(1).await.unwrap();
+    assert_eq!((built.built, built.events), (vec!["quests".to_string(), "weekly".to_string()], 4));
+    log.append(&[
+        award("cid", "complete_quest", 7, monday),
+        revocation("ann", Some((&first, 1))),
+        moderation("bob", true),
+    ])
+    .await
+    .unwrap();
+    while read_model.fold_next(2).await.unwrap().to < 6 {}
+    // Then each board and season holds what the fold of the whole log gives, nothing more
+    let seasons = [("weekly", "2026-W48"), ("weekly", "2026-W49"), ("quests", "all-time")];
+    let (loaded, folded) = seasons_and_their_fold::<B>(&log, &read_model, &boards, &seasons).await;
+    assert_eq!(loaded, folded);
+    let scores: Vec<(&str, &str, u64, bool)> =
+        loaded.iter().map(|(p, s)| (p.board.as_str(), p.player_id.as_str(), s.score, s.banned)).collect();
+    assert_eq!(
+        scores,
+        [
+            ("quests", "ann", 4, false),
+            // Banned, on every all-time board as on `global`, though he never scored on it
+            ("quests", "bob", 0, true),
+            ("quests", "cid", 7, false),
+            ("weekly", "ann", 0, false),
+            ("weekly", "bob", 30, true),
+            ("weekly", "ann", 4, false),
+            ("weekly", "cid", 7, false),
+        ]
+    );
+    let ready = read_model.load_seasons(&[]).await.unwrap().ready;
+    assert_eq!(ready.keys().map(String::as_str).collect::<Vec<_>>(), ["quests", "weekly"]);
+    // When the read model restarts with `everything` added and `quests` counting another action
+    let generation = read_model.load().await.unwrap().1.generation;
+    let boards = Boards::from_toml(
+        "[boards.weekly]\nseason = \"weekly\"\n[boards.quests]\nactions = [\"complete_quest\", \"win\"]\n\
+         season = \"all-time\"\n[boards.everything]\nseason = \"all-time\"\n",
+    )
+    .unwrap();
+    let (_, read_model) = backend.open().await;
+    let read_model = B::boards(read_model, boards.clone());
+    let built = read_model.build_boards(4).await.unwrap();
+    // Then those two are built again from the whole log, the other is left as it is, and query
+    // services are told to reload
+    assert_eq!(
+        (built.built, built.dropped, built.events),
+        (vec!["everything".into(), "quests".into()], vec!["quests".into()], 12)
+    );
+    assert_eq!(read_model.load().await.unwrap().1.generation, generation + 1);
+    let seasons = [("everything", "all-time"), ("quests", "all-time"), ("weekly", "2026-W49")];
+    let (loaded, folded) = seasons_and_their_fold::<B>(&log, &read_model, &boards, &seasons).await;
+    assert_eq!(loaded, folded);
+    // And `everything` is `global`, standing for standing
+    let global: Vec<events::Standing> = ranking(&read_model.load().await.unwrap().0).into_values().collect();
+    let mut everything: Vec<events::Standing> =
+        loaded.into_iter().filter(|(p, s)| p.board.as_str() == "everything" && !s.banned).map(|(_, s)| s).collect();
+    everything.sort_by(events::Standing::rank_cmp);
+    assert_eq!(everything, global);
+    // And what the next fold changes reaches query services with `global`'s changes
+    let (_, anchor) = read_model.load().await.unwrap();
+    log.append(&[award("dee", "win", 3, monday)]).await.unwrap();
+    read_model.fold_next(10).await.unwrap();
+    let Changes { seasons, .. } = read_model.changes_since(anchor).await.unwrap().unwrap();
+    let mut changed: Vec<String> =
+        seasons.iter().map(|s| format!("{} {} {}", s.board, s.season, s.standing.player_id)).collect();
+    changed.sort();
+    assert_eq!(changed, ["everything all-time dee", "quests all-time dee", "weekly 2026-W49 dee"]);
+}
+
 macro_rules! conformance {
     ($module:ident, $backend:ident: $($case:ident),+ $(,)?) => {
         mod $module {
@@ -568,6 +704,7 @@ macro_rules! every_case {
             the_merkle_tree_grows_with_the_log_in_every_append,
             the_fold_is_snapshotted_each_time_it_crosses_the_interval,
             a_burst_is_flagged_once_whatever_restarts_the_detector,
+            boards_fold_with_global_and_a_board_added_later_is_built_from_the_log,
         );
     };
 }

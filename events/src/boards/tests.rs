@@ -130,6 +130,7 @@ fn season_ids_are_written_and_read_back() {
         let season = Season::of(kind, at);
         assert_eq!(season.to_string(), id);
         assert_eq!(Season::parse(kind, id), Ok(season));
+        assert_eq!(id.parse::<Season>(), Ok(season));
     }
 }
 
