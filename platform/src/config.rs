@@ -16,6 +16,25 @@ pub struct DatabaseConfig {
     pub pool: PoolConfig,
 }
 
+/// The boards other than `global` (see `config/boards.example.toml`). The projector folds
+/// them and the query side serves them: give both the same file.
+#[derive(Debug, Clone, Default, Args)]
+pub struct BoardsConfig {
+    /// TOML file of `[boards.<id>]` tables (`actions`, `season`); unset: only `global`.
+    #[arg(long, env = "BOARDS")]
+    pub boards: Option<PathBuf>,
+}
+
+impl BoardsConfig {
+    /// The boards defined, `global` first.
+    pub fn load(&self) -> Result<events::boards::Boards, events::boards::BoardsError> {
+        match &self.boards {
+            Some(path) => events::boards::Boards::from_file(path),
+            None => Ok(events::boards::Boards::default()),
+        }
+    }
+}
+
 /// How this process uses its PostgreSQL connections.
 #[derive(Debug, Clone, Args)]
 pub struct PoolConfig {

@@ -13,9 +13,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Router;
 use clap::Args;
-use platform::config::{DatabaseConfig, HttpConfig, NatsConfig, parse_duration};
+use platform::backoff::Backoff;
+use platform::config::{BoardsConfig, DatabaseConfig, HttpConfig, NatsConfig, parse_duration};
 use platform::operations::{self, Readiness};
-use store::{Applied, PgEventLog};
+use store::{Applied, LeaderboardStore, PgEventLog};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -37,6 +38,9 @@ pub struct Config {
     /// Batching and redelivery.
     #[command(flatten)]
     pub projection: ProjectionConfig,
+    /// The boards to fold besides `global`.
+    #[command(flatten)]
+    pub boards: BoardsConfig,
     /// HTTP clients.
     #[command(flatten)]
     pub http: HttpConfig,
@@ -96,6 +100,34 @@ pub async fn announce_fold(applied: &Applied, announcer: &Announcer) {
     }
 }
 
+/// Makes the read model's boards those `read_model` folds into (see
+/// [`LeaderboardStore::build_boards`]), retrying until it succeeds or `shutdown`: what a
+/// projector does once when it starts, beside its folding.
+pub async fn build_boards<R: LeaderboardStore>(read_model: R, shutdown: CancellationToken) {
+    let mut backoff = Backoff::default();
+    loop {
+        let started = std::time::Instant::now();
+        match read_model.build_boards(store::BOARD_BUILD_BATCH).await {
+            Ok(built) => {
+                if !built.built.is_empty() || !built.dropped.is_empty() {
+                    tracing::info!(
+                        built = ?built.built,
+                        dropped = ?built.dropped,
+                        events = built.events,
+                        seconds = started.elapsed().as_secs_f64(),
+                        "boards built from the log"
+                    );
+                }
+                return;
+            }
+            Err(error) => tracing::warn!(error.message = %error, retry_in = ?backoff.delay(), "cannot build boards"),
+        }
+        if !backoff.wait(&shutdown).await {
+            return;
+        }
+    }
+}
+
 /// The projector's OpenAPI description (its operations endpoints), served at `/openapi.json`
 /// and checked in as `docs/openapi/projector.json`.
 pub fn api_description() -> utoipa::openapi::OpenApi {
@@ -118,10 +150,11 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let nats = platform::jetstream::connect(&config.nats, "projector").await.context("NATS_URL")?;
     let announcer =
         Announcer::Nats { client: nats.clone(), subject: config.nats.subjects.nats_changes_subject.clone() };
-    let projection = tokio::spawn(
-        Projection::new(pool.clone(), nats.clone(), announcer, settings(&config.nats, &config.projection)?)
-            .run(shutdown.clone()),
-    );
+    let boards = config.boards.load().context("BOARDS")?;
+    let projection =
+        Projection::new(pool.clone(), nats.clone(), announcer, settings(&config.nats, &config.projection, boards)?);
+    let building = tokio::spawn(build_boards(projection.read_model().clone(), shutdown.clone()));
+    let projection = tokio::spawn(projection.run(shutdown.clone()));
     let readiness = Readiness::default().with_store("postgres", PgEventLog::new(pool)).with_nats(nats.clone());
     tracing::info!(addr = %listener.local_addr()?, "projector listening");
     platform::serve(
@@ -134,12 +167,17 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     .await
     .context("serving HTTP")?;
     projection.await.context("projection task")?;
+    building.await.context("board builder")?;
     nats.drain().await.ok();
     Ok(())
 }
 
 /// The JetStream projection's settings from the configuration.
-pub fn settings(nats: &NatsConfig, projection: &ProjectionConfig) -> anyhow::Result<Settings> {
+pub fn settings(
+    nats: &NatsConfig,
+    projection: &ProjectionConfig,
+    boards: events::boards::Boards,
+) -> anyhow::Result<Settings> {
     Ok(Settings {
         stream: nats.subjects.log_stream(),
         consumer: projection.consumer.clone(),
@@ -147,5 +185,6 @@ pub fn settings(nats: &NatsConfig, projection: &ProjectionConfig) -> anyhow::Res
         ack_wait: projection.ack_wait,
         snapshot_interval: projection.snapshot_interval,
         rules: projection.rules().context("ANOMALY_RULES")?,
+        boards,
     })
 }

@@ -68,6 +68,8 @@ pub struct Settings {
     pub snapshot_interval: u64,
     /// The rules that flag players for review.
     pub rules: events::anomaly::Rules,
+    /// The boards folded besides `global`.
+    pub boards: events::boards::Boards,
 }
 
 /// The leaderboard projection; see the module documentation.
@@ -83,8 +85,15 @@ impl Projection {
     /// A projection into the read model behind `pool`, consuming through `nats` and
     /// announcing through `announcer`.
     pub fn new(pool: sqlx::PgPool, nats: async_nats::Client, announcer: Announcer, settings: Settings) -> Self {
-        let read_model = PgLeaderboard::new(pool.clone()).folding(settings.snapshot_interval, settings.rules.clone());
+        let read_model = PgLeaderboard::new(pool.clone())
+            .folding(settings.snapshot_interval, settings.rules.clone())
+            .boards(settings.boards.clone());
         Self { read_model, pool, nats, announcer, settings }
+    }
+
+    /// The read model it folds into.
+    pub fn read_model(&self) -> &PgLeaderboard {
+        &self.read_model
     }
 
     /// Runs until `shutdown`, retrying with backoff after any error.

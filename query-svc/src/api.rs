@@ -15,14 +15,17 @@ pub use platform::params::Strict;
 use serde::{Deserialize, Serialize};
 use store::{EventStore, LeaderboardStore, StoreError};
 
+use crate::boards::LiveBoards;
 use crate::live::{Entry, LiveBoard, MAX_LIMIT};
 use crate::past;
 
 /// What the read endpoints share.
 #[derive(Clone)]
 pub struct Reader<S, R> {
-    /// The in-memory board.
+    /// The in-memory board (`global`).
     pub live: Arc<LiveBoard>,
+    /// Every board, `global` among them.
+    pub boards: Arc<LiveBoards>,
     /// The event log, for the audit endpoints and past boards.
     pub log: S,
     /// The read model's snapshots of the fold, for past boards.
@@ -40,6 +43,9 @@ pub enum QueryError {
     /// No such player on the board.
     #[error("player {0:?} has no standing")]
     UnknownPlayer(String),
+    /// No such board.
+    #[error("there is no board {0:?}; GET /v1/boards lists them")]
+    UnknownBoard(String),
     /// A tree size beyond the log's: what was asked for, and the log's.
     #[error("a tree of {0} events is beyond the log, which holds {1}")]
     UnknownTreeSize(u64, u64),
@@ -74,6 +80,7 @@ impl IntoResponse for QueryError {
             Self::UnknownPlayer(_) => {
                 Problem::new(StatusCode::NOT_FOUND, "unknown_player", "Unknown player").with_detail(detail)
             }
+            Self::UnknownBoard(_) => crate::boards::unknown_board(detail),
             Self::NotYet(_) => {
                 Problem::new(StatusCode::NOT_FOUND, "no_checkpoint", "Nothing signed yet").with_detail(detail)
             }
@@ -187,13 +194,18 @@ pub struct PlayerPath {
 impl<S, R> Reader<S, R> {
     /// Waits for read-your-writes, then checks the board is loaded at all.
     async fn ready_for(&self, min_position: Option<u64>) -> Result<(), QueryError> {
+        self.ready_on(&self.live, min_position).await
+    }
+
+    /// Waits for read-your-writes on `live`, then checks it is loaded at all.
+    pub(crate) async fn ready_on(&self, live: &LiveBoard, min_position: Option<u64>) -> Result<(), QueryError> {
         if let Some(position) = min_position
-            && !self.live.wait_for(position, self.read_your_writes_timeout).await
+            && !live.wait_for(position, self.read_your_writes_timeout).await
         {
             metrics::counter!("query_projection_lagging_total").increment(1);
             return Err(QueryError::ProjectionLagging(position));
         }
-        if !self.live.is_loaded() {
+        if !live.is_loaded() {
             return Err(QueryError::Loading);
         }
         Ok(())

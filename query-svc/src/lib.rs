@@ -5,6 +5,7 @@
 pub mod admission;
 pub mod api;
 pub mod audit;
+pub mod boards;
 pub mod live;
 pub mod past;
 pub mod streams;
@@ -16,7 +17,8 @@ use anyhow::Context as _;
 use axum::Router;
 use axum::routing::get;
 use clap::Args;
-use platform::config::{DatabaseConfig, HttpConfig, NatsConfig, parse_duration};
+use events::boards::Boards;
+use platform::config::{BoardsConfig, DatabaseConfig, HttpConfig, NatsConfig, parse_duration};
 use platform::limits::RateLimit;
 use platform::operations::{self, Readiness};
 use store::{EventStore, LeaderboardStore, PgEventLog, PgLeaderboard};
@@ -26,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admission::Admission;
 use crate::api::Reader;
+use crate::boards::{Clock, LiveBoards, SystemClock};
 use crate::live::{ChangeFeed, LiveBoard};
 use crate::streams::Streams;
 
@@ -44,6 +47,9 @@ pub struct Config {
     /// Reads and streams.
     #[command(flatten)]
     pub reads: ReadConfig,
+    /// The boards to serve besides `global` (the projector's).
+    #[command(flatten)]
+    pub boards: BoardsConfig,
     /// HTTP clients.
     #[command(flatten)]
     pub http: HttpConfig,
@@ -73,35 +79,53 @@ pub struct ReadConfig {
     pub streams_per_address_max: usize,
 }
 
+/// What a query side serves: the boards, and the clock their seasons go by.
+pub struct Serving {
+    /// The boards.
+    pub boards: Boards,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Serving {
+    /// `boards`, by the system's clock.
+    pub fn boards(boards: Boards) -> Self {
+        Self { boards, clock: Arc::new(SystemClock) }
+    }
+}
+
 /// The read side over `log` and `read_model`: its routes, the board they serve, and the task
-/// that keeps the board current from `feed`.
+/// that keeps the boards current from `feed`.
 pub fn query_side<S: EventStore, R: LeaderboardStore>(
     log: S,
     read_model: R,
     feed: ChangeFeed,
+    serving: Serving,
     reads: &ReadConfig,
     shutdown: &CancellationToken,
 ) -> (Router, Arc<LiveBoard>, JoinHandle<()>) {
-    let live = Arc::new(LiveBoard::default());
+    let boards = Arc::new(LiveBoards::new(serving.boards, serving.clock));
+    let live = boards.global().clone();
     let admission =
         Admission::new(reads.rate_limit_reads_per_address, reads.streams_max, reads.streams_per_address_max);
     let keeper = tokio::spawn({
         let (keeping, forgetting) = (
-            live::keep_current(live.clone(), read_model.clone(), feed, shutdown.clone()),
+            live::keep_current(boards.clone(), read_model.clone(), feed, shutdown.clone()),
             admission.clone().forget_idle_clients(shutdown.clone()),
         );
         async move {
             tokio::join!(keeping, forgetting);
         }
     });
-    let reader =
-        Reader { live: live.clone(), log, read_model, read_your_writes_timeout: reads.read_your_writes_timeout };
-    let streams = Streams {
+    let reader = Reader {
         live: live.clone(),
-        heartbeat: reads.stream_heartbeat,
-        admission: admission.clone(),
-        shutdown: shutdown.clone(),
+        boards: boards.clone(),
+        log,
+        read_model,
+        read_your_writes_timeout: reads.read_your_writes_timeout,
     };
+    let streams =
+        Streams { boards, heartbeat: reads.stream_heartbeat, admission: admission.clone(), shutdown: shutdown.clone() };
     let routes = Router::new()
         .route("/v1/leaderboard", get(api::leaderboard::<S, R>))
         .route("/v1/players/{player_id}", get(api::player::<S, R>))
@@ -112,11 +136,17 @@ pub fn query_side<S: EventStore, R: LeaderboardStore>(
         .route("/v1/audit/checkpoint", get(audit::checkpoint::<S, R>))
         .route("/v1/audit/checkpoints", get(audit::checkpoints::<S, R>))
         .route("/v1/audit/key", get(audit::key::<S, R>))
+        .route("/v1/boards", get(boards::list::<S, R>))
+        .route("/v1/boards/{board}/leaderboard", get(boards::leaderboard::<S, R>))
+        .route("/v1/boards/{board}/players/{player_id}", get(boards::player::<S, R>))
+        .route("/v1/boards/{board}/players/{player_id}/around", get(boards::around::<S, R>))
         .with_state(reader)
         .merge(
             Router::new()
                 .route("/v1/leaderboard/stream", get(streams::sse))
                 .route("/v1/leaderboard/ws", get(streams::websocket))
+                .route("/v1/boards/{board}/stream", get(streams::board_sse))
+                .route("/v1/boards/{board}/ws", get(streams::board_websocket))
                 .with_state(streams),
         )
         .route_layer(axum::middleware::from_fn_with_state(admission, admission::limit_reads));
@@ -136,7 +166,13 @@ pub fn query_side<S: EventStore, R: LeaderboardStore>(
     audit::checkpoints,
     audit::key,
     streams::sse,
-    streams::websocket
+    streams::websocket,
+    boards::list,
+    boards::leaderboard,
+    boards::player,
+    boards::around,
+    streams::board_sse,
+    streams::board_websocket
 ))]
 pub struct Routes;
 
@@ -169,8 +205,9 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     };
     let nats = platform::jetstream::connect(&config.nats, "query-svc").await.context("NATS_URL")?;
     let feed = ChangeFeed::Nats { client: nats.clone(), subject: config.nats.subjects.nats_changes_subject.clone() };
+    let serving = Serving::boards(config.boards.load().context("BOARDS")?);
     let (routes, live, keeper) =
-        query_side(PgEventLog::new(pool.clone()), PgLeaderboard::new(pool), feed, &config.reads, &shutdown);
+        query_side(PgEventLog::new(pool.clone()), PgLeaderboard::new(pool), feed, serving, &config.reads, &shutdown);
     let readiness = board_loaded(Readiness::default(), live).with_nats(nats.clone());
 
     tracing::info!(addr = %listener.local_addr()?, "query-svc listening");

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use events::boards::Season;
 use events::{Behind, Board, BoardChange};
 use futures::stream::BoxStream;
 use futures::{FutureExt as _, StreamExt as _};
@@ -22,6 +23,8 @@ use store::{Anchor, Changes, LeaderboardStore};
 use tokio::sync::{broadcast, watch};
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_util::sync::CancellationToken;
+
+use crate::boards::LiveBoards;
 
 /// The most entries one page or stream may show.
 pub const MAX_LIMIT: usize = 100;
@@ -50,9 +53,16 @@ impl From<events::Ranked<'_>> for Entry {
     }
 }
 
-/// The body of `GET /v1/leaderboard` and of every stream message.
+/// The body of `GET /v1/leaderboard` and of every stream message; on a named board's routes,
+/// with the board and season.
 #[derive(Debug, Serialize)]
 pub struct LeaderboardView<'a> {
+    /// The board, on `/v1/boards/{board}/…`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub board: Option<&'a str>,
+    /// Its season, on `/v1/boards/{board}/…`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub season: Option<Season>,
     /// The page.
     pub entries: &'a [Entry],
     /// The last log position folded into it.
@@ -66,6 +76,10 @@ pub struct LeaderboardView<'a> {
 /// the top 10 cost one encoding per change.
 #[derive(Debug)]
 pub struct Snapshot {
+    /// The board's id.
+    pub board: Arc<str>,
+    /// The season shown.
+    pub season: Season,
     /// The last log position folded in.
     pub position: u64,
     /// Players on the whole board.
@@ -73,12 +87,14 @@ pub struct Snapshot {
     /// Counts the snapshots this board has published, so a stream can tell how many it skipped.
     pub sequence: u64,
     top: Vec<Entry>,
-    encoded: Mutex<HashMap<usize, Arc<str>>>,
+    encoded: Mutex<HashMap<(usize, bool), Arc<str>>>,
 }
 
 impl Snapshot {
-    fn of(board: &Board, sequence: u64) -> Self {
+    fn of(id: Arc<str>, season: Season, board: &Board, sequence: u64) -> Self {
         Self {
+            board: id,
+            season,
             position: board.position(),
             total_players: board.len() as u64,
             sequence,
@@ -92,13 +108,15 @@ impl Snapshot {
         &self.top[..limit.min(self.top.len())]
     }
 
-    /// The JSON body for a client showing `limit` entries.
-    pub fn body(&self, limit: usize) -> Arc<str> {
+    /// The JSON body for a client showing `limit` entries; `labelled`: with the board and season.
+    pub fn body(&self, limit: usize, labelled: bool) -> Arc<str> {
         let mut cache = self.encoded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         cache
-            .entry(limit)
+            .entry((limit, labelled))
             .or_insert_with(|| {
                 let view = LeaderboardView {
+                    board: labelled.then_some(&*self.board),
+                    season: labelled.then_some(self.season),
                     entries: self.entries(limit),
                     position: self.position,
                     total_players: self.total_players,
@@ -109,27 +127,52 @@ impl Snapshot {
     }
 }
 
-/// The in-memory board and the channel that tells live streams about each new snapshot.
+/// A board's season held in memory: which season, and its standings.
+struct Held {
+    season: Season,
+    board: Board,
+}
+
+/// The in-memory board (the current season of one board) and the channel that tells live
+/// streams about each new snapshot.
 pub struct LiveBoard {
-    board: RwLock<Board>,
+    id: Arc<str>,
+    held: RwLock<Held>,
     snapshots: watch::Sender<Arc<Snapshot>>,
     loaded: watch::Sender<bool>,
 }
 
 impl Default for LiveBoard {
     fn default() -> Self {
-        Self {
-            board: RwLock::new(Board::new()),
-            snapshots: watch::Sender::new(Arc::new(Snapshot::of(&Board::new(), 0))),
-            loaded: watch::Sender::new(false),
-        }
+        Self::new(events::boards::GLOBAL, Season::AllTime)
     }
 }
 
 impl LiveBoard {
+    /// Board `id`, not loaded yet, showing an empty `season`.
+    pub fn new(id: &str, season: Season) -> Self {
+        let id: Arc<str> = id.into();
+        Self {
+            held: RwLock::new(Held { season, board: Board::new() }),
+            snapshots: watch::Sender::new(Arc::new(Snapshot::of(id.clone(), season, &Board::new(), 0))),
+            loaded: watch::Sender::new(false),
+            id,
+        }
+    }
+
     /// Reads the board.
     pub fn read<R>(&self, f: impl FnOnce(&Board) -> R) -> R {
-        f(&self.board.read().unwrap_or_else(std::sync::PoisonError::into_inner))
+        f(&self.held.read().unwrap_or_else(std::sync::PoisonError::into_inner).board)
+    }
+
+    /// The season held.
+    pub fn season(&self) -> Season {
+        self.held.read().unwrap_or_else(std::sync::PoisonError::into_inner).season
+    }
+
+    /// The board's id.
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     /// A receiver that sees every new snapshot (only the newest, if several came in between).
@@ -151,26 +194,37 @@ impl LiveBoard {
     /// it replaces (the read model was restored to an earlier point): the board follows the
     /// database, and live streams wait until it passes what they already showed.
     pub fn replace(&self, loaded: Board) {
-        let mut board = self.board.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        *board = loaded;
-        self.publish(&board);
+        let season = self.season();
+        self.replace_season(season, loaded);
+    }
+
+    /// Holds `season` from now on, with the board `loaded` from the read model.
+    pub fn replace_season(&self, season: Season, loaded: Board) {
+        let mut held = self.held.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *held = Held { season, board: loaded };
+        self.publish(&held);
         self.loaded.send_replace(true);
+    }
+
+    /// Marks the board as not served (its read model is being built).
+    pub fn unload(&self) {
+        self.loaded.send_replace(false);
     }
 
     /// Applies a change; `Err` when the board missed the changes before it.
     pub fn apply(&self, change: &BoardChange) -> Result<(), Behind> {
-        let mut board = self.board.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if board.apply_change(change)? {
-            self.publish(&board);
+        let mut held = self.held.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if held.board.apply_change(change)? {
+            self.publish(&held);
         }
         Ok(())
     }
 
-    /// Publishes a snapshot of `board` (called with the board's write lock held, so snapshots are
+    /// Publishes a snapshot of `held` (called with the board's write lock held, so snapshots are
     /// numbered in order).
-    fn publish(&self, board: &Board) {
+    fn publish(&self, held: &Held) {
         let sequence = self.snapshots.borrow().sequence + 1;
-        self.snapshots.send_replace(Arc::new(Snapshot::of(board, sequence)));
+        self.snapshots.send_replace(Arc::new(Snapshot::of(self.id.clone(), held.season, &held.board, sequence)));
     }
 
     /// Waits up to `timeout` for the board to fold position `position`; `false` if it did not.
@@ -232,22 +286,35 @@ impl ChangeFeed {
     }
 }
 
-/// Keeps `live` current until `shutdown`: loads the board, then, whenever `feed` announces a
-/// position beyond the board's (and every [`POLL`]), reads what changed from `read_model`.
+/// How often a query side looks at its clock for a new season.
+pub const CLOCK_TICK: Duration = Duration::from_secs(1);
+
+/// Keeps `boards` current until `shutdown`: loads them, then, whenever `feed` announces a
+/// position beyond the board's (and every [`POLL`]), reads what changed from `read_model`; and
+/// starts each board's new season when the clock reaches it.
 pub async fn keep_current<R: LeaderboardStore>(
-    live: Arc<LiveBoard>,
+    boards: Arc<LiveBoards>,
     read_model: R,
     feed: ChangeFeed,
     shutdown: CancellationToken,
 ) {
+    let live = boards.global().clone();
     // Listen before loading, so that no change between the load and the first message is lost.
     let Some(mut announcements) = feed.listen(&shutdown).await else { return };
     // Where the board stands in the log's history; the event there is learnt on the first read.
-    let Some(mut anchor) = load(&live, &read_model, &shutdown).await else { return };
+    let Some(mut anchor) = load(&boards, &read_model, &shutdown).await else { return };
     let mut poll = tokio::time::interval(POLL);
+    let mut clock = tokio::time::interval(CLOCK_TICK);
     loop {
         let mut claimed = tokio::select! {
             () = shutdown.cancelled() => return,
+            _ = clock.tick() => {
+                if boards.roll_over(&read_model).await.is_err() {
+                    let Some(loaded) = load(&boards, &read_model, &shutdown).await else { return };
+                    anchor = loaded;
+                }
+                continue;
+            }
             _ = poll.tick() => None,
             heard = announcements.next() => match heard {
                 Some(claimed) => claimed,
@@ -265,7 +332,7 @@ pub async fn keep_current<R: LeaderboardStore>(
             continue;
         }
         match read_model.changes_since(anchor).await {
-            Ok(Some(Changes { change, anchor: reached })) => {
+            Ok(Some(Changes { change, seasons, anchor: reached })) => {
                 if claimed.is_some_and(|claimed| claimed > change.to) {
                     metrics::counter!("query_announcements_unconfirmed_total").increment(1);
                     tracing::debug!(
@@ -275,9 +342,13 @@ pub async fn keep_current<R: LeaderboardStore>(
                     );
                 }
                 anchor = reached;
-                if let Err(behind) = live.apply(&change) {
+                let applied = match live.apply(&change) {
+                    Ok(()) => boards.apply(&change, &seasons, &read_model).await,
+                    Err(behind) => Err(behind),
+                };
+                if let Err(behind) = applied {
                     tracing::info!(%behind, "the board moved while reading; reloading");
-                    let Some(loaded) = load(&live, &read_model, &shutdown).await else { return };
+                    let Some(loaded) = load(&boards, &read_model, &shutdown).await else { return };
                     anchor = loaded;
                 }
                 metrics::gauge!("query_board_position").set(live.position() as f64);
@@ -287,7 +358,7 @@ pub async fn keep_current<R: LeaderboardStore>(
                     board = live.position(),
                     "the read model does not continue the board (restored?); reloading"
                 );
-                let Some(loaded) = load(&live, &read_model, &shutdown).await else { return };
+                let Some(loaded) = load(&boards, &read_model, &shutdown).await else { return };
                 anchor = loaded;
             }
             Err(error) => tracing::warn!(error.message = %error, "cannot read board changes; retrying"),
@@ -295,19 +366,28 @@ pub async fn keep_current<R: LeaderboardStore>(
     }
 }
 
-/// Loads the whole board, retrying until it succeeds; returns where it stands, or `None` if
-/// `shutdown` fired first.
-async fn load<R: LeaderboardStore>(live: &LiveBoard, read_model: &R, shutdown: &CancellationToken) -> Option<Anchor> {
+/// Loads every board whole (`global`, then the current seasons of the others), retrying until
+/// it succeeds; returns where `global` stands, or `None` if `shutdown` fired first.
+async fn load<R: LeaderboardStore>(
+    boards: &LiveBoards,
+    read_model: &R,
+    shutdown: &CancellationToken,
+) -> Option<Anchor> {
     let mut backoff = Backoff::default();
     loop {
         match read_model.load().await {
-            Ok((board, anchor)) => {
-                tracing::info!(position = board.position(), players = board.len(), "board loaded");
-                metrics::counter!("query_board_loads_total").increment(1);
-                metrics::gauge!("query_board_position").set(board.position() as f64);
-                live.replace(board);
-                return Some(anchor);
-            }
+            Ok((board, anchor)) => match boards.load_named(read_model).await {
+                Ok(()) => {
+                    tracing::info!(position = board.position(), players = board.len(), "board loaded");
+                    metrics::counter!("query_board_loads_total").increment(1);
+                    metrics::gauge!("query_board_position").set(board.position() as f64);
+                    boards.global().replace(board);
+                    return Some(anchor);
+                }
+                Err(error) => {
+                    tracing::warn!(error.message = %error, retry_in = ?backoff.delay(), "cannot load the boards")
+                }
+            },
             Err(error) => tracing::warn!(error.message = %error, retry_in = ?backoff.delay(), "cannot load the board"),
         }
         if !backoff.wait(shutdown).await {

@@ -12,9 +12,10 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::rejection::PathRejection;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -28,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admission::{Admission, StreamSlot};
 use crate::api::{QueryError, Strict, board_limit, integer};
+use crate::boards::LiveBoards;
 use crate::live::{LiveBoard, Snapshot};
 
 /// The largest WebSocket message a client may send (it has nothing to say but ping and close).
@@ -36,8 +38,8 @@ const MAX_CLIENT_MESSAGE: usize = 4096;
 /// What the stream endpoints share.
 #[derive(Clone)]
 pub struct Streams {
-    /// The in-memory board.
-    pub live: Arc<LiveBoard>,
+    /// The in-memory boards.
+    pub boards: Arc<LiveBoards>,
     /// How often an idle stream sends a heartbeat.
     pub heartbeat: Duration,
     /// Caps on open streams.
@@ -81,15 +83,23 @@ pub struct Feed {
     /// The sequence of the last snapshot this feed looked at.
     seen: Option<u64>,
     limit: usize,
+    labelled: bool,
     resume_from: Option<u64>,
     shown: Option<Arc<Snapshot>>,
     shutdown: CancellationToken,
 }
 
 impl Feed {
-    /// A feed of the top `limit`; `resume_from` is the last position the client already showed.
-    pub fn new(live: &LiveBoard, limit: usize, resume_from: Option<u64>, shutdown: CancellationToken) -> Self {
-        Self { snapshots: live.subscribe(), seen: None, limit, resume_from, shown: None, shutdown }
+    /// A feed of the top `limit`; `resume_from` is the last position the client already showed;
+    /// `labelled`: each body names the board and season.
+    pub fn new(
+        live: &LiveBoard,
+        limit: usize,
+        labelled: bool,
+        resume_from: Option<u64>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self { snapshots: live.subscribe(), seen: None, limit, labelled, resume_from, shown: None, shutdown }
     }
 
     /// The next frame, waiting as long as needed; `None` when the service stops.
@@ -122,11 +132,13 @@ impl Feed {
                 }
                 _ => FrameKind::Snapshot,
             },
+            // A new season is news even at the same position: it starts empty.
+            Some(shown) if shown.season != snapshot.season => FrameKind::Update,
             Some(shown) if shown.position >= snapshot.position => return None,
             Some(shown) if shown.entries(self.limit) == snapshot.entries(self.limit) => return None,
             Some(_) => FrameKind::Update,
         };
-        let frame = Frame { kind, position: snapshot.position, body: snapshot.body(self.limit) };
+        let frame = Frame { kind, position: snapshot.position, body: snapshot.body(self.limit, self.labelled) };
         self.shown = Some(snapshot);
         Some(frame)
     }
@@ -193,8 +205,49 @@ pub async fn sse(
     headers: HeaderMap,
     Strict(query): Strict<StreamQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, QueryError> {
+    let live = streams.boards.global().clone();
+    open_sse(streams, &live, false, client, &headers, &query)
+}
+
+/// One board, live, as Server-Sent Events: as `/v1/leaderboard/stream`, each body naming the
+/// board and its season. When the board's season ends, an `update` shows the new season's board.
+#[utoipa::path(get, path = "/v1/boards/{board}/stream", tag = "boards", params(crate::boards::BoardPath, StreamQuery,
+        ("Last-Event-ID" = Option<u64>, Header, description = "The `id` of the last event received")),
+    responses(
+        (status = 200, description = "An endless event stream", body = String, content_type = "text/event-stream"),
+        (status = 404, description = "No such board (`unknown_board`)", body = Problem, content_type = PROBLEM_JSON),
+    ))]
+pub async fn board_sse(
+    State(streams): State<Streams>,
+    path: Result<Path<String>, PathRejection>,
+    ClientIp(client): ClientIp,
+    headers: HeaderMap,
+    Strict(query): Strict<StreamQuery>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, QueryError> {
+    let live = board(&streams, path)?;
+    open_sse(streams, &live, true, client, &headers, &query)
+}
+
+/// The live board of a stream path, once loaded.
+fn board(streams: &Streams, path: Result<Path<String>, PathRejection>) -> Result<Arc<LiveBoard>, QueryError> {
+    let Path(id) = path.map_err(|rejection| QueryError::InvalidRequest(rejection.body_text()))?;
+    let (_, live) = streams.boards.get(&id).ok_or(QueryError::UnknownBoard(id))?;
+    if !live.is_loaded() {
+        return Err(QueryError::Loading);
+    }
+    Ok(live.clone())
+}
+
+fn open_sse(
+    streams: Streams,
+    live: &LiveBoard,
+    labelled: bool,
+    client: std::net::IpAddr,
+    headers: &HeaderMap,
+    query: &StreamQuery,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>> + use<>>, QueryError> {
     let limit = board_limit(query.limit.as_deref())?;
-    let feed = Feed::new(&streams.live, limit, resume_from(&headers, &query)?, streams.shutdown.clone());
+    let feed = Feed::new(live, limit, labelled, resume_from(headers, query)?, streams.shutdown.clone());
     let connected = Connected::new("sse", streams.admission.open_stream(client)?);
     let events = futures::stream::unfold((feed, connected, true), |(mut feed, connected, first)| async move {
         let frame = feed.next().await?;
@@ -222,9 +275,42 @@ pub async fn websocket(
     Strict(query): Strict<StreamQuery>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, QueryError> {
+    let live = streams.boards.global().clone();
+    open_websocket(streams, &live, false, client, &headers, &query, upgrade)
+}
+
+/// One board, live, over WebSocket: the frames of `/v1/boards/{board}/stream`.
+#[utoipa::path(get, path = "/v1/boards/{board}/ws", tag = "boards", params(crate::boards::BoardPath, StreamQuery),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol"),
+        (status = 400, description = "Not a WebSocket handshake, or bad parameters (`invalid_request`)",
+            body = Problem, content_type = PROBLEM_JSON),
+        (status = 404, description = "No such board (`unknown_board`)", body = Problem, content_type = PROBLEM_JSON),
+    ))]
+pub async fn board_websocket(
+    State(streams): State<Streams>,
+    path: Result<Path<String>, PathRejection>,
+    ClientIp(client): ClientIp,
+    headers: HeaderMap,
+    Strict(query): Strict<StreamQuery>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, QueryError> {
+    let live = board(&streams, path)?;
+    open_websocket(streams, &live, true, client, &headers, &query, upgrade)
+}
+
+fn open_websocket(
+    streams: Streams,
+    live: &LiveBoard,
+    labelled: bool,
+    client: std::net::IpAddr,
+    headers: &HeaderMap,
+    query: &StreamQuery,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, QueryError> {
     let limit = board_limit(query.limit.as_deref())?;
     let upgrade = upgrade.map_err(|rejection| QueryError::InvalidRequest(rejection.body_text()))?;
-    let feed = Feed::new(&streams.live, limit, resume_from(&headers, &query)?, streams.shutdown.clone());
+    let feed = Feed::new(live, limit, labelled, resume_from(headers, query)?, streams.shutdown.clone());
     // Clients send nothing but pings and closes: a large message is refused before it is read.
     let upgrade = upgrade.max_message_size(MAX_CLIENT_MESSAGE).max_frame_size(MAX_CLIENT_MESSAGE);
     let connected = Connected::new("ws", streams.admission.open_stream(client)?);

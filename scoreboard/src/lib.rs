@@ -17,12 +17,13 @@ use axum::Router;
 use clap::Parser;
 use command_svc::{ActionDesk, AppendConfig, AuditConfig, Background, KeyConfig, LimitConfig, TokenRules, Trust};
 use events::KeySet;
-use platform::config::{DatabaseConfig, HttpConfig, NatsAuth, NatsConfig, PoolConfig, SubjectConfig};
+use events::boards::Boards;
+use platform::config::{BoardsConfig, DatabaseConfig, HttpConfig, NatsAuth, NatsConfig, PoolConfig, SubjectConfig};
 use platform::operations::{self, Readiness};
 use projector::ProjectionConfig;
 use projector::announce::Announcer;
-use query_svc::ReadConfig;
 use query_svc::live::ChangeFeed;
+use query_svc::{ReadConfig, Serving};
 use store::{PgEventLog, PgLeaderboard};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, broadcast};
@@ -81,6 +82,9 @@ pub struct Config {
     /// Folding.
     #[command(flatten)]
     pub projection: ProjectionConfig,
+    /// Boards besides `global`.
+    #[command(flatten)]
+    pub boards: BoardsConfig,
     /// HTTP clients.
     #[command(flatten)]
     pub http: HttpConfig,
@@ -162,8 +166,18 @@ impl Scoreboard {
 /// Opens the stores, starts the tasks behind the routes and builds the router, ready to serve;
 /// `None` when `shutdown` came while waiting for a dependency.
 pub async fn start(config: &Config, shutdown: &CancellationToken) -> anyhow::Result<Option<Scoreboard>> {
+    start_with_clock(config, Arc::new(query_svc::boards::SystemClock), shutdown).await
+}
+
+/// [`start`], the boards' seasons going by `clock` (a test's, which must never wait for midnight).
+pub async fn start_with_clock(
+    config: &Config,
+    clock: Arc<dyn query_svc::boards::Clock>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<Scoreboard>> {
     // The recorder first, so that what the service records while starting is not lost.
     platform::operations::prometheus();
+    let boards = config.boards.load().context("BOARDS")?;
     if config.simulate > 0 && !config.demo {
         bail!("--simulate needs --demo: simulated players use the demo key");
     }
@@ -189,9 +203,9 @@ pub async fn start(config: &Config, shutdown: &CancellationToken) -> anyhow::Res
     let catalog = trust.catalog.clone();
     let committed = Arc::new(Notify::new());
     let started = match (config.database_url.clone(), config.nats_url.clone()) {
-        (None, None) => Some(embedded(config, trust, committed, shutdown).await?),
+        (None, None) => Some(embedded(config, trust, (boards, clock), committed, shutdown).await?),
         (Some(database_url), Some(nats_url)) => {
-            distributed(config, trust, database_url, nats_url, committed, shutdown).await?
+            distributed(config, trust, (boards, clock), database_url, nats_url, committed, shutdown).await?
         }
         _ => bail!(
             "set both DATABASE_URL and NATS_URL to run on PostgreSQL and JetStream, or neither for the embedded SQLite"
@@ -232,14 +246,16 @@ pub fn api_description() -> utoipa::openapi::OpenApi {
 async fn embedded(
     config: &Config,
     trust: Trust,
+    (boards, clock): (Boards, Arc<dyn query_svc::boards::Clock>),
     committed: Arc<Notify>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<(ActionDesk, Sides)> {
     let (log, read_model) = store::sqlite::open(&config.data)
         .await
         .with_context(|| format!("opening the database in {}", config.data.display()))?;
-    let read_model =
-        read_model.folding(config.projection.snapshot_interval, config.projection.rules().context("ANOMALY_RULES")?);
+    let read_model = read_model
+        .folding(config.projection.snapshot_interval, config.projection.rules().context("ANOMALY_RULES")?)
+        .boards(boards.clone());
     tracing::info!(data = %config.data.display(), "embedded mode: SQLite, events passed in process");
     let (desk, background) = config.command_side(log.clone(), trust, committed.clone(), shutdown)?;
     let background = background.with_checkpoints(log.clone(), &config.audit, None).await?;
@@ -252,10 +268,12 @@ async fn embedded(
         batch_max,
         shutdown.clone(),
     ));
+    let building = tokio::spawn(projector::build_boards(read_model.clone(), shutdown.clone()));
+    let serving = Serving { boards, clock };
     let (query_routes, live, keeper) =
-        query_svc::query_side(log.clone(), read_model, ChangeFeed::InProcess(heard), &config.reads, shutdown);
+        query_svc::query_side(log.clone(), read_model, ChangeFeed::InProcess(heard), serving, &config.reads, shutdown);
     let readiness = query_svc::board_loaded(Readiness::default().with_store("sqlite", log), live);
-    let tasks = vec![("projector", projector), ("board keeper", keeper)];
+    let tasks = vec![("projector", projector), ("board builder", building), ("board keeper", keeper)];
     Ok((desk, Sides { query_routes, readiness, background, tasks, nats: None }))
 }
 
@@ -263,6 +281,7 @@ async fn embedded(
 async fn distributed(
     config: &Config,
     trust: Trust,
+    (boards, clock): (Boards, Arc<dyn query_svc::boards::Clock>),
     database_url: String,
     nats_url: String,
     committed: Arc<Notify>,
@@ -290,13 +309,15 @@ async fn distributed(
         pool.clone(),
         nats.clone(),
         announcer,
-        projector::settings(&nats_config, &config.projection)?,
+        projector::settings(&nats_config, &config.projection, boards.clone())?,
     );
+    let building = tokio::spawn(projector::build_boards(projection.read_model().clone(), shutdown.clone()));
     let projector = tokio::spawn(projection.run(shutdown.clone()));
     let feed = ChangeFeed::Nats { client: nats.clone(), subject: config.subjects.nats_changes_subject.clone() };
+    let serving = Serving { boards, clock };
     let (query_routes, live, keeper) =
-        query_svc::query_side(log.clone(), PgLeaderboard::new(pool), feed, &config.reads, shutdown);
+        query_svc::query_side(log.clone(), PgLeaderboard::new(pool), feed, serving, &config.reads, shutdown);
     let readiness = query_svc::board_loaded(readiness, live).with_nats(nats.clone());
-    let tasks = vec![("projector", projector), ("board keeper", keeper)];
+    let tasks = vec![("projector", projector), ("board builder", building), ("board keeper", keeper)];
     Ok(Some((desk, Sides { query_routes, readiness, background, tasks, nats: Some(nats) })))
 }

@@ -6,6 +6,9 @@ use async_nats::jetstream;
 use store::{EventStore as _, LeaderboardStore as _, PgEventLog, PgLeaderboard};
 use testkit::{InProcess, Process, TestDb, TestStream};
 
+/// The shipped example boards: daily, weekly, and `matches` (one action, monthly).
+const BOARDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/boards.example.toml");
+
 /// A command-svc (in process) on a fresh database and stream.
 pub struct WritePath {
     pub db: TestDb,
@@ -35,8 +38,15 @@ impl WritePath {
         response.status().as_u16()
     }
 
+    /// The projector's settings: folding the example boards besides `global`.
+    fn projector_settings(&self) -> Vec<(&'static str, String)> {
+        let mut settings = testkit::settings(&self.db.url, &self.stream);
+        settings.push(("BOARDS", BOARDS.into()));
+        settings
+    }
+
     pub fn projector_config(&self, extra: &[&str]) -> projector::Config {
-        testkit::config(&testkit::settings(&self.db.url, &self.stream), extra)
+        testkit::config(&self.projector_settings(), extra)
     }
 
     pub async fn projector(&self, extra: &[&str]) -> InProcess {
@@ -45,12 +55,7 @@ impl WritePath {
     }
 
     pub async fn projector_process(&self) -> Process {
-        Process::start(
-            env!("CARGO_BIN_EXE_projector"),
-            &testkit::settings(&self.db.url, &self.stream),
-            "PROJECTOR_ADDR",
-        )
-        .await
+        Process::start(env!("CARGO_BIN_EXE_projector"), &self.projector_settings(), "PROJECTOR_ADDR").await
     }
 
     pub async fn log_head(&self) -> u64 {
@@ -72,13 +77,25 @@ impl WritePath {
         .await;
     }
 
-    /// Asserts the read model equals the fold of the log, player by player.
+    /// Asserts the read model equals the fold of the log, player by player, on `global` and on
+    /// every season of every other board.
     pub async fn assert_read_model_is_the_fold_of_the_log(&self) {
         let pool = self.db.pool().await;
-        let report = projector::audit::verify(&PgEventLog::new(pool.clone()), &PgLeaderboard::new(pool)).await.unwrap();
+        let (log, read_model) = (PgEventLog::new(pool.clone()), PgLeaderboard::new(pool));
+        let report = projector::audit::verify(&log, &read_model).await.unwrap();
         assert_eq!(report.position, self.log_head().await, "the read model folded the whole log");
         assert!(report.differences.is_empty(), "read model differs from the log: {:#?}", report.differences);
         assert!(report.players > 0);
+        let boards = events::boards::Boards::from_file(std::path::Path::new(BOARDS)).unwrap();
+        // A projector builds the boards beside its folding when it starts.
+        let report = testkit::eventually(Duration::from_secs(10), || async {
+            let report = projector::audit::verify_boards(&log, &read_model, &boards).await.unwrap();
+            report.not_ready.is_empty().then_some(report)
+        })
+        .await;
+        assert_eq!(report.position, self.log_head().await, "the boards folded the whole log");
+        assert!(report.differences.is_empty(), "boards differ from the log: {:#?}", report.differences);
+        assert!(report.standings > 0);
     }
 
     pub async fn jetstream(&self) -> jetstream::Context {
