@@ -134,7 +134,17 @@ impl Sides {
 
 /// Runs Scoreboard on `listener` until `shutdown` is cancelled.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let Some(scoreboard) = start(&config, &shutdown).await? else { return Ok(()) };
+    run_with_clock(config, Arc::new(query_svc::boards::SystemClock), listener, shutdown).await
+}
+
+/// [`run`], the boards' seasons going by `clock` (a test's, which must never wait for midnight).
+pub async fn run_with_clock(
+    config: Config,
+    clock: Arc<dyn query_svc::boards::Clock>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let Some(scoreboard) = start_with_clock(&config, clock, &shutdown).await? else { return Ok(()) };
     tracing::info!(addr = %listener.local_addr()?, demo = config.demo, "scoreboard listening");
     platform::serve(listener, scoreboard.app.clone(), &config.http, config.reads.stream_write_timeout, shutdown)
         .await

@@ -641,7 +641,12 @@ pub struct SseClient {
 impl SseClient {
     /// Opens the stream of `base` with `query`, resuming from `last_event_id`.
     pub async fn open(base: &str, query: &str, last_event_id: Option<u64>) -> Self {
-        let mut request = reqwest::Client::new().get(format!("{base}/v1/leaderboard/stream{query}"));
+        Self::open_at(base, "/v1/leaderboard/stream", query, last_event_id).await
+    }
+
+    /// Opens the stream at `path` of `base` with `query`, resuming from `last_event_id`.
+    pub async fn open_at(base: &str, path: &str, query: &str, last_event_id: Option<u64>) -> Self {
+        let mut request = reqwest::Client::new().get(format!("{base}{path}{query}"));
         if let Some(id) = last_event_id {
             request = request.header("Last-Event-ID", id.to_string());
         }
