@@ -106,8 +106,17 @@ fn screenshot_path(name: &str) -> PathBuf {
 }
 
 async fn start_demo(listener: tokio::net::TcpListener, data: &std::path::Path) -> InProcess {
+    start_demo_with(listener, data, &[]).await
+}
+
+async fn start_demo_with(
+    listener: tokio::net::TcpListener,
+    data: &std::path::Path,
+    extra: &[(&'static str, String)],
+) -> InProcess {
     let mut settings = settings(data);
     settings.retain(|(name, _)| *name != "ACTION_KEYS");
+    settings.extend_from_slice(extra);
     let config: scoreboard::Config = testkit::config(&settings, &["--demo"]);
     InProcess::start_on(listener, |listener, stop| scoreboard::run(config, listener, stop)).await
 }
@@ -179,5 +188,83 @@ async fn a_visitor_sees_the_board_change_live_and_the_page_reconnects_by_itself(
     assert_eq!(overflow, json!(true), "nothing wider than the screen");
     std::fs::write(screenshot_path("scoreboard-phone.png"), phone.client.screenshot().await.unwrap()).unwrap();
     phone.close().await;
+    scoreboard.stop().await.unwrap();
+}
+
+/// Sets a picker of the page to `value`, as a visitor choosing it would.
+fn pick(id: &str, value: &str) -> String {
+    format!(
+        "const e = document.getElementById('{id}'); e.value = '{value}'; e.dispatchEvent(new Event('change')); return e.value"
+    )
+}
+
+#[tokio::test]
+async fn a_visitor_picks_a_weekly_board_sees_last_weeks_winners_and_the_rows_around_them() {
+    use events::boards::{Season, SeasonKind};
+    use store::EventStore as _;
+    let data = tempfile::tempdir().unwrap();
+    // Given last week's scores, recorded just before this week began
+    let this_week = Season::of(SeasonKind::Weekly, time::OffsetDateTime::now_utc());
+    let last_week = Season::of(SeasonKind::Weekly, this_week.starts_at().unwrap() - time::Duration::days(1));
+    let (log, _) = store::sqlite::open(data.path()).await.unwrap();
+    let at = this_week.starts_at().unwrap() - time::Duration::minutes(5);
+    let awards: Vec<store::NewEvent> = [("Hedy", 900), ("Radia", 700), ("Grace", 500)]
+        .into_iter()
+        .map(|(name, points)| {
+            let event = events::ScoreAwarded {
+                event_id: uuid::Uuid::now_v7(),
+                action_id: uuid::Uuid::new_v4(),
+                player_id: format!("demo-{}", name.to_lowercase()).parse().unwrap(),
+                display_name: Some(name.parse().unwrap()),
+                action: "win_match".parse().unwrap(),
+                points: events::Points::new(points).unwrap(),
+                token_issued_at: at.unix_timestamp(),
+                key_id: "demo".parse().unwrap(),
+                recorded_at: at,
+            };
+            store::NewEvent { event: events::Event::ScoreAwarded(event), claims_digest: None }
+        })
+        .collect();
+    log.append(&awards).await.unwrap();
+    drop(log);
+    let boards = data.path().join("boards.toml");
+    std::fs::write(&boards, "[boards.weekly]\nseason = \"weekly\"\n").unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let scoreboard = start_demo_with(listener, data.path(), &[("BOARDS", boards.display().to_string())]).await;
+    // And this week's
+    let client = reqwest::Client::new();
+    for (name, action) in
+        [("Ada", "find_secret"), ("Grace", "win_match"), ("Linus", "finish_level"), ("Alan", "complete_task")]
+    {
+        let (status, _) =
+            post(&client, &scoreboard.url, "/demo/actions", json!({"name": name, "action": action})).await;
+        assert_eq!(status, 201);
+    }
+
+    let browser = Browser::open(1280, 1000).await;
+    browser.client.goto(&scoreboard.url).await.unwrap();
+    browser.until("return document.querySelectorAll('#board li').length === 6").await;
+    // When the visitor picks the weekly board: this week's players, live
+    browser.until("return document.querySelectorAll('#board-picker option').length === 2").await;
+    assert_eq!(browser.run(&pick("board-picker", "weekly")).await, json!("weekly"));
+    browser.until("return document.querySelectorAll('#board li').length === 4").await;
+    browser.until("return document.getElementById('status').classList.contains('live')").await;
+    assert_eq!(browser.run(ROWS).await, json!(["demo-ada", "demo-grace", "demo-linus", "demo-alan"]));
+    let seasons = browser.run("return [...document.querySelectorAll('#season-picker option')].map(o => o.value)").await;
+    assert_eq!(seasons[0], json!(this_week.to_string()));
+    assert_eq!(seasons[1], json!(last_week.to_string()), "the page names last week as the server does");
+    // And last week: last week's winners
+    browser.run(&pick("season-picker", &last_week.to_string())).await;
+    browser.until("return document.querySelectorAll('#board li').length === 3").await;
+    assert_eq!(browser.run(ROWS).await, json!(["demo-hedy", "demo-radia", "demo-grace"]));
+    // And says who they are: their row is marked, and the rows around them shown
+    browser.run(&pick("me", "demo-grace")).await;
+    browser.until("return !document.getElementById('around').hidden").await;
+    browser.until("return document.querySelector('#board li.me')?.dataset.player === 'demo-grace'").await;
+    let around = "return [...document.querySelectorAll('#around-list li')].map(li => li.dataset.player)";
+    assert_eq!(browser.run(around).await, json!(["demo-hedy", "demo-radia", "demo-grace"]));
+    assert_eq!(browser.run("return document.querySelector('#around-list li.me').dataset.rank").await, json!("3"));
+    std::fs::write(screenshot_path("scoreboard-boards.png"), browser.client.screenshot().await.unwrap()).unwrap();
+    browser.close().await;
     scoreboard.stop().await.unwrap();
 }
