@@ -316,6 +316,13 @@ impl Boards {
         Ok(boards)
     }
 
+    /// `global` and the boards `named` (none of them called `global`).
+    pub fn of(named: impl IntoIterator<Item = BoardDef>) -> Self {
+        let mut boards = Self::default();
+        boards.0.extend(named.into_iter().filter(|board| board.id.as_str() != GLOBAL));
+        boards
+    }
+
     /// Reads board definitions from the file at `path`.
     pub fn from_file(path: &std::path::Path) -> Result<Self, BoardsError> {
         let text = std::fs::read_to_string(path)

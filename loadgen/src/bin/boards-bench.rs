@@ -1,0 +1,102 @@
+//! `boards-bench`: boards and seasons at scale.
+//!
+//! `boards-bench build` writes a log of `--events` awards by `--players` players through the event
+//! store, recorded now (so every one is in the current season of every board), folds it into
+//! `global`, and then times building the boards of `--boards` from the whole log, as a projector
+//! does when a board is added: one board after another, [`store::BOARD_BUILD_BATCH`] events a
+//! transaction.
+//!
+//! Run it through `scripts/bench-boards`, which then measures the resident memory of a query-svc
+//! holding those boards, beside one holding `global` alone.
+
+use std::time::Instant;
+
+use anyhow::Context as _;
+use clap::Parser;
+use events::boards::Boards;
+use events::{Event, Points, ScoreAwarded};
+use store::{EventStore as _, LeaderboardStore as _, NewEvent, PgEventLog, PgLeaderboard};
+use uuid::Uuid;
+
+#[derive(Parser)]
+#[command(name = "boards-bench", about = "Scoreboard's boards benchmark")]
+enum Args {
+    /// Write and fold a log, then build the boards from it.
+    Build {
+        /// The database to fill (created empty by the caller).
+        #[arg(long)]
+        database_url: String,
+        /// The boards to build (a `BOARDS` file).
+        #[arg(long)]
+        boards: std::path::PathBuf,
+        /// Events in the log.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Distinct players (event `n` is player `n mod players`).
+        #[arg(long, default_value_t = 1_000_000)]
+        players: u64,
+    },
+}
+
+fn award(position: u64, players: u64, at: time::OffsetDateTime) -> NewEvent {
+    NewEvent {
+        event: Event::ScoreAwarded(ScoreAwarded {
+            event_id: Uuid::now_v7(),
+            action_id: Uuid::new_v4(),
+            player_id: format!("player-{}", position % players).parse().expect("a player id"),
+            display_name: None,
+            action: "complete_task".parse().expect("an action"),
+            points: Points::new(10 + (position % 7) as i64 * 10).expect("points"),
+            token_issued_at: at.unix_timestamp(),
+            key_id: "bench".parse().expect("a key id"),
+            recorded_at: at,
+        }),
+        claims_digest: Some([7; 32]),
+    }
+}
+
+async fn build(database_url: &str, boards: &std::path::Path, events: u64, players: u64) -> anyhow::Result<()> {
+    let boards = Boards::from_file(boards)?;
+    let pool = store::postgres::connect_lazy(database_url, 4, std::time::Duration::from_secs(30))?;
+    store::postgres::MIGRATOR.run(&pool).await.context("migrating")?;
+    let log = PgEventLog::new(pool.clone());
+    let at = events::event::stored_precision(time::OffsetDateTime::now_utc());
+    let mut next = 1;
+    while next <= events {
+        let batch: Vec<NewEvent> = (next..(next + 1000).min(events + 1)).map(|p| award(p, players, at)).collect();
+        next += batch.len() as u64;
+        log.append(&batch).await?;
+    }
+    eprintln!("log of {events} events written");
+
+    let global = PgLeaderboard::new(pool.clone());
+    let started = Instant::now();
+    while global.fold_next(1000).await?.to < events {}
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "| fold of {events} events into `global` (the projector's pace; baseline) | {:.0} events/s ({seconds:.1} s) | | |",
+        events as f64 / seconds
+    );
+    // One board after another, as when each is added to a running deployment.
+    for (built_so_far, board) in boards.named().iter().enumerate() {
+        let read_model = PgLeaderboard::new(pool.clone()).boards(Boards::of(boards.named()[..=built_so_far].to_vec()));
+        let started = Instant::now();
+        let built = read_model.build_boards(store::BOARD_BUILD_BATCH).await?;
+        let seconds = started.elapsed().as_secs_f64();
+        anyhow::ensure!(built.built == [board.id.to_string()], "built {:?}", built.built);
+        println!(
+            "| build of a new board `{}` ({}) from the whole log | {:.0} events/s ({seconds:.1} s) | | |",
+            board.id,
+            board.season.as_str(),
+            built.events as f64 / seconds
+        );
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Args::parse() {
+        Args::Build { database_url, boards, events, players } => build(&database_url, &boards, events, players).await,
+    }
+}
