@@ -61,6 +61,9 @@ pub enum QueryError {
     /// The board was not loaded yet.
     #[error("the leaderboard is still loading")]
     Loading,
+    /// A board the read model is still building from the log (or holds with another definition).
+    #[error("board {0:?} is being built from the log; retry")]
+    BoardNotReady(String),
     /// The event log could not be read.
     #[error("event log")]
     Store(#[from] StoreError),
@@ -95,7 +98,7 @@ impl IntoResponse for QueryError {
                     .with_detail(format!("{detail}; retry, or ask without min_position"))
                     .with_retry_after(Duration::from_secs(1))
             }
-            Self::Loading | Self::TooManyStreams(_) => Problem::unavailable(detail),
+            Self::Loading | Self::BoardNotReady(_) | Self::TooManyStreams(_) => Problem::unavailable(detail),
             Self::RateLimited(wait) => Problem::rate_limited(wait),
             Self::Store(error) if error.is_unavailable() => Problem::unavailable("the event log cannot be reached"),
             Self::Store(error) => {

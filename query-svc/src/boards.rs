@@ -232,6 +232,9 @@ impl<S, R: LeaderboardStore> Reader<S, R> {
         min_position: Option<u64>,
     ) -> Result<(String, Season, Shown), QueryError> {
         let (def, live) = self.boards.get(id).ok_or_else(|| QueryError::UnknownBoard(id.to_string()))?;
+        if !live.is_loaded() && self.live.is_loaded() {
+            return Err(QueryError::BoardNotReady(id.to_string()));
+        }
         let season = match season {
             None => live.season(),
             Some(text) => Season::parse(def.season, text).map_err(|e| QueryError::InvalidRequest(e.to_string()))?,
@@ -242,7 +245,7 @@ impl<S, R: LeaderboardStore> Reader<S, R> {
         }
         let loaded = self.read_model.load_seasons(&[(def.id.to_string(), season)]).await?;
         if loaded.ready.get(def.id.as_str()) != Some(&def.definition()) {
-            return Err(QueryError::Loading);
+            return Err(QueryError::BoardNotReady(id.to_string()));
         }
         let standings = loaded.standings.into_iter().map(|s| s.standing);
         Ok((def.id.to_string(), season, Shown::Read(Board::from_standings(loaded.anchor.position, standings))))

@@ -231,9 +231,10 @@ pub async fn board_sse(
 /// The live board of a stream path, once loaded.
 fn board(streams: &Streams, path: Result<Path<String>, PathRejection>) -> Result<Arc<LiveBoard>, QueryError> {
     let Path(id) = path.map_err(|rejection| QueryError::InvalidRequest(rejection.body_text()))?;
-    let (_, live) = streams.boards.get(&id).ok_or(QueryError::UnknownBoard(id))?;
+    let (_, live) = streams.boards.get(&id).ok_or_else(|| QueryError::UnknownBoard(id.clone()))?;
     if !live.is_loaded() {
-        return Err(QueryError::Loading);
+        let loading = !streams.boards.global().is_loaded();
+        return Err(if loading { QueryError::Loading } else { QueryError::BoardNotReady(id) });
     }
     Ok(live.clone())
 }
