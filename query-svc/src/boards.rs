@@ -11,7 +11,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use events::boards::{BoardDef, Boards, Season, SeasonStanding};
-use events::{Behind, Board, BoardChange};
+use events::{Board, BoardChange};
 use platform::Problem;
 use platform::openapi::PROBLEM_JSON;
 use serde::{Deserialize, Serialize};
@@ -113,19 +113,19 @@ impl LiveBoards {
     }
 
     /// Applies `global`'s `change` and the `seasons` changed with it to the other boards; a board
-    /// shown a season newer than its own starts that season. `Err` when a board missed changes.
+    /// shown a season newer than its own starts that season. `Err` when a board missed changes,
+    /// or its new season could not be read: reload.
     pub(crate) async fn apply<R: LeaderboardStore>(
         &self,
         change: &BoardChange,
         seasons: &[SeasonStanding],
         read_model: &R,
-    ) -> Result<(), Behind> {
-        let behind = Behind { board: change.from, change_from: change.to };
+    ) -> anyhow::Result<()> {
         for (def, live) in self.named().filter(|(_, live)| live.is_loaded()) {
             let held = live.season();
             let mine = seasons.iter().filter(|s| s.board == def.id);
             match mine.clone().map(|s| s.season).max() {
-                Some(newer) if newer > held => roll(def, live, newer, read_model).await.map_err(|_| behind)?,
+                Some(newer) if newer > held => roll(def, live, newer, read_model).await?,
                 _ => live.apply(&BoardChange {
                     from: change.from,
                     to: change.to,

@@ -344,10 +344,10 @@ pub async fn keep_current<R: LeaderboardStore>(
                 anchor = reached;
                 let applied = match live.apply(&change) {
                     Ok(()) => boards.apply(&change, &seasons, &read_model).await,
-                    Err(behind) => Err(behind),
+                    Err(behind) => Err(behind.into()),
                 };
-                if let Err(behind) = applied {
-                    tracing::info!(%behind, "the board moved while reading; reloading");
+                if let Err(stale) = applied {
+                    tracing::info!(reason = %stale, "the boards moved while reading; reloading");
                     let Some(loaded) = load(&boards, &read_model, &shutdown).await else { return };
                     anchor = loaded;
                 }

@@ -411,9 +411,28 @@ fn season_standings_of(rows: Vec<SeasonRow>) -> Result<Vec<SeasonStanding>, Stor
     rows.into_iter().map(SeasonStanding::try_from).collect()
 }
 
-/// What folding into boards needs of a fold transaction: the SQL of one back end. What it means
-/// is [`fold_boards`]'s.
+/// What folding into boards and building them needs of a transaction: the SQL of one back end.
+/// What it means is [`fold_boards`]', [`sync_boards`]' and [`build_step`]'s.
 trait BoardSql: Send {
+    /// The boards the read model holds: id and definition.
+    fn kept(&mut self) -> impl Future<Output = Result<Vec<(String, String)>, StoreError>> + Send;
+
+    /// Drops board `id` and its standings.
+    fn drop_board(&mut self, id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Adds `board`, folded up to position 0.
+    fn add_board(&mut self, board: &BoardDef) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The position board `id` has folded through, locked until the transaction ends.
+    fn board_position(&mut self, id: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// The log's events in `(after, through]`, in order.
+    fn read_run(
+        &mut self,
+        after: u64,
+        through: u64,
+    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
+
     /// Moves the boards of `boards` whose position is `from` (and whose definition is still the
     /// one given) to `to`; returns the ids of those moved.
     fn advance(
@@ -473,6 +492,34 @@ async fn fold_boards(
     let existing = season_standings_of(sql.read_seasons(&ids, &reads).await?)?;
     let standings = events::boards::fold_seasons(&boards, existing, &revoked, events);
     sql.write_seasons(&standings, to).await
+}
+
+/// Makes the read model's boards `boards`: drops those no longer defined (or defined otherwise)
+/// and adds the new ones at position 0; returns the ids dropped and the boards to build.
+async fn sync_boards(sql: &mut impl BoardSql, boards: &Boards) -> Result<(Vec<String>, Vec<BoardDef>), StoreError> {
+    let (drop, add) = board_plan(&sql.kept().await?, boards);
+    for id in &drop {
+        sql.drop_board(id).await?;
+    }
+    for board in &add {
+        sql.add_board(board).await?;
+    }
+    Ok((drop, add))
+}
+
+/// Folds the next `batch` events of the log, up to `checkpoint` (the live fold's, locked by the
+/// caller), into `board`, which is being built; returns how many (0: it has caught up).
+async fn build_step(sql: &mut impl BoardSql, board: &BoardDef, checkpoint: u64, batch: u32) -> Result<u64, StoreError> {
+    let from = sql.board_position(board.id.as_str()).await?;
+    if from >= checkpoint {
+        return Ok(0);
+    }
+    let run = sql.read_run(from, checkpoint.min(from + u64::from(batch.max(1)))).await?;
+    let (events, _) = decode_run(&run)?;
+    let to = from + run.len() as u64;
+    fold_boards(sql, std::slice::from_ref(board), from, to, &events).await?;
+    tracing::info!(board = %board.id, position = to, checkpoint, "building board");
+    Ok(run.len() as u64)
 }
 
 /// Which kept boards (`kept`: id and definition, as the read model holds them) to drop, and which

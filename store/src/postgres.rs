@@ -17,8 +17,8 @@ use crate::{
     Anchor, AppendOutcome, Applied, BoardSql, BoardsBuilt, Changed, ChangedRow, Changes, Checkpoint, CheckpointRow,
     Claim, EventRow, EventStore, FirstSeenRow, FlagRow, FlagSql, Folding, KeptSigner, LeaderboardStore, NewEvent,
     SEASON_COLUMNS, STANDING_COLUMNS, SeasonRow, Seasons, Snapshot, SnapshotRow, StandingRow, StandsRow, StoreError,
-    StoredEvent, board_from_rows, board_plan, changes_from_rows, decode_run, fold_boards, folded_onto, from_db,
-    season_standings_of, snapshot, standings_of, to_db,
+    StoredEvent, board_from_rows, build_step, changes_from_rows, decode_run, fold_boards, folded_onto, from_db,
+    season_standings_of, snapshot, standings_of, sync_boards, to_db,
 };
 
 /// The PostgreSQL schema: event log, read model, checkpoints.
@@ -634,44 +634,21 @@ impl LeaderboardStore for PgLeaderboard {
     }
 
     async fn build_boards(&self, batch: u32) -> Result<BoardsBuilt, StoreError> {
-        let mut built = BoardsBuilt::default();
         let mut tx = self.pool.begin().await?;
         lock_checkpoint(&mut tx, PROJECTION).await?;
-        let kept: Vec<(String, String)> =
-            sqlx::query_as("SELECT board, definition FROM boards ORDER BY board").fetch_all(&mut *tx).await?;
-        let (drop, add) = board_plan(&kept, &self.folding.boards);
-        for id in &drop {
-            sqlx::query("DELETE FROM boards WHERE board = $1").bind(id).execute(&mut *tx).await?;
-        }
-        for board in &add {
-            sqlx::query("INSERT INTO boards (board, definition) VALUES ($1, $2)")
-                .bind(board.id.as_str())
-                .bind(board.definition())
-                .execute(&mut *tx)
-                .await?;
-        }
+        let (dropped, add) = sync_boards(&mut *tx, &self.folding.boards).await?;
         tx.commit().await?;
-        built.dropped = drop;
+        let mut built = BoardsBuilt { dropped, ..BoardsBuilt::default() };
         for board in add {
             loop {
                 let mut tx = self.pool.begin().await?;
                 let checkpoint = lock_checkpoint(&mut tx, PROJECTION).await?;
-                let position: i64 = sqlx::query_scalar("SELECT position FROM boards WHERE board = $1 FOR UPDATE")
-                    .bind(board.id.as_str())
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let from = from_db(position);
-                if from >= checkpoint {
-                    tx.commit().await?;
+                let folded = build_step(&mut *tx, &board, checkpoint, batch).await?;
+                tx.commit().await?;
+                if folded == 0 {
                     break;
                 }
-                let run = read_log(&mut tx, from, checkpoint.min(from + u64::from(batch.max(1)))).await?;
-                let (events, _) = decode_run(&run)?;
-                let to = from + run.len() as u64;
-                fold_boards(&mut *tx, std::slice::from_ref(&board), from, to, &events).await?;
-                tx.commit().await?;
-                built.events += run.len() as u64;
-                tracing::info!(board = %board.id, position = to, checkpoint, "building board");
+                built.events += folded;
             }
             built.built.push(board.id.to_string());
         }
@@ -725,17 +702,13 @@ async fn lock_checkpoint(tx: &mut Transaction<'_, Postgres>, projection: &str) -
 }
 
 /// The log's events in `(after, through]`, in order.
-async fn read_log(
-    tx: &mut Transaction<'_, Postgres>,
-    after: u64,
-    through: u64,
-) -> Result<Vec<StoredEvent>, StoreError> {
+async fn read_log(connection: &mut PgConnection, after: u64, through: u64) -> Result<Vec<StoredEvent>, StoreError> {
     let rows: Vec<EventRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{SELECT_EVENT} WHERE position > $1 AND position <= $2 ORDER BY position"
     )))
     .bind(to_db(after))
     .bind(to_db(through))
-    .fetch_all(&mut **tx)
+    .fetch_all(connection)
     .await?;
     Ok(rows.into_iter().map(StoredEvent::from).collect())
 }
@@ -863,6 +836,37 @@ impl FlagSql for PgFlagSql<'_, '_> {
 }
 
 impl BoardSql for PgConnection {
+    async fn kept(&mut self) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(sqlx::query_as("SELECT board, definition FROM boards ORDER BY board").fetch_all(&mut *self).await?)
+    }
+
+    async fn drop_board(&mut self, id: &str) -> Result<(), StoreError> {
+        // Its standings go with it (ON DELETE CASCADE).
+        sqlx::query("DELETE FROM boards WHERE board = $1").bind(id).execute(&mut *self).await?;
+        Ok(())
+    }
+
+    async fn add_board(&mut self, board: &BoardDef) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO boards (board, definition) VALUES ($1, $2)")
+            .bind(board.id.as_str())
+            .bind(board.definition())
+            .execute(&mut *self)
+            .await?;
+        Ok(())
+    }
+
+    async fn board_position(&mut self, id: &str) -> Result<u64, StoreError> {
+        let position: i64 = sqlx::query_scalar("SELECT position FROM boards WHERE board = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_one(&mut *self)
+            .await?;
+        Ok(from_db(position))
+    }
+
+    async fn read_run(&mut self, after: u64, through: u64) -> Result<Vec<StoredEvent>, StoreError> {
+        read_log(self, after, through).await
+    }
+
     async fn advance(&mut self, boards: &[BoardDef], from: u64, to: u64) -> Result<Vec<String>, StoreError> {
         Ok(sqlx::query_scalar(
             "UPDATE boards b SET position = $4 FROM unnest($1::text[], $2::text[]) AS c(board, definition) \

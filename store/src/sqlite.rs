@@ -22,8 +22,8 @@ use crate::{
     Anchor, AppendOutcome, Applied, BoardSql, BoardsBuilt, Changed, ChangedRow, Changes, Checkpoint, CheckpointRow,
     Claim, EventRow, EventStore, FirstSeenRow, FlagRow, FlagSql, Folding, KeptSigner, LeaderboardStore, NewEvent,
     SEASON_COLUMNS, STANDING_COLUMNS, SeasonRow, Seasons, Snapshot, SnapshotRow, StandingRow, StandsRow, StoreError,
-    StoredEvent, board_from_rows, board_plan, changes_from_rows, decode_run, fold_boards, folded_onto, from_db,
-    season_standings_of, snapshot, standings_of, to_db,
+    StoredEvent, board_from_rows, build_step, changes_from_rows, decode_run, fold_boards, folded_onto, from_db,
+    season_standings_of, snapshot, standings_of, sync_boards, to_db,
 };
 use events::anomaly::{Flag, Rules};
 
@@ -476,44 +476,21 @@ impl LeaderboardStore for SqliteLeaderboard {
     }
 
     async fn build_boards(&self, batch: u32) -> Result<BoardsBuilt, StoreError> {
-        let mut built = BoardsBuilt::default();
+        // Each transaction holds the one writer, so folds wait for it as for any other.
         let mut tx = self.pools.write.begin_with("BEGIN IMMEDIATE").await?;
-        let kept: Vec<(String, String)> =
-            sqlx::query_as("SELECT board, definition FROM boards ORDER BY board").fetch_all(&mut *tx).await?;
-        let (drop, add) = board_plan(&kept, &self.folding.boards);
-        for id in &drop {
-            sqlx::query("DELETE FROM board_standings WHERE board = ?").bind(id).execute(&mut *tx).await?;
-            sqlx::query("DELETE FROM boards WHERE board = ?").bind(id).execute(&mut *tx).await?;
-        }
-        for board in &add {
-            sqlx::query("INSERT INTO boards (board, definition) VALUES (?, ?)")
-                .bind(board.id.as_str())
-                .bind(board.definition())
-                .execute(&mut *tx)
-                .await?;
-        }
+        let (dropped, add) = sync_boards(&mut *tx, &self.folding.boards).await?;
         tx.commit().await?;
-        built.dropped = drop;
+        let mut built = BoardsBuilt { dropped, ..BoardsBuilt::default() };
         for board in add {
             loop {
                 let mut tx = self.pools.write.begin_with("BEGIN IMMEDIATE").await?;
                 let checkpoint = from_db(read_checkpoint(&mut tx).await?);
-                let position: i64 = sqlx::query_scalar("SELECT position FROM boards WHERE board = ?")
-                    .bind(board.id.as_str())
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let from = from_db(position);
-                if from >= checkpoint {
-                    tx.commit().await?;
+                let folded = build_step(&mut *tx, &board, checkpoint, batch).await?;
+                tx.commit().await?;
+                if folded == 0 {
                     break;
                 }
-                let run = read_log(&mut tx, from, checkpoint.min(from + u64::from(batch.max(1)))).await?;
-                let (events, _) = decode_run(&run)?;
-                let to = from + run.len() as u64;
-                fold_boards(&mut *tx, std::slice::from_ref(&board), from, to, &events).await?;
-                tx.commit().await?;
-                built.events += run.len() as u64;
-                tracing::info!(board = %board.id, position = to, checkpoint, "building board");
+                built.events += folded;
             }
             built.built.push(board.id.to_string());
         }
@@ -676,6 +653,36 @@ impl FlagSql for SqliteConnection {
 }
 
 impl BoardSql for SqliteConnection {
+    async fn kept(&mut self) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(sqlx::query_as("SELECT board, definition FROM boards ORDER BY board").fetch_all(&mut *self).await?)
+    }
+
+    async fn drop_board(&mut self, id: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM board_standings WHERE board = ?").bind(id).execute(&mut *self).await?;
+        sqlx::query("DELETE FROM boards WHERE board = ?").bind(id).execute(&mut *self).await?;
+        Ok(())
+    }
+
+    async fn add_board(&mut self, board: &BoardDef) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO boards (board, definition) VALUES (?, ?)")
+            .bind(board.id.as_str())
+            .bind(board.definition())
+            .execute(&mut *self)
+            .await?;
+        Ok(())
+    }
+
+    async fn board_position(&mut self, id: &str) -> Result<u64, StoreError> {
+        // The transaction holds the only writer: nothing else moves it meanwhile.
+        let position: i64 =
+            sqlx::query_scalar("SELECT position FROM boards WHERE board = ?").bind(id).fetch_one(&mut *self).await?;
+        Ok(from_db(position))
+    }
+
+    async fn read_run(&mut self, after: u64, through: u64) -> Result<Vec<StoredEvent>, StoreError> {
+        read_log(self, after, through).await
+    }
+
     async fn advance(&mut self, boards: &[BoardDef], from: u64, to: u64) -> Result<Vec<String>, StoreError> {
         let mut advanced = Vec::new();
         for board in boards {
