@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// Why a value was refused as an identifier.
@@ -43,17 +45,18 @@ fn is_ascii_id(s: &str, extra: &[u8]) -> bool {
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident, $check:expr, $err:expr) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-        #[serde(transparent)]
-        pub struct $name(String);
+        // Immutable and shared: a clone is a reference count, so a board that keeps an id in
+        // several places (and boards that keep the same player) hold its text once.
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(value_type = String))]
+        pub struct $name(Arc<str>);
 
         impl $name {
             /// Checks `value` and wraps it.
             pub fn parse(value: impl Into<String>) -> Result<Self, IdError> {
                 let value = value.into();
                 let check: fn(&str) -> bool = $check;
-                if check(&value) { Ok(Self(value)) } else { Err($err) }
+                if check(&value) { Ok(Self(value.into())) } else { Err($err) }
             }
 
             /// The value as a string slice.
@@ -79,6 +82,12 @@ macro_rules! string_id {
         impl std::borrow::Borrow<str> for $name {
             fn borrow(&self) -> &str {
                 &self.0
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
             }
         }
 

@@ -11,7 +11,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use events::boards::{BoardDef, Boards, Season, SeasonStanding};
-use events::{Board, BoardChange};
+use events::{Board, BoardChange, Standing};
 use platform::Problem;
 use platform::openapi::PROBLEM_JSON;
 use serde::{Deserialize, Serialize};
@@ -98,16 +98,29 @@ impl LiveBoards {
     }
 
     /// Loads the current season of every board other than `global` (the newer of the clock's
-    /// and the one held); a board the read model is still building is not served.
-    pub(crate) async fn load_named<R: LeaderboardStore>(&self, read_model: &R) -> Result<(), StoreError> {
+    /// and the one held); a board the read model is still building is not served. Players'
+    /// ids and names are shared with `global` (just loaded), so each is held once, whatever
+    /// the number of boards.
+    pub(crate) async fn load_named<R: LeaderboardStore>(
+        &self,
+        read_model: &R,
+        global: &Board,
+    ) -> Result<(), StoreError> {
         let wanted: Vec<(String, Season)> =
             self.named().map(|(def, live)| (def.id.to_string(), self.current(def).max(live.season()))).collect();
         if wanted.is_empty() {
             return Ok(());
         }
         let loaded = read_model.load_seasons(&wanted).await?;
+        let (ready, position) = (loaded.ready, loaded.anchor.position);
+        let mut by_board: BTreeMap<String, Vec<Standing>> = BTreeMap::new();
+        for mut standing in loaded.standings {
+            share_ids(global, &mut standing.standing);
+            by_board.entry(standing.board.to_string()).or_default().push(standing.standing);
+        }
         for ((def, live), (_, season)) in self.named().zip(&wanted) {
-            hold(def, live, *season, &loaded);
+            let standings = by_board.remove(def.id.as_str()).unwrap_or_default();
+            hold(def, live, *season, &ready, Board::from_standings(position, standings));
         }
         Ok(())
     }
@@ -151,14 +164,22 @@ impl LiveBoards {
 
 /// Makes `live` hold `season` of `def`, as `loaded` has it (or not served, if the read model
 /// does not have `def` ready).
-fn hold(def: &BoardDef, live: &LiveBoard, season: Season, loaded: &store::Seasons) {
-    if loaded.ready.get(def.id.as_str()) != Some(&def.definition()) {
+fn hold(def: &BoardDef, live: &LiveBoard, season: Season, ready: &BTreeMap<String, String>, board: Board) {
+    if ready.get(def.id.as_str()) == Some(&def.definition()) {
+        live.replace_season(season, board);
+    } else {
         live.unload();
-        return;
     }
-    let standings =
-        loaded.standings.iter().filter(|s| s.board == def.id && s.season == season).map(|s| s.standing.clone());
-    live.replace_season(season, Board::from_standings(loaded.anchor.position, standings));
+}
+
+/// Makes `standing` hold the id (and the name, when the same) `global` holds for its player.
+fn share_ids(global: &Board, standing: &mut Standing) {
+    if let Some(shared) = global.standing_of(standing.player_id.as_str()) {
+        standing.player_id = shared.player_id.clone();
+        if standing.name == shared.name {
+            standing.name.clone_from(&shared.name);
+        }
+    }
 }
 
 /// Starts `season` of `def` on `live`, read from the read model.
@@ -169,7 +190,8 @@ async fn roll<R: LeaderboardStore>(
     read_model: &R,
 ) -> Result<(), StoreError> {
     let loaded = read_model.load_seasons(&[(def.id.to_string(), season)]).await?;
-    hold(def, live, season, &loaded);
+    let standings = loaded.standings.into_iter().map(|s| s.standing);
+    hold(def, live, season, &loaded.ready, Board::from_standings(loaded.anchor.position, standings));
     tracing::info!(board = %def.id, %season, "a new season started");
     Ok(())
 }

@@ -376,7 +376,7 @@ async fn load<R: LeaderboardStore>(
     let mut backoff = Backoff::default();
     loop {
         match read_model.load().await {
-            Ok((board, anchor)) => match boards.load_named(read_model).await {
+            Ok((board, anchor)) => match boards.load_named(read_model, &board).await {
                 Ok(()) => {
                     tracing::info!(position = board.position(), players = board.len(), "board loaded");
                     metrics::counter!("query_board_loads_total").increment(1);
