@@ -754,10 +754,23 @@ impl TryFrom<StandingRow> for Standing {
     }
 }
 
-/// The board the read model's rows make, as of `position` in `generation`, and its anchor.
-fn board_from_rows(position: i64, generation: i64, rows: Vec<StandingRow>) -> Result<(Board, Anchor), StoreError> {
+/// The whole board of a read model's rows, as of `position` in `generation`, and its anchor. The
+/// rows are converted one by one as they arrive: a million players never sit in memory twice.
+async fn board_from_rows(
+    position: i64,
+    generation: i64,
+    rows: impl futures::Stream<Item = Result<StandingRow, sqlx::Error>>,
+) -> Result<(Board, Anchor), StoreError> {
     let anchor = Anchor { position: from_db(position), event_id: None, generation: from_db(generation) };
-    Ok((Board::from_standings(anchor.position, standings_of(rows)?), anchor))
+    Ok((Board::from_standings(anchor.position, convert_rows::<_, Standing>(rows).await?), anchor))
+}
+
+/// Rows converted one by one as they arrive.
+async fn convert_rows<R, T: TryFrom<R, Error = StoreError>>(
+    rows: impl futures::Stream<Item = Result<R, sqlx::Error>>,
+) -> Result<Vec<T>, StoreError> {
+    use futures::TryStreamExt as _;
+    rows.map_err(StoreError::from).and_then(|row| std::future::ready(T::try_from(row))).try_collect().await
 }
 
 fn standings_of(rows: Vec<StandingRow>) -> Result<Vec<Standing>, StoreError> {

@@ -17,8 +17,8 @@ use crate::{
     Anchor, AppendOutcome, Applied, BoardSql, BoardsBuilt, Changed, ChangedRow, Changes, Checkpoint, CheckpointRow,
     Claim, EventRow, EventStore, FirstSeenRow, FlagRow, FlagSql, Folding, KeptSigner, LeaderboardStore, NewEvent,
     SEASON_COLUMNS, STANDING_COLUMNS, SeasonRow, Seasons, Snapshot, SnapshotRow, StandingRow, StandsRow, StoreError,
-    StoredEvent, board_from_rows, build_step, changes_from_rows, decode_run, fold_boards, folded_onto, from_db,
-    season_standings_of, snapshot, standings_of, sync_boards, to_db,
+    StoredEvent, board_from_rows, build_step, changes_from_rows, convert_rows, decode_run, fold_boards, folded_onto,
+    from_db, snapshot, standings_of, sync_boards, to_db,
 };
 
 /// The PostgreSQL schema: event log, read model, checkpoints.
@@ -598,12 +598,10 @@ impl LeaderboardStore for PgLeaderboard {
                 .bind(PROJECTION)
                 .fetch_one(&mut *tx)
                 .await?;
-        let rows: Vec<StandingRow> =
-            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {STANDING_COLUMNS} FROM leaderboard")))
-                .fetch_all(&mut *tx)
-                .await?;
+        let rows = sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {STANDING_COLUMNS} FROM leaderboard")));
+        let loaded = board_from_rows(position, generation, rows.fetch(&mut *tx)).await?;
         tx.commit().await?;
-        board_from_rows(position, generation, rows)
+        Ok(loaded)
     }
 
     async fn load_seasons(&self, wanted: &[(String, Season)]) -> Result<Seasons, StoreError> {
@@ -618,19 +616,21 @@ impl LeaderboardStore for PgLeaderboard {
             .bind(position)
             .fetch_all(&mut *tx)
             .await?;
-        let rows: Vec<SeasonRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {SEASON_COLUMNS} FROM board_standings \
+        let standings: Vec<SeasonStanding> = convert_rows::<SeasonRow, _>(
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {SEASON_COLUMNS} FROM board_standings \
              WHERE (board, season) IN (SELECT * FROM unnest($1::text[], $2::text[])) \
                AND board IN (SELECT board FROM boards WHERE position = $3)"
-        )))
-        .bind(wanted.iter().map(|(board, _)| board.as_str()).collect::<Vec<_>>())
-        .bind(wanted.iter().map(|(_, season)| season.to_string()).collect::<Vec<_>>())
-        .bind(position)
-        .fetch_all(&mut *tx)
+            )))
+            .bind(wanted.iter().map(|(board, _)| board.as_str()).collect::<Vec<_>>())
+            .bind(wanted.iter().map(|(_, season)| season.to_string()).collect::<Vec<_>>())
+            .bind(position)
+            .fetch(&mut *tx),
+        )
         .await?;
         tx.commit().await?;
         let anchor = Anchor { position: from_db(position), event_id: None, generation: from_db(generation) };
-        Ok(Seasons { ready: ready.into_iter().collect(), standings: season_standings_of(rows)?, anchor })
+        Ok(Seasons { ready: ready.into_iter().collect(), standings, anchor })
     }
 
     async fn build_boards(&self, batch: u32) -> Result<BoardsBuilt, StoreError> {
