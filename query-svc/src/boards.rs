@@ -189,11 +189,27 @@ async fn roll<R: LeaderboardStore>(
     season: Season,
     read_model: &R,
 ) -> Result<(), StoreError> {
-    let loaded = read_model.load_seasons(&[(def.id.to_string(), season)]).await?;
-    let standings = loaded.standings.into_iter().map(|s| s.standing);
-    hold(def, live, season, &loaded.ready, Board::from_standings(loaded.anchor.position, standings));
+    match read_season(read_model, def, season).await? {
+        Some(board) => live.replace_season(season, board),
+        None => live.unload(),
+    }
     tracing::info!(board = %def.id, %season, "a new season started");
     Ok(())
+}
+
+/// `season` of `def`, read from the read model; `None` while the read model is building `def`
+/// (or holds it defined otherwise).
+async fn read_season<R: LeaderboardStore>(
+    read_model: &R,
+    def: &BoardDef,
+    season: Season,
+) -> Result<Option<Board>, StoreError> {
+    let loaded = read_model.load_seasons(&[(def.id.to_string(), season)]).await?;
+    if loaded.ready.get(def.id.as_str()) != Some(&def.definition()) {
+        return Ok(None);
+    }
+    let standings = loaded.standings.into_iter().map(|s| s.standing);
+    Ok(Some(Board::from_standings(loaded.anchor.position, standings)))
 }
 
 /// The parameters of a board's endpoints.
@@ -265,12 +281,10 @@ impl<S, R: LeaderboardStore> Reader<S, R> {
         if season == live.season() {
             return Ok((def.id.to_string(), season, Shown::Live(live.clone())));
         }
-        let loaded = self.read_model.load_seasons(&[(def.id.to_string(), season)]).await?;
-        if loaded.ready.get(def.id.as_str()) != Some(&def.definition()) {
-            return Err(QueryError::BoardNotReady(id.to_string()));
-        }
-        let standings = loaded.standings.into_iter().map(|s| s.standing);
-        Ok((def.id.to_string(), season, Shown::Read(Board::from_standings(loaded.anchor.position, standings))))
+        let board = read_season(&self.read_model, def, season)
+            .await?
+            .ok_or_else(|| QueryError::BoardNotReady(id.to_string()))?;
+        Ok((def.id.to_string(), season, Shown::Read(board)))
     }
 }
 
