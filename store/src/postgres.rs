@@ -484,14 +484,13 @@ impl PgLeaderboard {
         .await?;
         tx.commit().await?;
 
+        // Unlocked, only while the live model is more than a batch ahead: the fresh one must
+        // never fold past the checkpoint it will take over at.
         let batch = batch.max(1);
-        loop {
-            let live = self.checkpoint().await?;
-            let reached = next.fold_next(batch).await?.to;
+        let mut reached = 0;
+        while reached + u64::from(batch) < self.checkpoint().await? {
+            reached = next.fold_next(batch).await?.to;
             progress(reached);
-            if reached + u64::from(batch) >= live {
-                break;
-            }
         }
 
         let mut tx = self.pool.begin().await?;

@@ -29,7 +29,7 @@ season = "all-time"
 "#;
 
 /// An award as the command side would have recorded it at `at`.
-fn award(player: &str, action: &str, points: i64, at: OffsetDateTime) -> NewEvent {
+pub(crate) fn award(player: &str, action: &str, points: i64, at: OffsetDateTime) -> NewEvent {
     let event = Event::ScoreAwarded(ScoreAwarded {
         event_id: Uuid::now_v7(),
         action_id: Uuid::new_v4(),

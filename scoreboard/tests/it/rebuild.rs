@@ -106,3 +106,30 @@ async fn a_rebuild_under_live_load_switches_over_without_a_gap_or_an_older_board
     assert_eq!(leftovers, 0);
     scoreboard.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_rebuild_takes_over_at_the_live_checkpoint_even_when_the_log_is_less_than_a_batch_ahead_of_it() {
+    use store::{EventStore as _, LeaderboardStore as _};
+    let db = TestDb::new().await;
+    let pool = db.pool().await;
+    store::postgres::MIGRATOR.run(&pool).await.unwrap();
+    // Given a log of 30 events, of which the live read model has folded 10
+    let log = PgEventLog::new(pool.clone());
+    let now = events::event::stored_precision(time::OffsetDateTime::now_utc());
+    let awards: Vec<_> =
+        (0..30).map(|i| crate::boards::award(&format!("p{}", i % 7), "complete_task", 10, now)).collect();
+    log.append(&awards).await.unwrap();
+    let live = PgLeaderboard::new(pool.clone());
+    assert_eq!(live.fold_next(10).await.unwrap().to, 10);
+    // When it is rebuilt in batches larger than what remains of the log
+    let rebuilt = live.rebuild(1000, |_| {}).await.unwrap();
+    // Then the rebuilt read model took over at the live checkpoint and holds the fold of exactly
+    // the events up to it (folding on from there counts nothing twice)
+    assert_eq!(rebuilt.position, 10);
+    let report = projector::audit::verify(&log, &live).await.unwrap();
+    assert_eq!(report.position, 10);
+    assert!(report.differences.is_empty(), "{:?}", report.differences);
+    while live.fold_next(1000).await.unwrap().to < 30 {}
+    let report = projector::audit::verify(&log, &live).await.unwrap();
+    assert!(report.differences.is_empty(), "{:?}", report.differences);
+}
