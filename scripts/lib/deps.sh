@@ -115,3 +115,18 @@ ensure_promtool() {
         apt_install prometheus
     fi
 }
+
+ensure_redis() {
+    # A baseline of the benchmark (scripts/bench): Redis sorted sets on 127.0.0.1:6379.
+    command -v redis-server >/dev/null 2>&1 || apt_install redis-server redis-tools
+    port_open 6379 && return 0
+    echo "starting redis-server on 127.0.0.1:6379 (keeps nothing on disk)" >&2
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+        --dir "$SCOREBOARD_STATE" --logfile "$SCOREBOARD_STATE/redis.log"
+    wait_port 6379
+}
+
+ensure_wrk() {
+    # The HTTP load generator of the benchmark's read scenarios.
+    command -v wrk >/dev/null 2>&1 || apt_install wrk
+}

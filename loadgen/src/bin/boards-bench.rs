@@ -11,12 +11,9 @@
 
 use std::time::Instant;
 
-use anyhow::Context as _;
 use clap::Parser;
 use events::boards::Boards;
-use events::{Event, Points, ScoreAwarded};
-use store::{EventStore as _, LeaderboardStore as _, NewEvent, PgEventLog, PgLeaderboard};
-use uuid::Uuid;
+use store::{LeaderboardStore as _, PgLeaderboard};
 
 #[derive(Parser)]
 #[command(name = "boards-bench", about = "Scoreboard's boards benchmark")]
@@ -38,35 +35,9 @@ enum Args {
     },
 }
 
-fn award(position: u64, players: u64, at: time::OffsetDateTime) -> NewEvent {
-    NewEvent {
-        event: Event::ScoreAwarded(ScoreAwarded {
-            event_id: Uuid::now_v7(),
-            action_id: Uuid::new_v4(),
-            player_id: format!("player-{}", position % players).parse().expect("a player id"),
-            display_name: None,
-            action: "complete_task".parse().expect("an action"),
-            points: Points::new(10 + (position % 7) as i64 * 10).expect("points"),
-            token_issued_at: at.unix_timestamp(),
-            key_id: "bench".parse().expect("a key id"),
-            recorded_at: at,
-        }),
-        claims_digest: Some([7; 32]),
-    }
-}
-
 async fn build(database_url: &str, boards: &std::path::Path, events: u64, players: u64) -> anyhow::Result<()> {
     let boards = Boards::from_file(boards)?;
-    let pool = store::postgres::connect_lazy(database_url, 4, std::time::Duration::from_secs(30))?;
-    store::postgres::MIGRATOR.run(&pool).await.context("migrating")?;
-    let log = PgEventLog::new(pool.clone());
-    let at = events::event::stored_precision(time::OffsetDateTime::now_utc());
-    let mut next = 1;
-    while next <= events {
-        let batch: Vec<NewEvent> = (next..(next + 1000).min(events + 1)).map(|p| award(p, players, at)).collect();
-        next += batch.len() as u64;
-        log.append(&batch).await?;
-    }
+    let pool = loadgen::log::write(database_url, events, players).await?;
     eprintln!("log of {events} events written");
 
     let global = PgLeaderboard::new(pool.clone());
