@@ -728,8 +728,12 @@ async fn fold_run(
         return Ok((to, Vec::new()));
     }
     let (events, players) = decode_run(run)?;
+    // One index probe per player, whatever the table's size: as `player_id = ANY($1)`, a batch
+    // of a few hundred players was planned as a scan of every standing (BENCHMARKS.md).
+    // `LIMIT 1` keeps the subquery a nested loop (the key is unique, so it limits nothing).
     let rows: Vec<StandingRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {STANDING_COLUMNS} FROM {} WHERE player_id = ANY($1)",
+        "SELECT standing.* FROM unnest($1::text[]) AS wanted(id), \
+         LATERAL (SELECT {STANDING_COLUMNS} FROM {} WHERE player_id = wanted.id LIMIT 1) AS standing",
         tables.standings
     )))
     .bind(&players)
