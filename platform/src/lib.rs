@@ -18,6 +18,12 @@ pub mod telemetry;
 
 pub use problem::Problem;
 
+/// Every process's allocator: mimalloc. Requests allocate and free many small blocks on every
+/// worker thread, and a board holds millions; glibc's allocator contends on its arena locks and
+/// keeps freed pages (see BENCHMARKS.md for the measurement).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Serves `app` on `listener` until `shutdown`, then waits for the requests in flight.
 ///
 /// Every connection gets `write_timeout` (see [`listener::StallGuard`]) and must send each

@@ -298,8 +298,22 @@ pub fn service(routes: Router, api: &utoipa::openapi::OpenApi, readiness: Readin
         .layer(axum::middleware::from_fn(track_http))
         .layer(trace)
         .layer(tower_http::request_id::PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(tower_http::request_id::SetRequestIdLayer::new(REQUEST_ID, tower_http::request_id::MakeRequestUuid))
+        .layer(tower_http::request_id::SetRequestIdLayer::new(REQUEST_ID, FreshRequestId))
         .layer(cors)
+}
+
+/// A fresh random (version 4) UUID for a request that brought no id, drawn from the thread's
+/// CSPRNG (seeded from the OS once) rather than a `getrandom` system call per request.
+#[derive(Clone, Copy)]
+struct FreshRequestId;
+
+impl tower_http::request_id::MakeRequestId for FreshRequestId {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<tower_http::request_id::RequestId> {
+        let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
+        let value =
+            axum::http::HeaderValue::from_str(id.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer())).ok()?;
+        Some(tower_http::request_id::RequestId::new(value))
+    }
 }
 
 /// Middleware recording `http_requests_total` and `http_request_duration_seconds` by route,

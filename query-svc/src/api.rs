@@ -19,19 +19,31 @@ use crate::boards::LiveBoards;
 use crate::live::{Entry, LiveBoard, MAX_LIMIT};
 use crate::past;
 
-/// What the read endpoints share.
-#[derive(Clone)]
+/// What the read endpoints share; cloned for every request, so every field is shared, not copied
+/// (the stores' own clones allocate: the read model's copy of the boards and rules, say).
 pub struct Reader<S, R> {
     /// The in-memory board (`global`).
     pub live: Arc<LiveBoard>,
     /// Every board, `global` among them.
     pub boards: Arc<LiveBoards>,
     /// The event log, for the audit endpoints and past boards.
-    pub log: S,
+    pub log: Arc<S>,
     /// The read model's snapshots of the fold, for past boards.
-    pub read_model: R,
+    pub read_model: Arc<R>,
     /// How long `min_position` may wait.
     pub read_your_writes_timeout: Duration,
+}
+
+impl<S, R> Clone for Reader<S, R> {
+    fn clone(&self) -> Self {
+        Self {
+            live: self.live.clone(),
+            boards: self.boards.clone(),
+            log: self.log.clone(),
+            read_model: self.read_model.clone(),
+            read_your_writes_timeout: self.read_your_writes_timeout,
+        }
+    }
 }
 
 /// Every way a read can fail.
@@ -237,12 +249,12 @@ pub async fn leaderboard<S: EventStore, R: LeaderboardStore>(
 ) -> Result<Json<Page>, QueryError> {
     let limit = board_limit(query.limit.as_deref())?;
     let offset = integer("offset", query.offset.as_deref(), 0, 0..=u32::MAX as u64)? as usize;
-    if let Some(position) = past_position(&reader.log, &query).await? {
+    if let Some(position) = past_position(&*reader.log, &query).await? {
         let head = reader.log.head().await?;
         if position > head {
             return Err(QueryError::UnknownPosition(position, head));
         }
-        let past = past::board_at(&reader.log, &reader.read_model, position).await?;
+        let past = past::board_at(&*reader.log, &*reader.read_model, position).await?;
         return Ok(Json(Page {
             entries: past.page(offset, limit).into_iter().map(Entry::from).collect(),
             position: past.position(),
@@ -371,7 +383,7 @@ pub async fn log<S: EventStore, R: LeaderboardStore>(
     State(reader): State<Reader<S, R>>,
     Strict(query): Strict<LogQuery>,
 ) -> Result<Json<EventPage>, QueryError> {
-    event_page(&reader.log, &query, async |after, limit| reader.log.read_after(after, limit).await).await
+    event_page(&*reader.log, &query, async |after, limit| reader.log.read_after(after, limit).await).await
 }
 
 /// One player's history: the events about them after position `after`, in order.
@@ -384,6 +396,6 @@ pub async fn player_log<S: EventStore, R: LeaderboardStore>(
     Strict(query): Strict<LogQuery>,
 ) -> Result<Json<EventPage>, QueryError> {
     let (_, player) = player_id(path)?;
-    event_page(&reader.log, &query, async |after, limit| reader.log.read_player(player.as_str(), after, limit).await)
+    event_page(&*reader.log, &query, async |after, limit| reader.log.read_player(player.as_str(), after, limit).await)
         .await
 }

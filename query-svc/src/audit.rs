@@ -72,11 +72,11 @@ pub async fn inclusion<S: EventStore, R: LeaderboardStore>(
     Strict(query): Strict<InclusionQuery>,
 ) -> Result<Json<InclusionProof>, QueryError> {
     let position = required("position", query.position.as_deref())?;
-    let tree_size = tree_size(&reader.log, "tree_size", query.tree_size.as_deref()).await?;
+    let tree_size = tree_size(&*reader.log, "tree_size", query.tree_size.as_deref()).await?;
     let plan = audit::Plan::inclusion(position - 1, tree_size).ok_or_else(|| {
         QueryError::InvalidRequest(format!("position {position} is not in the tree of {tree_size} events"))
     })?;
-    let hashes = proven(&reader.log, &plan).await?;
+    let hashes = proven(&*reader.log, &plan).await?;
     Ok(Json(InclusionProof { leaf_index: position - 1, tree_size, hashes }))
 }
 
@@ -93,10 +93,10 @@ pub async fn consistency<S: EventStore, R: LeaderboardStore>(
     Strict(query): Strict<ConsistencyQuery>,
 ) -> Result<Json<ConsistencyProof>, QueryError> {
     let from = required("from", query.from.as_deref())?;
-    let to = tree_size(&reader.log, "to", query.to.as_deref()).await?;
+    let to = tree_size(&*reader.log, "to", query.to.as_deref()).await?;
     let plan = audit::Plan::consistency(from, to)
         .ok_or_else(|| QueryError::InvalidRequest(format!("from ({from}) must not be larger than to ({to})")))?;
-    let hashes = proven(&reader.log, &plan).await?;
+    let hashes = proven(&*reader.log, &plan).await?;
     Ok(Json(ConsistencyProof { from, to, hashes }))
 }
 

@@ -281,7 +281,7 @@ impl<S, R: LeaderboardStore> Reader<S, R> {
         if season == live.season() {
             return Ok((def.id.to_string(), season, Shown::Live(live.clone())));
         }
-        let board = read_season(&self.read_model, def, season)
+        let board = read_season(&*self.read_model, def, season)
             .await?
             .ok_or_else(|| QueryError::BoardNotReady(id.to_string()))?;
         Ok((def.id.to_string(), season, Shown::Read(board)))

@@ -120,8 +120,8 @@ pub fn query_side<S: EventStore, R: LeaderboardStore>(
     let reader = Reader {
         live: live.clone(),
         boards: boards.clone(),
-        log,
-        read_model,
+        log: Arc::new(log),
+        read_model: Arc::new(read_model),
         read_your_writes_timeout: reads.read_your_writes_timeout,
     };
     let streams =
