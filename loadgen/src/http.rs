@@ -49,11 +49,6 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// Answered requests per second.
-    pub fn per_second(&self) -> f64 {
-        (self.succeeded + self.statuses.values().sum::<u64>()) as f64 / self.elapsed.as_secs_f64().max(1e-9)
-    }
-
     /// 2xx answers per second.
     pub fn succeeded_per_second(&self) -> f64 {
         self.succeeded as f64 / self.elapsed.as_secs_f64().max(1e-9)
@@ -90,11 +85,11 @@ pub async fn connect(authority: &str) -> anyhow::Result<http1::SendRequest<Full<
 }
 
 /// Sends `request(n)` for n = 0, 1, 2, … (until it answers `None` or the time is up), and hands
-/// each answer to `answered(n, status, body, when)`.
+/// each answer to `answered(status, body, when)`.
 pub async fn drive<R, A>(load: &Load, request: R, answered: A) -> anyhow::Result<Outcome>
 where
     R: Fn(u64) -> Option<Request> + Send + Sync + 'static,
-    A: Fn(u64, u16, &Bytes, Instant) + Send + Sync + 'static,
+    A: Fn(u16, &Bytes, Instant) + Send + Sync + 'static,
 {
     let (request, answered) = (Arc::new(request), Arc::new(answered));
     let mut senders = Vec::with_capacity(load.connections);
@@ -137,7 +132,7 @@ where
                             let body = response.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
                             let now = Instant::now();
                             tally.answered(status, now - due, now);
-                            answered(n, status, &body, now);
+                            answered(status, &body, now);
                         }
                         Err(_) => tally.failed += 1,
                     }

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 /// Event `position` (from 1) of such a log: an award to `player-<position mod players>` of 10 to 70
 /// points, recorded `at`.
-pub fn award(position: u64, players: u64, at: time::OffsetDateTime) -> NewEvent {
+fn award(position: u64, players: u64, at: time::OffsetDateTime) -> NewEvent {
     NewEvent {
         event: Event::ScoreAwarded(ScoreAwarded {
             event_id: Uuid::now_v7(),

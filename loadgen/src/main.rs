@@ -200,7 +200,7 @@ async fn send_actions(
     http::drive(
         load,
         move |n| bodies.get(n as usize).map(|body| http::post_json(&authority, "/v1/actions", body.clone())),
-        move |_, status, body, at| {
+        move |status, body, at| {
             if status == 201
                 && let Some(position) = position(body)
             {
@@ -285,7 +285,7 @@ async fn read(load: LoadArgs, path: String, players: u64) -> anyhow::Result<Figu
             let player = (z ^ (z >> 31)) % players.max(1);
             Some(http::get(&authority, &path.replace("{player}", &player.to_string())))
         },
-        |_, _, _, _| {},
+        |_, _, _| {},
     )
     .await?;
     let mut figures = Figures::new();

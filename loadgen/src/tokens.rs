@@ -17,7 +17,7 @@ pub struct Players {
 }
 
 /// The id of player `k`.
-pub fn player(k: u64) -> String {
+fn player(k: u64) -> String {
     format!("load-{k}")
 }
 

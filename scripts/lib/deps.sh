@@ -19,6 +19,13 @@ wait_port() {
     return 1
 }
 
+# Waits (up to 2 minutes) until the service at $1 answers /readyz; fails if it never does.
+wait_ready() {
+    for _ in $(seq 1 600); do curl -sf "$1/readyz" >/dev/null && return 0; sleep 0.2; done
+    echo "$1 never became ready" >&2
+    return 1
+}
+
 apt_install() {
     echo "installing $* from Debian's packages" >&2
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
