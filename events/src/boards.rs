@@ -477,4 +477,4 @@ pub fn fold_seasons(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -9,6 +9,7 @@ pub mod award;
 pub mod boards;
 pub mod catalog;
 pub mod event;
+pub mod fold;
 pub mod ids;
 pub mod keys;
 pub mod leaderboard;

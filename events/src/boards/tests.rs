@@ -7,7 +7,7 @@ use crate::event::{Moderated, RevokedAward, ScoreRevoked};
 use crate::ids::Points;
 use crate::leaderboard::Board;
 
-fn award(position: u64, player: &str, action: &str, points: i64, at: OffsetDateTime) -> RecordedEvent {
+pub(crate) fn award(position: u64, player: &str, action: &str, points: i64, at: OffsetDateTime) -> RecordedEvent {
     RecordedEvent {
         position,
         event: Event::ScoreAwarded(ScoreAwarded {
@@ -24,7 +24,7 @@ fn award(position: u64, player: &str, action: &str, points: i64, at: OffsetDateT
     }
 }
 
-fn moderated(position: u64, player: &str, ban: bool) -> RecordedEvent {
+pub(crate) fn moderated(position: u64, player: &str, ban: bool) -> RecordedEvent {
     let moderated = Moderated::new(
         Uuid::now_v7(),
         player.parse().unwrap(),
@@ -36,7 +36,7 @@ fn moderated(position: u64, player: &str, ban: bool) -> RecordedEvent {
     RecordedEvent { position, event }
 }
 
-fn revoke(position: u64, player: &str, award: Option<&RecordedEvent>) -> RecordedEvent {
+pub(crate) fn revoke(position: u64, player: &str, award: Option<&RecordedEvent>) -> RecordedEvent {
     let award = award.map(|recorded| match &recorded.event {
         Event::ScoreAwarded(a) => RevokedAward { event_id: a.event_id, position: recorded.position, points: a.points },
         _ => unreachable!("only awards are revoked one by one"),
@@ -52,7 +52,7 @@ fn revoke(position: u64, player: &str, award: Option<&RecordedEvent>) -> Recorde
     RecordedEvent { position, event }
 }
 
-const BOARDS: &str = r#"
+pub(crate) const BOARDS: &str = r#"
 [boards.everything]
 season = "all-time"
 
@@ -71,12 +71,12 @@ season = "weekly"
 season = "monthly"
 "#;
 
-fn boards() -> Boards {
+pub(crate) fn boards() -> Boards {
     Boards::from_toml(BOARDS).unwrap()
 }
 
 /// The awards of `log` by position: what the store reads for revocations.
-fn awards_of(log: &[RecordedEvent]) -> HashMap<u64, ScoreAwarded> {
+pub(crate) fn awards_of(log: &[RecordedEvent]) -> HashMap<u64, ScoreAwarded> {
     log.iter()
         .filter_map(|r| match &r.event {
             Event::ScoreAwarded(a) => Some((r.position, a.clone())),
@@ -250,7 +250,7 @@ fn moderation_applies_to_every_board_and_season() {
 }
 
 /// Logs over four players, three actions, and three weeks, with bans, unbans and revocations.
-fn logs() -> impl Strategy<Value = Vec<RecordedEvent>> {
+pub(crate) fn logs() -> impl Strategy<Value = Vec<RecordedEvent>> {
     let start = datetime!(2026-11-28 00:00 UTC);
     proptest::collection::vec((0..4usize, 0..14u8, 1..=50i64, 0..21 * 24i64), 0..70).prop_map(move |entries| {
         let mut log: Vec<RecordedEvent> = Vec::new();
@@ -278,7 +278,7 @@ fn logs() -> impl Strategy<Value = Vec<RecordedEvent>> {
 }
 
 /// The first award of `player` in `log` that was not taken back yet.
-fn revocable(log: &[RecordedEvent], player: &str) -> Option<RecordedEvent> {
+pub(crate) fn revocable(log: &[RecordedEvent], player: &str) -> Option<RecordedEvent> {
     let since = last_revoked_all(log, player);
     let revoked = revoked_positions(log);
     log.iter()
@@ -291,7 +291,7 @@ fn revocable(log: &[RecordedEvent], player: &str) -> Option<RecordedEvent> {
 }
 
 /// The position of the last revocation of all of `player`'s points (0: none).
-fn last_revoked_all(log: &[RecordedEvent], player: &str) -> u64 {
+pub(crate) fn last_revoked_all(log: &[RecordedEvent], player: &str) -> u64 {
     log.iter()
         .filter(|e| matches!(&e.event, Event::ScoreRevoked(r) if r.award.is_none() && r.player_id.as_str() == player))
         .map(|e| e.position)
