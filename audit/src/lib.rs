@@ -17,6 +17,7 @@ use std::collections::{BTreeSet, HashMap};
 use sha2::{Digest as _, Sha256};
 
 pub mod note;
+pub mod tiles;
 
 /// A SHA-256 hash.
 pub type Hash = [u8; 32];
