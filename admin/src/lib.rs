@@ -91,9 +91,8 @@ pub trait LogSource {
     async fn verifier_key(&self) -> anyhow::Result<String>;
     /// Up to 1 000 checkpoints of tree sizes after `after_size`, in order.
     async fn checkpoints(&self, after_size: u64) -> anyhow::Result<Vec<KeptCheckpoint>>;
-    /// The source's proof that the tree of `to` events extends that of `from`, if it serves
-    /// proofs (a database does not: there, consistency follows from both roots matching the
-    /// one recomputed tree).
+    /// The source's proof, from its own tree, that the tree of `to` events extends that of
+    /// `from`; `None` when it has none for these trees (its tree is damaged).
     async fn consistency(&self, from: u64, to: u64) -> anyhow::Result<Option<Vec<String>>>;
     /// A page of the events after position `after`, in order (empty at the end).
     async fn events(&self, after: u64) -> anyhow::Result<Vec<LoggedEvent>>;
@@ -149,8 +148,13 @@ impl LogSource for Http<'_> {
     }
 
     async fn consistency(&self, from: u64, to: u64) -> anyhow::Result<Option<Vec<String>>> {
-        let proof: Proof = self.get(format!("/v1/audit/proof/consistency?from={from}&to={to}")).await?.json().await?;
-        Ok(Some(proof.hashes))
+        let response = self.get(format!("/v1/audit/proof/consistency?from={from}&to={to}")).await;
+        match response {
+            Ok(response) => Ok(Some(response.json::<Proof>().await?.hashes)),
+            // The service cannot prove it (its tree lacks a node): a finding, not a failure to read.
+            Err(error) if error.downcast_ref::<reqwest::Error>().and_then(reqwest::Error::status).is_some() => Ok(None),
+            Err(error) => Err(error),
+        }
     }
 
     async fn events(&self, after: u64) -> anyhow::Result<Vec<LoggedEvent>> {
@@ -204,8 +208,10 @@ impl<S: store::EventStore> LogSource for Database<S> {
         Ok(kept.into_iter().map(|c| KeptCheckpoint { tree_size: c.tree_size, note: c.note }).collect())
     }
 
-    async fn consistency(&self, _from: u64, _to: u64) -> anyhow::Result<Option<Vec<String>>> {
-        Ok(None)
+    async fn consistency(&self, from: u64, to: u64) -> anyhow::Result<Option<Vec<String>>> {
+        let plan = audit::Plan::consistency(from, to).context("consecutive checkpoints")?;
+        let hashes = plan.hashes(&self.log.read_nodes(&plan.nodes()).await?);
+        Ok(hashes.map(|hashes| hashes.iter().map(hex::encode).collect()))
     }
 
     async fn events(&self, after: u64) -> anyhow::Result<Vec<LoggedEvent>> {
@@ -261,7 +267,10 @@ pub async fn verify(source: &impl LogSource) -> anyhow::Result<LogReport> {
     // Consecutive checkpoints are consistent, by the source's own proofs where it serves them.
     for pair in signed.windows(2) {
         let ((from, old), (to, new)) = (pair[0], pair[1]);
-        let Some(proof) = source.consistency(from, to).await? else { continue };
+        let Some(proof) = source.consistency(from, to).await? else {
+            report.problem_among(from + 1, to, format!("the log proves no consistency of {from} and {to} events"));
+            continue;
+        };
         let hashes: Option<Vec<Hash>> = proof.iter().map(|h| hash_of(h)).collect();
         if !hashes.is_some_and(|hashes| audit::verify_consistency(from, to, &hashes, &old, &new)) {
             report.problem_among(from + 1, to, format!("the checkpoints of {from} and {to} events are not consistent"));

@@ -101,8 +101,8 @@ pub async fn announce_fold(applied: &Applied, announcer: &Announcer) {
 }
 
 /// Makes the read model's boards those `read_model` folds into (see
-/// [`LeaderboardStore::build_boards`]), retrying until it succeeds or `shutdown`: what a
-/// projector does once when it starts, beside its folding.
+/// [`LeaderboardStore::build_boards`]), retrying until it succeeds or `shutdown`: what the one
+/// folder does once it folds, beside its folding.
 pub async fn build_boards<R: LeaderboardStore>(read_model: R, shutdown: CancellationToken) {
     let mut backoff = Backoff::default();
     loop {
@@ -153,7 +153,6 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let boards = config.boards.load().context("BOARDS")?;
     let projection =
         Projection::new(pool.clone(), nats.clone(), announcer, settings(&config.nats, &config.projection, boards)?);
-    let building = tokio::spawn(build_boards(projection.read_model().clone(), shutdown.clone()));
     let projection = tokio::spawn(projection.run(shutdown.clone()));
     let readiness = Readiness::default().with_store("postgres", PgEventLog::new(pool)).with_nats(nats.clone());
     tracing::info!(addr = %listener.local_addr()?, "projector listening");
@@ -167,7 +166,6 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     .await
     .context("serving HTTP")?;
     projection.await.context("projection task")?;
-    building.await.context("board builder")?;
     nats.drain().await.ok();
     Ok(())
 }

@@ -16,6 +16,8 @@
 //!   overtaken by later messages) is folded from the log all the same, so there is no gap to
 //!   wait for and nothing to rewind.
 //! - After each commit the new checkpoint is announced on the changes subject.
+//! - The leader also builds the boards added to `BOARDS` from the log, in the fold it keeps in
+//!   memory, between its batches.
 
 use std::time::{Duration, Instant};
 
@@ -144,6 +146,10 @@ impl Projection {
             .map_err(jetstream_error)?;
         let mut batches = messages.ready_chunks(self.settings.batch_max);
         tracing::info!(checkpoint, consumer = %self.settings.consumer, "projector elected; folding from the checkpoint");
+        // Boards are built by the one folder, beside its folding, for as long as it leads.
+        let leading = shutdown.child_token();
+        let _stop_building = leading.clone().drop_guard();
+        tokio::spawn(crate::build_boards(self.read_model.clone(), leading));
 
         let mut heartbeat = tokio::time::interval(HEARTBEAT);
         loop {

@@ -61,6 +61,9 @@ pub enum QueryError {
     /// A tree size beyond the log's: what was asked for, and the log's.
     #[error("a tree of {0} events is beyond the log, which holds {1}")]
     UnknownTreeSize(u64, u64),
+    /// A tile resource the tree does not have (yet).
+    #[error("the tree has no tile {0:?} (yet)")]
+    UnknownTile(String),
     /// A position beyond the log: what was asked for, and the log's head.
     #[error("position {0} is beyond the log, which holds {1} events")]
     UnknownPosition(u64, u64),
@@ -101,6 +104,9 @@ impl IntoResponse for QueryError {
             }
             Self::UnknownPosition(..) => {
                 Problem::new(StatusCode::NOT_FOUND, "unknown_position", "No such position").with_detail(detail)
+            }
+            Self::UnknownTile(_) => {
+                Problem::new(StatusCode::NOT_FOUND, "unknown_tile", "No such tile").with_detail(detail)
             }
             Self::UnknownTreeSize(..) => {
                 Problem::new(StatusCode::NOT_FOUND, "unknown_tree_size", "No such tree").with_detail(detail)

@@ -1,8 +1,13 @@
 //! The proofs that the log was not altered (SPEC "Audit: a verifiable log"): RFC 9162
-//! inclusion and consistency proofs, computed from the Merkle tree the log's appends keep.
+//! inclusion and consistency proofs, computed from the Merkle tree the log's appends keep, and
+//! the tree and the entries as C2SP tlog-tiles lays them out, for standard tile clients.
 
+use audit::tiles::TilePath;
 use axum::Json;
-use axum::extract::State;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::response::{IntoResponse, Response};
 use platform::Problem;
 use platform::openapi::PROBLEM_JSON;
 use serde::{Deserialize, Serialize};
@@ -195,4 +200,54 @@ pub async fn key<S: EventStore, R: LeaderboardStore>(
 ) -> Result<String, QueryError> {
     let key = reader.log.verifier_key().await?;
     key.map(|key| format!("{key}\n")).ok_or(QueryError::NotYet("no checkpoint signer has started yet"))
+}
+
+/// The path after `/tile/`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct TileParams {
+    /// `<L>/<N>[.p/<W>]` (hashes of level `8·L` of the tree) or `entries/<N>[.p/<W>]` (entry
+    /// bundles), `N` in groups of three digits, all but the last prefixed with `x`, as C2SP
+    /// tlog-tiles lays them out.
+    #[allow(dead_code)]
+    path: String,
+}
+
+/// A tile of the Merkle tree, or a bundle of the entries its leaves hash, exactly as C2SP
+/// tlog-tiles lays them out: any tile client verifies and mirrors the log from these and the
+/// checkpoint alone. Tiles never change once served (a partial tile `.p/<W>` is the first `W`
+/// hashes of the full one), so they are cached for good.
+#[utoipa::path(get, path = "/tile/{path}", tag = "audit", params(TileParams),
+    responses(
+        (status = 200, description = "The tile's hashes, or the bundle's entries (each a big-endian u16 length and its bytes)",
+            body = Vec<u8>, content_type = "application/octet-stream"),
+        (status = 404, description = "The tree has no such tile (yet) (`unknown_tile`)", body = Problem, content_type = PROBLEM_JSON),
+    ))]
+pub async fn tile<S: EventStore, R: LeaderboardStore>(
+    State(reader): State<Reader<S, R>>,
+    path: Result<Path<String>, PathRejection>,
+    Strict(NoParameters {}): Strict<NoParameters>,
+) -> Result<Response, QueryError> {
+    let Path(path) = path.map_err(|rejection| QueryError::InvalidRequest(rejection.body_text()))?;
+    let parsed = TilePath::parse(&path).ok_or_else(|| {
+        QueryError::InvalidRequest(format!("{path:?} is not a tile path: <L>/<N>[.p/<W>] or entries/<N>[.p/<W>]"))
+    })?;
+    let size = reader.log.tree_size().await?;
+    let bytes = reader.log.read_tile(parsed, size).await?.ok_or(QueryError::UnknownTile(path))?;
+    let headers = [(CONTENT_TYPE, "application/octet-stream"), (CACHE_CONTROL, "public, max-age=31536000, immutable")];
+    Ok((headers, bytes).into_response())
+}
+
+/// The latest checkpoint where C2SP tlog-tiles clients look for it: the note as signed.
+#[utoipa::path(get, path = "/checkpoint", tag = "audit",
+    responses(
+        (status = 200, description = "The note as signed", body = String, content_type = "text/plain; charset=utf-8"),
+        (status = 404, description = "Nothing signed yet (`no_checkpoint`)", body = Problem, content_type = PROBLEM_JSON),
+    ))]
+pub async fn tiles_checkpoint<S: EventStore, R: LeaderboardStore>(
+    reader: State<Reader<S, R>>,
+    strict: Strict<NoParameters>,
+) -> Result<Response, QueryError> {
+    let note = checkpoint(reader, strict).await?;
+    Ok(([(CONTENT_TYPE, "text/plain; charset=utf-8"), (CACHE_CONTROL, "max-age=5")], note).into_response())
 }

@@ -136,6 +136,8 @@ pub fn query_side<S: EventStore, R: LeaderboardStore>(
         .route("/v1/audit/checkpoint", get(audit::checkpoint::<S, R>))
         .route("/v1/audit/checkpoints", get(audit::checkpoints::<S, R>))
         .route("/v1/audit/key", get(audit::key::<S, R>))
+        .route("/tile/{*path}", get(audit::tile::<S, R>))
+        .route("/checkpoint", get(audit::tiles_checkpoint::<S, R>))
         .route("/v1/boards", get(boards::list::<S, R>))
         .route("/v1/boards/{board}/leaderboard", get(boards::leaderboard::<S, R>))
         .route("/v1/boards/{board}/players/{player_id}", get(boards::player::<S, R>))
@@ -165,6 +167,8 @@ pub fn query_side<S: EventStore, R: LeaderboardStore>(
     audit::checkpoint,
     audit::checkpoints,
     audit::key,
+    audit::tile,
+    audit::tiles_checkpoint,
     streams::sse,
     streams::websocket,
     boards::list,

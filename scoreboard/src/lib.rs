@@ -321,13 +321,12 @@ async fn distributed(
         announcer,
         projector::settings(&nats_config, &config.projection, boards.clone())?,
     );
-    let building = tokio::spawn(projector::build_boards(projection.read_model().clone(), shutdown.clone()));
     let projector = tokio::spawn(projection.run(shutdown.clone()));
     let feed = ChangeFeed::Nats { client: nats.clone(), subject: config.subjects.nats_changes_subject.clone() };
     let serving = Serving { boards, clock };
     let (query_routes, live, keeper) =
         query_svc::query_side(log.clone(), PgLeaderboard::new(pool), feed, serving, &config.reads, shutdown);
     let readiness = query_svc::board_loaded(readiness, live).with_nats(nats.clone());
-    let tasks = vec![("projector", projector), ("board builder", building), ("board keeper", keeper)];
+    let tasks = vec![("projector", projector), ("board keeper", keeper)];
     Ok(Some((desk, Sides { query_routes, readiness, background, tasks, nats: Some(nats) })))
 }

@@ -123,6 +123,13 @@ ensure_promtool() {
     fi
 }
 
+ensure_go_tlog() {
+    # The tile client of the tests: Go's golang.org/x/mod/sumdb/tlog and sumdb/note, from Debian.
+    if ! command -v go >/dev/null 2>&1 || [ ! -d /usr/share/gocode/src/golang.org/x/mod/sumdb/tlog ]; then
+        apt_install golang-go golang-golang-x-mod-dev
+    fi
+}
+
 ensure_redis() {
     # A baseline of the benchmark (scripts/bench): Redis sorted sets on 127.0.0.1:6379.
     command -v redis-server >/dev/null 2>&1 || apt_install redis-server redis-tools

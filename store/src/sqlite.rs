@@ -1,31 +1,26 @@
-//! The event log and the leaderboard read model in one SQLite file: the all-in-one binary's
-//! embedded default.
+//! SQLite: the all-in-one binary's embedded database, one file. Its statements, how values are
+//! bound (lists as JSON arrays read with `json_each`, bulk writes as multi-row `INSERT`s), and
+//! its transactions.
 //!
 //! WAL mode with `synchronous = FULL`: a commit is on disk before it returns, so nothing
 //! acknowledged is lost to a `kill -9` or a power cut. One connection writes (appends and
 //! folds take turns on it, each transaction `BEGIN IMMEDIATE`); readers use a pool of their
 //! own and never block the writer.
 
-use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
-use events::boards::{BoardDef, Boards, Reads, Season, SeasonStanding};
-use events::{Board, DisplayName};
+use futures::stream::BoxStream;
+use futures::{StreamExt as _, TryStreamExt as _};
 use sqlx::migrate::Migrator;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteConnection, Transaction};
-use uuid::Uuid;
-
-use crate::plan::{self, Attempt, Originals};
-use crate::{
-    Anchor, AppendOutcome, Applied, BoardSql, BoardsBuilt, Changed, ChangedRow, Changes, Checkpoint, CheckpointRow,
-    Claim, EventRow, EventStore, FirstSeenRow, FlagRow, FlagSql, Folding, KeptSigner, LeaderboardStore, NewEvent,
-    SEASON_COLUMNS, STANDING_COLUMNS, SeasonRow, Seasons, Snapshot, SnapshotRow, StandingRow, StandsRow, StoreError,
-    StoredEvent, board_from_rows, build_step, changes_from_rows, convert_rows, decode_run, fold_boards, folded_onto,
-    from_db, snapshot, standings_of, sync_boards, to_db,
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use events::anomaly::{Flag, Rules};
+use sqlx::{Arguments as _, AssertSqlSafe, Pool, Sqlite, SqliteConnection, Transaction};
+
+use crate::rows::{EventRow, to_db};
+use crate::sql::{Arg, Backend, Column, Notice, Row, Statements, Write};
+use crate::{EventLog, ReadModel, StoreError, StoredEvent};
 
 /// The SQLite schema: event log, read model, checkpoints.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -33,17 +28,14 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
 /// The file name inside the data folder.
 pub const FILE_NAME: &str = "scoreboard.db";
 
-/// Rows per `INSERT` statement (9 bound values each, well under SQLite's limit).
-const ROWS_PER_INSERT: usize = 500;
+/// Values bound per statement at most (SQLite allows 32 766).
+const VALUES_PER_STATEMENT: usize = 8_000;
 
-const SELECT_EVENT: &str = "SELECT position, event_id, event_type, event_version, payload, recorded_at FROM events";
+/// The event log in SQLite.
+pub type SqliteEventLog = EventLog<Lite>;
 
-/// The two pools on one database file.
-#[derive(Clone, Debug)]
-struct Pools {
-    write: SqlitePool,
-    read: SqlitePool,
-}
+/// The read model in SQLite.
+pub type SqliteLeaderboard = ReadModel<Lite>;
 
 /// Opens (creating it if needed) `scoreboard.db` in `folder` and applies pending migrations.
 pub async fn open(folder: &Path) -> Result<(SqliteEventLog, SqliteLeaderboard), StoreError> {
@@ -57,718 +49,302 @@ pub async fn open(folder: &Path) -> Result<(SqliteEventLog, SqliteLeaderboard), 
     let write = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
     MIGRATOR.run(&write).await.map_err(|error| StoreError::Database(error.into()))?;
     let read = SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await?;
-    let pools = Pools { write, read };
-    Ok((SqliteEventLog { pools: pools.clone() }, SqliteLeaderboard { pools, folding: Folding::default() }))
+    let backend = Lite { write, read };
+    Ok((EventLog::on(backend.clone()), ReadModel::on(backend)))
 }
 
-/// The event log in SQLite.
+/// SQLite, as the store uses it: one writing connection and a pool of readers on one file.
 #[derive(Clone, Debug)]
-pub struct SqliteEventLog {
-    pools: Pools,
+pub struct Lite {
+    write: SqlitePool,
+    read: SqlitePool,
 }
 
-impl SqliteEventLog {
-    async fn attempt(&self, fresh: Vec<&NewEvent>, wanted: Vec<Uuid>) -> Result<Attempt, StoreError> {
-        let mut tx = self.pools.write.begin_with("BEGIN IMMEDIATE").await?;
-        let (head, tree_size): (i64, i64) =
-            sqlx::query_as("SELECT position, tree_size FROM event_log_head").fetch_one(&mut *tx).await?;
-        let (head, tree_size) = (from_db(head), from_db(tree_size));
-        let refused = plan::admit(&fresh, head, moderation_of(&mut tx, plan::players_of(&fresh)).await?);
-        let admitted: Vec<&NewEvent> =
-            fresh.into_iter().filter(|new| !refused.contains_key(&new.event.event_id())).collect();
-        let mut inserted = 0;
-        let mut inserted_ids = HashSet::new();
-        let payloads: Vec<String> = admitted.iter().map(|new| new.event.encode()).collect();
-        for (chunk, (events, payloads)) in
-            admitted.chunks(ROWS_PER_INSERT).zip(payloads.chunks(ROWS_PER_INSERT)).enumerate()
-        {
-            let first = head + (chunk * ROWS_PER_INSERT) as u64 + 1;
-            for action_id in insert_at(&mut tx, first, events, payloads).await? {
-                inserted += 1;
-                inserted_ids.extend(action_id);
-            }
-        }
-        if inserted < admitted.len() {
-            tx.rollback().await?;
-            return Ok(Attempt::Collided(plan::collided(&admitted, &inserted_ids)));
-        }
-        if !admitted.is_empty() {
-            // The tree grows in the transaction that decides the positions (a log older than
-            // its tree is hashed first).
-            let mut leaves = match tree_size < head {
-                true => plan::stored_leaves(&read_log(&mut tx, tree_size, head).await?),
-                false => Vec::with_capacity(admitted.len()),
-            };
-            leaves.extend(plan::leaves(head + 1, &admitted, &payloads));
-            extend_tree(&mut tx, tree_size, &leaves).await?;
-            sqlx::query("UPDATE event_log_head SET position = ?1, tree_size = ?1")
-                .bind(to_db(head + admitted.len() as u64))
-                .execute(&mut *tx)
-                .await?;
-        }
-        let originals = originals_of(&mut tx, wanted).await?;
-        tx.commit().await?;
-        Ok(Attempt::Committed { head, originals, refused })
-    }
+/// `SELECT` of events, then the rest of the statement.
+macro_rules! events {
+    ($rest:literal) => {
+        concat!("SELECT position, event_id, event_type, event_version, payload, recorded_at FROM events ", $rest)
+    };
 }
 
-/// Inserts `events` (encoded as `payloads`) at positions `first …`, skipping action ids already
-/// recorded; returns the action ids of the rows inserted (`None` for events that carry none).
-async fn insert_at(
-    tx: &mut Transaction<'_, Sqlite>,
-    first: u64,
-    events: &[&NewEvent],
-    payloads: &[String],
-) -> Result<Vec<Option<Uuid>>, StoreError> {
-    let mut insert = QueryBuilder::<Sqlite>::new(
-        "INSERT INTO events (position, event_id, action_id, event_type, event_version, player_id, payload, \
-                             claims_digest, recorded_at) ",
-    );
-    insert.push_values(events.iter().zip(payloads).zip(first..), |mut row, ((new, payload), position)| {
-        row.push_bind(to_db(position))
-            .push_bind(new.event.event_id())
-            .push_bind(new.event.action_id())
-            .push_bind(new.event.event_type())
-            .push_bind(new.event.version())
-            .push_bind(new.event.player_id().to_string())
-            .push_bind(payload.as_str())
-            .push_bind(new.claims_digest.map(|d| d.to_vec()))
-            .push_bind(new.event.recorded_at());
-    });
-    insert.push(" ON CONFLICT (action_id) DO NOTHING RETURNING action_id");
-    Ok(insert.build_query_scalar().fetch_all(&mut **tx).await?)
+/// `SELECT` of board standings, then the rest of the statement.
+macro_rules! seasons {
+    ($rest:literal) => {
+        concat!("SELECT board, season, player_id, display_name, score, reached_at, banned FROM board_standings ", $rest)
+    };
 }
 
-/// The moderation of `players` at the head (read inside the write transaction).
-async fn moderation_of(tx: &mut Transaction<'_, Sqlite>, players: Vec<String>) -> Result<plan::Moderation, StoreError> {
-    if players.is_empty() {
-        return Ok(plan::Moderation::default());
-    }
+static SQL: Statements = Statements {
+    head: "SELECT position, tree_size FROM event_log_head",
+    // BEGIN IMMEDIATE took the database's one write lock already.
+    lock_head: "SELECT position, tree_size FROM event_log_head",
+    read_after: events!("WHERE position > ?1 ORDER BY position LIMIT ?2"),
+    read_range: events!("WHERE position > ?1 AND position <= ?2 ORDER BY position"),
+    read_event: events!("WHERE event_id = ?1"),
+    read_player: events!("WHERE player_id = ?1 AND position > ?2 ORDER BY position LIMIT ?3"),
+    read_positions: events!("WHERE position IN (SELECT value FROM json_each(?1)) ORDER BY position"),
     // The types are literals, so SQLite can use the partial index `events_moderation`.
-    let rows: Vec<EventRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{SELECT_EVENT} WHERE event_type IN ('PlayerBanned', 'PlayerUnbanned', 'ScoreRevoked') \
-         AND player_id IN (SELECT value FROM json_each(?)) ORDER BY position"
-    )))
-    .bind(serde_json::to_string(&players).expect("strings serialise"))
-    .fetch_all(&mut **tx)
-    .await?;
-    let events = rows.into_iter().map(|row| StoredEvent::from(row).decoded()).collect::<Result<Vec<_>, _>>()?;
-    Ok(plan::Moderation::of(&events))
+    moderation: events!(
+        "WHERE event_type IN ('PlayerBanned', 'PlayerUnbanned', 'ScoreRevoked') \
+         AND player_id IN (SELECT value FROM json_each(?1)) ORDER BY position"
+    ),
+    recorded: "SELECT action_id FROM events WHERE action_id IN (SELECT unhex(value) FROM json_each(?1))",
+    originals: "SELECT action_id, claims_digest, position, event_id, event_type, event_version, payload, recorded_at \
+         FROM events WHERE action_id IN (SELECT unhex(value) FROM json_each(?1))",
+    // By Julian day, as migrations/sqlite/0007 indexes times: to the millisecond.
+    position_at: "SELECT position FROM events WHERE julianday(recorded_at) <= julianday(?1) \
+         ORDER BY julianday(recorded_at) DESC, position DESC LIMIT 1",
+    position_before: "SELECT position FROM events \
+         WHERE julianday(recorded_at) <= (SELECT julianday(recorded_at) FROM events WHERE position = ?1) - ?2 / 86400.0 \
+         ORDER BY julianday(recorded_at) DESC, position DESC LIMIT 1",
+    first_seen: "SELECT value AS player_id, \
+         (SELECT recorded_at FROM events WHERE player_id = value ORDER BY position LIMIT 1) AS first \
+         FROM json_each(?1)",
+    leaves: "SELECT position, leaf_hash, event_type, event_version, payload FROM events \
+         WHERE position > ?1 AND position <= ?2 AND position <= (SELECT tree_size FROM event_log_head) \
+         ORDER BY position",
+    leaves_at: "SELECT position, leaf_hash, event_type, event_version, payload FROM events \
+         WHERE position IN (SELECT value FROM json_each(?1)) AND position <= (SELECT tree_size FROM event_log_head)",
+    tiles: "SELECT t.level, t.idx, t.hashes FROM json_each(?1) AS l JOIN json_each(?2) AS i ON i.key = l.key \
+         JOIN tiles t ON t.level = l.value AND t.idx = i.value",
+    flags: "SELECT position, rule, player_id, events, flagged_at FROM anomaly_flags ORDER BY position DESC, rule LIMIT ?1",
+    keep_signer: "INSERT INTO audit_signer (singleton, verifier, private_key) VALUES (1, ?1, ?2) \
+         ON CONFLICT (singleton) DO NOTHING",
+    replace_signer: "INSERT INTO audit_signer (singleton, verifier, private_key) VALUES (1, ?1, ?2) \
+         ON CONFLICT (singleton) DO UPDATE SET verifier = excluded.verifier, private_key = excluded.private_key",
+    signer: "SELECT verifier, private_key FROM audit_signer",
+    save_checkpoint: "INSERT INTO checkpoints (tree_size, root_hash, note) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (tree_size) DO NOTHING",
+    checkpoints: "SELECT tree_size, root_hash, note FROM checkpoints WHERE tree_size > ?1 ORDER BY tree_size LIMIT ?2",
+    latest_checkpoint: "SELECT tree_size, root_hash, note FROM checkpoints ORDER BY tree_size DESC LIMIT 1",
+    ping: "SELECT 1",
+
+    checkpoint: "SELECT position, generation FROM projection_checkpoints WHERE projection = ?1",
+    lock_checkpoint: "SELECT position, generation FROM projection_checkpoints WHERE projection = ?1",
+    standings: "SELECT player_id, display_name, score, reached_at, banned FROM leaderboard",
+    boards: "SELECT board, definition, position FROM boards ORDER BY board",
+    newest_season: "SELECT season FROM board_standings WHERE board = ?1 ORDER BY season DESC LIMIT 1",
+    season: seasons!("WHERE board = ?1 AND season = ?2"),
+    seasons: seasons!(
+        "WHERE (board, season) IN (SELECT b.value, s.value FROM json_each(?1) AS b JOIN json_each(?2) AS s \
+         ON s.key = b.key) AND board IN (SELECT board FROM boards WHERE position = ?3)"
+    ),
+    season_places: seasons!(
+        "WHERE (board, season, player_id) IN (SELECT b.value, s.value, p.value FROM json_each(?1) AS b \
+         JOIN json_each(?2) AS s ON s.key = b.key JOIN json_each(?3) AS p ON p.key = b.key) \
+         UNION \
+         SELECT board, season, player_id, display_name, score, reached_at, banned FROM board_standings \
+         WHERE player_id IN (SELECT value FROM json_each(?4)) AND board IN (SELECT value FROM json_each(?5))"
+    ),
+    drop_standings: "DELETE FROM board_standings WHERE board = ?1",
+    drop_board: "DELETE FROM boards WHERE board = ?1",
+    bump_generation: "UPDATE projection_checkpoints SET generation = generation + 1, updated_at = CURRENT_TIMESTAMP \
+         WHERE projection = ?1 RETURNING generation",
+    changes_since: "SELECT c.position AS checkpoint, c.generation, \
+                (SELECT event_id FROM events WHERE position = ?2) AS at_since, \
+                (SELECT event_id FROM events WHERE position = c.position) AS at_checkpoint, \
+                ch.from_position, ch.position, ch.standings, ch.seasons \
+         FROM projection_checkpoints c \
+         LEFT JOIN board_changes ch ON ch.position > ?2 AND ch.position <= c.position \
+         WHERE c.projection = ?1 ORDER BY ch.position LIMIT ?3",
+    snapshot_before: "SELECT position, standings FROM board_snapshots WHERE position <= ?1 ORDER BY position DESC LIMIT 1",
+    snapshot_due: "WITH last AS (SELECT coalesce(max(position), 0) AS position FROM board_snapshots) \
+         SELECT last.position, coalesce((SELECT sum(entries) FROM board_changes WHERE position > last.position), 0) \
+         FROM last",
+    changed_between: "SELECT from_position, position, standings FROM board_changes \
+         WHERE position > ?1 AND position <= ?2 ORDER BY position",
+    // The read model's tables as the migrations leave them.
+    create_next: &[
+        "DROP TABLE IF EXISTS leaderboard_next",
+        "DROP TABLE IF EXISTS board_standings_next",
+        "DROP TABLE IF EXISTS boards_next",
+        "DROP TABLE IF EXISTS board_changes_next",
+        "DROP TABLE IF EXISTS board_snapshots_next",
+        "DROP TABLE IF EXISTS anomaly_flags_next",
+        "CREATE TABLE leaderboard_next (player_id TEXT PRIMARY KEY, display_name TEXT, \
+         score INTEGER NOT NULL CHECK (score >= 0), reached_at INTEGER NOT NULL, banned INTEGER NOT NULL DEFAULT 0)",
+        "CREATE TABLE board_standings_next (board TEXT NOT NULL, season TEXT NOT NULL, player_id TEXT NOT NULL, \
+         display_name TEXT, score INTEGER NOT NULL CHECK (score >= 0), reached_at INTEGER NOT NULL CHECK (reached_at >= 0), \
+         banned BOOLEAN NOT NULL DEFAULT FALSE, PRIMARY KEY (board, season, player_id))",
+        "CREATE TABLE boards_next (board TEXT PRIMARY KEY, definition TEXT NOT NULL, \
+         position INTEGER NOT NULL DEFAULT 0 CHECK (position >= 0))",
+        "CREATE TABLE board_changes_next (position INTEGER PRIMARY KEY, from_position INTEGER NOT NULL, \
+         standings BLOB NOT NULL, seasons BLOB, entries INTEGER NOT NULL DEFAULT 0)",
+        "CREATE TABLE board_snapshots_next (position INTEGER PRIMARY KEY CHECK (position > 0), \
+         players INTEGER NOT NULL, standings BLOB NOT NULL)",
+        "CREATE TABLE anomaly_flags_next (position INTEGER NOT NULL, rule TEXT NOT NULL, player_id TEXT NOT NULL, \
+         events TEXT NOT NULL, flagged_at TEXT NOT NULL, PRIMARY KEY (position, rule))",
+    ],
+    swap_next: &[
+        "DROP TABLE leaderboard",
+        "DROP TABLE board_standings",
+        "DROP TABLE boards",
+        "DROP TABLE board_changes",
+        "DROP TABLE board_snapshots",
+        "DROP TABLE anomaly_flags",
+        "ALTER TABLE leaderboard_next RENAME TO leaderboard",
+        "ALTER TABLE board_standings_next RENAME TO board_standings",
+        "ALTER TABLE boards_next RENAME TO boards",
+        "ALTER TABLE board_changes_next RENAME TO board_changes",
+        "ALTER TABLE board_snapshots_next RENAME TO board_snapshots",
+        "ALTER TABLE anomaly_flags_next RENAME TO anomaly_flags",
+        "CREATE INDEX board_standings_by_player ON board_standings (player_id)",
+    ],
+};
+
+/// A list as a JSON array, which the statements read with `json_each`.
+fn json_list<T: serde::Serialize>(values: &[T]) -> String {
+    serde_json::to_string(values).expect("lists of numbers and strings serialise")
 }
 
-/// Appends `leaves` to the tree of `size` leaves: every node they complete.
-async fn extend_tree(tx: &mut Transaction<'_, Sqlite>, size: u64, leaves: &[audit::Hash]) -> Result<(), StoreError> {
-    let known = read_nodes(&mut *tx, &audit::frontier(size)).await?;
-    let nodes = audit::append(size, &plan::frontier_hashes(size, &known)?, leaves);
-    for chunk in nodes.chunks(ROWS_PER_INSERT) {
-        let mut insert = QueryBuilder::<Sqlite>::new("INSERT INTO merkle_nodes (level, idx, hash) ");
-        insert.push_values(chunk, |mut row, (node, hash)| {
-            row.push_bind(i16::from(node.level)).push_bind(to_db(node.index)).push_bind(hash.to_vec());
-        });
-        insert.build().execute(&mut **tx).await?;
-    }
-    Ok(())
-}
-
-/// The stored hashes of `nodes`.
-async fn read_nodes(
-    connection: &mut SqliteConnection,
-    nodes: &[audit::Node],
-) -> Result<HashMap<audit::Node, audit::Hash>, StoreError> {
-    let mut found = HashMap::with_capacity(nodes.len());
-    for chunk in nodes.chunks(ROWS_PER_INSERT) {
-        let mut select =
-            QueryBuilder::<Sqlite>::new("SELECT level, idx, hash FROM merkle_nodes WHERE (level, idx) IN (");
-        let mut pairs = select.separated(", ");
-        for node in chunk {
-            pairs.push("(").push_bind_unseparated(i16::from(node.level)).push_unseparated(", ");
-            pairs.push_bind_unseparated(to_db(node.index)).push_unseparated(")");
+/// `args` as SQLite binds them: lists as JSON arrays (UUIDs as hexadecimal text).
+fn arguments(args: Vec<Arg<'_>>) -> Result<SqliteArguments, StoreError> {
+    let mut bound = SqliteArguments::default();
+    for arg in args {
+        match arg {
+            Arg::Int(v) => bound.add(v),
+            Arg::Text(v) => bound.add(v.to_string()),
+            Arg::OptText(v) => bound.add(v.map(str::to_string)),
+            Arg::Uuid(v) => bound.add(v),
+            Arg::Time(v) => bound.add(v),
+            Arg::Float(v) => bound.add(v),
+            Arg::Bytes(v) => bound.add(v.to_vec()),
+            Arg::Ints(v) => bound.add(json_list(&v)),
+            Arg::Texts(v) => bound.add(json_list(&v)),
+            Arg::Uuids(v) => bound.add(json_list(&v.iter().map(|u| u.simple().to_string()).collect::<Vec<_>>())),
         }
-        select.push(")");
-        let rows: Vec<(i16, i64, Vec<u8>)> = select.build_query_as().fetch_all(&mut *connection).await?;
-        for row in rows {
-            let (node, hash) = plan::node_of_row(row)?;
-            found.insert(node, hash);
-        }
+        .map_err(encode_error)?;
     }
-    Ok(found)
+    Ok(bound)
 }
 
-#[derive(FromRow)]
-struct OriginalRow {
-    claims_digest: Option<Vec<u8>>,
-    #[sqlx(flatten)]
-    event: EventRow,
+fn encode_error(error: sqlx::error::BoxDynError) -> StoreError {
+    StoreError::Database(sqlx::Error::Encode(error))
 }
 
-async fn originals_of(tx: &mut Transaction<'_, Sqlite>, action_ids: Vec<Uuid>) -> Result<Originals, StoreError> {
-    let mut originals = Originals::new();
-    for action_id in action_ids {
-        let row: OriginalRow = sqlx::query_as(
-            "SELECT claims_digest, position, event_id, event_type, event_version, payload, recorded_at \
-             FROM events WHERE action_id = ?",
-        )
-        .bind(action_id)
-        .fetch_one(&mut **tx)
-        .await?;
-        originals.insert(action_id, (StoredEvent::from(row.event).decoded()?, row.claims_digest));
+/// Binds the value of `column` at `row`.
+fn bind_value(bound: &mut SqliteArguments, column: &Column<'_>, row: usize) -> Result<(), StoreError> {
+    match column {
+        Column::Int(v) => bound.add(v[row]),
+        Column::Text(v) | Column::Json(v) => bound.add(v[row].to_string()),
+        Column::OptText(v) => bound.add(v[row].map(str::to_string)),
+        Column::Bool(v) => bound.add(v[row]),
+        Column::Uuid(v) => bound.add(v[row]),
+        Column::OptUuid(v) => bound.add(v[row]),
+        Column::Bytes(v) => bound.add(v[row].to_vec()),
+        Column::OptBytes(v) => bound.add(v[row].map(<[u8]>::to_vec)),
+        Column::Time(v) => bound.add(v[row]),
     }
-    Ok(originals)
+    .map_err(encode_error)
 }
 
-impl EventStore for SqliteEventLog {
-    async fn append(&self, batch: &[NewEvent]) -> Result<Vec<AppendOutcome>, StoreError> {
-        plan::append_with(batch, |fresh, wanted| self.attempt(fresh, wanted)).await
-    }
-
-    async fn head(&self) -> Result<u64, StoreError> {
-        let head: i64 = sqlx::query_scalar("SELECT position FROM event_log_head").fetch_one(&self.pools.read).await?;
-        Ok(from_db(head))
-    }
-
-    async fn read_after(&self, after: u64, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows: Vec<EventRow> =
-            sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT_EVENT} WHERE position > ? ORDER BY position LIMIT ?")))
-                .bind(to_db(after))
-                .bind(i64::from(limit))
-                .fetch_all(&self.pools.read)
-                .await?;
-        Ok(rows.into_iter().map(StoredEvent::from).collect())
-    }
-
-    async fn read_event(&self, event_id: Uuid) -> Result<Option<StoredEvent>, StoreError> {
-        let row: Option<EventRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT_EVENT} WHERE event_id = ?")))
-            .bind(event_id)
-            .fetch_optional(&self.pools.read)
-            .await?;
-        Ok(row.map(StoredEvent::from))
-    }
-
-    async fn read_player(&self, player_id: &str, after: u64, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows: Vec<EventRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "{SELECT_EVENT} WHERE player_id = ? AND position > ? ORDER BY position LIMIT ?"
-        )))
-        .bind(player_id)
-        .bind(to_db(after))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pools.read)
-        .await?;
-        Ok(rows.into_iter().map(StoredEvent::from).collect())
-    }
-
-    async fn flags(&self, limit: u32) -> Result<Vec<Flag>, StoreError> {
-        let rows: Vec<FlagRow> = sqlx::query_as(
-            "SELECT position, rule, player_id, events, flagged_at FROM anomaly_flags \
-             ORDER BY position DESC, rule LIMIT ?",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&self.pools.read)
-        .await?;
-        rows.into_iter().map(Flag::try_from).collect()
-    }
-
-    async fn position_at(&self, time: time::OffsetDateTime) -> Result<u64, StoreError> {
-        // By Julian day, as migrations/sqlite/0007 indexes times: to the millisecond.
-        let position: Option<i64> = sqlx::query_scalar(
-            "SELECT position FROM events WHERE julianday(recorded_at) <= julianday(?) \
-             ORDER BY julianday(recorded_at) DESC, position DESC LIMIT 1",
-        )
-        .bind(time)
-        .fetch_optional(&self.pools.read)
-        .await?;
-        Ok(position.map_or(0, from_db))
-    }
-
-    async fn tree_size(&self) -> Result<u64, StoreError> {
-        let size: i64 = sqlx::query_scalar("SELECT tree_size FROM event_log_head").fetch_one(&self.pools.read).await?;
-        Ok(from_db(size))
-    }
-
-    async fn read_nodes(&self, nodes: &[audit::Node]) -> Result<HashMap<audit::Node, audit::Hash>, StoreError> {
-        let mut connection = self.pools.read.acquire().await?;
-        read_nodes(&mut connection, nodes).await
-    }
-
-    async fn keep_signer(&self, signer: &KeptSigner, replace: bool) -> Result<KeptSigner, StoreError> {
-        let on_conflict = if replace {
-            "DO UPDATE SET verifier = EXCLUDED.verifier, private_key = EXCLUDED.private_key"
-        } else {
-            "DO NOTHING"
-        };
-        let mut tx = self.pools.write.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO audit_signer (singleton, verifier, private_key) VALUES (1, ?, ?) \
-             ON CONFLICT (singleton) {on_conflict}"
-        )))
-        .bind(&signer.verifier)
-        .bind(&signer.private_key)
-        .execute(&mut *tx)
-        .await?;
-        let (verifier, private_key): (String, Option<String>) =
-            sqlx::query_as("SELECT verifier, private_key FROM audit_signer").fetch_one(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(KeptSigner { verifier, private_key })
-    }
-
-    async fn verifier_key(&self) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT verifier FROM audit_signer").fetch_optional(&self.pools.read).await?)
-    }
-
-    async fn save_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO checkpoints (tree_size, root_hash, note) VALUES (?, ?, ?) \
-             ON CONFLICT (tree_size) DO NOTHING",
-        )
-        .bind(to_db(checkpoint.tree_size))
-        .bind(checkpoint.root_hash.to_vec())
-        .bind(&checkpoint.note)
-        .execute(&self.pools.write)
-        .await?;
-        Ok(())
-    }
-
-    async fn checkpoints(&self, after_size: u64, limit: u32) -> Result<Vec<Checkpoint>, StoreError> {
-        let rows: Vec<CheckpointRow> = sqlx::query_as(
-            "SELECT tree_size, root_hash, note FROM checkpoints WHERE tree_size > ? ORDER BY tree_size LIMIT ?",
-        )
-        .bind(to_db(after_size))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pools.read)
-        .await?;
-        rows.into_iter().map(Checkpoint::try_from).collect()
-    }
-
-    async fn latest_checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
-        let row: Option<CheckpointRow> =
-            sqlx::query_as("SELECT tree_size, root_hash, note FROM checkpoints ORDER BY tree_size DESC LIMIT 1")
-                .fetch_optional(&self.pools.read)
-                .await?;
-        row.map(Checkpoint::try_from).transpose()
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pools.read).await?;
-        Ok(())
-    }
-}
-
-const PROJECTION: &str = "leaderboard";
-
-/// The leaderboard read model in SQLite.
-#[derive(Clone, Debug)]
-pub struct SqliteLeaderboard {
-    pools: Pools,
-    folding: Folding,
-}
-
-impl SqliteLeaderboard {
-    /// The same read model, snapshotting every `snapshot_interval` positions and flagging by
-    /// `rules`.
-    pub fn folding(self, snapshot_interval: u64, rules: Rules) -> Self {
-        Self { folding: Folding::new(snapshot_interval, rules).with_boards(self.folding.boards), ..self }
-    }
-
-    /// The same, folding into `boards` too (see [`LeaderboardStore::build_boards`]).
-    pub fn boards(self, boards: Boards) -> Self {
-        Self { folding: self.folding.with_boards(boards), ..self }
-    }
-}
-
-impl LeaderboardStore for SqliteLeaderboard {
-    async fn checkpoint(&self) -> Result<u64, StoreError> {
-        let mut connection = self.pools.read.acquire().await?;
-        Ok(from_db(read_checkpoint(&mut connection).await?))
-    }
-
-    async fn fold_next(&self, limit: u32) -> Result<Applied, StoreError> {
-        let mut tx = self.pools.write.begin_with("BEGIN IMMEDIATE").await?;
-        let from = from_db(read_checkpoint(&mut tx).await?);
-        let run = read_log(&mut tx, from, from + u64::from(limit)).await?;
-        let (to, flagged) = fold_run(&mut tx, from, &run, &self.folding).await?;
-        tx.commit().await?;
-        Ok(Applied { from, to, skipped: 0, forged: Vec::new(), flagged })
-    }
-
-    async fn fold_claimed(&self, claims: &[Claim]) -> Result<Applied, StoreError> {
-        let mut tx = self.pools.write.begin_with("BEGIN IMMEDIATE").await?;
-        let from = from_db(read_checkpoint(&mut tx).await?);
-        let Some(through) = plan::claimed_window(claims, from) else {
-            tx.commit().await?;
-            return Ok(Applied { from, to: from, skipped: claims.len(), forged: Vec::new(), flagged: Vec::new() });
-        };
-        let log = read_log(&mut tx, from, through).await?;
-        let confirmation = plan::confirm(claims, from, through, &log);
-        let (to, flagged) = fold_run(&mut tx, from, &log[..(confirmation.to - from) as usize], &self.folding).await?;
-        tx.commit().await?;
-        Ok(Applied { from, to, skipped: confirmation.skipped, forged: confirmation.forged, flagged })
-    }
-
-    async fn changes_since(&self, since: Anchor) -> Result<Option<Changes>, StoreError> {
-        // One read transaction: WAL gives it a single snapshot for every query.
-        let mut tx = self.pools.read.begin().await?;
-        let stands: StandsRow = sqlx::query_as(
-            "SELECT c.position AS checkpoint, c.generation, \
-                    (SELECT event_id FROM events WHERE position = ?2) AS at_since, \
-                    (SELECT event_id FROM events WHERE position = c.position) AS at_checkpoint \
-             FROM projection_checkpoints c WHERE c.projection = ?1",
-        )
-        .bind(PROJECTION)
-        .bind(to_db(since.position))
-        .fetch_one(&mut *tx)
-        .await?;
-        let Some(to) = stands.continuing(since) else { return Ok(None) };
-        let rows: Vec<StandingRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {STANDING_COLUMNS} FROM leaderboard WHERE changed_at > ?"
-        )))
-        .bind(to_db(since.position))
-        .fetch_all(&mut *tx)
-        .await?;
-        let seasons: Vec<SeasonRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {SEASON_COLUMNS} FROM board_standings WHERE changed_at > ?"
-        )))
-        .bind(to_db(since.position))
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        changes_from_rows(since, to, rows, seasons).map(Some)
-    }
-
-    async fn load(&self) -> Result<(Board, Anchor), StoreError> {
-        let mut tx = self.pools.read.begin().await?;
-        let (position, generation): (i64, i64) =
-            sqlx::query_as("SELECT position, generation FROM projection_checkpoints WHERE projection = ?")
-                .bind(PROJECTION)
-                .fetch_one(&mut *tx)
-                .await?;
-        let rows = sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {STANDING_COLUMNS} FROM leaderboard")));
-        let loaded = board_from_rows(position, generation, rows.fetch(&mut *tx)).await?;
-        tx.commit().await?;
-        Ok(loaded)
-    }
-
-    async fn load_seasons(&self, wanted: &[(String, Season)]) -> Result<Seasons, StoreError> {
-        let mut tx = self.pools.read.begin().await?;
-        let (position, generation): (i64, i64) =
-            sqlx::query_as("SELECT position, generation FROM projection_checkpoints WHERE projection = ?")
-                .bind(PROJECTION)
-                .fetch_one(&mut *tx)
-                .await?;
-        let ready: Vec<(String, String)> = sqlx::query_as("SELECT board, definition FROM boards WHERE position = ?")
-            .bind(position)
-            .fetch_all(&mut *tx)
-            .await?;
-        let wanted: Vec<(&str, String)> =
-            wanted.iter().map(|(board, season)| (board.as_str(), season.to_string())).collect();
-        let standings: Vec<SeasonStanding> = convert_rows::<SeasonRow, _>(
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {SEASON_COLUMNS} FROM json_each(?1) AS w JOIN board_standings \
-                 ON board = json_extract(w.value, '$[0]') AND season = json_extract(w.value, '$[1]') \
-             WHERE board IN (SELECT board FROM boards WHERE position = ?2)"
-            )))
-            .bind(serde_json::to_string(&wanted).expect("strings serialise"))
-            .bind(position)
-            .fetch(&mut *tx),
-        )
-        .await?;
-        tx.commit().await?;
-        let anchor = Anchor { position: from_db(position), event_id: None, generation: from_db(generation) };
-        Ok(Seasons { ready: ready.into_iter().collect(), standings, anchor })
-    }
-
-    async fn build_boards(&self, batch: u32) -> Result<BoardsBuilt, StoreError> {
-        // Each transaction holds the one writer, so folds wait for it as for any other.
-        let mut tx = self.pools.write.begin_with("BEGIN IMMEDIATE").await?;
-        let (dropped, add) = sync_boards(&mut *tx, &self.folding.boards).await?;
-        tx.commit().await?;
-        let mut built = BoardsBuilt { dropped, ..BoardsBuilt::default() };
-        for board in add {
-            loop {
-                let mut tx = self.pools.write.begin_with("BEGIN IMMEDIATE").await?;
-                let checkpoint = from_db(read_checkpoint(&mut tx).await?);
-                let folded = build_step(&mut *tx, &board, checkpoint, batch).await?;
-                tx.commit().await?;
-                if folded == 0 {
-                    break;
-                }
-                built.events += folded;
-            }
-            built.built.push(board.id.to_string());
-        }
-        if !built.built.is_empty() || !built.dropped.is_empty() {
-            sqlx::query("UPDATE projection_checkpoints SET generation = generation + 1 WHERE projection = ?")
-                .bind(PROJECTION)
-                .execute(&self.pools.write)
-                .await?;
-        }
-        Ok(built)
-    }
-
-    async fn snapshot_before(&self, position: u64) -> Result<Option<Snapshot>, StoreError> {
-        let row: Option<SnapshotRow> = sqlx::query_as(
-            "SELECT position, standings FROM board_snapshots WHERE position <= ? ORDER BY position DESC LIMIT 1",
-        )
-        .bind(to_db(position))
-        .fetch_optional(&self.pools.read)
-        .await?;
-        row.map(Snapshot::try_from).transpose()
-    }
-
-    async fn changed_between(&self, after: u64, through: u64) -> Result<Vec<Changed>, StoreError> {
-        let rows: Vec<ChangedRow> = sqlx::query_as(
-            "SELECT from_position, position, standings FROM board_changes \
-             WHERE position > ? AND position <= ? ORDER BY position",
-        )
-        .bind(to_db(after))
-        .bind(to_db(through))
-        .fetch_all(&self.pools.read)
-        .await?;
-        rows.into_iter().map(Changed::try_from).collect()
-    }
-}
-
-async fn read_checkpoint(connection: &mut SqliteConnection) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE projection = ?")
-        .bind(PROJECTION)
-        .fetch_one(connection)
-        .await?)
-}
-
-/// The log's events in `(after, through]`, in order.
-async fn read_log(connection: &mut SqliteConnection, after: u64, through: u64) -> Result<Vec<StoredEvent>, StoreError> {
-    let rows: Vec<EventRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{SELECT_EVENT} WHERE position > ? AND position <= ? ORDER BY position"
-    )))
-    .bind(to_db(after))
-    .bind(to_db(through))
-    .fetch_all(connection)
-    .await?;
-    Ok(rows.into_iter().map(StoredEvent::from).collect())
-}
-
-/// Folds `run` as `postgres::fold_run` does.
-async fn fold_run(
-    connection: &mut SqliteConnection,
-    from: u64,
-    run: &[StoredEvent],
-    folding: &Folding,
-) -> Result<(u64, Vec<String>), StoreError> {
-    let to = from + run.len() as u64;
-    if run.is_empty() {
-        return Ok((to, Vec::new()));
-    }
-    let (events, players) = decode_run(run)?;
-    let rows: Vec<StandingRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {STANDING_COLUMNS} FROM leaderboard WHERE player_id IN (SELECT value FROM json_each(?))"
-    )))
-    .bind(serde_json::to_string(&players).expect("strings serialise"))
-    .fetch_all(&mut *connection)
-    .await?;
-    let standings = folded_onto(rows, &events)?;
-    for standing in &standings {
-        sqlx::query(
-            "INSERT INTO leaderboard (player_id, display_name, score, reached_at, banned, changed_at) \
-             VALUES (?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (player_id) DO UPDATE SET \
-                 score = excluded.score, \
-                 reached_at = excluded.reached_at, \
-                 display_name = excluded.display_name, \
-                 banned = excluded.banned, \
-                 changed_at = excluded.changed_at",
-        )
-        .bind(standing.player_id.as_str())
-        .bind(standing.name.as_ref().map(DisplayName::as_str))
-        .bind(to_db(standing.score))
-        .bind(to_db(standing.reached_at))
-        .bind(standing.banned)
-        .bind(to_db(to))
-        .execute(&mut *connection)
-        .await?;
-    }
-    sqlx::query("UPDATE projection_checkpoints SET position = ?, updated_at = CURRENT_TIMESTAMP WHERE projection = ?")
-        .bind(to_db(to))
-        .bind(PROJECTION)
-        .execute(&mut *connection)
-        .await?;
-    sqlx::query(
-        "INSERT INTO board_changes (position, from_position, standings) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+/// `INSERT INTO … VALUES (…), (…) …` of `rows` rows of `write`.
+fn insert_statement(write: &Write<'_>, rows: usize) -> String {
+    let placeholders = format!("({})", vec!["?"; write.values.len()].join(", "));
+    format!(
+        "INSERT INTO {} ({}) VALUES {} {}",
+        write.table,
+        write.columns.join(", "),
+        vec![placeholders; rows].join(", "),
+        write.conflict
     )
-    .bind(to_db(to))
-    .bind(to_db(from))
-    .bind(snapshot::encode(standings))
-    .execute(&mut *connection)
-    .await?;
-    fold_boards(&mut *connection, folding.boards.named(), from, to, &events).await?;
-    let flagged = folding.flag(connection, from, &events).await?;
-    if snapshot::due(from, to, folding.snapshot_interval) {
-        take_snapshot(connection, to).await?;
-    }
-    Ok((to, flagged))
 }
 
-impl FlagSql for SqliteConnection {
-    async fn position_before(&mut self, position: u64, lookback: time::Duration) -> Result<Option<u64>, StoreError> {
-        let before: Option<i64> = sqlx::query_scalar(
-            "SELECT position FROM events \
-             WHERE julianday(recorded_at) <= (SELECT julianday(recorded_at) FROM events WHERE position = ?) - ? / 86400.0 \
-             ORDER BY julianday(recorded_at) DESC, position DESC LIMIT 1",
-        )
-        .bind(to_db(position))
-        .bind(lookback.as_seconds_f64())
-        .fetch_optional(&mut *self)
-        .await?;
-        Ok(before.map(from_db))
-    }
-
-    async fn read_log(&mut self, after: u64, through: u64) -> Result<Vec<StoredEvent>, StoreError> {
-        read_log(self, after, through).await
-    }
-
-    async fn first_seen(&mut self, players: &[&str]) -> Result<Vec<FirstSeenRow>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT value AS player_id, \
-                    (SELECT recorded_at FROM events WHERE player_id = value ORDER BY position LIMIT 1) AS first \
-             FROM json_each(?)",
-        )
-        .bind(serde_json::to_string(players).expect("strings serialise"))
-        .fetch_all(&mut *self)
-        .await?)
-    }
-
-    async fn record(&mut self, flags: &[Flag]) -> Result<(), StoreError> {
-        for flag in flags {
-            sqlx::query(
-                "INSERT INTO anomaly_flags (position, rule, player_id, events, flagged_at) VALUES (?, ?, ?, ?, ?) \
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(to_db(flag.position))
-            .bind(&flag.rule)
-            .bind(flag.player_id.as_str())
-            .bind(serde_json::to_string(&flag.events).expect("positions serialise"))
-            .bind(flag.flagged_at)
-            .execute(&mut *self)
-            .await?;
+/// Writes `write` in multi-row statements; returns the rows written.
+async fn insert(connection: &mut SqliteConnection, write: &Write<'_>) -> Result<u64, StoreError> {
+    let per_statement = (VALUES_PER_STATEMENT / write.values.len().max(1)).max(1);
+    let mut written = 0;
+    let mut start = 0;
+    while start < write.rows() {
+        let end = (start + per_statement).min(write.rows());
+        let mut bound = SqliteArguments::default();
+        for row in start..end {
+            for column in &write.values {
+                bind_value(&mut bound, column, row)?;
+            }
         }
-        Ok(())
+        let statement = insert_statement(write, end - start);
+        written += sqlx::query_with(AssertSqlSafe(statement), bound).execute(&mut *connection).await?.rows_affected();
+        start = end;
     }
+    Ok(written)
 }
 
-impl BoardSql for SqliteConnection {
-    async fn kept(&mut self) -> Result<Vec<(String, String)>, StoreError> {
-        Ok(sqlx::query_as("SELECT board, definition FROM boards ORDER BY board").fetch_all(&mut *self).await?)
+impl Backend for Lite {
+    type Db = Sqlite;
+
+    const SQL: &'static Statements = &SQL;
+
+    fn writer(&self) -> &Pool<Sqlite> {
+        &self.write
     }
 
-    async fn drop_board(&mut self, id: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM board_standings WHERE board = ?").bind(id).execute(&mut *self).await?;
-        sqlx::query("DELETE FROM boards WHERE board = ?").bind(id).execute(&mut *self).await?;
-        Ok(())
+    fn reader(&self) -> &Pool<Sqlite> {
+        &self.read
     }
 
-    async fn add_board(&mut self, board: &BoardDef) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO boards (board, definition) VALUES (?, ?)")
-            .bind(board.id.as_str())
-            .bind(board.definition())
-            .execute(&mut *self)
-            .await?;
-        Ok(())
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
     }
 
-    async fn board_position(&mut self, id: &str) -> Result<u64, StoreError> {
-        // The transaction holds the only writer: nothing else moves it meanwhile.
-        let position: i64 =
-            sqlx::query_scalar("SELECT position FROM boards WHERE board = ?").bind(id).fetch_one(&mut *self).await?;
-        Ok(from_db(position))
+    async fn begin_read(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        // WAL gives a read transaction one snapshot for every statement.
+        Ok(self.read.begin().await?)
     }
 
-    async fn read_run(&mut self, after: u64, through: u64) -> Result<Vec<StoredEvent>, StoreError> {
-        read_log(self, after, through).await
+    async fn rows<'c, T: Row>(
+        connection: &'c mut SqliteConnection,
+        sql: &'static str,
+        args: Vec<Arg<'c>>,
+    ) -> Result<Vec<T>, StoreError> {
+        Ok(sqlx::query_as_with::<Sqlite, T, _>(sql, arguments(args)?).fetch_all(connection).await?)
     }
 
-    async fn advance(&mut self, boards: &[BoardDef], from: u64, to: u64) -> Result<Vec<String>, StoreError> {
-        let mut advanced = Vec::new();
-        for board in boards {
-            let moved: Option<String> = sqlx::query_scalar(
-                "UPDATE boards SET position = ? WHERE board = ? AND definition = ? AND position = ? RETURNING board",
-            )
-            .bind(to_db(to))
-            .bind(board.id.as_str())
-            .bind(board.definition())
-            .bind(to_db(from))
-            .fetch_optional(&mut *self)
-            .await?;
-            advanced.extend(moved);
+    fn stream<'c, T: Row>(
+        connection: &'c mut SqliteConnection,
+        sql: &'static str,
+        args: Vec<Arg<'c>>,
+    ) -> BoxStream<'c, Result<T, StoreError>> {
+        match arguments(args) {
+            Ok(bound) => {
+                sqlx::query_as_with::<Sqlite, T, _>(sql, bound).fetch(connection).map_err(StoreError::from).boxed()
+            }
+            Err(error) => futures::stream::once(async { Err(error) }).boxed(),
         }
-        Ok(advanced)
     }
 
-    async fn read_events(&mut self, positions: &[u64]) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows: Vec<EventRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "{SELECT_EVENT} WHERE position IN (SELECT value FROM json_each(?))"
-        )))
-        .bind(serde_json::to_string(positions).expect("numbers serialise"))
-        .fetch_all(&mut *self)
-        .await?;
-        Ok(rows.into_iter().map(StoredEvent::from).collect())
+    async fn execute<'c>(
+        connection: &'c mut SqliteConnection,
+        sql: &'c str,
+        args: Vec<Arg<'c>>,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query_with(AssertSqlSafe(sql), arguments(args)?).execute(connection).await?;
+        Ok(done.rows_affected())
     }
 
-    async fn read_seasons(&mut self, boards: &[&str], reads: &Reads) -> Result<Vec<SeasonRow>, StoreError> {
-        let places: Vec<(&str, String, &str)> =
-            reads.places.iter().map(|p| (p.board.as_str(), p.season.to_string(), p.player_id.as_str())).collect();
-        let players: Vec<&str> = reads.players.iter().map(|p| p.as_str()).collect();
-        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {SEASON_COLUMNS} FROM json_each(?1) AS w JOIN board_standings \
-                 ON board = json_extract(w.value, '$[0]') AND season = json_extract(w.value, '$[1]') \
-                AND player_id = json_extract(w.value, '$[2]') \
-             UNION \
-             SELECT {SEASON_COLUMNS} FROM board_standings \
-             WHERE player_id IN (SELECT value FROM json_each(?2)) AND board IN (SELECT value FROM json_each(?3))"
-        )))
-        .bind(serde_json::to_string(&places).expect("strings serialise"))
-        .bind(serde_json::to_string(&players).expect("strings serialise"))
-        .bind(serde_json::to_string(boards).expect("strings serialise"))
-        .fetch_all(&mut *self)
-        .await?)
-    }
-
-    async fn write_seasons(&mut self, standings: &[SeasonStanding], to: u64) -> Result<(), StoreError> {
-        for s in standings {
-            sqlx::query(
-                "INSERT INTO board_standings \
-                     (board, season, player_id, display_name, score, reached_at, banned, changed_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
-                 ON CONFLICT (board, season, player_id) DO UPDATE SET \
-                     score = excluded.score, \
-                     reached_at = excluded.reached_at, \
-                     display_name = excluded.display_name, \
-                     banned = excluded.banned, \
-                     changed_at = excluded.changed_at",
-            )
-            .bind(s.board.as_str())
-            .bind(s.season.to_string())
-            .bind(s.standing.player_id.as_str())
-            .bind(s.standing.name.as_ref().map(DisplayName::as_str))
-            .bind(to_db(s.standing.score))
-            .bind(to_db(s.standing.reached_at))
-            .bind(s.standing.banned)
-            .bind(to_db(to))
-            .execute(&mut *self)
-            .await?;
+    async fn write<'c>(
+        connection: &'c mut SqliteConnection,
+        writes: &'c [Write<'c>],
+        _notice: Option<Notice<'c>>,
+    ) -> Result<Vec<u64>, StoreError> {
+        let mut written = Vec::with_capacity(writes.len());
+        for write in writes {
+            written.push(insert(connection, write).await?);
         }
-        Ok(())
+        Ok(written)
     }
-}
 
-/// Keeps every standing of the read model, as of `position`, as a snapshot.
-async fn take_snapshot(connection: &mut SqliteConnection, position: u64) -> Result<(), StoreError> {
-    let rows: Vec<StandingRow> =
-        sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {STANDING_COLUMNS} FROM leaderboard")))
-            .fetch_all(&mut *connection)
-            .await?;
-    let players = rows.len();
-    sqlx::query("INSERT INTO board_snapshots (position, players, standings) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
-        .bind(to_db(position))
-        .bind(to_db(players as u64))
-        .bind(snapshot::encode(standings_of(rows)?))
-        .execute(&mut *connection)
-        .await?;
-    Ok(())
+    async fn load<'c>(connection: &'c mut SqliteConnection, write: &'c Write<'c>) -> Result<(), StoreError> {
+        insert(connection, write).await.map(drop)
+    }
+
+    fn log<'c>(
+        connection: &'c mut SqliteConnection,
+        after: u64,
+        through: u64,
+    ) -> BoxStream<'c, Result<StoredEvent, StoreError>> {
+        Self::stream::<EventRow>(connection, SQL.read_range, vec![Arg::Int(to_db(after)), Arg::Int(to_db(through))])
+            .map_ok(StoredEvent::from)
+            .boxed()
+    }
 }

@@ -16,7 +16,7 @@ trait Backend {
     async fn open(&self) -> (Self::Log, Self::ReadModel);
     async fn execute(&self, sql: &'static str) -> Result<(), String>;
 
-    /// Empties the Merkle tree as a log written before it existed would have it.
+    /// Empties the Merkle tree (its tiles) as a log written before it existed would have it.
     async fn forget_tree(&self);
 
     /// `read_model`, snapshotting every `interval` positions and flagging by `rules`.
@@ -49,8 +49,8 @@ impl Backend for Postgres {
     }
 
     async fn forget_tree(&self) {
-        self.execute("ALTER TABLE merkle_nodes DISABLE TRIGGER merkle_nodes_no_update_or_delete").await.unwrap();
-        self.execute("DELETE FROM merkle_nodes").await.unwrap();
+        self.execute("ALTER TABLE tiles DISABLE TRIGGER tiles_only_grow").await.unwrap();
+        self.execute("DELETE FROM tiles").await.unwrap();
         self.execute("UPDATE event_log_head SET tree_size = 0").await.unwrap();
     }
 
@@ -86,8 +86,8 @@ impl Backend for Sqlite {
     }
 
     async fn forget_tree(&self) {
-        self.execute("DROP TRIGGER merkle_nodes_no_delete").await.unwrap();
-        self.execute("DELETE FROM merkle_nodes").await.unwrap();
+        self.execute("DROP TRIGGER tiles_no_delete").await.unwrap();
+        self.execute("DELETE FROM tiles").await.unwrap();
         self.execute("UPDATE event_log_head SET tree_size = 0").await.unwrap();
     }
 
@@ -436,38 +436,57 @@ async fn the_merkle_tree_grows_with_the_log_in_every_append(backend: impl Backen
     }
     let head = log.head().await.unwrap();
     assert_eq!((head, log.tree_size().await.unwrap()), (20, 20));
-    // Every tree head the stored nodes make is the RFC tree of the log's entries
-    for size in 1..=head {
+    // And batches that fill tiles of 256 leaves, one at once and one across two appends
+    let many: Vec<NewEvent> = (0..600).map(|i| awarded(&format!("q{i}"), Uuid::new_v4(), 1)).collect();
+    log.append(&many[..300]).await.unwrap();
+    log.append(&many[300..]).await.unwrap();
+    let head = log.head().await.unwrap();
+    assert_eq!((head, log.tree_size().await.unwrap()), (620, 620));
+    // Every tree head the stored tiles make is the RFC tree of the log's entries
+    for size in (1..=20).chain([255, 256, 257, 300, 319, 320, 511, 512, 513, 620]) {
         let (stored, recomputed) = heads(&log, size).await;
         assert_eq!(stored, recomputed, "tree of {size}");
     }
-    // And proofs from the stored nodes verify
+    // And proofs from the stored tiles verify
     let (root, _) = heads(&log, head).await;
-    let entries = log.read_after(0, 100).await.unwrap();
-    for event in &entries {
+    let entries = log.read_after(0, 1000).await.unwrap();
+    for event in entries.iter().step_by(7) {
         let plan = audit::Plan::inclusion(event.position - 1, head).unwrap();
         let proof = plan.hashes(&log.read_nodes(&plan.nodes()).await.unwrap()).unwrap();
         let leaf = audit::leaf_hash(event.entry().as_bytes());
         assert!(audit::verify_inclusion(event.position - 1, head, &leaf, &proof, &root));
     }
-    // The tree is as append-only as the log
-    assert!(backend.execute("UPDATE merkle_nodes SET hash = hash").await.is_err());
-    assert!(backend.execute("DELETE FROM merkle_nodes").await.is_err());
+    // And the tile resources are the tree's, as C2SP lays them out
+    use audit::tiles::{Tile, TilePath};
+    let level_one = TilePath::Hashes { tile: Tile { level: 1, index: 0 }, width: 2 };
+    let tile = log.read_tile(level_one, head).await.unwrap().unwrap();
+    let first: Vec<audit::Hash> = entries[..256].iter().map(|e| audit::leaf_hash(e.entry().as_bytes())).collect();
+    assert_eq!(tile[..32], audit::root_of(&first));
+    assert_eq!(
+        log.read_tile(TilePath::Hashes { tile: Tile { level: 1, index: 0 }, width: 3 }, head).await.unwrap(),
+        None
+    );
+    let bundle = log.read_tile(TilePath::Entries { index: 2, width: 108 }, head).await.unwrap().unwrap();
+    assert_eq!(bundle[2..2 + entries[512].entry().len()], *entries[512].entry().as_bytes());
+    assert_eq!(log.read_tile(TilePath::Entries { index: 2, width: 109 }, head).await.unwrap(), None);
+    // The tree only grows
+    assert!(backend.execute("UPDATE tiles SET hashes = hashes").await.is_err());
+    assert!(backend.execute("DELETE FROM tiles").await.is_err());
     // A log written before the tree existed is hashed by the next append
     backend.forget_tree().await;
     assert_eq!(log.tree_size().await.unwrap(), 0);
     log.append(&[awarded("late", Uuid::new_v4(), 1)]).await.unwrap();
-    assert_eq!(log.tree_size().await.unwrap(), 21);
-    let (stored, recomputed) = heads(&log, 21).await;
+    assert_eq!(log.tree_size().await.unwrap(), 621);
+    let (stored, recomputed) = heads(&log, 621).await;
     assert_eq!(stored, recomputed);
-    assert_eq!(heads(&log, 20).await.0, root, "the same tree as before");
+    assert_eq!(heads(&log, 620).await.0, root, "the same tree as before");
 }
 
 fn ranking(board: &Board) -> BTreeMap<u64, events::Standing> {
     board.page(0, 100).into_iter().map(|r| (r.rank, r.standing.clone())).collect()
 }
 
-async fn the_fold_is_snapshotted_each_time_it_crosses_the_interval<B: Backend>(backend: B) {
+async fn the_fold_is_snapshotted_once_its_changes_reach_its_players<B: Backend>(backend: B) {
     // Given ten awards, recorded a second apart
     let (log, read_model) = backend.open().await;
     let read_model = B::folding(read_model, 3, events::anomaly::Rules::defaults());
@@ -478,15 +497,17 @@ async fn the_fold_is_snapshotted_each_time_it_crosses_the_interval<B: Backend>(b
         event.recorded_at = start + time::Duration::seconds(i64::from(i));
         log.append(&[award]).await.unwrap();
     }
-    // When the fold runs in batches of four across multiples of three
+    // When the fold runs in batches of four, at least three positions between snapshots
     for _ in 0..3 {
         read_model.fold_next(4).await.unwrap();
     }
-    // Then each batch that crossed one left a snapshot at its end, of the fold there
+    // Then a batch that changed as many standings as there are players since the last
+    // snapshot (the first two, three players each) left a snapshot at its end, of the fold there;
+    // the last, two players, did not
     assert!(read_model.snapshot_before(3).await.unwrap().is_none());
     let events: Vec<RecordedEvent> =
         log.read_after(0, 10).await.unwrap().iter().map(|e| e.decoded().unwrap()).collect();
-    for (asked, taken) in [(4, 4), (7, 4), (8, 8), (9, 8), (10, 10), (99, 10)] {
+    for (asked, taken) in [(4, 4), (7, 4), (8, 8), (9, 8), (10, 8), (99, 8)] {
         let snapshot = read_model.snapshot_before(asked).await.unwrap().unwrap();
         assert_eq!(snapshot.position, taken);
         let folded = Board::from_standings(taken, events::leaderboard::fold(&events[..taken as usize]));
@@ -597,14 +618,16 @@ async fn boards_fold_with_global_and_a_board_added_later_is_built_from_the_log<B
     log.append(&[first.clone(), award("bob", "complete_task", 30, sunday), award("ann", "complete_quest", 4, monday)])
         .await
         .unwrap();
-    // And a read model folding two boards, built from what the log held, then folding on
+    // And a read model that folded `global` alone, restarted with two boards, which are built
+    // from what the log held, then folding on
     let boards = Boards::from_toml(
         "[boards.weekly]\nseason = \"weekly\"\n[boards.quests]\nactions = [\"complete_quest\"]\nseason = \"all-time\"\n",
     )
     .unwrap();
     let (_, read_model) = backend.open().await;
-    let read_model = B::boards(read_model, boards.clone());
     read_model.fold_next(2).await.unwrap();
+    let (_, read_model) = backend.open().await;
+    let read_model = B::boards(read_model, boards.clone());
     let built = read_model.build_boards(1).await.unwrap();
     assert_eq!((built.built, built.events), (vec!["quests".to_string(), "weekly".to_string()], 4));
     log.append(&[
@@ -702,7 +725,7 @@ macro_rules! every_case {
             a_ban_refuses_the_awards_after_it_in_append_order_and_hides_the_player,
             an_award_is_taken_back_once_and_all_of_a_players_points_at_most_up_to_then,
             the_merkle_tree_grows_with_the_log_in_every_append,
-            the_fold_is_snapshotted_each_time_it_crosses_the_interval,
+            the_fold_is_snapshotted_once_its_changes_reach_its_players,
             a_burst_is_flagged_once_whatever_restarts_the_detector,
             boards_fold_with_global_and_a_board_added_later_is_built_from_the_log,
         );

@@ -145,6 +145,15 @@ async fn query_svc_notices_a_restored_database_that_grew_past_its_board() {
 
     // Restored to position 2, then grown with other events to position 5, past the board's 4,
     // before query-svc looked: the position alone cannot tell the histories apart.
+    let dave =
+        events::Standing { player_id: "dave".parse().unwrap(), name: None, score: 300, reached_at: 5, banned: false };
+    let hex = |bytes: Vec<u8>| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let change = format!(
+        "INSERT INTO board_changes (position, from_position, standings, seasons, entries) \
+         VALUES (5, 2, '\\x{}', '\\x{}', 1)",
+        hex(store::snapshot::encode(&[dave])),
+        hex(store::snapshot::encode_seasons(&[]))
+    );
     restore(
         &stack,
         &[
@@ -154,7 +163,8 @@ async fn query_svc_notices_a_restored_database_that_grew_past_its_board() {
                     jsonb_set(payload::jsonb, '{player_id}', '\"dave\"')::json, recorded_at \
              FROM events, generate_series(3, 5) AS p WHERE position = 1",
             "UPDATE event_log_head SET position = 5",
-            "INSERT INTO leaderboard (player_id, score, reached_at, changed_at) VALUES ('dave', 300, 5, 5)",
+            "INSERT INTO leaderboard (player_id, score, reached_at) VALUES ('dave', 300, 5)",
+            &change,
             "UPDATE projection_checkpoints SET position = 5",
         ],
     )
@@ -174,7 +184,12 @@ async fn backed_up_at_two_then_moved_to_four(stack: &mut Stack) {
     stack.submit_seen("alice", "win_match").await;
     assert_eq!(stack.submit_seen("bob", "complete_task").await, 2);
     let pool = stack.db.pool().await;
-    sqlx::query("CREATE TABLE leaderboard_backup AS SELECT * FROM leaderboard").execute(&pool).await.unwrap();
+    for table in ["leaderboard", "board_changes"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE TABLE {table}_backup AS SELECT * FROM {table}")))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
     stack.submit_seen("carol", "find_secret").await;
     assert_eq!(stack.submit_seen("alice", "win_match").await, 4);
     stack.projector.take().unwrap().stop().await.unwrap();
@@ -189,6 +204,8 @@ async fn restore(stack: &Stack, statements: &[&str]) {
         "SET LOCAL session_replication_role = replica",
         "DELETE FROM leaderboard",
         "INSERT INTO leaderboard SELECT * FROM leaderboard_backup",
+        "DELETE FROM board_changes",
+        "INSERT INTO board_changes SELECT * FROM board_changes_backup",
     ];
     for statement in setup.iter().chain(statements) {
         sqlx::query(sqlx::AssertSqlSafe(statement.to_string())).execute(&mut *restore).await.unwrap();

@@ -201,20 +201,44 @@ async fn a_reader_that_stops_reading_is_disconnected_and_memory_stays_flat() {
     }
 }
 
-/// What a projector's commit does to the read model: players `player-000 …` get `scores`, and
-/// the checkpoint moves to `position`.
+/// What a projector's commit does to the read model: players `player-000 …` get `scores`, the
+/// commit's change row records them, and the checkpoint moves to `position`.
 async fn fold_into_read_model(pool: &sqlx::PgPool, position: u64, scores: &[i64]) {
-    let players: Vec<String> = (0..scores.len()).map(|p| format!("player-{p:03}")).collect();
+    let standings: Vec<events::Standing> = scores
+        .iter()
+        .enumerate()
+        .map(|(p, score)| events::Standing {
+            player_id: format!("player-{p:03}").parse().unwrap(),
+            name: None,
+            score: *score as u64,
+            reached_at: position,
+            banned: false,
+        })
+        .collect();
+    let players: Vec<&str> = standings.iter().map(|s| s.player_id.as_str()).collect();
     let position = position as i64;
     let mut tx = pool.begin().await.unwrap();
+    let from: i64 =
+        sqlx::query_scalar("SELECT position FROM projection_checkpoints FOR UPDATE").fetch_one(&mut *tx).await.unwrap();
     sqlx::query(
-        "INSERT INTO leaderboard (player_id, score, reached_at, changed_at) \
-         SELECT player_id, score, $3, $3 FROM unnest($1::text[], $2::bigint[]) AS input(player_id, score) \
-         ON CONFLICT (player_id) DO UPDATE SET score = EXCLUDED.score, reached_at = $3, changed_at = $3",
+        "INSERT INTO leaderboard (player_id, score, reached_at) \
+         SELECT player_id, score, $3 FROM unnest($1::text[], $2::bigint[]) AS input(player_id, score) \
+         ON CONFLICT (player_id) DO UPDATE SET score = EXCLUDED.score, reached_at = $3",
     )
     .bind(players)
     .bind(scores)
     .bind(position)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO board_changes (position, from_position, standings, seasons, entries) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(position)
+    .bind(from)
+    .bind(store::snapshot::encode(&standings))
+    .bind(store::snapshot::encode_seasons(&[]))
+    .bind(standings.len() as i64)
     .execute(&mut *tx)
     .await
     .unwrap();

@@ -1,5 +1,6 @@
 //! The verifiable log from the outside: every leaf, tree head and proof the all-in-one serves,
-//! checked by a verifier written in Python from RFC 9162 alone (`tests/rfc9162_verify.py`).
+//! checked by a verifier written in Python from RFC 9162 alone (`tests/rfc9162_verify.py`), and
+//! the tiles it serves, read by Go's own tile client (`tests/tiles/verify.go`).
 
 use std::time::Duration;
 
@@ -174,4 +175,72 @@ async fn a_graceful_stop_signs_a_checkpoint_of_every_append() {
     let (log, _) = store::sqlite::open(data.path()).await.unwrap();
     let latest = log.latest_checkpoint().await.unwrap().expect("a checkpoint was signed on the way out");
     assert_eq!(latest.tree_size, 2);
+}
+
+/// The log as C2SP tiles, read by a tile client nobody here wrote the library of: Go's
+/// `golang.org/x/mod/sumdb/tlog` (`TileHashReader`, `CheckRecord`, `CheckTree`) and `sumdb/note`,
+/// in `tests/tiles/verify.go`, which reads only `/checkpoint` and `/tile/…`, verifies every entry
+/// and rebuilds every tile; then an entry edited in the database is caught.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standard_tile_client_verifies_every_entry_from_the_tiles_alone() {
+    let data = tempfile::tempdir().unwrap();
+    let mut settings = settings(data.path());
+    settings.push(("RATE_LIMIT_READS_PER_ADDRESS", "off".into()));
+    settings.push(("CHECKPOINT_INTERVAL", "100ms".into()));
+    let scoreboard = start(&settings, &[]).await;
+    let client = reqwest::Client::new();
+    // 700 events in group commits of every size: two full tiles of leaves and a partial one
+    for round in 0..14 {
+        let tokens: Vec<String> =
+            (0..50).map(|i| token(&format!("p{}", (round * 50 + i) % 97), "complete_task")).collect();
+        let answers = futures::future::join_all(tokens.iter().map(|t| submit(&client, &scoreboard.url, t))).await;
+        assert!(answers.iter().all(|(status, _)| *status == 201));
+    }
+    checkpoint_of(&client, &scoreboard.url, 700).await;
+    let key = client.get(format!("{}/v1/audit/key", scoreboard.url)).send().await.unwrap().text().await.unwrap();
+    let verify = build_tile_client().await;
+    let run = |url: String| {
+        let (verify, key) = (verify.clone(), key.trim().to_string());
+        async move {
+            let output =
+                tokio::process::Command::new(verify).args(["-url", &url, "-vkey", &key]).output().await.unwrap();
+            let report =
+                format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+            (output.status.success(), report)
+        }
+    };
+    let (verified, report) = run(scoreboard.url.clone()).await;
+    assert!(verified && report.contains("OK: 700 entries verified"), "{report}");
+    eprintln!("{report}");
+
+    // An attacker with the database edits one award's points
+    let path = data.path().join(store::sqlite::FILE_NAME);
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+    for statement in [
+        "DROP TRIGGER events_no_update",
+        r#"UPDATE events SET payload = replace(payload, '"points":10', '"points":1000') WHERE position = 300"#,
+    ] {
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+    let (verified, report) = run(scoreboard.url.clone()).await;
+    assert!(!verified && report.contains("entry 299"), "{report}");
+    scoreboard.stop().await.unwrap();
+}
+
+/// Builds `tests/tiles/verify.go` with Debian's Go and its `golang.org/x/mod` (scripts/test
+/// installs both).
+async fn build_tile_client() -> std::path::PathBuf {
+    let out = std::env::temp_dir().join(format!("scoreboard-tile-client-{}", std::process::id()));
+    let built = tokio::process::Command::new("go")
+        .args(["build", "-o"])
+        .arg(&out)
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tiles/verify.go"))
+        .env("GO111MODULE", "off")
+        .env("GOPATH", "/usr/share/gocode")
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("go: {e} (scripts/test installs Debian's golang-go and golang-golang-x-mod-dev)"));
+    assert!(built.status.success(), "building the tile client: {}", String::from_utf8_lossy(&built.stderr));
+    out
 }

@@ -1,12 +1,12 @@
-//! The logic of appending and of folding that is the same on every database. Each back end
-//! supplies one transaction's worth of SQL; these decide what goes into it and what it means.
+//! The append protocol, the same on every database: which events of a batch are fresh, which
+//! the log refuses under its append lock, and what each requester is answered.
 
 use std::collections::{HashMap, HashSet};
 
 use events::{Event, RecordedEvent, ScoreRevoked};
 use uuid::Uuid;
 
-use crate::{AppendOutcome, Claim, NewEvent, Refusal, StoreError, StoredEvent};
+use crate::{AppendOutcome, NewEvent, Refusal, StoreError};
 
 /// The event first recorded for each action id, with its claims digest.
 pub(crate) type Originals = HashMap<Uuid, (RecordedEvent, Option<Vec<u8>>)>;
@@ -200,157 +200,8 @@ pub(crate) fn leaves(first: u64, events: &[&NewEvent], payloads: &[String]) -> V
         .collect()
 }
 
-/// The leaf hashes of events read back from the log (a log older than its tree).
-pub(crate) fn stored_leaves(events: &[StoredEvent]) -> Vec<audit::Hash> {
-    events.iter().map(|e| audit::leaf_hash(e.entry().as_bytes())).collect()
-}
-
-/// The frontier of the tree after `completed` (what [`audit::append`] returned for a tree of
-/// `size` leaves whose frontier hashes were `frontier`) grew it to `grown` leaves.
-pub(crate) fn frontier_after(
-    size: u64,
-    frontier: &[audit::Hash],
-    completed: &[(audit::Node, audit::Hash)],
-    grown: u64,
-) -> Result<Vec<audit::Hash>, StoreError> {
-    let mut known: HashMap<audit::Node, audit::Hash> =
-        audit::frontier(size).into_iter().zip(frontier.iter().copied()).collect();
-    known.extend(completed.iter().copied());
-    frontier_hashes(grown, &known)
-}
-
-/// The hashes of the tree's frontier at `size`, from the stored nodes `known`.
-pub(crate) fn frontier_hashes(
-    size: u64,
-    known: &HashMap<audit::Node, audit::Hash>,
-) -> Result<Vec<audit::Hash>, StoreError> {
-    audit::frontier(size)
-        .iter()
-        .map(|node| {
-            known.get(node).copied().ok_or_else(|| StoreError::InvalidRow(format!("Merkle tree node {node:?}")))
-        })
-        .collect()
-}
-
-/// A stored node, read back from its row.
-pub(crate) fn node_of_row((level, index, hash): (i16, i64, Vec<u8>)) -> Result<(audit::Node, audit::Hash), StoreError> {
-    let invalid = || StoreError::InvalidRow(format!("Merkle tree node at level {level}, index {index}"));
-    let node = audit::Node {
-        level: u8::try_from(level).map_err(|_| invalid())?,
-        index: u64::try_from(index).map_err(|_| invalid())?,
-    };
-    Ok((node, hash.try_into().map_err(|_| invalid())?))
-}
-
-/// The action ids of `admitted` that the insert skipped, given the ones it `inserted`: those
-/// recorded before.
-pub(crate) fn collided(admitted: &[&NewEvent], inserted: &HashSet<Uuid>) -> HashSet<Uuid> {
-    admitted.iter().filter_map(|new| new.event.action_id()).filter(|a| !inserted.contains(a)).collect()
-}
-
 /// The players `fresh` is about, each once.
 pub(crate) fn players_of(fresh: &[&NewEvent]) -> Vec<String> {
     let players: HashSet<&str> = fresh.iter().map(|new| new.event.player_id().as_str()).collect();
     players.into_iter().map(str::to_string).collect()
-}
-
-/// The most log events one fold transaction reads: a claim further ahead than this is not
-/// checked (and not folded) until the fold has caught up to it.
-pub(crate) const FOLD_WINDOW: u64 = 10_000;
-
-/// The log positions a fold of `claims` must read: `(checkpoint, through]`, or `None` when no
-/// claim lies beyond the checkpoint.
-pub(crate) fn claimed_window(claims: &[Claim], checkpoint: u64) -> Option<u64> {
-    let furthest = claims.iter().map(|c| c.position).filter(|&p| p > checkpoint).max()?;
-    Some(furthest.min(checkpoint + FOLD_WINDOW))
-}
-
-/// What the log says of the claims a transport delivered.
-pub(crate) struct Confirmation {
-    /// The highest position whose claim the log confirmed: the fold goes through it.
-    pub to: u64,
-    /// Claims at or below the checkpoint.
-    pub skipped: usize,
-    /// Positions of claims the log contradicts: another event there, or none at all.
-    pub forged: Vec<u64>,
-}
-
-/// Checks `claims` against `log`, the events at `checkpoint + 1 …` in order (dense, as the log
-/// is), read up to `through`. A claim is confirmed when the log holds an event at its position
-/// with the same id, type, version and payload bytes.
-pub(crate) fn confirm(claims: &[Claim], checkpoint: u64, through: u64, log: &[StoredEvent]) -> Confirmation {
-    let mut confirmation = Confirmation { to: checkpoint, skipped: 0, forged: Vec::new() };
-    let window_full = log.len() as u64 == through - checkpoint;
-    for claim in claims {
-        if claim.position <= checkpoint {
-            confirmation.skipped += 1;
-            continue;
-        }
-        let index = usize::try_from(claim.position - checkpoint - 1).unwrap_or(usize::MAX);
-        match log.get(index) {
-            Some(event) if claim.matches(event) => confirmation.to = confirmation.to.max(claim.position),
-            // Beyond a window the log fills: it may hold it; the fold will reach it later.
-            None if claim.position > through && window_full => {}
-            _ => confirmation.forged.push(claim.position),
-        }
-    }
-    confirmation
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_frontier_after_an_append_is_the_frontier_of_the_grown_tree() {
-        let leaves: Vec<audit::Hash> = (0..40u8).map(|i| audit::leaf_hash(&[i])).collect();
-        let mut all: std::collections::HashMap<audit::Node, audit::Hash> = Default::default();
-        let mut frontier = Vec::new();
-        let mut size = 0;
-        for cut in [1, 2, 3, 7, 8, 13, 32, 33, 40] {
-            let completed = audit::append(size, &frontier, &leaves[size as usize..cut]);
-            all.extend(completed.iter().copied());
-            frontier = frontier_after(size, &frontier, &completed, cut as u64).unwrap();
-            size = cut as u64;
-            assert_eq!(frontier, frontier_hashes(size, &all).unwrap(), "at {size}");
-        }
-    }
-
-    fn stored(position: u64, payload: &str) -> StoredEvent {
-        StoredEvent {
-            position,
-            event_id: Uuid::from_u128(u128::from(position)),
-            event_type: "ScoreAwarded".into(),
-            event_version: 1,
-            payload: payload.into(),
-            recorded_at: time::OffsetDateTime::UNIX_EPOCH,
-        }
-    }
-
-    #[test]
-    fn the_log_decides_which_claims_are_true() {
-        let log: Vec<StoredEvent> = (3..=6).map(|p| stored(p, "{}")).collect();
-        let mut edited = Claim::from(&log[1]);
-        edited.payload = b"{\"points\":1000000}".to_vec();
-        let claims = vec![
-            Claim::from(&stored(2, "{}")),
-            Claim::from(&log[0]),
-            edited,
-            Claim::from(&log[2]),
-            Claim::from(&stored(9, "{}")),
-        ];
-        let confirmation = confirm(&claims, 2, 9, &log);
-        assert_eq!(confirmation.to, 5, "the highest confirmed claim");
-        assert_eq!(confirmation.skipped, 1);
-        assert_eq!(confirmation.forged, [4, 9], "an edited payload, and a position the log does not hold");
-    }
-
-    #[test]
-    fn a_claim_beyond_a_full_window_is_left_for_later() {
-        let log: Vec<StoredEvent> = (1..=3).map(|p| stored(p, "{}")).collect();
-        let claims = vec![Claim::from(&log[0]), Claim::from(&stored(7, "{}"))];
-        assert_eq!(claimed_window(&claims, 0), Some(7));
-        let confirmation = confirm(&claims, 0, 3, &log);
-        assert_eq!((confirmation.to, confirmation.forged.len()), (1, 0));
-    }
 }
