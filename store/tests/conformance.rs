@@ -24,6 +24,12 @@ trait Backend {
 
     /// `read_model`, folding into `boards` too.
     fn boards(read_model: Self::ReadModel, boards: events::boards::Boards) -> Self::ReadModel;
+
+    /// Rebuilds `read_model` from the log, `batch` events a change row.
+    fn rebuild(
+        read_model: Self::ReadModel,
+        batch: u32,
+    ) -> impl Future<Output = Result<store::Rebuilt, store::StoreError>> + Send + 'static;
 }
 
 struct Postgres(testkit::TestDb);
@@ -61,6 +67,10 @@ impl Backend for Postgres {
     fn boards(read_model: Self::ReadModel, boards: events::boards::Boards) -> Self::ReadModel {
         read_model.boards(boards)
     }
+
+    async fn rebuild(read_model: Self::ReadModel, batch: u32) -> Result<store::Rebuilt, store::StoreError> {
+        read_model.rebuild(batch, |_| {}).await
+    }
 }
 
 struct Sqlite(tempfile::TempDir);
@@ -97,6 +107,10 @@ impl Backend for Sqlite {
 
     fn boards(read_model: Self::ReadModel, boards: events::boards::Boards) -> Self::ReadModel {
         read_model.boards(boards)
+    }
+
+    async fn rebuild(read_model: Self::ReadModel, batch: u32) -> Result<store::Rebuilt, store::StoreError> {
+        read_model.rebuild(batch, |_| {}).await
     }
 }
 
@@ -696,6 +710,177 @@ async fn boards_fold_with_global_and_a_board_added_later_is_built_from_the_log<B
     assert_eq!(changed, ["everything all-time dee", "quests all-time dee", "weekly 2026-W49 dee"]);
 }
 
+/// A pseudo-random number generator (xorshift), so that the random logs are the same each run.
+struct Random(u64);
+
+impl Random {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// A log of `length` random events — awards of three actions over four weeks, bans, unbans, and
+/// revocations of one award or all of a player's points — appended in random batches; returns
+/// what the log admitted (`length` events, or a few more).
+async fn random_log<S: EventStore>(log: &S, random: &mut Random, length: usize) -> Vec<RecordedEvent> {
+    let start = time::macros::datetime!(2026-11-16 00:00 UTC);
+    let mut awards: Vec<(NewEvent, u64)> = Vec::new();
+    let mut pending = Vec::new();
+    while log.head().await.unwrap() < length as u64 {
+        let player = format!("p{}", random.below(6));
+        let event = match random.below(12) {
+            0 => moderation(&player, true),
+            1 => moderation(&player, false),
+            2 => revocation(&player, None),
+            3 if !awards.is_empty() => {
+                let (award, position) = &awards[random.below(awards.len() as u64) as usize];
+                let Event::ScoreAwarded(a) = &award.event else { unreachable!() };
+                revocation(a.player_id.as_str(), Some((award, *position)))
+            }
+            kind => {
+                let mut new = awarded(&player, Uuid::new_v4(), (random.below(50) + 1) as i64);
+                let Event::ScoreAwarded(a) = &mut new.event else { unreachable!() };
+                a.action = ["complete_quest", "win_match", "complete_task"][kind as usize % 3].parse().unwrap();
+                a.recorded_at = start + time::Duration::hours(random.below(28 * 24) as i64);
+                new
+            }
+        };
+        pending.push(event);
+        if random.below(4) == 0 {
+            for (new, outcome) in pending.iter().zip(log.append(&pending).await.unwrap()) {
+                if let AppendOutcome::Appended(recorded) = outcome
+                    && matches!(new.event, Event::ScoreAwarded(_))
+                {
+                    awards.push((new.clone(), recorded.position));
+                }
+            }
+            pending.clear();
+        }
+    }
+    log.read_after(0, 10_000).await.unwrap().iter().map(|e| e.decoded().unwrap()).collect()
+}
+
+const RANDOM_BOARDS: &str = "[boards.quests]\nactions = [\"complete_quest\"]\nseason = \"all-time\"\n\
+    [boards.daily]\nseason = \"daily\"\n[boards.weekly]\nactions = [\"complete_quest\", \"win_match\"]\n\
+    season = \"weekly\"\n";
+
+async fn the_fold_persisted_and_reloaded_anywhere_is_the_fold_of_the_log<B: Backend>(backend: B) {
+    let boards = events::boards::Boards::from_toml(RANDOM_BOARDS).unwrap();
+    let (log, _) = backend.open().await;
+    let mut random = Random(0x005C_0EB0_A2D0_E1A7);
+    let events = random_log(&log, &mut random, 240).await;
+    // Folded in random batches, by a folder restarted (its memory loaded again from the read
+    // model) at random points
+    let (_, read_model) = backend.open().await;
+    let mut read_model = B::boards(read_model, boards.clone());
+    while read_model.checkpoint().await.unwrap() < events.len() as u64 {
+        read_model.fold_next((random.below(40) + 1) as u32).await.unwrap();
+        if random.below(3) == 0 {
+            let (_, fresh) = backend.open().await;
+            read_model = B::boards(fresh, boards.clone());
+        }
+    }
+    // Then every board and season is the fold of the log, and so is global
+    let wanted: std::collections::BTreeSet<(String, String)> =
+        events::boards::fold_seasons(boards.named(), [], &awards_of(&events), &events)
+            .iter()
+            .map(|s| (s.board.to_string(), s.season.to_string()))
+            .collect();
+    let wanted: Vec<(&str, &str)> = wanted.iter().map(|(b, s)| (b.as_str(), s.as_str())).collect();
+    let (loaded, folded) = seasons_and_their_fold::<B>(&log, &read_model, &boards, &wanted).await;
+    assert!(!folded.is_empty());
+    assert_eq!(loaded, folded);
+    let board = read_model.load().await.unwrap().0;
+    let global = events::leaderboard::fold(&events);
+    assert_eq!(ranking(&board), ranking(&Board::from_standings(events.len() as u64, global)));
+}
+
+/// The awards of `events`, by position.
+fn awards_of(events: &[RecordedEvent]) -> std::collections::HashMap<u64, events::ScoreAwarded> {
+    events
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::ScoreAwarded(a) => Some((r.position, a.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn a_folder_whose_memory_another_moved_past_loads_again_and_counts_nothing_twice(backend: impl Backend) {
+    // Given two folders that both loaded the read model at position 0 (a projector that lost its
+    // leadership, and the one that took over)
+    let (log, first) = backend.open().await;
+    let (_, second) = backend.open().await;
+    log.append(&(0..10).map(|i| awarded(&format!("p{}", i % 3), Uuid::new_v4(), 10)).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    assert_eq!(second.fold_next(0).await.unwrap().to, 0, "the second has loaded its memory at 0");
+    assert_eq!(first.fold_next(4).await.unwrap().to, 4);
+    // When each folds on from a checkpoint the other moved
+    assert_eq!(second.fold_next(4).await.unwrap().to, 8, "the second loads again at 4, and folds 5 to 8");
+    assert_eq!(first.fold_next(10).await.unwrap().to, 10, "the first loads again at 8");
+    // Then nothing was counted twice
+    let events: Vec<RecordedEvent> =
+        log.read_after(0, 10).await.unwrap().iter().map(|e| e.decoded().unwrap()).collect();
+    let expected = Board::from_standings(10, events::leaderboard::fold(&events));
+    assert_eq!(ranking(&first.load().await.unwrap().0), ranking(&expected));
+}
+
+async fn a_rebuild_while_folding_goes_on_takes_over_with_the_fold_of_the_log<B: Backend>(backend: B) {
+    let boards = events::boards::Boards::from_toml(RANDOM_BOARDS).unwrap();
+    // Given a log of random events, folded in part by the live read model
+    let (log, _) = backend.open().await;
+    let mut random = Random(0xB0A2_D0E1_5C0E);
+    let events = random_log(&log, &mut random, 300).await;
+    let (_, live) = backend.open().await;
+    let live = B::folding(B::boards(live, boards.clone()), 20, events::anomaly::Rules::defaults());
+    assert_eq!(live.fold_next(120).await.unwrap().to, 120);
+    // When it is rebuilt in batches of 7, in memory, while the live one folds on
+    let rebuilding = tokio::spawn(B::rebuild(live.clone(), 7));
+    while live.checkpoint().await.unwrap() < 200 {
+        live.fold_next(5).await.unwrap();
+        tokio::task::yield_now().await;
+    }
+    let rebuilt = rebuilding.await.unwrap().unwrap();
+    assert!(rebuilt.position >= 120 && rebuilt.generation == 1, "{rebuilt:?}");
+    // Then the folder loads the rebuilt model and folds on, and every board and season, global
+    // included, is the fold of the log
+    while live.fold_next(50).await.unwrap().to < events.len() as u64 {}
+    let wanted: std::collections::BTreeSet<(String, String)> =
+        events::boards::fold_seasons(boards.named(), [], &awards_of(&events), &events)
+            .iter()
+            .map(|s| (s.board.to_string(), s.season.to_string()))
+            .collect();
+    let wanted: Vec<(&str, &str)> = wanted.iter().map(|(b, s)| (b.as_str(), s.as_str())).collect();
+    let (loaded, folded) = seasons_and_their_fold::<B>(&log, &live, &boards, &wanted).await;
+    let differ: Vec<_> = loaded
+        .keys()
+        .chain(folded.keys())
+        .filter(|p| loaded.get(*p) != folded.get(*p))
+        .map(|p| (p.clone(), loaded.get(p).cloned(), folded.get(p).cloned()))
+        .take(6)
+        .collect();
+    assert!(differ.is_empty(), "{differ:#?}");
+    let board = live.load().await.unwrap().0;
+    assert_eq!(ranking(&board), ranking(&Board::from_standings(0, events::leaderboard::fold(&events))));
+    // And a past board comes from the rebuilt snapshots and changes
+    let snapshot = live.snapshot_before(events.len() as u64).await.unwrap().expect("a snapshot");
+    let at = snapshot.position as usize;
+    let then = Board::from_standings(snapshot.position, events::leaderboard::fold(&events[..at]));
+    assert_eq!(
+        snapshot.standings,
+        then.standings().cloned().fold(Vec::new(), |mut all, s| {
+            all.push(s);
+            all.sort_by(events::Standing::rank_cmp);
+            all
+        })
+    );
+    assert!(!live.changed_between(0, 300).await.unwrap().is_empty());
+}
+
 macro_rules! conformance {
     ($module:ident, $backend:ident: $($case:ident),+ $(,)?) => {
         mod $module {
@@ -728,6 +913,9 @@ macro_rules! every_case {
             the_fold_is_snapshotted_once_its_changes_reach_its_players,
             a_burst_is_flagged_once_whatever_restarts_the_detector,
             boards_fold_with_global_and_a_board_added_later_is_built_from_the_log,
+            the_fold_persisted_and_reloaded_anywhere_is_the_fold_of_the_log,
+            a_folder_whose_memory_another_moved_past_loads_again_and_counts_nothing_twice,
+            a_rebuild_while_folding_goes_on_takes_over_with_the_fold_of_the_log,
         );
     };
 }
