@@ -29,14 +29,19 @@ enum Command {
         #[command(flatten)]
         database: DatabaseConfig,
     },
-    /// Rebuild the read model from the log beside the live one, which keeps serving, and switch
-    /// over atomically once caught up (readers see no gap and no older board).
+    /// Rebuild the read model — `global` and every board of BOARDS — from the log beside the
+    /// live one, which keeps serving, and switch over atomically once caught up (readers see no
+    /// gap and no older board). Reads the log in one stream and folds it in memory.
     Rebuild {
+        /// The database: PostgreSQL, or the all-in-one's embedded one.
         #[command(flatten)]
-        database: DatabaseConfig,
+        location: ReadModelLocation,
         /// How the fresh read model folds (the projector's settings: batch, snapshots, rules).
         #[command(flatten)]
         projection: projector::ProjectionConfig,
+        /// The boards to build besides `global` (the projector's BOARDS).
+        #[command(flatten)]
+        boards: platform::config::BoardsConfig,
     },
     /// Compare the read model with the fold of the log; exits 1 on any difference.
     Verify(DatabaseConfig),
@@ -63,6 +68,18 @@ struct LogLocation {
     /// as every checkpoint's root is compared with the one recomputed tree).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
+}
+
+/// Where a read model lives: PostgreSQL, or the all-in-one's data folder.
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+struct ReadModelLocation {
+    /// The PostgreSQL database of the services.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// The all-in-one's data folder (its `scoreboard.db`), which may be serving meanwhile.
+    #[arg(long, env = "SCOREBOARD_DATA")]
+    data: Option<std::path::PathBuf>,
 }
 
 /// How far to replay.
@@ -178,27 +195,31 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Rebuild { database, projection } => {
-            let pool = database.pool.connect_lazy(&database.database_url)?;
-            store::postgres::MIGRATOR.run(&pool).await.context("migrating the database")?;
-            let live = PgLeaderboard::new(pool).folding(projection.snapshot_interval, projection.rules()?);
-            let started = std::time::Instant::now();
-            let mut reported = 0;
+        Command::Rebuild { location, projection, boards } => {
+            let rules = projection.rules()?;
             let batch = u32::try_from(projection.batch_max).unwrap_or(u32::MAX);
-            let rebuilt = live
-                .rebuild(batch, |position| {
-                    if position >= reported + 100_000 {
-                        reported = position;
-                        eprintln!("folded {position} events ({:.1?})", started.elapsed());
-                    }
-                })
-                .await?;
-            let seconds = started.elapsed().as_secs_f64();
+            let boards = boards.load().context("BOARDS")?;
+            let rebuilt = match (location.database_url, location.data) {
+                (Some(url), _) => {
+                    let pool = store::postgres::connect_lazy(&url, 4, std::time::Duration::from_secs(5))?;
+                    store::postgres::MIGRATOR.run(&pool).await.context("migrating the database")?;
+                    let live = PgLeaderboard::new(pool).folding(projection.snapshot_interval, rules).boards(boards);
+                    rebuild(&live, batch).await?
+                }
+                (None, Some(data)) => {
+                    let (_, live) = store::sqlite::open(&data)
+                        .await
+                        .with_context(|| format!("opening the database in {}", data.display()))?;
+                    rebuild(&live.folding(projection.snapshot_interval, rules).boards(boards), batch).await?
+                }
+                (None, None) => anyhow::bail!("--database-url or --data"),
+            };
             println!(
-                "rebuilt through position {} in {seconds:.1} s ({:.0} events/s); the read model is generation {}",
-                rebuilt.position,
-                rebuilt.position as f64 / seconds.max(1e-9),
-                rebuilt.generation
+                "rebuilt through position {} in {:.1} s ({:.0} events/s); the read model is generation {}",
+                rebuilt.0.position,
+                rebuilt.1,
+                rebuilt.0.position as f64 / rebuilt.1.max(1e-9),
+                rebuilt.0.generation
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -224,6 +245,25 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Flags(credential) => flags(&credential).await,
     }
+}
+
+/// Rebuilds `live`, telling the progress every 100 000 events; what it did, and in how many
+/// seconds.
+async fn rebuild<B: store::sql::Backend>(
+    live: &store::ReadModel<B>,
+    batch: u32,
+) -> anyhow::Result<(store::Rebuilt, f64)> {
+    let started = std::time::Instant::now();
+    let mut reported = 0;
+    let rebuilt = live
+        .rebuild(batch, |position| {
+            if position >= reported + 100_000 {
+                reported = position;
+                eprintln!("folded {position} events ({:.1?})", started.elapsed());
+            }
+        })
+        .await?;
+    Ok((rebuilt, started.elapsed().as_secs_f64()))
 }
 
 /// Prints the review queue; exits 1 unless it was read.
