@@ -5,7 +5,6 @@
 //! Everything is decided by the events' own `recorded_at`, never by a clock, so replaying the
 //! log flags the same players at the same positions.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -161,8 +160,8 @@ impl Rules {
 pub struct Detector {
     rules: Rules,
     position: u64,
-    players: HashMap<PlayerId, Recent>,
-    first_seen: HashMap<PlayerId, OffsetDateTime>,
+    players: foldhash::HashMap<PlayerId, Recent>,
+    first_seen: foldhash::HashMap<PlayerId, OffsetDateTime>,
     observed: u64,
 }
 
@@ -183,7 +182,7 @@ struct Window {
 impl Detector {
     /// A detector that has seen the log up to `position` (its windows empty).
     pub fn new(rules: Rules, position: u64) -> Self {
-        Self { rules, position, players: HashMap::new(), first_seen: HashMap::new(), observed: 0 }
+        Self { rules, position, players: Default::default(), first_seen: Default::default(), observed: 0 }
     }
 
     /// The rules it applies.

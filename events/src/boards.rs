@@ -431,46 +431,50 @@ pub fn reads(boards: &[BoardDef], revoked: &HashMap<u64, ScoreAwarded>, events: 
 }
 
 /// Folds `events` onto `existing` (at least the standings [`reads`] names) and returns the new
-/// standing of every place touched: what the projector writes back. `revoked` holds the awards
-/// the events revoke one by one, by position.
+/// standing of every place touched, each once: what the projector writes back. `revoked` holds
+/// the awards the events revoke one by one, by position.
 pub fn fold_seasons(
     boards: &[BoardDef],
     existing: impl IntoIterator<Item = SeasonStanding>,
     revoked: &HashMap<u64, ScoreAwarded>,
     events: &[RecordedEvent],
 ) -> Vec<SeasonStanding> {
-    let mut all: BTreeMap<Place, Standing> = existing.into_iter().map(|s| (s.place(), s.standing)).collect();
-    let mut touched: BTreeSet<Place> = BTreeSet::new();
+    let mut all: foldhash::HashMap<Place, (Standing, bool)> =
+        existing.into_iter().map(|s| (s.place(), (s.standing, false))).collect();
+    let mut touched: Vec<Place> = Vec::new();
+    let mut places: Vec<Place> = Vec::new();
     for recorded in events {
         let player = recorded.event.player_id();
-        let places: Vec<Place> = match &recorded.event {
-            Event::ScoreAwarded(award) => places_of(boards, award).collect(),
-            Event::ScoreRevoked(revocation) if revocation.award.is_some() => revocation
-                .award
-                .and_then(|a| revoked.get(&a.position))
-                .map(|award| places_of(boards, award).collect())
-                .unwrap_or_default(),
+        places.clear();
+        match &recorded.event {
+            Event::ScoreAwarded(award) => places.extend(places_of(boards, award)),
+            Event::ScoreRevoked(revocation) if revocation.award.is_some() => places.extend(
+                revocation.award.and_then(|a| revoked.get(&a.position)).into_iter().flat_map(|a| places_of(boards, a)),
+            ),
             // Everything the player has, and a standing on each all-time board.
             _ => {
-                let mut places: BTreeSet<Place> = all.keys().filter(|p| &p.player_id == player).cloned().collect();
-                places.extend(boards.iter().filter(|b| b.season == SeasonKind::AllTime).map(|b| Place {
-                    board: b.id.clone(),
-                    season: Season::AllTime,
-                    player_id: player.clone(),
-                }));
-                places.into_iter().collect()
+                places.extend(all.keys().filter(|p| &p.player_id == player).cloned());
+                for board in boards.iter().filter(|b| b.season == SeasonKind::AllTime) {
+                    let place = Place { board: board.id.clone(), season: Season::AllTime, player_id: player.clone() };
+                    if !all.contains_key(&place) {
+                        places.push(place);
+                    }
+                }
             }
-        };
-        for place in places {
-            let player = place.player_id.clone();
-            all.entry(place.clone()).or_insert_with(|| Standing::new(player)).apply(recorded);
-            touched.insert(place);
+        }
+        for place in places.drain(..) {
+            let (standing, seen) = all.entry(place.clone()).or_insert_with(|| (Standing::new(player.clone()), false));
+            standing.apply(recorded);
+            if !*seen {
+                *seen = true;
+                touched.push(place);
+            }
         }
     }
     touched
         .into_iter()
         .map(|place| {
-            let standing = all.remove(&place).expect("a touched place has a standing");
+            let (standing, _) = all.remove(&place).expect("a touched place has a standing");
             SeasonStanding { board: place.board, season: place.season, standing }
         })
         .collect()

@@ -17,8 +17,10 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use foldhash::HashMapExt as _;
+
 use crate::boards::{BoardDef, Place, Reads, Season, SeasonKind, SeasonStanding, fold_seasons};
-use crate::event::{RecordedEvent, ScoreAwarded};
+use crate::event::{Event, RecordedEvent, ScoreAwarded};
 use crate::ids::{BoardId, PlayerId};
 use crate::leaderboard::Standing;
 
@@ -35,7 +37,7 @@ struct Held {
     def: BoardDef,
     /// The newest season the board has standings in (`None`: it has none yet).
     season: Option<Season>,
-    standings: HashMap<PlayerId, Standing>,
+    standings: foldhash::HashMap<PlayerId, Standing>,
 }
 
 /// What folding one batch changed: the new standing of every board, season and player it
@@ -46,8 +48,7 @@ pub struct Delta {
     pub from: u64,
     /// Its position after.
     pub to: u64,
-    /// The standings touched, on every board (`global` included), in board, season and player
-    /// order.
+    /// The standings touched, on every board (`global` included), each once.
     pub standings: Vec<SeasonStanding>,
 }
 
@@ -87,7 +88,8 @@ impl Fold {
                     SeasonKind::AllTime => Some(Season::AllTime),
                     _ => loaded.season,
                 };
-                let standings = loaded.standings.into_iter().map(|s| (s.player_id.clone(), s)).collect();
+                let mut standings = foldhash::HashMap::with_capacity(loaded.standings.len());
+                standings.extend(loaded.standings.into_iter().map(|s| (s.player_id.clone(), s)));
                 Held { def: loaded.def, season, standings }
             })
             .collect();
@@ -128,14 +130,36 @@ impl Fold {
     /// standing of the players moderated entirely. `revoked` holds the awards the events revoke
     /// one by one, by position.
     pub fn reads(&self, events: &[RecordedEvent], revoked: &HashMap<u64, ScoreAwarded>) -> Reads {
-        let defs: Vec<BoardDef> = self.defs().cloned().collect();
-        let wanted = crate::boards::reads(&defs, revoked, events);
-        let cold = |place: &Place| self.held(place.board.as_str()).is_none_or(|held| older(place.season, held));
-        let seasonal = self.boards.iter().any(|held| held.def.season != SeasonKind::AllTime);
-        Reads {
-            places: wanted.places.into_iter().filter(cold).collect(),
-            players: if seasonal { wanted.players } else { Vec::new() },
+        // Only boards with seasons have standings memory does not hold.
+        let seasonal: Vec<&Held> = self.boards.iter().filter(|held| held.def.season != SeasonKind::AllTime).collect();
+        if seasonal.is_empty() {
+            return Reads::default();
         }
+        let mut places = BTreeSet::new();
+        let mut players = BTreeSet::new();
+        let mut cold_places = |award: &ScoreAwarded| {
+            for held in seasonal.iter().filter(|held| held.def.counts(&award.action)) {
+                let season = held.def.season_of(award.recorded_at);
+                if older(season, held) {
+                    places.insert(Place { board: held.def.id.clone(), season, player_id: award.player_id.clone() });
+                }
+            }
+        };
+        for recorded in events {
+            match &recorded.event {
+                Event::ScoreAwarded(award) => cold_places(award),
+                Event::ScoreRevoked(revocation) => match revocation.award {
+                    Some(award) => revoked.get(&award.position).into_iter().for_each(&mut cold_places),
+                    None => {
+                        players.insert(revocation.player_id.clone());
+                    }
+                },
+                Event::PlayerBanned(moderated) | Event::PlayerUnbanned(moderated) => {
+                    players.insert(moderated.player_id.clone());
+                }
+            }
+        }
+        Reads { places: places.into_iter().collect(), players: players.into_iter().collect() }
     }
 
     /// Folds `events` (the log's, right after [`Fold::position`], in order) onto what memory
@@ -148,7 +172,7 @@ impl Fold {
         cold: Vec<SeasonStanding>,
     ) -> Delta {
         let to = events.last().map_or(self.position, |e| e.position.max(self.position));
-        let players: BTreeSet<&PlayerId> = events.iter().map(|e| e.event.player_id()).collect();
+        let players: foldhash::HashSet<&PlayerId> = events.iter().map(|e| e.event.player_id()).collect();
         // Memory is the truth for the seasons held; the read model for the older ones.
         let mut existing: Vec<SeasonStanding> = cold
             .into_iter()

@@ -151,9 +151,9 @@ pub struct Ranked<'a> {
 /// with no rank, until they are unbanned.
 #[derive(Debug, Clone, Default)]
 pub struct Board {
-    standings: HashMap<PlayerId, Standing>,
+    standings: foldhash::HashMap<PlayerId, Standing>,
     ranking: indexset::BTreeSet<RankKey>,
-    banned: HashMap<PlayerId, Standing>,
+    banned: foldhash::HashMap<PlayerId, Standing>,
     position: u64,
 }
 

@@ -25,14 +25,15 @@ fn award(position: u64, players: u64, at: time::OffsetDateTime) -> NewEvent {
     }
 }
 
-/// Migrates the (empty) database at `database_url` and appends `events` awards by `players`
-/// players, all recorded now. Returns a pool on it.
+/// Migrates the database at `database_url` and appends awards by `players` players, all
+/// recorded now, until the log holds `events` (a log written before is reused). Returns a pool
+/// on it.
 pub async fn write(database_url: &str, events: u64, players: u64) -> anyhow::Result<sqlx::PgPool> {
     let pool = store::postgres::connect_lazy(database_url, 4, std::time::Duration::from_secs(30))?;
     store::postgres::MIGRATOR.run(&pool).await.context("migrating")?;
     let log = PgEventLog::new(pool.clone());
     let at = events::event::stored_precision(time::OffsetDateTime::now_utc());
-    let mut next = 1;
+    let mut next = log.head().await? + 1;
     while next <= events {
         let batch: Vec<NewEvent> = (next..(next + 1000).min(events + 1)).map(|p| award(p, players, at)).collect();
         next += batch.len() as u64;

@@ -96,8 +96,9 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8090")]
         addr: String,
     },
-    /// Writes a log of awards into an empty database through the event store's own append,
-    /// then folds it into the (empty) read model as a rebuild does, in the projector's batches.
+    /// Writes a log of awards into an empty database through the event store's own append, then
+    /// folds it into the (empty) read model as the projector catches up (in its batches, memory
+    /// loaded once), then rebuilds the read model from it (`scoreboard-admin rebuild`).
     Seed {
         #[arg(long)]
         database_url: String,
@@ -474,10 +475,22 @@ async fn seed(database_url: String, events: u64, players: u64, batch: u32) -> an
     let pool = loadgen::log::write(&database_url, events, players).await?;
     figures.add("appended_per_s", format!("{:.0}", events as f64 / started.elapsed().as_secs_f64()));
     eprintln!("log of {events} events written in {:.1?}; folding it", started.elapsed());
+    // An empty read model (a log written before is reused, with what was folded of it).
+    for statement in [
+        "TRUNCATE leaderboard, board_standings, board_changes, board_snapshots, anomaly_flags",
+        "UPDATE projection_checkpoints SET position = 0, generation = generation + 1",
+    ] {
+        sqlx::query(statement).execute(&pool).await?;
+    }
     let read_model = store::PgLeaderboard::new(pool);
     let started = Instant::now();
     while read_model.fold_next(batch).await?.to < events {}
     figures.add("folded_per_s", format!("{:.0}", events as f64 / started.elapsed().as_secs_f64()));
+    eprintln!("folded in {:.1?}; rebuilding", started.elapsed());
+    let started = Instant::now();
+    let rebuilt = read_model.rebuild(10_000, |_| {}).await?;
+    anyhow::ensure!(rebuilt.position == events, "rebuilt through {} of {events}", rebuilt.position);
+    figures.add("rebuilt_per_s", format!("{:.0}", events as f64 / started.elapsed().as_secs_f64()));
     Ok(figures)
 }
 

@@ -54,3 +54,11 @@ DROP INDEX leaderboard_ranking;
 
 -- A board's standings go with it explicitly; a rebuild swaps both tables at once.
 ALTER TABLE board_standings DROP CONSTRAINT board_standings_board_fkey;
+
+-- Player, board and season ids are ASCII: their order is their bytes' (collation "C"), which
+-- every index on them compares several times faster than by the locale's rules.
+ALTER TABLE events ALTER COLUMN player_id TYPE text COLLATE "C";
+ALTER TABLE leaderboard ALTER COLUMN player_id TYPE text COLLATE "C";
+ALTER TABLE board_standings ALTER COLUMN board TYPE text COLLATE "C";
+ALTER TABLE board_standings ALTER COLUMN season TYPE text COLLATE "C";
+ALTER TABLE board_standings ALTER COLUMN player_id TYPE text COLLATE "C";

@@ -209,7 +209,7 @@ async fn fold_batch<B: Backend>(
     state: &mut State,
     source: &Source<'_>,
 ) -> Result<Applied, Stop> {
-    let mut tx = backend.begin_write().await?;
+    let mut tx = backend.begin_derived().await?;
     let from = locked_checkpoint::<B>(&mut tx, state).await?;
     let (run, skipped, forged) = match source {
         Source::Next(limit) => (read_log::<B>(&mut tx, from, from + u64::from(*limit)).await?, 0, Vec::new()),
@@ -251,7 +251,7 @@ async fn fold_batch<B: Backend>(
 
 /// Folds the next batch of the first board being built; returns how many events.
 async fn build_step<B: Backend>(backend: &B, state: &mut State, batch: u32) -> Result<u64, Stop> {
-    let mut tx = backend.begin_write().await?;
+    let mut tx = backend.begin_derived().await?;
     let checkpoint = locked_checkpoint::<B>(&mut tx, state).await?;
     let building = &mut state.building[0];
     let from = building.position();
@@ -473,7 +473,7 @@ async fn newest_season<B: Backend>(connection: &mut Connection<B>, def: &BoardDe
 /// Drops the boards the read model keeps that are no longer defined (or are defined otherwise)
 /// and adds the new ones at position 0; returns the ids dropped and added.
 async fn sync_boards<B: Backend>(backend: &B, boards: &Boards) -> Result<(Vec<String>, Vec<String>), StoreError> {
-    let mut tx = backend.begin_write().await?;
+    let mut tx = backend.begin_derived().await?;
     let _: (i64, i64) = sql::one::<B, _>(&mut tx, B::SQL.lock_checkpoint, vec![Arg::Text(PROJECTION)]).await?;
     let kept: Vec<BoardRow> = B::rows(&mut tx, B::SQL.boards, vec![]).await?;
     let (drop, add) = board_plan(&kept, boards);
@@ -648,15 +648,46 @@ pub(crate) struct FoldRows {
     global: StandingRows,
     seasons: StandingRows,
     boards: BoardPositions,
-    change: (i64, i64, Vec<u8>, Vec<u8>, i64),
     checkpoint: i64,
-    flags: FlagRows,
+    log: ChangeRows,
 }
 
 impl FoldRows {
     /// The rows of `delta`, which moves `boards` (other than `global`) and the checkpoint to its
     /// end, and of `flags`.
     pub(crate) fn of(delta: &Delta, boards: &[BoardDef], flags: &[Flag]) -> Self {
+        Self {
+            global: StandingRows::of_global(delta.of(GLOBAL).map(|s| &s.standing)),
+            seasons: StandingRows::of(delta.standings.iter().filter(|s| s.board.as_str() != GLOBAL)),
+            boards: BoardPositions::of(boards, delta.to),
+            checkpoint: to_db(delta.to),
+            log: ChangeRows::of(delta, flags),
+        }
+    }
+
+    /// Every write of a fold into `tables`.
+    pub(crate) fn writes(&self, tables: Tables) -> Vec<Write<'_>> {
+        let mut writes = vec![self.global.global(tables.standings), self.seasons.seasons(tables.seasons)];
+        writes.extend(self.log.writes(tables));
+        writes.push(self.boards.write(tables));
+        writes.extend(tables.projection.map(|projection| checkpoint_write(projection, self.checkpoint)));
+        writes
+    }
+
+    /// The writes of a board being built: its standings and position only.
+    fn board_writes(&self, tables: Tables) -> Vec<Write<'_>> {
+        vec![self.seasons.seasons(tables.seasons), self.boards.write(tables)]
+    }
+}
+
+/// What records a fold rather than its standings, as rows: its change row and its flags.
+pub(crate) struct ChangeRows {
+    change: (i64, i64, Vec<u8>, Vec<u8>, i64),
+    flags: FlagRows,
+}
+
+impl ChangeRows {
+    pub(crate) fn of(delta: &Delta, flags: &[Flag]) -> Self {
         let global: Vec<&Standing> = delta.of(GLOBAL).map(|s| &s.standing).collect();
         let seasons: Vec<SeasonStanding> =
             delta.standings.iter().filter(|s| s.board.as_str() != GLOBAL).cloned().collect();
@@ -668,25 +699,11 @@ impl FoldRows {
                 snapshot::encode_seasons(&seasons),
                 global.len() as i64,
             ),
-            global: StandingRows::of_global(global),
-            seasons: StandingRows::of(&seasons),
-            boards: BoardPositions::of(boards, delta.to),
-            checkpoint: to_db(delta.to),
             flags: FlagRows::of(flags),
         }
     }
 
-    /// Every write of a fold into `tables`.
-    pub(crate) fn writes(&self, tables: Tables) -> Vec<Write<'_>> {
-        let mut writes = vec![self.global.global(tables.standings), self.seasons.seasons(tables.seasons)];
-        writes.extend(self.log_writes(tables));
-        writes.push(self.boards.write(tables));
-        writes.extend(tables.projection.map(|projection| checkpoint_write(projection, self.checkpoint)));
-        writes
-    }
-
-    /// The writes that record the fold rather than its standings: the change row and the flags.
-    pub(crate) fn log_writes(&self, tables: Tables) -> [Write<'_>; 2] {
+    pub(crate) fn writes(&self, tables: Tables) -> [Write<'_>; 2] {
         let (position, from, standings, seasons, entries) = &self.change;
         [
             Write {
@@ -703,11 +720,6 @@ impl FoldRows {
             },
             self.flags.write(tables.flags),
         ]
-    }
-
-    /// The writes of a board being built: its standings and position only.
-    fn board_writes(&self, tables: Tables) -> Vec<Write<'_>> {
-        vec![self.seasons.seasons(tables.seasons), self.boards.write(tables)]
     }
 }
 

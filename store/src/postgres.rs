@@ -168,12 +168,33 @@ static SQL: Statements = Statements {
     create_next: &[
         "DROP TABLE IF EXISTS leaderboard_next, board_standings_next, boards_next, board_changes_next, \
          board_snapshots_next, anomaly_flags_next",
-        "CREATE TABLE leaderboard_next (LIKE leaderboard INCLUDING ALL)",
-        "CREATE TABLE board_standings_next (LIKE board_standings INCLUDING ALL)",
-        "CREATE TABLE boards_next (LIKE boards INCLUDING ALL)",
-        "CREATE TABLE board_changes_next (LIKE board_changes INCLUDING ALL)",
-        "CREATE TABLE board_snapshots_next (LIKE board_snapshots INCLUDING ALL)",
-        "CREATE TABLE anomaly_flags_next (LIKE anomaly_flags INCLUDING ALL)",
+        // Indexes keep the names the migrations gave them (and a rebuild restores them).
+        "ALTER INDEX IF EXISTS leaderboard_next_pkey RENAME TO leaderboard_pkey",
+        "ALTER INDEX IF EXISTS board_standings_next_pkey RENAME TO board_standings_pkey",
+        "ALTER INDEX IF EXISTS board_standings_next_by_player RENAME TO board_standings_by_player",
+        "ALTER INDEX IF EXISTS boards_next_pkey RENAME TO boards_pkey",
+        "ALTER INDEX IF EXISTS board_changes_next_pkey RENAME TO board_changes_pkey",
+        "ALTER INDEX IF EXISTS board_snapshots_next_pkey RENAME TO board_snapshots_pkey",
+        "ALTER INDEX IF EXISTS anomaly_flags_next_pkey RENAME TO anomaly_flags_pkey",
+        "CREATE TABLE leaderboard_next (LIKE leaderboard INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)",
+        "CREATE TABLE board_standings_next \
+         (LIKE board_standings INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)",
+        "CREATE TABLE boards_next (LIKE boards INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)",
+        "ALTER TABLE boards_next ADD CONSTRAINT boards_next_pkey PRIMARY KEY (board)",
+        "CREATE TABLE board_changes_next \
+         (LIKE board_changes INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)",
+        "ALTER TABLE board_changes_next ADD CONSTRAINT board_changes_next_pkey PRIMARY KEY (position)",
+        "CREATE TABLE board_snapshots_next \
+         (LIKE board_snapshots INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)",
+        "ALTER TABLE board_snapshots_next ADD CONSTRAINT board_snapshots_next_pkey PRIMARY KEY (position)",
+        "CREATE TABLE anomaly_flags_next \
+         (LIKE anomaly_flags INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)",
+        "ALTER TABLE anomaly_flags_next ADD CONSTRAINT anomaly_flags_next_pkey PRIMARY KEY (position, rule)",
+    ],
+    index_next: &[
+        "ALTER TABLE leaderboard_next ADD CONSTRAINT leaderboard_next_pkey PRIMARY KEY (player_id)",
+        "ALTER TABLE board_standings_next ADD CONSTRAINT board_standings_next_pkey PRIMARY KEY (board, season, player_id)",
+        "CREATE INDEX board_standings_next_by_player ON board_standings_next (player_id)",
     ],
     swap_next: &[
         "DROP TABLE leaderboard, board_standings, boards, board_changes, board_snapshots, anomaly_flags",
@@ -183,6 +204,13 @@ static SQL: Statements = Statements {
         "ALTER TABLE board_changes_next RENAME TO board_changes",
         "ALTER TABLE board_snapshots_next RENAME TO board_snapshots",
         "ALTER TABLE anomaly_flags_next RENAME TO anomaly_flags",
+        "ALTER INDEX leaderboard_next_pkey RENAME TO leaderboard_pkey",
+        "ALTER INDEX board_standings_next_pkey RENAME TO board_standings_pkey",
+        "ALTER INDEX board_standings_next_by_player RENAME TO board_standings_by_player",
+        "ALTER INDEX boards_next_pkey RENAME TO boards_pkey",
+        "ALTER INDEX board_changes_next_pkey RENAME TO board_changes_pkey",
+        "ALTER INDEX board_snapshots_next_pkey RENAME TO board_snapshots_pkey",
+        "ALTER INDEX anomaly_flags_next_pkey RENAME TO anomaly_flags_pkey",
     ],
 };
 
@@ -286,6 +314,10 @@ impl Backend for Pg {
 
     async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
         Ok(self.pool.begin().await?)
+    }
+
+    async fn begin_derived(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN; SET LOCAL synchronous_commit = off").await?)
     }
 
     async fn begin_read(&self) -> Result<Transaction<'static, Postgres>, StoreError> {

@@ -12,7 +12,7 @@ use events::{BoardId, PlayerId, RecordedEvent, Standing};
 use futures::StreamExt as _;
 use sqlx::Database;
 
-use crate::fold::{self, BoardPositions, FoldRows, PROJECTION, StandingRows, Tables};
+use crate::fold::{self, BoardPositions, ChangeRows, FoldRows, PROJECTION, StandingRows, Tables};
 use crate::rows::from_db;
 use crate::snapshot::Due;
 use crate::sql::{self, Arg, Backend, Write};
@@ -47,20 +47,23 @@ impl<B: Backend> ReadModel<B> {
         // standings loaded in bulk; then, while the live model is more than a batch ahead, the
         // rest, written as folds write. The fresh model never folds past the live checkpoint it
         // takes over at.
+        let started = std::time::Instant::now();
         let start = self.checkpoint().await?;
         replay.stream::<B>(backend, start, batch, &mut progress).await?;
+        tracing::info!(position = start, seconds = started.elapsed().as_secs_f64(), "rebuild: the log is folded");
         replay.load_standings::<B>(&mut *backend.writer().acquire().await?).await?;
+        tracing::info!(seconds = started.elapsed().as_secs_f64(), "rebuild: the standings are loaded and indexed");
         loop {
             let live = self.checkpoint().await?;
             if live <= replay.fold.position() + batch {
                 break;
             }
-            let mut tx = backend.begin_write().await?;
+            let mut tx = backend.begin_derived().await?;
             replay.catch_up::<B>(&mut tx, live, batch, &mut progress).await?;
             tx.commit().await?;
         }
 
-        let mut tx = backend.begin_write().await?;
+        let mut tx = backend.begin_derived().await?;
         let (live, _): (i64, i64) =
             sql::one::<B, _>(&mut tx, B::SQL.lock_checkpoint, vec![Arg::Text(PROJECTION)]).await?;
         let live = from_db(live);
@@ -71,6 +74,7 @@ impl<B: Backend> ReadModel<B> {
         let (generation,): (i64,) =
             sql::one::<B, _>(&mut tx, B::SQL.bump_generation, vec![Arg::Text(PROJECTION)]).await?;
         tx.commit().await?;
+        tracing::info!(position = live, seconds = started.elapsed().as_secs_f64(), "rebuild: taken over");
         progress(live);
         Ok(Rebuilt { position: live, generation: from_db(generation) })
     }
@@ -85,7 +89,7 @@ struct Replay<'f> {
     detector: Option<Detector>,
     due: Due,
     /// Change rows not written yet.
-    pending: Vec<FoldRows>,
+    pending: Vec<ChangeRows>,
 }
 
 impl<'f> Replay<'f> {
@@ -105,7 +109,8 @@ impl<'f> Replay<'f> {
         self.folding.boards.named().to_vec()
     }
 
-    /// Folds the log through `through` in one stream, `batch` events a change row.
+    /// Folds the log through `through` in one stream, `batch` events a change row. One task reads
+    /// and decodes the log while this one folds it.
     async fn stream<B: Backend>(
         &mut self,
         backend: &B,
@@ -113,14 +118,13 @@ impl<'f> Replay<'f> {
         batch: u64,
         progress: &mut impl FnMut(u64),
     ) -> Result<(), StoreError> {
-        let mut reader = backend.reader().acquire().await?;
+        let (chunks, mut decoded) = tokio::sync::mpsc::channel(4);
+        let reading = tokio::spawn(read_decoded(backend.clone(), self.fold.position(), through, batch, chunks));
         let mut lookups = backend.reader().acquire().await?;
-        let mut log = B::log(&mut reader, self.fold.position(), through).chunks(batch as usize);
-        while let Some(chunk) = log.next().await {
-            let run = chunk.into_iter().collect::<Result<Vec<StoredEvent>, _>>()?;
-            let events = run.iter().map(StoredEvent::decoded).collect::<Result<Vec<_>, _>>()?;
+        while let Some(events) = decoded.recv().await {
+            let events = events?;
             let (delta, flags) = self.fold_chunk::<B>(&mut lookups, &events).await?;
-            self.pending.push(FoldRows::of(&delta, &[], &flags));
+            self.pending.push(ChangeRows::of(&delta, &flags));
             let snapshot_due = self.take(delta);
             if snapshot_due || self.pending.len() >= CHANGES_PER_WRITE {
                 // The writer only while writing: on SQLite, the live side appends through it too.
@@ -132,6 +136,7 @@ impl<'f> Replay<'f> {
             }
             progress(self.fold.position());
         }
+        reading.await.map_err(|e| StoreError::InvalidRow(format!("reading the log: {e}")))?;
         self.flush::<B>(&mut *backend.writer().acquire().await?).await
     }
 
@@ -225,7 +230,7 @@ impl<'f> Replay<'f> {
     /// Writes the change rows and flags not written yet.
     async fn flush<B: Backend>(&mut self, connection: &mut Connection<B>) -> Result<(), StoreError> {
         let pending = std::mem::take(&mut self.pending);
-        let writes: Vec<Write<'_>> = pending.iter().flat_map(|rows| rows.log_writes(Tables::NEXT)).collect();
+        let writes: Vec<Write<'_>> = pending.iter().flat_map(|rows| rows.writes(Tables::NEXT)).collect();
         B::write(connection, &writes, None).await?;
         Ok(())
     }
@@ -239,8 +244,37 @@ impl<'f> Replay<'f> {
             seasons.push_place(board, *season, standing);
         }
         B::load(connection, &seasons.seasons(Tables::NEXT.seasons)).await?;
+        for statement in B::SQL.index_next {
+            B::execute(connection, statement, vec![]).await?;
+        }
         let boards = BoardPositions::of(&self.named(), self.fold.position());
         B::write(connection, std::slice::from_ref(&boards.write(Tables::NEXT)), None).await?;
         Ok(())
+    }
+}
+
+/// Reads the log's events in `(after, through]` in one stream, decodes them, and sends them on
+/// `chunks`, `batch` at a time.
+async fn read_decoded<B: Backend>(
+    backend: B,
+    after: u64,
+    through: u64,
+    batch: u64,
+    chunks: tokio::sync::mpsc::Sender<Result<Vec<RecordedEvent>, StoreError>>,
+) {
+    let mut connection = match backend.reader().acquire().await {
+        Ok(connection) => connection,
+        Err(error) => return drop(chunks.send(Err(error.into())).await),
+    };
+    let mut log = B::log(&mut connection, after, through).chunks(batch as usize);
+    while let Some(chunk) = log.next().await {
+        let decoded = chunk
+            .into_iter()
+            .map(|stored| stored.and_then(|stored| stored.decoded()))
+            .collect::<Result<Vec<RecordedEvent>, StoreError>>();
+        let failed = decoded.is_err();
+        if chunks.send(decoded).await.is_err() || failed {
+            return;
+        }
     }
 }

@@ -139,6 +139,12 @@ pub trait Backend: Clone + Send + Sync + std::fmt::Debug + 'static {
     /// database (SQLite: its one write lock, from the first statement on).
     fn begin_write(&self) -> impl Future<Output = Result<Transaction<'static, Self::Db>, StoreError>> + Send;
 
+    /// A transaction that writes what can always be folded again from the log (the read
+    /// model): as [`Backend::begin_write`], but its commit need not wait for the disk. A crash
+    /// may lose the last such commits, all of each or nothing (the checkpoint with the
+    /// standings); the folder folds them again from the log.
+    fn begin_derived(&self) -> impl Future<Output = Result<Transaction<'static, Self::Db>, StoreError>> + Send;
+
     /// A read-only transaction in which every statement sees one snapshot.
     fn begin_read(&self) -> impl Future<Output = Result<Transaction<'static, Self::Db>, StoreError>> + Send;
 
@@ -293,8 +299,11 @@ pub struct Statements {
     pub snapshot_due: &'static str,
     /// Change rows in `(after, through]`.
     pub changed_between: &'static str,
-    /// Makes empty `*_next` tables beside the read model's, for a rebuild to fill.
+    /// Makes empty `*_next` tables beside the read model's, for a rebuild to fill; the
+    /// standings tables without their indexes, which loading builds faster afterwards.
     pub create_next: &'static [&'static str],
+    /// Indexes the standings tables once they are loaded.
+    pub index_next: &'static [&'static str],
     /// Puts the `*_next` tables in the place of the read model's.
     pub swap_next: &'static [&'static str],
 }

@@ -175,6 +175,8 @@ static SQL: Statements = Statements {
         "CREATE TABLE anomaly_flags_next (position INTEGER NOT NULL, rule TEXT NOT NULL, player_id TEXT NOT NULL, \
          events TEXT NOT NULL, flagged_at TEXT NOT NULL, PRIMARY KEY (position, rule))",
     ],
+    // SQLite's tables are made with their keys.
+    index_next: &[],
     swap_next: &[
         "DROP TABLE leaderboard",
         "DROP TABLE board_standings",
@@ -285,6 +287,11 @@ impl Backend for Lite {
 
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
         Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    async fn begin_derived(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        // One connection writes both the log and the read model: its commits stay synchronous.
+        self.begin_write().await
     }
 
     async fn begin_read(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
