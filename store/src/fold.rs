@@ -24,7 +24,9 @@ use sqlx::Database;
 use tokio::sync::Mutex;
 
 use crate::claims;
-use crate::rows::{BoardRow, EventRow, FirstSeenRow, SeasonRow, StandingRow, convert, from_db, stored, to_db};
+use crate::rows::{
+    BoardRow, EventRow, FirstSeenRow, LockedCheckpointRow, SeasonRow, StandingRow, convert, from_db, stored, to_db,
+};
 use crate::snapshot::{self, Due};
 use crate::sql::{self, Arg, Backend, Column, Write};
 use crate::{Applied, BoardsBuilt, Claim, StoreError, StoredEvent};
@@ -209,16 +211,18 @@ async fn fold_batch<B: Backend>(
     state: &mut State,
     source: &Source<'_>,
 ) -> Result<Applied, Stop> {
+    // Memory says where the checkpoint is; the statement that locks it reads the log from there.
+    let from = state.fold.position();
+    let through = match source {
+        Source::Next(limit) => Some(from + u64::from(*limit)),
+        Source::Claims(claims) => claims::claimed_window(claims, from),
+    };
     let mut tx = backend.begin_derived().await?;
-    let from = locked_checkpoint::<B>(&mut tx, state).await?;
-    let (run, skipped, forged) = match source {
-        Source::Next(limit) => (read_log::<B>(&mut tx, from, from + u64::from(*limit)).await?, 0, Vec::new()),
-        Source::Claims(claims) => {
-            let Some(through) = claims::claimed_window(claims, from) else {
-                tx.commit().await?;
-                return Ok(Applied { from, to: from, skipped: claims.len(), forged: Vec::new(), flagged: Vec::new() });
-            };
-            let mut log = read_log::<B>(&mut tx, from, through).await?;
+    let mut log = locked_checkpoint_log::<B>(&mut tx, state, through.unwrap_or(from)).await?;
+    let (run, skipped, forged) = match (source, through) {
+        (Source::Next(_), _) => (log, 0, Vec::new()),
+        (Source::Claims(claims), None) => (log, claims.len(), Vec::new()),
+        (Source::Claims(claims), Some(through)) => {
             let confirmation = claims::confirm(claims, from, through, &log);
             log.truncate((confirmation.to - from) as usize);
             (log, confirmation.skipped, confirmation.forged)
@@ -270,6 +274,23 @@ async fn build_step<B: Backend>(backend: &B, state: &mut State, batch: u32) -> R
         state.fold.adopt(built);
     }
     Ok(run.len() as u64)
+}
+
+/// The checkpoint locked, if memory is at it (and in the same generation), and the log's
+/// events from there through `through`.
+async fn locked_checkpoint_log<B: Backend>(
+    connection: &mut Connection<B>,
+    state: &State,
+    through: u64,
+) -> Result<Vec<StoredEvent>, Stop> {
+    let from = state.fold.position();
+    let args = vec![Arg::Text(PROJECTION), Arg::Int(to_db(from)), Arg::Int(to_db(through))];
+    let rows: Vec<LockedCheckpointRow> = B::rows(connection, B::SQL.lock_checkpoint_log, args).await?;
+    let first = rows.first().ok_or_else(|| StoreError::InvalidRow("no checkpoint of the read model".into()))?;
+    if from_db(first.checkpoint) != from || from_db(first.generation) != state.generation {
+        return Err(Stop::Stale);
+    }
+    Ok(rows.into_iter().filter_map(|row| row.event.event()).collect())
 }
 
 /// The checkpoint, locked, if memory is at it (and in the same generation).

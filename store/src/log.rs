@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::append::{self, Attempt, Moderation, Originals};
-use crate::rows::{CheckpointRow, EventRow, FlagRow, OriginalRow, convert, from_db, stored, to_db};
+use crate::rows::{CheckpointRow, EventRow, FlagRow, LockedHeadRow, OriginalRow, convert, from_db, stored, to_db};
 use crate::sql::{self, Arg, Backend, Column, Notice, Write};
 use crate::tree::{self, TileRows};
 use crate::{AppendOutcome, Checkpoint, EventStore, KeptSigner, NewEvent, StoreError, StoredEvent};
@@ -40,14 +40,11 @@ impl<B: Backend> EventLog<B> {
 
     async fn attempt(&self, fresh: Vec<&NewEvent>, wanted: Vec<Uuid>) -> Result<Attempt, StoreError> {
         let mut tx = self.backend.begin_write().await?;
-        let (head, tree_size) = match fresh.is_empty() {
-            true => (0, 0),
-            false => {
-                let (head, size): (i64, i64) = sql::one::<B, _>(&mut tx, B::SQL.lock_head, vec![]).await?;
-                (from_db(head), from_db(size))
-            }
+        let (head, tree_size, moderation) = match fresh.is_empty() {
+            true => (0, 0, Moderation::default()),
+            false => locked_head::<B>(&mut tx, append::players_of(&fresh)).await?,
         };
-        let refused = append::admit(&fresh, head, moderation_of::<B>(&mut tx, append::players_of(&fresh)).await?);
+        let refused = append::admit(&fresh, head, moderation);
         let admitted: Vec<&NewEvent> =
             fresh.into_iter().filter(|new| !refused.contains_key(&new.event.event_id())).collect();
         let mut grown = None;
@@ -187,18 +184,24 @@ impl<'a> EventRows<'a> {
     }
 }
 
-/// The moderation of `players` at the head (read under the log's append lock).
-async fn moderation_of<B: Backend>(
+/// Takes the log's append lock: the head, the tree's size, and the moderation of `players` at
+/// the head, read in the statement that takes the lock (again after it, when an append committed
+/// while the lock was awaited).
+async fn locked_head<B: Backend>(
     connection: &mut <B::Db as sqlx::Database>::Connection,
     players: Vec<String>,
-) -> Result<Moderation, StoreError> {
-    if players.is_empty() {
-        return Ok(Moderation::default());
-    }
-    let names = players.iter().map(String::as_str).collect();
-    let rows: Vec<EventRow> = B::rows(connection, B::SQL.moderation, vec![Arg::Texts(names)]).await?;
-    let events = stored(rows).iter().map(StoredEvent::decoded).collect::<Result<Vec<_>, _>>()?;
-    Ok(Moderation::of(&events))
+) -> Result<(u64, u64, Moderation), StoreError> {
+    let names: Vec<&str> = players.iter().map(String::as_str).collect();
+    let rows: Vec<LockedHeadRow> = B::rows(connection, B::SQL.lock_head, vec![Arg::Texts(names.clone())]).await?;
+    let first = rows.first().ok_or_else(|| StoreError::InvalidRow("no head of the log".into()))?;
+    let (head, tree_size, seen) = (from_db(first.head), from_db(first.tree_size), from_db(first.seen));
+    let moderation: Vec<StoredEvent> = if seen == head {
+        rows.into_iter().filter_map(|row| row.event.event()).collect()
+    } else {
+        stored(B::rows(connection, B::SQL.moderation, vec![Arg::Texts(names)]).await?)
+    };
+    let events = moderation.iter().map(StoredEvent::decoded).collect::<Result<Vec<_>, _>>()?;
+    Ok((head, tree_size, Moderation::of(&events)))
 }
 
 async fn originals_of<B: Backend>(

@@ -47,6 +47,49 @@ pub(crate) fn stored(rows: Vec<EventRow>) -> Vec<StoredEvent> {
     rows.into_iter().map(StoredEvent::from).collect()
 }
 
+/// An event of a `LEFT JOIN`: absent (all NULL) when nothing joined.
+#[derive(FromRow)]
+pub(crate) struct MaybeEventRow {
+    position: Option<i64>,
+    event_id: Option<Uuid>,
+    event_type: Option<String>,
+    event_version: Option<i32>,
+    payload: Option<String>,
+    recorded_at: Option<OffsetDateTime>,
+}
+
+impl MaybeEventRow {
+    pub(crate) fn event(self) -> Option<StoredEvent> {
+        Some(StoredEvent {
+            position: from_db(self.position?),
+            event_id: self.event_id?,
+            event_type: self.event_type?,
+            event_version: self.event_version?,
+            payload: self.payload?,
+            recorded_at: self.recorded_at?,
+        })
+    }
+}
+
+/// The head locked, with the moderation events read in the same statement.
+#[derive(FromRow)]
+pub(crate) struct LockedHeadRow {
+    pub head: i64,
+    pub tree_size: i64,
+    pub seen: i64,
+    #[sqlx(flatten)]
+    pub event: MaybeEventRow,
+}
+
+/// The checkpoint locked, with the log's events read in the same statement.
+#[derive(FromRow)]
+pub(crate) struct LockedCheckpointRow {
+    pub checkpoint: i64,
+    pub generation: i64,
+    #[sqlx(flatten)]
+    pub event: MaybeEventRow,
+}
+
 /// The event first recorded for an action id, with its claims digest.
 #[derive(FromRow)]
 pub(crate) struct OriginalRow {

@@ -219,7 +219,10 @@ pub(crate) async fn one<B: Backend, T: Row>(
 pub struct Statements {
     /// `(position, tree_size)` of the head.
     pub head: &'static str,
-    /// The same, locked until the transaction ends (appenders take turns).
+    /// The head locked until the transaction ends (appenders take turns), with the moderation
+    /// events of `(players)`: `head, tree_size, seen` (the head the statement's snapshot saw: when
+    /// it is not the head locked, an append committed while the lock was awaited, and the
+    /// moderation events must be read again) and an event per row (none: NULLs).
     pub lock_head: &'static str,
     /// Events `(after, limit)`.
     pub read_after: &'static str,
@@ -271,6 +274,9 @@ pub struct Statements {
     pub checkpoint: &'static str,
     /// The same, locked until the transaction ends (folds take turns).
     pub lock_checkpoint: &'static str,
+    /// The checkpoint of `(projection)` locked, with the log's events in `(after, through)`:
+    /// `checkpoint, generation` and an event per row (none: NULLs).
+    pub lock_checkpoint_log: &'static str,
     /// Every standing of `global`.
     pub standings: &'static str,
     /// The boards kept: `board, definition, position`.

@@ -77,7 +77,12 @@ macro_rules! seasons {
 static SQL: Statements = Statements {
     head: "SELECT position, tree_size FROM event_log_head",
     // BEGIN IMMEDIATE took the database's one write lock already.
-    lock_head: "SELECT position, tree_size FROM event_log_head",
+    lock_head: "SELECT h.position AS head, h.tree_size, h.position AS seen, \
+                e.position, e.event_id, e.event_type, e.event_version, e.payload, e.recorded_at \
+         FROM event_log_head h LEFT JOIN events e \
+           ON e.event_type IN ('PlayerBanned', 'PlayerUnbanned', 'ScoreRevoked') \
+          AND e.player_id IN (SELECT value FROM json_each(?1)) \
+         ORDER BY e.position",
     read_after: events!("WHERE position > ?1 ORDER BY position LIMIT ?2"),
     read_range: events!("WHERE position > ?1 AND position <= ?2 ORDER BY position"),
     read_event: events!("WHERE event_id = ?1"),
@@ -121,6 +126,10 @@ static SQL: Statements = Statements {
 
     checkpoint: "SELECT position, generation FROM projection_checkpoints WHERE projection = ?1",
     lock_checkpoint: "SELECT position, generation FROM projection_checkpoints WHERE projection = ?1",
+    lock_checkpoint_log: "SELECT c.position AS checkpoint, c.generation, e.position, e.event_id, e.event_type, \
+                e.event_version, e.payload, e.recorded_at \
+         FROM projection_checkpoints c LEFT JOIN events e ON e.position > ?2 AND e.position <= ?3 \
+         WHERE c.projection = ?1 ORDER BY e.position",
     standings: "SELECT player_id, display_name, score, reached_at, banned FROM leaderboard",
     boards: "SELECT board, definition, position FROM boards ORDER BY board",
     newest_season: "SELECT season FROM board_standings WHERE board = ?1 ORDER BY season DESC LIMIT 1",

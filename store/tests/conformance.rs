@@ -881,6 +881,43 @@ async fn a_rebuild_while_folding_goes_on_takes_over_with_the_fold_of_the_log<B: 
     assert!(!live.changed_between(0, 300).await.unwrap().is_empty());
 }
 
+async fn a_ban_racing_awards_from_other_appenders_refuses_every_award_after_it(backend: impl Backend) {
+    // Given four appenders (as replicas, each its own connections): three appending awards for
+    // `x` and others as fast as they can, one banning and unbanning `x` meanwhile
+    let mut appenders = Vec::new();
+    for task in 0..4 {
+        let (log, _) = backend.open().await;
+        appenders.push(tokio::spawn(async move {
+            for round in 0..60 {
+                let batch: Vec<NewEvent> = match task {
+                    0 => vec![moderation("x", round % 2 == 0)],
+                    _ => (0..5).map(|i| awarded(if i % 2 == 0 { "x" } else { "y" }, Uuid::new_v4(), 1)).collect(),
+                };
+                log.append(&batch).await.unwrap();
+            }
+        }));
+    }
+    for appender in appenders {
+        appender.await.unwrap();
+    }
+    // Then no award for `x` lies between a ban and the unban after it: each was ordered once
+    let (log, _) = backend.open().await;
+    let events: Vec<RecordedEvent> =
+        log.read_after(0, 10_000).await.unwrap().iter().map(|e| e.decoded().unwrap()).collect();
+    let mut banned = false;
+    for recorded in &events {
+        match &recorded.event {
+            Event::PlayerBanned(_) => banned = true,
+            Event::PlayerUnbanned(_) => banned = false,
+            Event::ScoreAwarded(award) if award.player_id.as_str() == "x" => {
+                assert!(!banned, "an award for x at {} while banned", recorded.position);
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(events.iter().filter(|e| matches!(e.event, Event::PlayerBanned(_))).count(), 30);
+}
+
 macro_rules! conformance {
     ($module:ident, $backend:ident: $($case:ident),+ $(,)?) => {
         mod $module {
@@ -916,6 +953,7 @@ macro_rules! every_case {
             the_fold_persisted_and_reloaded_anywhere_is_the_fold_of_the_log,
             a_folder_whose_memory_another_moved_past_loads_again_and_counts_nothing_twice,
             a_rebuild_while_folding_goes_on_takes_over_with_the_fold_of_the_log,
+            a_ban_racing_awards_from_other_appenders_refuses_every_award_after_it,
         );
     };
 }
