@@ -45,7 +45,10 @@ enum Command {
         players: u64,
     },
     /// Signed actions at a fixed rate while SSE clients follow the board: the time from an
-    /// action's 201 to each client receiving a board at or past its position.
+    /// action's 201 to each client receiving a board at or past its position — for every action
+    /// (a board is sent when the top 10 changes, so this includes waiting for the next change),
+    /// and for the actions of the five most active players, which are on the top 10 and so
+    /// change it.
     Propagation {
         #[command(flatten)]
         writes: Writes,
@@ -172,12 +175,14 @@ fn parse_keys(spec: &str) -> Result<KeySet, String> {
 }
 
 /// The position a `201` of `POST /v1/actions` names.
-fn position(body: &Bytes) -> Option<u64> {
+/// The position of an accepted action, and its player.
+fn accepted(body: &Bytes) -> Option<(u64, String)> {
     #[derive(serde::Deserialize)]
     struct Accepted {
         position: u64,
+        player_id: String,
     }
-    serde_json::from_slice::<Accepted>(body).ok().map(|a| a.position)
+    serde_json::from_slice::<Accepted>(body).ok().map(|a| (a.position, a.player_id))
 }
 
 /// Mints `count` actions, timing it.
@@ -191,11 +196,12 @@ fn mint(writes: &Writes, count: usize, figures: &mut Figures) -> anyhow::Result<
     Ok(Arc::new(bodies))
 }
 
-/// Sends the minted actions under `load`; `accepted(position, when)` is told of every 201.
+/// Sends the minted actions under `load`; `on_accepted(position, player, when)` is told of every
+/// 201.
 async fn send_actions(
     load: &Load,
     bodies: Arc<Vec<Bytes>>,
-    accepted: impl Fn(u64, Instant) + Send + Sync + 'static,
+    on_accepted: impl Fn(u64, &str, Instant) + Send + Sync + 'static,
 ) -> anyhow::Result<http::Outcome> {
     let authority = load.authority.clone();
     http::drive(
@@ -203,9 +209,9 @@ async fn send_actions(
         move |n| bodies.get(n as usize).map(|body| http::post_json(&authority, "/v1/actions", body.clone())),
         move |status, body, at| {
             if status == 201
-                && let Some(position) = position(body)
+                && let Some((position, player)) = accepted(body)
             {
-                accepted(position, at);
+                on_accepted(position, &player, at);
             }
         },
     )
@@ -257,7 +263,7 @@ async fn write(writes: Writes, tokens: usize) -> anyhow::Result<Figures> {
     let last = Arc::new(AtomicU64::new(0));
     let outcome = {
         let last = last.clone();
-        send_actions(&load, bodies, move |position, _| {
+        send_actions(&load, bodies, move |position, _, _| {
             last.fetch_max(position, Ordering::Relaxed);
         })
         .await?
@@ -356,7 +362,12 @@ async fn propagation(writes: Writes, clients: usize, sample: usize) -> anyhow::R
     let acks = Arc::new(Mutex::new(Vec::new()));
     let outcome = {
         let acks = acks.clone();
-        send_actions(&load, bodies, move |position, at| acks.lock().expect("acks").push((position, at))).await?
+        // The five most active players are on the top 10: their actions change it.
+        let top: Vec<String> = (0..5).map(tokens::player).collect();
+        send_actions(&load, bodies, move |position, player, at| {
+            acks.lock().expect("acks").push((position, at, top.iter().any(|p| p == player)));
+        })
+        .await?
     };
     // One more action by the most active player, which moves the top 10, so that a board past
     // every accepted action is sent.
@@ -365,13 +376,17 @@ async fn propagation(writes: Writes, clients: usize, sample: usize) -> anyhow::R
     let seen = stop_at(followers, stop, last, Duration::from_secs(10)).await?;
     let mut acks = std::mem::take(&mut *acks.lock().expect("acks"));
     acks.sort_unstable();
-    let mut latency = loadgen::histogram();
+    let (mut latency, mut top_latency) = (loadgen::histogram(), loadgen::histogram());
     let mut unseen = 0u64;
-    for &(position, acknowledged) in acks.iter().step_by(sample.max(1)) {
+    for &(position, acknowledged, top) in acks.iter().step_by(sample.max(1)) {
         for client in &seen {
             match sse::first_at(client, position) {
                 Some(at) => {
-                    latency.saturating_record(at.saturating_duration_since(acknowledged).as_micros().max(1) as u64)
+                    let micros = at.saturating_duration_since(acknowledged).as_micros().max(1) as u64;
+                    latency.saturating_record(micros);
+                    if top {
+                        top_latency.saturating_record(micros);
+                    }
                 }
                 None => unseen += 1,
             }
@@ -380,6 +395,7 @@ async fn propagation(writes: Writes, clients: usize, sample: usize) -> anyhow::R
     figures.add("offered_per_s", rate).add("clients", clients);
     outcome_figures(&mut figures, "write", &outcome);
     figures.latencies("propagation", &latency).add("propagation_samples", latency.len()).add("unseen", unseen);
+    figures.latencies("top_propagation", &top_latency).add("top_propagation_samples", top_latency.len());
     Ok(figures)
 }
 

@@ -17,7 +17,7 @@ pub struct Players {
 }
 
 /// The id of player `k`.
-fn player(k: u64) -> String {
+pub fn player(k: u64) -> String {
     format!("load-{k}")
 }
 

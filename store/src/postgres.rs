@@ -7,12 +7,11 @@ mod copy;
 use std::time::Duration;
 
 use futures::stream::BoxStream;
-use futures::{StreamExt as _, TryStreamExt as _};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Arguments as _, AssertSqlSafe, PgConnection, Pool, Postgres, Transaction};
 
-use crate::sql::{Arg, Backend, Column, Notice, Row, Statements, Write};
+use crate::sql::{Arg, Backend, Column, Notice, Statements, Write};
 use crate::{EventLog, ReadModel, StoreError, StoredEvent};
 
 /// The PostgreSQL schema: event log, read model, checkpoints.
@@ -334,35 +333,7 @@ impl Backend for Pg {
         Ok(self.pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").await?)
     }
 
-    async fn rows<'c, T: Row>(
-        connection: &'c mut PgConnection,
-        sql: &'static str,
-        args: Vec<Arg<'c>>,
-    ) -> Result<Vec<T>, StoreError> {
-        Ok(sqlx::query_as_with::<Postgres, T, _>(sql, arguments(args)?).fetch_all(connection).await?)
-    }
-
-    fn stream<'c, T: Row>(
-        connection: &'c mut PgConnection,
-        sql: &'static str,
-        args: Vec<Arg<'c>>,
-    ) -> BoxStream<'c, Result<T, StoreError>> {
-        match arguments(args) {
-            Ok(bound) => {
-                sqlx::query_as_with::<Postgres, T, _>(sql, bound).fetch(connection).map_err(StoreError::from).boxed()
-            }
-            Err(error) => futures::stream::once(async { Err(error) }).boxed(),
-        }
-    }
-
-    async fn execute<'c>(
-        connection: &'c mut PgConnection,
-        sql: &'c str,
-        args: Vec<Arg<'c>>,
-    ) -> Result<u64, StoreError> {
-        let done = sqlx::query_with(AssertSqlSafe(sql), arguments(args)?).execute(connection).await?;
-        Ok(done.rows_affected())
-    }
+    crate::sql::runners!(Postgres, PgConnection);
 
     async fn write<'c>(
         connection: &'c mut PgConnection,

@@ -193,6 +193,47 @@ pub trait Backend: Clone + Send + Sync + std::fmt::Debug + 'static {
     ) -> BoxStream<'c, Result<crate::StoredEvent, StoreError>>;
 }
 
+/// The statement runners of [`Backend`], alike on every database but for its sqlx types (`$db`,
+/// `$connection`) and how it binds (a function `arguments(Vec<Arg>) -> Result<Arguments>` in
+/// scope): expanded inside each back end's `impl Backend`.
+macro_rules! runners {
+    ($db:ty, $connection:ty) => {
+        async fn rows<'c, T: $crate::sql::Row>(
+            connection: &'c mut $connection,
+            sql: &'static str,
+            args: Vec<$crate::sql::Arg<'c>>,
+        ) -> Result<Vec<T>, $crate::StoreError> {
+            Ok(sqlx::query_as_with::<$db, T, _>(sql, arguments(args)?).fetch_all(connection).await?)
+        }
+
+        fn stream<'c, T: $crate::sql::Row>(
+            connection: &'c mut $connection,
+            sql: &'static str,
+            args: Vec<$crate::sql::Arg<'c>>,
+        ) -> futures::stream::BoxStream<'c, Result<T, $crate::StoreError>> {
+            use futures::{StreamExt as _, TryStreamExt as _};
+            match arguments(args) {
+                Ok(bound) => sqlx::query_as_with::<$db, T, _>(sql, bound)
+                    .fetch(connection)
+                    .map_err($crate::StoreError::from)
+                    .boxed(),
+                Err(error) => futures::stream::once(async { Err(error) }).boxed(),
+            }
+        }
+
+        async fn execute<'c>(
+            connection: &'c mut $connection,
+            sql: &'c str,
+            args: Vec<$crate::sql::Arg<'c>>,
+        ) -> Result<u64, $crate::StoreError> {
+            let done = sqlx::query_with(sqlx::AssertSqlSafe(sql), arguments(args)?).execute(connection).await?;
+            Ok(done.rows_affected())
+        }
+    };
+}
+
+pub(crate) use runners;
+
 /// The first row `sql` returns, if any.
 pub(crate) async fn row<B: Backend, T: Row>(
     connection: &mut <B::Db as Database>::Connection,

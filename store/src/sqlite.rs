@@ -19,7 +19,7 @@ use sqlx::sqlite::{
 use sqlx::{Arguments as _, AssertSqlSafe, Pool, Sqlite, SqliteConnection, Transaction};
 
 use crate::rows::{EventRow, to_db};
-use crate::sql::{Arg, Backend, Column, Notice, Row, Statements, Write};
+use crate::sql::{Arg, Backend, Column, Notice, Statements, Write};
 use crate::{EventLog, ReadModel, StoreError, StoredEvent};
 
 /// The SQLite schema: event log, read model, checkpoints.
@@ -308,35 +308,7 @@ impl Backend for Lite {
         Ok(self.read.begin().await?)
     }
 
-    async fn rows<'c, T: Row>(
-        connection: &'c mut SqliteConnection,
-        sql: &'static str,
-        args: Vec<Arg<'c>>,
-    ) -> Result<Vec<T>, StoreError> {
-        Ok(sqlx::query_as_with::<Sqlite, T, _>(sql, arguments(args)?).fetch_all(connection).await?)
-    }
-
-    fn stream<'c, T: Row>(
-        connection: &'c mut SqliteConnection,
-        sql: &'static str,
-        args: Vec<Arg<'c>>,
-    ) -> BoxStream<'c, Result<T, StoreError>> {
-        match arguments(args) {
-            Ok(bound) => {
-                sqlx::query_as_with::<Sqlite, T, _>(sql, bound).fetch(connection).map_err(StoreError::from).boxed()
-            }
-            Err(error) => futures::stream::once(async { Err(error) }).boxed(),
-        }
-    }
-
-    async fn execute<'c>(
-        connection: &'c mut SqliteConnection,
-        sql: &'c str,
-        args: Vec<Arg<'c>>,
-    ) -> Result<u64, StoreError> {
-        let done = sqlx::query_with(AssertSqlSafe(sql), arguments(args)?).execute(connection).await?;
-        Ok(done.rows_affected())
-    }
+    crate::sql::runners!(Sqlite, SqliteConnection);
 
     async fn write<'c>(
         connection: &'c mut SqliteConnection,
