@@ -74,6 +74,20 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
         limiter.check_key(key).map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
     }
 
+    /// Takes `tokens` from `key`'s budget at once (at most a whole burst), for a request that
+    /// costs that many ordinary ones; `Err(wait)` when the budget holds fewer.
+    pub fn check_n(&self, key: &K, tokens: u32) -> Result<(), Duration> {
+        let (Some(limiter), Some(tokens)) = (&self.0, NonZeroU32::new(tokens)) else { return Ok(()) };
+        let burst = |n: NonZeroU32| limiter.check_key_n(key, n);
+        let checked = burst(tokens).or_else(|too_many| burst(NonZeroU32::new(too_many.0).unwrap_or(NonZeroU32::MIN)));
+        match checked {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => Err(not_until.wait_time_from(DefaultClock::default().now())),
+            // A burst larger than the quota's: cannot happen after clamping to it.
+            Err(_) => Err(Duration::from_secs(1)),
+        }
+    }
+
     /// Drops the buckets of keys that are full again, so memory follows active clients only.
     pub fn forget_idle(&self) {
         if let Some(limiter) = &self.0 {
@@ -113,6 +127,18 @@ mod tests {
         for bad in ["", "10", "0/s", "-1/s", "10/d", "ten/s", "10/", "4000000000/s"] {
             assert!(bad.parse::<RateLimit>().is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_costly_request_takes_as_many_tokens_at_most_a_burst() {
+        let limiter = Limiter::new("10/m".parse().unwrap());
+        assert!(limiter.check_n(&1, 4).is_ok());
+        assert!(limiter.check_n(&1, 4).is_ok());
+        assert!(limiter.check_n(&1, 4).is_err(), "2 tokens left");
+        assert!(limiter.check(&1).is_ok());
+        assert!(limiter.check_n(&2, 50).is_ok(), "more than a burst costs the whole burst");
+        assert!(limiter.check(&2).is_err());
+        assert!(Limiter::new(RateLimit::Off).check_n(&1, 1000).is_ok());
     }
 
     #[test]

@@ -174,6 +174,12 @@ pub const METRICS: &[(&str, MetricKind, &str)] = &[
     ),
     ("query_announcements_ignored_total", MetricKind::Counter, "Announcements that are not a position."),
     ("query_rate_limited_total", MetricKind::Counter, "Reads refused with 429 by the per-address limit."),
+    (
+        "query_database_reads_refused_total",
+        MetricKind::Counter,
+        "Reads of the database (past boards, the log, proofs) refused with 503, by reason (per_address, total).",
+    ),
+    ("query_cache_hits_total", MetricKind::Counter, "Reads of the database answered from memory, by kind."),
     ("live_connections", MetricKind::Gauge, "Open live streams, by kind (sse, ws)."),
     (
         "live_connections_refused_total",
@@ -281,14 +287,31 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// are no cookies), and an `x-request-id` on every response that also names the span every log
 /// line of the request is written in.
 pub fn service(routes: Router, api: &utoipa::openapi::OpenApi, readiness: Readiness) -> Router {
+    service_with_hot(routes, api, readiness, |_| false)
+}
+
+/// [`service`], with the requests `hot` says are the hot path (every page asks for them, they are
+/// answered from memory) traced at `debug` rather than `info`: their span costs nothing unless
+/// asked for, and they log nothing at `info` anyway.
+pub fn service_with_hot(
+    routes: Router,
+    api: &utoipa::openapi::OpenApi,
+    readiness: Readiness,
+    hot: fn(&Request) -> bool,
+) -> Router {
     let cors = tower_http::cors::CorsLayer::new()
         .allow_origin(tower_http::cors::Any)
         .allow_methods([Method::GET, Method::POST])
         .allow_headers([header::CONTENT_TYPE, HeaderName::from_static("last-event-id"), REQUEST_ID])
         .expose_headers([REQUEST_ID]);
-    let trace = tower_http::trace::TraceLayer::new_for_http().make_span_with(|request: &Request| {
+    let trace = tower_http::trace::TraceLayer::new_for_http().make_span_with(move |request: &Request| {
         let id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
-        tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
+        let (method, path) = (request.method(), request.uri().path());
+        if hot(request) {
+            tracing::debug_span!("request", request_id = %id, method = %method, path = %path)
+        } else {
+            tracing::info_span!("request", request_id = %id, method = %method, path = %path)
+        }
     });
     routes
         .merge(router(readiness))
@@ -320,17 +343,50 @@ impl tower_http::request_id::MakeRequestId for FreshRequestId {
 /// method and status. Every label comes from a closed set (the routes the service declares,
 /// the standard methods, the statuses it answers), so no client can create new series.
 pub async fn track_http(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |path| path.as_str().to_string());
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let method = method_label(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
-    let labels = [("route", route), ("method", method.to_string()), ("status", response.status().as_u16().to_string())];
-    metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    HttpMetrics::of(route, method, response.status().as_u16(), |handles| {
+        handles.requests.increment(1);
+        handles.duration.record(started.elapsed().as_secs_f64());
+    });
     response
+}
+
+/// The handles of the HTTP metrics of one route, method and status, registered once: a request
+/// then records through them without building label strings or looking the series up.
+struct HttpMetrics {
+    requests: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+/// Every route's handles, by route, then method and status.
+type ByRoute = std::collections::HashMap<Box<str>, std::collections::HashMap<(&'static str, u16), HttpMetrics>>;
+
+impl HttpMetrics {
+    /// Runs `record` with the handles of `route`, `method` and `status`, registering them first
+    /// if this is the first such request.
+    fn of(route: &str, method: &'static str, status: u16, record: impl FnOnce(&Self)) {
+        static HANDLES: OnceLock<std::sync::RwLock<ByRoute>> = OnceLock::new();
+        let handles = HANDLES.get_or_init(Default::default);
+        {
+            let known = handles.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(metrics) = known.get(route).and_then(|by_status| by_status.get(&(method, status))) {
+                return record(metrics);
+            }
+        }
+        let mut known = handles.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let metrics = known.entry(route.into()).or_default().entry((method, status)).or_insert_with(|| {
+            let labels = [("route", route.to_string()), ("method", method.to_string()), ("status", status.to_string())];
+            Self {
+                requests: metrics::counter!("http_requests_total", &labels),
+                duration: metrics::histogram!("http_request_duration_seconds", &labels),
+            }
+        });
+        record(metrics);
+    }
 }
 
 /// The method as a metrics label: a standard method by name, anything else `other`.

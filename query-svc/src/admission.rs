@@ -1,6 +1,7 @@
-//! Who may read, and how much: a token bucket per client address for every read, and caps on
-//! live streams per client address and in total, so that one client (or a reconnect storm)
-//! cannot take what the others need.
+//! Who may read, and how much: a token bucket per client address for every read (a read of the
+//! database costs more of it than one served from memory), and caps per client address and in
+//! total on live streams and on reads of the database in flight, so that one client (or a
+//! reconnect storm, or many clients asking for past seasons) cannot take what the others need.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -14,66 +15,124 @@ use platform::client::ClientIp;
 use platform::limits::{Limiter, RateLimit, client_key};
 use tokio_util::sync::CancellationToken;
 
-use crate::api::QueryError;
+use crate::error::QueryError;
 
 /// The read-side admission rules of one query service.
 #[derive(Clone)]
 pub struct Admission {
     reads: Limiter<IpAddr>,
-    streams: Arc<StreamSlots>,
+    streams: Arc<Slots>,
+    database_reads: Arc<Slots>,
 }
 
+/// How much of a client's read budget a read of the database takes, in reads served from memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cost {
+    /// A row or a few (a checkpoint, a tile, a proof's nodes).
+    Light,
+    /// A page of the log, or a whole board to load or replay (a past season, a past position).
+    Heavy,
+}
+
+impl Cost {
+    fn tokens(self) -> u32 {
+        match self {
+            Self::Light => 2,
+            Self::Heavy => 10,
+        }
+    }
+}
+
+/// Places of one kind (live streams, database reads in flight): at most `total_max` taken at
+/// once, `per_address_max` of them by one client address.
 #[derive(Default)]
-struct StreamSlots {
+struct Slots {
     total_max: usize,
     per_address_max: usize,
     open: Mutex<(usize, HashMap<IpAddr, usize>)>,
 }
 
-/// One open live stream, counted until it is dropped.
-pub struct StreamSlot {
-    slots: Arc<StreamSlots>,
+/// Why no place was free: `total` or `per_address`.
+type Full = &'static str;
+
+impl Slots {
+    fn new(total_max: usize, per_address_max: usize) -> Arc<Self> {
+        Arc::new(Self { total_max, per_address_max, open: Mutex::default() })
+    }
+
+    fn take(self: &Arc<Self>, client: IpAddr) -> Result<Slot, Full> {
+        let address = client_key(client);
+        let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (total, per_address) = &mut *open;
+        let from_address = per_address.entry(address).or_default();
+        let full = if *total >= self.total_max {
+            Some("total")
+        } else if *from_address >= self.per_address_max {
+            Some("per_address")
+        } else {
+            None
+        };
+        if let Some(full) = full {
+            if *from_address == 0 {
+                per_address.remove(&address);
+            }
+            return Err(full);
+        }
+        *from_address += 1;
+        *total += 1;
+        Ok(Slot { slots: self.clone(), address })
+    }
+}
+
+/// A place taken (an open live stream, a database read in flight), held until dropped.
+pub struct Slot {
+    slots: Arc<Slots>,
     address: IpAddr,
 }
 
 impl Admission {
     /// `reads` per client address; at most `streams_max` live streams, `streams_per_address_max`
-    /// of them from one address.
-    pub fn new(reads: RateLimit, streams_max: usize, streams_per_address_max: usize) -> Self {
+    /// of them from one address; at most `database_reads_max` reads of the database in flight,
+    /// half of them (at least one) from one address.
+    pub fn new(
+        reads: RateLimit,
+        streams_max: usize,
+        streams_per_address_max: usize,
+        database_reads_max: usize,
+    ) -> Self {
         Self {
             reads: Limiter::new(reads),
-            streams: Arc::new(StreamSlots {
-                total_max: streams_max,
-                per_address_max: streams_per_address_max,
-                open: Mutex::default(),
-            }),
+            streams: Slots::new(streams_max, streams_per_address_max),
+            database_reads: Slots::new(database_reads_max, (database_reads_max / 2).max(1)),
         }
     }
 
     /// A slot for one more live stream from `client`, or why there is none.
-    pub fn open_stream(&self, client: IpAddr) -> Result<StreamSlot, QueryError> {
-        let address = client_key(client);
-        let slots = &self.streams;
-        let mut open = slots.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (total, per_address) = &mut *open;
-        let from_address = per_address.entry(address).or_default();
-        let refusal = if *total >= slots.total_max {
-            Some(("total", "too many live streams on this server; retry later"))
-        } else if *from_address >= slots.per_address_max {
-            Some(("per_address", "too many live streams from this address; close one or retry later"))
-        } else {
-            None
-        };
-        if let Some((reason, detail)) = refusal {
-            if *from_address == 0 {
-                per_address.remove(&address);
-            }
-            metrics::counter!("live_connections_refused_total", "reason" => reason).increment(1);
-            return Err(QueryError::TooManyStreams(detail));
+    pub fn open_stream(&self, client: IpAddr) -> Result<Slot, QueryError> {
+        self.streams.take(client).map_err(|full| {
+            metrics::counter!("live_connections_refused_total", "reason" => full).increment(1);
+            QueryError::TooManyStreams(match full {
+                "total" => "too many live streams on this server; retry later",
+                _ => "too many live streams from this address; close one or retry later",
+            })
+        })
+    }
+
+    /// Admits a read of the database from `client` that costs `cost` (the request itself was
+    /// charged one token already): a slot among the reads of the database in flight, held
+    /// until dropped; `Err` when the client's budget is used or no slot is free.
+    pub fn read_database(&self, client: IpAddr, cost: Cost) -> Result<Slot, QueryError> {
+        if let Err(wait) = self.reads.check_n(&client_key(client), cost.tokens() - 1) {
+            metrics::counter!("query_rate_limited_total").increment(1);
+            return Err(QueryError::RateLimited(wait));
         }
-        *from_address += 1;
-        *total += 1;
-        Ok(StreamSlot { slots: slots.clone(), address })
+        self.database_reads.take(client).map_err(|full| {
+            metrics::counter!("query_database_reads_refused_total", "reason" => full).increment(1);
+            QueryError::Busy(match full {
+                "total" => "too many reads of the log and of past boards in flight; retry later",
+                _ => "too many reads of the log and of past boards in flight from this address; retry later",
+            })
+        })
     }
 
     /// Forgets the read buckets of clients that are idle, every minute until `shutdown`.
@@ -87,7 +146,7 @@ impl Admission {
     }
 }
 
-impl Drop for StreamSlot {
+impl Drop for Slot {
     fn drop(&mut self) {
         let mut open = self.slots.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let (total, per_address) = &mut *open;
@@ -124,7 +183,7 @@ mod tests {
 
     #[test]
     fn streams_are_capped_per_address_and_in_total() {
-        let admission = Admission::new(RateLimit::Off, 3, 2);
+        let admission = Admission::new(RateLimit::Off, 3, 2, 1);
         let (a, b, c) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap(), "192.0.2.3".parse().unwrap());
         let first = admission.open_stream(a).unwrap();
         let _second = admission.open_stream(a).unwrap();
@@ -133,5 +192,29 @@ mod tests {
         assert!(admission.open_stream(c).is_err(), "in total");
         drop(first);
         assert!(admission.open_stream(c).is_ok(), "a closed stream frees its slot");
+    }
+
+    #[test]
+    fn database_reads_in_flight_are_capped_and_one_address_gets_half() {
+        let admission = Admission::new(RateLimit::Off, 1, 1, 4);
+        let (a, b) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        let held: Vec<Slot> = (0..2).map(|_| admission.read_database(a, Cost::Heavy).unwrap()).collect();
+        assert!(matches!(admission.read_database(a, Cost::Light), Err(QueryError::Busy(_))), "half per address");
+        let others: Vec<Slot> = (0..2).map(|_| admission.read_database(b, Cost::Light).unwrap()).collect();
+        let c = "192.0.2.3".parse().unwrap();
+        assert!(matches!(admission.read_database(c, Cost::Light), Err(QueryError::Busy(_))), "in total");
+        drop(held);
+        assert!(admission.read_database(c, Cost::Light).is_ok(), "a finished read frees its slot");
+        drop(others);
+    }
+
+    #[test]
+    fn a_heavy_read_costs_ten_of_a_clients_reads() {
+        let admission = Admission::new("20/m".parse().unwrap(), 1, 1, 8);
+        let a = "192.0.2.1".parse().unwrap();
+        // The middleware charged each request one token; a heavy read takes nine more.
+        assert!(admission.reads.check(&a).is_ok() && admission.read_database(a, Cost::Heavy).is_ok());
+        assert!(admission.reads.check(&a).is_ok() && admission.read_database(a, Cost::Heavy).is_ok());
+        assert!(admission.reads.check(&a).is_err(), "20 tokens taken by two heavy reads");
     }
 }

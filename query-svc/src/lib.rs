@@ -3,12 +3,13 @@
 //! announcements, so reads and streams never query the database per request.
 
 pub mod admission;
-pub mod api;
-pub mod audit;
-pub mod boards;
+pub mod error;
+pub mod kept;
 pub mod live;
+pub mod params;
 pub mod past;
-pub mod streams;
+pub mod routes;
+pub mod state;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,10 +28,11 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::admission::Admission;
-use crate::api::Reader;
-use crate::boards::{Clock, LiveBoards, SystemClock};
-use crate::live::{ChangeFeed, LiveBoard};
-use crate::streams::Streams;
+use crate::kept::Kept;
+use crate::live::{ChangeFeed, Clock, LiveBoard, LiveBoards, SystemClock};
+use crate::routes::streams::{self, Streams};
+use crate::routes::{audit, boards, history, leaderboard};
+use crate::state::Reader;
 
 /// Everything `query-svc` needs.
 #[derive(Debug, Clone, Args)]
@@ -77,6 +79,11 @@ pub struct ReadConfig {
     /// The most live streams open at once from one client address.
     #[arg(long, env = "STREAMS_PER_ADDRESS_MAX", default_value_t = 32)]
     pub streams_per_address_max: usize,
+    /// The most reads of the database (past boards and seasons, the log, proofs) in flight at
+    /// once, half of them from one client address; as many connections are kept for them,
+    /// apart from those the live boards are kept current with. Beyond: `503` with `Retry-After`.
+    #[arg(long, env = "DATABASE_READS_MAX", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub database_reads_max: u32,
 }
 
 /// What a query side serves: the boards, and the clock their seasons go by.
@@ -106,11 +113,16 @@ pub fn query_side<S: EventStore, R: LeaderboardStore>(
 ) -> (Router, Arc<LiveBoard>, JoinHandle<()>) {
     let boards = Arc::new(LiveBoards::new(serving.boards, serving.clock));
     let live = boards.global().clone();
-    let admission =
-        Admission::new(reads.rate_limit_reads_per_address, reads.streams_max, reads.streams_per_address_max);
+    let admission = Admission::new(
+        reads.rate_limit_reads_per_address,
+        reads.streams_max,
+        reads.streams_per_address_max,
+        reads.database_reads_max as usize,
+    );
+    let kept = Kept::default();
     let keeper = tokio::spawn({
         let (keeping, forgetting) = (
-            live::keep_current(boards.clone(), read_model.clone(), feed, shutdown.clone()),
+            live::keep_current(boards.clone(), read_model.clone(), feed, kept.clone(), shutdown.clone()),
             admission.clone().forget_idle_clients(shutdown.clone()),
         );
         async move {
@@ -120,17 +132,19 @@ pub fn query_side<S: EventStore, R: LeaderboardStore>(
     let reader = Reader {
         live: live.clone(),
         boards: boards.clone(),
-        log: Arc::new(log),
-        read_model: Arc::new(read_model),
+        log: Arc::new(log.apart(reads.database_reads_max)),
+        read_model: Arc::new(read_model.apart(reads.database_reads_max)),
+        admission: admission.clone(),
+        kept,
         read_your_writes_timeout: reads.read_your_writes_timeout,
     };
     let streams =
         Streams { boards, heartbeat: reads.stream_heartbeat, admission: admission.clone(), shutdown: shutdown.clone() };
     let routes = Router::new()
-        .route("/v1/leaderboard", get(api::leaderboard::<S, R>))
-        .route("/v1/players/{player_id}", get(api::player::<S, R>))
-        .route("/v1/events", get(api::log::<S, R>))
-        .route("/v1/players/{player_id}/events", get(api::player_log::<S, R>))
+        .route("/v1/leaderboard", get(leaderboard::leaderboard::<S, R>))
+        .route("/v1/players/{player_id}", get(leaderboard::player::<S, R>))
+        .route("/v1/events", get(history::log::<S, R>))
+        .route("/v1/players/{player_id}/events", get(history::player_log::<S, R>))
         .route("/v1/audit/proof/inclusion", get(audit::inclusion::<S, R>))
         .route("/v1/audit/proof/consistency", get(audit::consistency::<S, R>))
         .route("/v1/audit/checkpoint", get(audit::checkpoint::<S, R>))
@@ -158,10 +172,10 @@ pub fn query_side<S: EventStore, R: LeaderboardStore>(
 /// The routes of [`query_side`], described.
 #[derive(utoipa::OpenApi)]
 #[openapi(paths(
-    api::leaderboard,
-    api::player,
-    api::log,
-    api::player_log,
+    leaderboard::leaderboard,
+    leaderboard::player,
+    history::log,
+    history::player_log,
     audit::inclusion,
     audit::consistency,
     audit::checkpoint,
@@ -188,6 +202,19 @@ pub fn api_description() -> utoipa::openapi::OpenApi {
         "The read side of Scoreboard: the board, players' ranks, live streams and the audit log.",
         <Routes as utoipa::OpenApi>::openapi(),
     )
+}
+
+/// Whether `request` is one of the hot path's: a current board's top, a page or a player's
+/// rank or neighbourhood on it, answered from memory — what every page asks for, again and
+/// again. (Past boards and seasons, the log and the proofs read the database: they are not.)
+pub fn hot(request: &axum::extract::Request) -> bool {
+    let (path, query) = (request.uri().path(), request.uri().query().unwrap_or_default());
+    let current = !query.contains("as_of") && !query.contains("season=");
+    let on_board = |rest: &str| rest.ends_with("/leaderboard") || rest.contains("/players/");
+    let answered_from_memory = path == "/v1/leaderboard"
+        || path.strip_prefix("/v1/players/").is_some_and(|player| !player.contains('/'))
+        || path.strip_prefix("/v1/boards/").is_some_and(on_board);
+    request.method() == axum::http::Method::GET && current && answered_from_memory
 }
 
 /// Adds the check that the board has been loaded.
@@ -217,7 +244,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     tracing::info!(addr = %listener.local_addr()?, "query-svc listening");
     platform::serve(
         listener,
-        operations::service(routes, &api_description(), readiness),
+        operations::service_with_hot(routes, &api_description(), readiness, hot),
         &config.http,
         config.reads.stream_write_timeout,
         shutdown,

@@ -38,5 +38,7 @@ pub async fn board_at<S: EventStore, R: LeaderboardStore>(
             tail.push(stored.decoded()?);
         }
     }
-    Ok(PastBoard::new(snapshot.position, snapshot.standings, through, changed, &tail))
+    // Replaying is work for a core, not for the threads that answer requests.
+    let replay = move || PastBoard::new(snapshot.position, snapshot.standings, through, changed, &tail);
+    Ok(tokio::task::spawn_blocking(replay).await.expect("replaying a past board does not panic"))
 }

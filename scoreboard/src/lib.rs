@@ -134,13 +134,13 @@ impl Sides {
 
 /// Runs Scoreboard on `listener` until `shutdown` is cancelled.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
-    run_with_clock(config, Arc::new(query_svc::boards::SystemClock), listener, shutdown).await
+    run_with_clock(config, Arc::new(query_svc::live::SystemClock), listener, shutdown).await
 }
 
 /// [`run`], the boards' seasons going by `clock` (a test's, which must never wait for midnight).
 pub async fn run_with_clock(
     config: Config,
-    clock: Arc<dyn query_svc::boards::Clock>,
+    clock: Arc<dyn query_svc::live::Clock>,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -176,13 +176,13 @@ impl Scoreboard {
 /// Opens the stores, starts the tasks behind the routes and builds the router, ready to serve;
 /// `None` when `shutdown` came while waiting for a dependency.
 pub async fn start(config: &Config, shutdown: &CancellationToken) -> anyhow::Result<Option<Scoreboard>> {
-    start_with_clock(config, Arc::new(query_svc::boards::SystemClock), shutdown).await
+    start_with_clock(config, Arc::new(query_svc::live::SystemClock), shutdown).await
 }
 
 /// [`start`], the boards' seasons going by `clock` (a test's, which must never wait for midnight).
 pub async fn start_with_clock(
     config: &Config,
-    clock: Arc<dyn query_svc::boards::Clock>,
+    clock: Arc<dyn query_svc::live::Clock>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Option<Scoreboard>> {
     // The recorder first, so that what the service records while starting is not lost.
@@ -234,7 +234,7 @@ pub async fn start_with_clock(
     let routes = command_svc::routes(desk, config.limits.body_limit_bytes)
         .merge(sides.query_routes.clone())
         .merge(site::routes(&catalog, demo));
-    let app = operations::service(routes, &api_description(), sides.readiness.clone());
+    let app = operations::service_with_hot(routes, &api_description(), sides.readiness.clone(), query_svc::hot);
     Ok(Some(Scoreboard { app, simulation, sides }))
 }
 
@@ -256,7 +256,7 @@ pub fn api_description() -> utoipa::openapi::OpenApi {
 async fn embedded(
     config: &Config,
     trust: Trust,
-    (boards, clock): (Boards, Arc<dyn query_svc::boards::Clock>),
+    (boards, clock): (Boards, Arc<dyn query_svc::live::Clock>),
     committed: Arc<Notify>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<(ActionDesk, Sides)> {
@@ -291,7 +291,7 @@ async fn embedded(
 async fn distributed(
     config: &Config,
     trust: Trust,
-    (boards, clock): (Boards, Arc<dyn query_svc::boards::Clock>),
+    (boards, clock): (Boards, Arc<dyn query_svc::live::Clock>),
     database_url: String,
     nats_url: String,
     committed: Arc<Notify>,

@@ -125,6 +125,11 @@ pub trait EventStore: Clone + Send + Sync + 'static {
 
     /// Checks that the database answers.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The same log, read through a pool of `connections` of its own: for reads that must
+    /// never wait for (or hold up) the others.
+    #[must_use]
+    fn apart(&self, connections: u32) -> Self;
 }
 
 /// The leaderboard read model: every player's standing and the checkpoint of the log position
@@ -174,4 +179,9 @@ pub trait LeaderboardStore: Clone + Send + Sync + 'static {
         after: u64,
         through: u64,
     ) -> impl Future<Output = Result<Vec<Changed>, StoreError>> + Send;
+
+    /// The same read model, read through a pool of `connections` of its own: for reads that
+    /// must never wait for (or hold up) the others.
+    #[must_use]
+    fn apart(&self, connections: u32) -> Self;
 }

@@ -218,6 +218,10 @@ async fn originals_of<B: Backend>(
 }
 
 impl<B: Backend> EventStore for EventLog<B> {
+    fn apart(&self, connections: u32) -> Self {
+        Self::on(self.backend.readers_apart(connections))
+    }
+
     async fn append(&self, batch: &[NewEvent]) -> Result<Vec<AppendOutcome>, StoreError> {
         append::append_with(batch, |fresh, wanted| self.attempt(fresh, wanted)).await
     }

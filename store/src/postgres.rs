@@ -49,7 +49,7 @@ pub type PgLeaderboard = ReadModel<Pg>;
 impl PgEventLog {
     /// The log in the database behind `pool` (migrated with [`MIGRATOR`]).
     pub fn new(pool: PgPool) -> Self {
-        Self::on(Pg { pool })
+        Self::on(Pg { read: pool.clone(), pool })
     }
 
     /// The pool, for callers that need a connection of their own (listeners, locks).
@@ -61,7 +61,7 @@ impl PgEventLog {
 impl PgLeaderboard {
     /// The read model in the database behind `pool` (migrated with [`MIGRATOR`]).
     pub fn new(pool: PgPool) -> Self {
-        Self::on(Pg { pool })
+        Self::on(Pg { read: pool.clone(), pool })
     }
 }
 
@@ -69,6 +69,8 @@ impl PgLeaderboard {
 #[derive(Clone, Debug)]
 pub struct Pg {
     pool: PgPool,
+    /// Where reads go: the same pool, or one of their own ([`Backend::readers_apart`]).
+    read: PgPool,
 }
 
 /// `SELECT` of events, then the rest of the statement.
@@ -318,7 +320,16 @@ impl Backend for Pg {
     }
 
     fn reader(&self) -> &Pool<Postgres> {
-        &self.pool
+        &self.read
+    }
+
+    fn readers_apart(&self, connections: u32) -> Self {
+        let options = (*self.pool.connect_options()).clone();
+        let read = PgPoolOptions::new()
+            .max_connections(connections)
+            .acquire_timeout(Duration::from_secs(3))
+            .connect_lazy_with(options);
+        Self { pool: self.pool.clone(), read }
     }
 
     async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
@@ -330,7 +341,7 @@ impl Backend for Pg {
     }
 
     async fn begin_read(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
-        Ok(self.pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").await?)
+        Ok(self.read.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").await?)
     }
 
     crate::sql::runners!(Postgres, PgConnection);

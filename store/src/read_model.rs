@@ -62,6 +62,10 @@ impl<B: Backend> ReadModel<B> {
 }
 
 impl<B: Backend> LeaderboardStore for ReadModel<B> {
+    fn apart(&self, connections: u32) -> Self {
+        Self { backend: self.backend.readers_apart(connections), folding: self.folding.clone() }
+    }
+
     async fn checkpoint(&self) -> Result<u64, StoreError> {
         let (position, _): (i64, i64) =
             sql::one::<B, _>(&mut *self.read().await?, B::SQL.checkpoint, vec![Arg::Text(PROJECTION)]).await?;

@@ -135,6 +135,10 @@ pub trait Backend: Clone + Send + Sync + std::fmt::Debug + 'static {
     /// The pool that only reads.
     fn reader(&self) -> &Pool<Self::Db>;
 
+    /// The same database, read through a pool of `connections` of its own (connected when
+    /// first used), so that what is read through it never waits for the other readers' pool.
+    fn readers_apart(&self, connections: u32) -> Self;
+
     /// A transaction that writes, holding whatever lock makes writers take turns on this
     /// database (SQLite: its one write lock, from the first statement on).
     fn begin_write(&self) -> impl Future<Output = Result<Transaction<'static, Self::Db>, StoreError>> + Send;

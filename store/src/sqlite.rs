@@ -294,6 +294,12 @@ impl Backend for Lite {
         &self.read
     }
 
+    fn readers_apart(&self, connections: u32) -> Self {
+        let options = (*self.read.connect_options()).clone();
+        let read = SqlitePoolOptions::new().max_connections(connections).connect_lazy_with(options);
+        Self { write: self.write.clone(), read }
+    }
+
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
         Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use events::boards::{Season, SeasonKind};
 use events::{Event, Points, ScoreAwarded};
-use query_svc::boards::SetClock;
+use query_svc::live::SetClock;
 use serde_json::{Value, json};
 use store::{EventStore as _, NewEvent};
 use testkit::{InProcess, SseClient, token};

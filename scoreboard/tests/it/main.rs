@@ -6,6 +6,7 @@ mod audit;
 mod boards;
 mod browser;
 mod cluster;
+mod cold;
 mod demo;
 mod distributed;
 mod embedded;

@@ -1,216 +1,26 @@
-//! Boards and seasons on the read side: the current season of every board is held in memory
-//! (a [`LiveBoard`] each, kept current from the same changes as `global`), past seasons are read
-//! from the read model when asked for, and a board starts its new season when the clock reaches
-//! it, whether or not anyone has played since.
+//! The endpoints of boards and seasons: the boards, a page of a season, a player's standing and
+//! neighbourhood in it.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use events::boards::{BoardDef, Boards, Season, SeasonStanding};
-use events::{Board, BoardChange, Standing};
+use axum::response::{IntoResponse as _, Response};
+use events::Board;
+use events::boards::Season;
 use platform::Problem;
+use platform::client::ClientIp;
 use platform::openapi::PROBLEM_JSON;
 use serde::{Deserialize, Serialize};
-use store::{EventStore, LeaderboardStore, StoreError};
+use store::{EventStore, LeaderboardStore};
 use time::OffsetDateTime;
 
-use crate::api::{QueryError, Reader, Strict, board_limit, integer, min_position};
-use crate::live::{Entry, LiveBoard};
-
-/// Where a query side reads the time: the system's, or one a test sets.
-pub trait Clock: Send + Sync + 'static {
-    /// Now.
-    fn now(&self) -> OffsetDateTime;
-}
-
-/// The system's clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> OffsetDateTime {
-        OffsetDateTime::now_utc()
-    }
-}
-
-/// A clock that shows what it was last set to: for tests, which must never sleep until midnight.
-#[derive(Debug, Clone)]
-pub struct SetClock(Arc<Mutex<OffsetDateTime>>);
-
-impl SetClock {
-    /// A clock showing `now`.
-    pub fn new(now: OffsetDateTime) -> Self {
-        Self(Arc::new(Mutex::new(now)))
-    }
-
-    /// Shows `now` from now on.
-    pub fn set(&self, now: OffsetDateTime) {
-        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = now;
-    }
-}
-
-impl Clock for SetClock {
-    fn now(&self) -> OffsetDateTime {
-        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-/// Every board a query side serves: `global`, and the current season of each other board.
-pub struct LiveBoards {
-    definitions: Boards,
-    boards: BTreeMap<String, Arc<LiveBoard>>,
-    clock: Arc<dyn Clock>,
-}
-
-impl LiveBoards {
-    /// The boards `definitions`, none loaded yet, their seasons by `clock`.
-    pub fn new(definitions: Boards, clock: Arc<dyn Clock>) -> Self {
-        let now = clock.now();
-        let boards = definitions
-            .iter()
-            .map(|def| (def.id.to_string(), Arc::new(LiveBoard::new(def.id.as_str(), def.season_of(now)))))
-            .collect();
-        Self { definitions, boards, clock }
-    }
-
-    /// `global`.
-    pub fn global(&self) -> &Arc<LiveBoard> {
-        &self.boards[events::boards::GLOBAL]
-    }
-
-    /// The board `id`, with its definition.
-    pub fn get(&self, id: &str) -> Option<(&BoardDef, &Arc<LiveBoard>)> {
-        Some((self.definitions.get(id)?, self.boards.get(id)?))
-    }
-
-    /// The boards other than `global`, with their definitions.
-    fn named(&self) -> impl Iterator<Item = (&BoardDef, &Arc<LiveBoard>)> {
-        self.definitions.named().iter().map(|def| (def, &self.boards[def.id.as_str()]))
-    }
-
-    /// The season of `def` the clock is in.
-    pub fn current(&self, def: &BoardDef) -> Season {
-        def.season_of(self.clock.now())
-    }
-
-    /// Loads the current season of every board other than `global` (the newer of the clock's
-    /// and the one held); a board the read model is still building is not served. Players'
-    /// ids and names are shared with `global` (just loaded), so each is held once, whatever
-    /// the number of boards.
-    pub(crate) async fn load_named<R: LeaderboardStore>(
-        &self,
-        read_model: &R,
-        global: &Board,
-    ) -> Result<(), StoreError> {
-        let wanted: Vec<(String, Season)> =
-            self.named().map(|(def, live)| (def.id.to_string(), self.current(def).max(live.season()))).collect();
-        if wanted.is_empty() {
-            return Ok(());
-        }
-        let loaded = read_model.load_seasons(&wanted).await?;
-        let (ready, position) = (loaded.ready, loaded.anchor.position);
-        let mut by_board: BTreeMap<String, Vec<Standing>> = BTreeMap::new();
-        for mut standing in loaded.standings {
-            share_ids(global, &mut standing.standing);
-            by_board.entry(standing.board.to_string()).or_default().push(standing.standing);
-        }
-        for ((def, live), (_, season)) in self.named().zip(&wanted) {
-            let standings = by_board.remove(def.id.as_str()).unwrap_or_default();
-            hold(def, live, *season, &ready, Board::from_standings(position, standings));
-        }
-        Ok(())
-    }
-
-    /// Applies `global`'s `change` and the `seasons` changed with it to the other boards; a board
-    /// shown a season newer than its own starts that season. `Err` when a board missed changes,
-    /// or its new season could not be read: reload.
-    pub(crate) async fn apply<R: LeaderboardStore>(
-        &self,
-        change: &BoardChange,
-        seasons: &[SeasonStanding],
-        read_model: &R,
-    ) -> anyhow::Result<()> {
-        for (def, live) in self.named().filter(|(_, live)| live.is_loaded()) {
-            let held = live.season();
-            let mine = seasons.iter().filter(|s| s.board == def.id);
-            match mine.clone().map(|s| s.season).max() {
-                Some(newer) if newer > held => roll(def, live, newer, read_model).await?,
-                _ => live.apply(&BoardChange {
-                    from: change.from,
-                    to: change.to,
-                    standings: mine.filter(|s| s.season == held).map(|s| s.standing.clone()).collect(),
-                })?,
-            }
-        }
-        Ok(())
-    }
-
-    /// Starts the new season of every board whose season the clock has left. `Err` when the read
-    /// model could not be read: reload.
-    pub(crate) async fn roll_over<R: LeaderboardStore>(&self, read_model: &R) -> Result<(), StoreError> {
-        for (def, live) in self.named().filter(|(_, live)| live.is_loaded()) {
-            let now = self.current(def);
-            if now > live.season() {
-                roll(def, live, now, read_model).await?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Makes `live` hold `season` of `def`, as `loaded` has it (or not served, if the read model
-/// does not have `def` ready).
-fn hold(def: &BoardDef, live: &LiveBoard, season: Season, ready: &BTreeMap<String, String>, board: Board) {
-    if ready.get(def.id.as_str()) == Some(&def.definition()) {
-        live.replace_season(season, board);
-    } else {
-        live.unload();
-    }
-}
-
-/// Makes `standing` hold the id (and the name, when the same) `global` holds for its player.
-fn share_ids(global: &Board, standing: &mut Standing) {
-    if let Some(shared) = global.standing_of(standing.player_id.as_str()) {
-        standing.player_id = shared.player_id.clone();
-        if standing.name == shared.name {
-            standing.name.clone_from(&shared.name);
-        }
-    }
-}
-
-/// Starts `season` of `def` on `live`, read from the read model.
-async fn roll<R: LeaderboardStore>(
-    def: &BoardDef,
-    live: &LiveBoard,
-    season: Season,
-    read_model: &R,
-) -> Result<(), StoreError> {
-    match read_season(read_model, def, season).await? {
-        Some(board) => live.replace_season(season, board),
-        None => live.unload(),
-    }
-    tracing::info!(board = %def.id, %season, "a new season started");
-    Ok(())
-}
-
-/// `season` of `def`, read from the read model; `None` while the read model is building `def`
-/// (or holds it defined otherwise).
-async fn read_season<R: LeaderboardStore>(
-    read_model: &R,
-    def: &BoardDef,
-    season: Season,
-) -> Result<Option<Board>, StoreError> {
-    let loaded = read_model.load_seasons(&[(def.id.to_string(), season)]).await?;
-    if loaded.ready.get(def.id.as_str()) != Some(&def.definition()) {
-        return Ok(None);
-    }
-    let standings = loaded.standings.into_iter().map(|s| s.standing);
-    Ok(Some(Board::from_standings(loaded.anchor.position, standings)))
-}
+use crate::admission::Cost;
+use crate::error::QueryError;
+use crate::live::{Entry, LiveBoard, read_season};
+use crate::params::{Strict, board_limit, integer, min_position};
+use crate::state::{Reader, json};
 
 /// The parameters of a board's endpoints.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -246,10 +56,10 @@ pub struct BoardPath {
 }
 
 /// A season of a board, as the endpoints read it: the live one, or a past (or future) one read
-/// from the read model.
+/// from the read model (and kept while it is asked for).
 enum Shown {
     Live(Arc<LiveBoard>),
-    Read(Board),
+    Read(Arc<Board>),
 }
 
 impl Shown {
@@ -262,9 +72,11 @@ impl Shown {
 }
 
 impl<S, R: LeaderboardStore> Reader<S, R> {
-    /// The season asked for of board `id`, once the board has folded `min_position`.
+    /// The season asked for of board `id`, once the board has folded `min_position`; a season
+    /// other than the live one is a read of the database for `client`.
     async fn season_of(
         &self,
+        client: std::net::IpAddr,
         id: &str,
         season: Option<&str>,
         min_position: Option<u64>,
@@ -281,9 +93,12 @@ impl<S, R: LeaderboardStore> Reader<S, R> {
         if season == live.season() {
             return Ok((def.id.to_string(), season, Shown::Live(live.clone())));
         }
-        let board = read_season(&*self.read_model, def, season)
-            .await?
-            .ok_or_else(|| QueryError::BoardNotReady(id.to_string()))?;
+        let read = async || {
+            let _reading = self.admit(client, Cost::Heavy)?;
+            Ok(read_season(&*self.read_model, def, season).await?)
+        };
+        let board =
+            self.kept.season(id, season, read).await?.ok_or_else(|| QueryError::BoardNotReady(id.to_string()))?;
         Ok((def.id.to_string(), season, Shown::Read(board)))
     }
 }
@@ -327,10 +142,11 @@ pub struct BoardList {
 pub async fn list<S: EventStore, R: LeaderboardStore>(State(reader): State<Reader<S, R>>) -> Json<BoardList> {
     let boards = reader
         .boards
-        .definitions
+        .definitions()
         .iter()
         .map(|def| {
-            let current = reader.boards.boards[def.id.as_str()].season().max(reader.boards.current(def));
+            let held = reader.boards.get(def.id.as_str()).map(|(_, live)| live.season());
+            let current = held.into_iter().fold(reader.boards.current(def), Season::max);
             BoardInfo {
                 id: def.id.to_string(),
                 actions: def.actions.as_ref().map(|a| a.iter().map(ToString::to_string).collect()),
@@ -369,22 +185,28 @@ fn board_path(path: Result<Path<String>, PathRejection>) -> Result<String, Query
     ))]
 pub async fn leaderboard<S: EventStore, R: LeaderboardStore>(
     State(reader): State<Reader<S, R>>,
+    ClientIp(client): ClientIp,
     path: Result<Path<String>, PathRejection>,
     Strict(query): Strict<SeasonQuery>,
-) -> Result<Json<SeasonPage>, QueryError> {
+) -> Result<Response, QueryError> {
     let id = board_path(path)?;
     let limit = board_limit(query.limit.as_deref())?;
     let offset = integer("offset", query.offset.as_deref(), 0, 0..=u32::MAX as u64)? as usize;
     refuse(query.radius.as_deref(), "radius")?;
     let (board, season, shown) =
-        reader.season_of(&id, query.season.as_deref(), min_position(query.min_position.as_deref())?).await?;
+        reader.season_of(client, &id, query.season.as_deref(), min_position(query.min_position.as_deref())?).await?;
+    if let (Shown::Live(live), 0) = (&shown, offset) {
+        // The top of the live season: the bytes its live streams send, encoded once per change.
+        return Ok(json(live.snapshot().body(limit, true)));
+    }
     Ok(Json(shown.read(|b| SeasonPage {
         board,
         season,
         entries: b.page(offset, limit).into_iter().map(Entry::from).collect(),
         position: b.position(),
         total_players: b.len() as u64,
-    })))
+    }))
+    .into_response())
 }
 
 /// A parameter that means nothing on this endpoint.
@@ -438,6 +260,7 @@ fn board_player(path: Result<Path<(String, String)>, PathRejection>) -> Result<(
     ))]
 pub async fn player<S: EventStore, R: LeaderboardStore>(
     State(reader): State<Reader<S, R>>,
+    ClientIp(client): ClientIp,
     path: Result<Path<(String, String)>, PathRejection>,
     Strict(query): Strict<SeasonQuery>,
 ) -> Result<Json<SeasonStandingView>, QueryError> {
@@ -446,7 +269,7 @@ pub async fn player<S: EventStore, R: LeaderboardStore>(
         refuse(given.as_deref(), name)?;
     }
     let (board, season, shown) =
-        reader.season_of(&id, query.season.as_deref(), min_position(query.min_position.as_deref())?).await?;
+        reader.season_of(client, &id, query.season.as_deref(), min_position(query.min_position.as_deref())?).await?;
     shown.read(|b| {
         let ranked = b.ranked(player.as_str()).ok_or_else(|| QueryError::UnknownPlayer(player.to_string()))?;
         Ok(Json(SeasonStandingView {
@@ -488,6 +311,7 @@ pub const MAX_RADIUS: u64 = 50;
     ))]
 pub async fn around<S: EventStore, R: LeaderboardStore>(
     State(reader): State<Reader<S, R>>,
+    ClientIp(client): ClientIp,
     path: Result<Path<(String, String)>, PathRejection>,
     Strict(query): Strict<SeasonQuery>,
 ) -> Result<Json<Around>, QueryError> {
@@ -497,7 +321,7 @@ pub async fn around<S: EventStore, R: LeaderboardStore>(
         refuse(given.as_deref(), name)?;
     }
     let (board, season, shown) =
-        reader.season_of(&id, query.season.as_deref(), min_position(query.min_position.as_deref())?).await?;
+        reader.season_of(client, &id, query.season.as_deref(), min_position(query.min_position.as_deref())?).await?;
     shown.read(|b| {
         let entries = b.around(player.as_str(), radius).ok_or_else(|| QueryError::UnknownPlayer(player.to_string()))?;
         Ok(Json(Around {
@@ -509,9 +333,4 @@ pub async fn around<S: EventStore, R: LeaderboardStore>(
             total_players: b.len() as u64,
         }))
     })
-}
-
-/// `404 unknown_board`.
-pub(crate) fn unknown_board(detail: String) -> Problem {
-    Problem::new(StatusCode::NOT_FOUND, "unknown_board", "Unknown board").with_detail(detail)
 }

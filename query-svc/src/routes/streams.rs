@@ -27,10 +27,10 @@ use serde::Deserialize;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::admission::{Admission, StreamSlot};
-use crate::api::{QueryError, Strict, board_limit, integer};
-use crate::boards::LiveBoards;
-use crate::live::{LiveBoard, Snapshot};
+use crate::admission::{Admission, Slot};
+use crate::error::QueryError;
+use crate::live::{LiveBoard, LiveBoards, Snapshot};
+use crate::params::{Strict, board_limit, integer};
 
 /// The largest WebSocket message a client may send (it has nothing to say but ping and close).
 const MAX_CLIENT_MESSAGE: usize = 4096;
@@ -74,7 +74,14 @@ pub struct Frame {
     /// The board's position (the SSE `id`).
     pub position: u64,
     /// The `GET /v1/leaderboard` body of the shown entries.
-    pub body: Arc<str>,
+    pub body: bytes::Bytes,
+}
+
+impl Frame {
+    /// The body as text.
+    pub fn text(&self) -> &str {
+        std::str::from_utf8(&self.body).expect("bodies are JSON")
+    }
 }
 
 /// The sequence of frames one client sees.
@@ -147,11 +154,11 @@ impl Feed {
 /// An open live connection: it holds its slot under the caps and is counted for `/metrics`.
 struct Connected {
     kind: &'static str,
-    _slot: StreamSlot,
+    _slot: Slot,
 }
 
 impl Connected {
-    fn new(kind: &'static str, slot: StreamSlot) -> Self {
+    fn new(kind: &'static str, slot: Slot) -> Self {
         metrics::gauge!("live_connections", "kind" => kind).increment(1.0);
         Self { kind, _slot: slot }
     }
@@ -211,7 +218,7 @@ pub async fn sse(
 
 /// One board, live, as Server-Sent Events: as `/v1/leaderboard/stream`, each body naming the
 /// board and its season. When the board's season ends, an `update` shows the new season's board.
-#[utoipa::path(get, path = "/v1/boards/{board}/stream", tag = "boards", params(crate::boards::BoardPath, StreamQuery,
+#[utoipa::path(get, path = "/v1/boards/{board}/stream", tag = "boards", params(crate::routes::boards::BoardPath, StreamQuery,
         ("Last-Event-ID" = Option<u64>, Header, description = "The `id` of the last event received")),
     responses(
         (status = 200, description = "An endless event stream", body = String, content_type = "text/event-stream"),
@@ -252,7 +259,7 @@ fn open_sse(
     let connected = Connected::new("sse", streams.admission.open_stream(client)?);
     let events = futures::stream::unfold((feed, connected, true), |(mut feed, connected, first)| async move {
         let frame = feed.next().await?;
-        let mut event = Event::default().event(frame.kind.name()).id(frame.position.to_string()).data(&*frame.body);
+        let mut event = Event::default().event(frame.kind.name()).id(frame.position.to_string()).data(frame.text());
         if first {
             event = event.retry(Duration::from_secs(1));
         }
@@ -281,7 +288,7 @@ pub async fn websocket(
 }
 
 /// One board, live, over WebSocket: the frames of `/v1/boards/{board}/stream`.
-#[utoipa::path(get, path = "/v1/boards/{board}/ws", tag = "boards", params(crate::boards::BoardPath, StreamQuery),
+#[utoipa::path(get, path = "/v1/boards/{board}/ws", tag = "boards", params(crate::routes::boards::BoardPath, StreamQuery),
     responses(
         (status = 101, description = "Switching to the WebSocket protocol"),
         (status = 400, description = "Not a WebSocket handshake, or bad parameters (`invalid_request`)",
@@ -324,7 +331,7 @@ async fn serve_websocket(mut socket: WebSocket, mut feed: Feed, heartbeat: Durat
     loop {
         let outgoing = tokio::select! {
             frame = feed.next() => match frame {
-                Some(frame) => Message::Text(format!("{{\"type\":\"{}\",{}", frame.kind.name(), &frame.body[1..]).into()),
+                Some(frame) => Message::Text(format!("{{\"type\":\"{}\",{}", frame.kind.name(), &frame.text()[1..]).into()),
                 None => {
                     let _ = socket.send(Message::Close(None)).await;
                     return;

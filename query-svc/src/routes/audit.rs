@@ -3,19 +3,22 @@
 //! the tree and the entries as C2SP tlog-tiles lays them out, for standard tile clients.
 
 use audit::tiles::TilePath;
-use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use platform::Problem;
+use platform::client::ClientIp;
 use platform::openapi::PROBLEM_JSON;
 use serde::{Deserialize, Serialize};
 use store::{EventStore, LeaderboardStore};
 
 use platform::params::NoParameters;
 
-use crate::api::{QueryError, Reader, Strict, integer};
+use crate::admission::Cost;
+use crate::error::QueryError;
+use crate::params::{Strict, integer};
+use crate::state::{Reader, encoded, json};
 
 /// The parameters of `GET /v1/audit/proof/inclusion`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -74,15 +77,24 @@ pub struct ConsistencyProof {
     ))]
 pub async fn inclusion<S: EventStore, R: LeaderboardStore>(
     State(reader): State<Reader<S, R>>,
+    ClientIp(client): ClientIp,
     Strict(query): Strict<InclusionQuery>,
-) -> Result<Json<InclusionProof>, QueryError> {
+) -> Result<Response, QueryError> {
     let position = required("position", query.position.as_deref())?;
-    let tree_size = tree_size(&*reader.log, "tree_size", query.tree_size.as_deref()).await?;
+    let asked = optional("tree_size", query.tree_size.as_deref())?;
+    let _reading = reader.admit(client, Cost::Light)?;
+    let tree_size = tree_size(&*reader.log, asked).await?;
     let plan = audit::Plan::inclusion(position - 1, tree_size).ok_or_else(|| {
         QueryError::InvalidRequest(format!("position {position} is not in the tree of {tree_size} events"))
     })?;
-    let hashes = proven(&*reader.log, &plan).await?;
-    Ok(Json(InclusionProof { leaf_index: position - 1, tree_size, hashes }))
+    let body = reader
+        .kept
+        .answer(format!("inclusion?position={position}&tree_size={tree_size}"), async || {
+            let hashes = proven(&*reader.log, &plan).await?;
+            Ok((encoded(&InclusionProof { leaf_index: position - 1, tree_size, hashes }), true))
+        })
+        .await?;
+    Ok(json(body))
 }
 
 /// That the tree of `from` leaves is a prefix of the tree of `to` leaves: nothing in it was
@@ -95,14 +107,23 @@ pub async fn inclusion<S: EventStore, R: LeaderboardStore>(
     ))]
 pub async fn consistency<S: EventStore, R: LeaderboardStore>(
     State(reader): State<Reader<S, R>>,
+    ClientIp(client): ClientIp,
     Strict(query): Strict<ConsistencyQuery>,
-) -> Result<Json<ConsistencyProof>, QueryError> {
+) -> Result<Response, QueryError> {
     let from = required("from", query.from.as_deref())?;
-    let to = tree_size(&*reader.log, "to", query.to.as_deref()).await?;
+    let asked = optional("to", query.to.as_deref())?;
+    let _reading = reader.admit(client, Cost::Light)?;
+    let to = tree_size(&*reader.log, asked).await?;
     let plan = audit::Plan::consistency(from, to)
         .ok_or_else(|| QueryError::InvalidRequest(format!("from ({from}) must not be larger than to ({to})")))?;
-    let hashes = proven(&*reader.log, &plan).await?;
-    Ok(Json(ConsistencyProof { from, to, hashes }))
+    let body = reader
+        .kept
+        .answer(format!("consistency?from={from}&to={to}"), async || {
+            let hashes = proven(&*reader.log, &plan).await?;
+            Ok((encoded(&ConsistencyProof { from, to, hashes }), true))
+        })
+        .await?;
+    Ok(json(body))
 }
 
 /// A required size or position: 1 … 2⁶³ − 1.
@@ -111,17 +132,20 @@ fn required(name: &str, text: Option<&str>) -> Result<u64, QueryError> {
     integer(name, Some(text), 1, 1..=i64::MAX as u64)
 }
 
-/// The tree size asked for, or the whole tree's; `404` beyond the log.
-async fn tree_size<S: EventStore>(log: &S, name: &str, text: Option<&str>) -> Result<u64, QueryError> {
+/// An optional size: 1 … 2⁶³ − 1.
+fn optional(name: &str, text: Option<&str>) -> Result<Option<u64>, QueryError> {
+    text.map(|text| integer(name, Some(text), 1, 1..=i64::MAX as u64)).transpose()
+}
+
+/// The tree size `asked` for, or the whole tree's; `404` beyond the log.
+async fn tree_size<S: EventStore>(log: &S, asked: Option<u64>) -> Result<u64, QueryError> {
     let whole = log.tree_size().await?;
-    let Some(text) = text else {
-        return if whole == 0 { Err(QueryError::UnknownTreeSize(1, 0)) } else { Ok(whole) };
-    };
-    let size = integer(name, Some(text), 1, 1..=i64::MAX as u64)?;
-    if size > whole {
-        return Err(QueryError::UnknownTreeSize(size, whole));
+    match asked {
+        None if whole == 0 => Err(QueryError::UnknownTreeSize(1, 0)),
+        None => Ok(whole),
+        Some(size) if size > whole => Err(QueryError::UnknownTreeSize(size, whole)),
+        Some(size) => Ok(size),
     }
-    Ok(size)
 }
 
 /// The hashes of `plan`, hex, from the stored tree.
@@ -141,8 +165,10 @@ async fn proven<S: EventStore>(log: &S, plan: &audit::Plan) -> Result<Vec<String
     ))]
 pub async fn checkpoint<S: EventStore, R: LeaderboardStore>(
     State(reader): State<Reader<S, R>>,
+    ClientIp(client): ClientIp,
     Strict(NoParameters {}): Strict<NoParameters>,
 ) -> Result<String, QueryError> {
+    let _reading = reader.admit(client, Cost::Light)?;
     let latest = reader.log.latest_checkpoint().await?;
     latest.map(|c| c.note).ok_or(QueryError::NotYet("no checkpoint has been signed yet"))
 }
@@ -176,16 +202,26 @@ pub struct CheckpointEntry {
     responses((status = 200, description = "A page of checkpoints, as a JSON list", body = Vec<CheckpointEntry>)))]
 pub async fn checkpoints<S: EventStore, R: LeaderboardStore>(
     State(reader): State<Reader<S, R>>,
+    ClientIp(client): ClientIp,
     Strict(query): Strict<CheckpointsQuery>,
-) -> Result<Json<Vec<CheckpointEntry>>, QueryError> {
+) -> Result<Response, QueryError> {
     let after = integer("after_size", query.after_size.as_deref(), 0, 0..=i64::MAX as u64)?;
     let limit = integer("limit", query.limit.as_deref(), 100, 1..=1000)? as u32;
-    let kept = reader.log.checkpoints(after, limit).await?;
-    let checkpoints = kept
-        .into_iter()
-        .map(|c| CheckpointEntry { tree_size: c.tree_size, root_hash: hex::encode(c.root_hash), note: c.note })
-        .collect();
-    Ok(Json(checkpoints))
+    let body = reader
+        .kept
+        .answer(format!("checkpoints?after_size={after}&limit={limit}"), async || {
+            let _reading = reader.admit(client, Cost::Heavy)?;
+            let kept = reader.log.checkpoints(after, limit).await?;
+            // A full page can never change: checkpoints only come after it.
+            let full = kept.len() == limit as usize;
+            let checkpoints: Vec<CheckpointEntry> = kept
+                .into_iter()
+                .map(|c| CheckpointEntry { tree_size: c.tree_size, root_hash: hex::encode(c.root_hash), note: c.note })
+                .collect();
+            Ok((encoded(&checkpoints), full))
+        })
+        .await?;
+    Ok(json(body))
 }
 
 /// The checkpoint signer's verifier key, in the note format.
@@ -196,8 +232,10 @@ pub async fn checkpoints<S: EventStore, R: LeaderboardStore>(
     ))]
 pub async fn key<S: EventStore, R: LeaderboardStore>(
     State(reader): State<Reader<S, R>>,
+    ClientIp(client): ClientIp,
     Strict(NoParameters {}): Strict<NoParameters>,
 ) -> Result<String, QueryError> {
+    let _reading = reader.admit(client, Cost::Light)?;
     let key = reader.log.verifier_key().await?;
     key.map(|key| format!("{key}\n")).ok_or(QueryError::NotYet("no checkpoint signer has started yet"))
 }
@@ -225,6 +263,7 @@ pub struct TileParams {
     ))]
 pub async fn tile<S: EventStore, R: LeaderboardStore>(
     State(reader): State<Reader<S, R>>,
+    ClientIp(client): ClientIp,
     path: Result<Path<String>, PathRejection>,
     Strict(NoParameters {}): Strict<NoParameters>,
 ) -> Result<Response, QueryError> {
@@ -232,6 +271,9 @@ pub async fn tile<S: EventStore, R: LeaderboardStore>(
     let parsed = TilePath::parse(&path).ok_or_else(|| {
         QueryError::InvalidRequest(format!("{path:?} is not a tile path: <L>/<N>[.p/<W>] or entries/<N>[.p/<W>]"))
     })?;
+    // Not kept in memory: a tile is one row, and what the database holds now is what an auditor
+    // must see (HTTP caches may keep it: it is marked immutable).
+    let _reading = reader.admit(client, Cost::Light)?;
     let size = reader.log.tree_size().await?;
     let bytes = reader.log.read_tile(parsed, size).await?.ok_or(QueryError::UnknownTile(path))?;
     let headers = [(CONTENT_TYPE, "application/octet-stream"), (CACHE_CONTROL, "public, max-age=31536000, immutable")];
@@ -246,8 +288,9 @@ pub async fn tile<S: EventStore, R: LeaderboardStore>(
     ))]
 pub async fn tiles_checkpoint<S: EventStore, R: LeaderboardStore>(
     reader: State<Reader<S, R>>,
+    client: ClientIp,
     strict: Strict<NoParameters>,
 ) -> Result<Response, QueryError> {
-    let note = checkpoint(reader, strict).await?;
+    let note = checkpoint(reader, client, strict).await?;
     Ok(([(CONTENT_TYPE, "text/plain; charset=utf-8"), (CACHE_CONTROL, "max-age=5")], note).into_response())
 }

@@ -1,0 +1,113 @@
+//! The log and a player's history, page by page, each event with its leaf in the Merkle tree.
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use platform::client::ClientIp;
+use serde::{Deserialize, Serialize};
+use store::{EventStore, LeaderboardStore, StoreError};
+
+use crate::admission::Cost;
+use crate::error::QueryError;
+use crate::params::{Strict, integer};
+use crate::routes::leaderboard::{PlayerPath, player_id};
+use crate::state::{Reader, encoded, json};
+
+/// The parameters of the audit log pages.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct LogQuery {
+    /// Events after this position (the previous page's `next_after`).
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 9_223_372_036_854_775_807_i64, default = 0)]
+    after: Option<String>,
+    /// How many events at most.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000, default = 100)]
+    limit: Option<String>,
+}
+
+/// A page of the audit log.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EventPage {
+    events: Vec<AuditedEvent>,
+    /// Pass as `after` to read the next page (the last position of this one).
+    next_after: u64,
+}
+
+/// An event of the log with what its leaf in the Merkle tree is made of.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AuditedEvent {
+    #[serde(flatten)]
+    event: events::RecordedEvent,
+    /// The exact bytes its leaf hashes, as stored: `{"position","type","version","data"}` with
+    /// the payload byte for byte.
+    entry: String,
+    /// The leaf hash the tree holds for it (hex): `SHA-256(0x00 ‖ entry)` unless the log was
+    /// altered after it was written.
+    leaf_hash: Option<String>,
+}
+
+const MAX_EVENTS: u64 = 1000;
+
+/// A page of the log (`of`: the whole log, or one player's history), read by `read`. A full
+/// page can never change (events only come after it), so it is kept.
+async fn event_page<S: EventStore, R>(
+    reader: &Reader<S, R>,
+    client: std::net::IpAddr,
+    of: &str,
+    query: &LogQuery,
+    read: impl AsyncFnOnce(u64, u32) -> Result<Vec<store::StoredEvent>, StoreError>,
+) -> Result<Response, QueryError> {
+    let after = integer("after", query.after.as_deref(), 0, 0..=i64::MAX as u64)?;
+    let limit = integer("limit", query.limit.as_deref(), 100, 1..=MAX_EVENTS)? as u32;
+    let body = reader
+        .kept
+        .answer(format!("{of}?after={after}&limit={limit}"), async || {
+            let _reading = reader.admit(client, Cost::Heavy)?;
+            let stored = read(after, limit).await?;
+            let leaves: Vec<audit::Node> = stored.iter().map(|e| audit::leaf_node(e.position)).collect();
+            let hashes = reader.log.read_nodes(&leaves).await?;
+            let events = stored
+                .iter()
+                .zip(&leaves)
+                .map(|(e, leaf)| {
+                    let leaf_hash = hashes.get(leaf).map(hex::encode);
+                    Ok(AuditedEvent { event: e.decoded()?, entry: e.entry(), leaf_hash })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let next_after = stored.last().map_or(after, |e| e.position);
+            let full = stored.len() == limit as usize;
+            Ok((encoded(&EventPage { events, next_after }), full))
+        })
+        .await?;
+    Ok(json(body))
+}
+
+/// The global log, in order: the events after position `after`.
+#[utoipa::path(get, path = "/v1/events", tag = "audit", params(LogQuery),
+    responses((status = 200, description = "A page of the log", body = EventPage)))]
+pub async fn log<S: EventStore, R: LeaderboardStore>(
+    State(reader): State<Reader<S, R>>,
+    ClientIp(client): ClientIp,
+    Strict(query): Strict<LogQuery>,
+) -> Result<Response, QueryError> {
+    event_page(&reader, client, "events", &query, async |after, limit| reader.log.read_after(after, limit).await).await
+}
+
+/// One player's history: the events about them after position `after`, in order.
+#[utoipa::path(get, path = "/v1/players/{player_id}/events", tag = "audit", params(PlayerPath, LogQuery),
+    responses((status = 200, description = "A page of the player's history (empty for an unknown player)",
+        body = EventPage)))]
+pub async fn player_log<S: EventStore, R: LeaderboardStore>(
+    State(reader): State<Reader<S, R>>,
+    ClientIp(client): ClientIp,
+    path: Result<Path<String>, PathRejection>,
+    Strict(query): Strict<LogQuery>,
+) -> Result<Response, QueryError> {
+    let (_, player) = player_id(path)?;
+    let of = format!("players/{player}/events");
+    event_page(&reader, client, &of, &query, async |after, limit| {
+        reader.log.read_player(player.as_str(), after, limit).await
+    })
+    .await
+}

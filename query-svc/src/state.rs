@@ -1,0 +1,91 @@
+//! What the read endpoints share: the boards in memory, the database read apart, who may read
+//! it and what it left in memory.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::admission::{Admission, Cost, Slot};
+use crate::error::QueryError;
+use crate::kept::Kept;
+use crate::live::{LiveBoard, LiveBoards};
+
+/// What the read endpoints share; cloned for every request, so every field is shared, not copied
+/// (the stores' own clones allocate: the read model's copy of the boards and rules, say).
+///
+/// The boards are served from memory; whatever is read from the database (past boards and
+/// seasons, the log, proofs) is read through connections of its own, never the ones the boards
+/// are kept current with, each read admitted by its cost ([`Reader::admit`]), and kept in
+/// memory when it can never change ([`Kept`]).
+pub struct Reader<S, R> {
+    /// The in-memory board (`global`).
+    pub live: Arc<LiveBoard>,
+    /// Every board, `global` among them.
+    pub boards: Arc<LiveBoards>,
+    /// The event log, for the audit endpoints and past boards.
+    pub log: Arc<S>,
+    /// The read model's snapshots of the fold, for past boards.
+    pub read_model: Arc<R>,
+    /// Who may read the database, and how much.
+    pub admission: Admission,
+    /// What reads of the database left in memory.
+    pub kept: Kept,
+    /// How long `min_position` may wait.
+    pub read_your_writes_timeout: Duration,
+}
+
+impl<S, R> Clone for Reader<S, R> {
+    fn clone(&self) -> Self {
+        Self {
+            live: self.live.clone(),
+            boards: self.boards.clone(),
+            log: self.log.clone(),
+            read_model: self.read_model.clone(),
+            admission: self.admission.clone(),
+            kept: self.kept.clone(),
+            read_your_writes_timeout: self.read_your_writes_timeout,
+        }
+    }
+}
+
+impl<S, R> Reader<S, R> {
+    /// Admits a read of the database for `client`: held until the read is done.
+    pub(crate) fn admit(&self, client: std::net::IpAddr, cost: Cost) -> Result<Slot, QueryError> {
+        self.admission.read_database(client, cost)
+    }
+}
+
+/// A JSON body already encoded.
+pub(crate) fn json(body: Bytes) -> Response {
+    ([(CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// `value` encoded as JSON.
+pub(crate) fn encoded(value: &impl Serialize) -> Bytes {
+    serde_json::to_vec(value).expect("answers always serialise").into()
+}
+
+impl<S, R> Reader<S, R> {
+    /// Waits for read-your-writes, then checks the board is loaded at all.
+    pub(crate) async fn ready_for(&self, min_position: Option<u64>) -> Result<(), QueryError> {
+        self.ready_on(&self.live, min_position).await
+    }
+
+    /// Waits for read-your-writes on `live`, then checks it is loaded at all.
+    pub(crate) async fn ready_on(&self, live: &LiveBoard, min_position: Option<u64>) -> Result<(), QueryError> {
+        if let Some(position) = min_position
+            && !live.wait_for(position, self.read_your_writes_timeout).await
+        {
+            metrics::counter!("query_projection_lagging_total").increment(1);
+            return Err(QueryError::ProjectionLagging(position));
+        }
+        if !live.is_loaded() {
+            return Err(QueryError::Loading);
+        }
+        Ok(())
+    }
+}
