@@ -63,7 +63,8 @@ impl Standing {
         }
     }
 
-    /// The board's order between two standings, without building their [`RankKey`]s.
+    /// The board's order between two standings (on equal score and reached-at, which a log never
+    /// has, by player id).
     pub fn rank_cmp(&self, other: &Self) -> std::cmp::Ordering {
         (Reverse(self.score), self.reached_at, &self.player_id).cmp(&(
             Reverse(other.score),
@@ -71,21 +72,6 @@ impl Standing {
             &other.player_id,
         ))
     }
-
-    /// Where this standing sorts on the board.
-    pub fn rank_key(&self) -> RankKey {
-        RankKey { score: Reverse(self.score), reached_at: self.reached_at, player_id: self.player_id.clone() }
-    }
-}
-
-/// The board's sort order: score descending, then reached-at ascending. Two players never
-/// share a reached-at (each event has its own position); the player id only makes the order
-/// total for standings built by hand.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct RankKey {
-    score: Reverse<u64>,
-    reached_at: u64,
-    player_id: PlayerId,
 }
 
 /// Folds `events` into one standing per player, as if each player started from nothing.
@@ -149,12 +135,52 @@ pub struct Ranked<'a> {
 /// Every player's standing, ranked, as of a position of the log. Finding a player's rank and
 /// reading a page of the board cost O(log n). Banned players are kept aside, on no page and
 /// with no rank, until they are unbanned.
-#[derive(Debug, Clone, Default)]
+///
+/// Laid out by slot, each player's standing held once: the standings in a vector (a player's
+/// slot is their index in it, for as long as the board lives: nobody leaves a board, a banned
+/// player only leaves its ranking), an index from a player's id to their slot that stores only
+/// the slot (the id is the standing's), and the ranking of `(score, reached_at, player_id)` —
+/// the id, not the slot, breaks ties, so that every replica ranks alike whatever order it
+/// loaded its players in (players banned and unbanned before any award all tie at nothing).
+/// The ids are shared, not copied: [`PlayerId`] is reference counted. Bytes per player:
+/// BENCHMARKS.md.
+#[derive(Clone, Default)]
 pub struct Board {
-    standings: foldhash::HashMap<PlayerId, Standing>,
-    ranking: indexset::BTreeSet<RankKey>,
-    banned: foldhash::HashMap<PlayerId, Standing>,
+    /// Every standing, banned ones included; a player's slot is its index.
+    standings: Vec<Standing>,
+    /// The slot of each player, hashed by their id.
+    slots: hashbrown::HashTable<u32>,
+    /// The players on the board (not banned), in rank order.
+    ranking: indexset::BTreeSet<Rank>,
     position: u64,
+}
+
+/// Where a standing sorts on the board: score descending, then reached-at ascending, then the
+/// player's id (as [`Standing::rank_cmp`]).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Rank {
+    score: Reverse<u64>,
+    reached_at: u64,
+    player_id: PlayerId,
+}
+
+impl Rank {
+    fn of(standing: &Standing) -> Self {
+        Self { score: Reverse(standing.score), reached_at: standing.reached_at, player_id: standing.player_id.clone() }
+    }
+}
+
+impl std::fmt::Debug for Board {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Board").field("position", &self.position).field("players", &self.len()).finish_non_exhaustive()
+    }
+}
+
+/// The hash of a player's id, the same for every board.
+fn id_hash(player_id: &str) -> u64 {
+    use std::hash::BuildHasher as _;
+    static STATE: std::sync::OnceLock<foldhash::fast::RandomState> = std::sync::OnceLock::new();
+    STATE.get_or_init(foldhash::fast::RandomState::default).hash_one(player_id)
 }
 
 impl Board {
@@ -165,10 +191,14 @@ impl Board {
 
     /// The board made of `standings`, as of `position`.
     pub fn from_standings(position: u64, standings: impl IntoIterator<Item = Standing>) -> Self {
+        let standings = standings.into_iter();
         let mut board = Self::new();
+        board.standings.reserve_exact(standings.size_hint().0);
+        board.slots.reserve(standings.size_hint().0, |&slot| id_hash(board_id(&board.standings, slot)));
         for standing in standings {
             board.put(standing);
         }
+        board.standings.shrink_to_fit();
         board.position = position;
         board
     }
@@ -180,12 +210,18 @@ impl Board {
 
     /// How many players are on the board (banned players are not).
     pub fn len(&self) -> usize {
-        self.standings.len()
+        self.ranking.len()
     }
 
     /// `true` before any player scored.
     pub fn is_empty(&self) -> bool {
-        self.standings.is_empty()
+        self.ranking.is_empty()
+    }
+
+    /// The slot of `player_id`, if the board holds them.
+    fn slot(&self, player_id: &str) -> Option<u32> {
+        let standings = &self.standings;
+        self.slots.find(id_hash(player_id), |&slot| board_id(standings, slot) == player_id).copied()
     }
 
     /// Folds the next event of the log. Events at or before [`Board::position`] are ignored,
@@ -195,12 +231,7 @@ impl Board {
             return;
         }
         let player = recorded.event.player_id();
-        let mut standing = self
-            .standings
-            .get(player)
-            .or_else(|| self.banned.get(player))
-            .cloned()
-            .unwrap_or_else(|| Standing::new(player.clone()));
+        let mut standing = self.standing_of(player.as_str()).cloned().unwrap_or_else(|| Standing::new(player.clone()));
         standing.apply(recorded);
         self.put(standing);
         self.position = recorded.position;
@@ -208,16 +239,28 @@ impl Board {
 
     /// Replaces a player's standing with `standing` (computed elsewhere, e.g. by the projector).
     pub fn put(&mut self, standing: Standing) {
-        if let Some(previous) = self.standings.remove(&standing.player_id) {
-            self.ranking.remove(&previous.rank_key());
+        let slot = match self.slot(standing.player_id.as_str()) {
+            Some(slot) => {
+                let previous = &self.standings[slot as usize];
+                if !previous.banned {
+                    self.ranking.remove(&Rank::of(previous));
+                }
+                slot
+            }
+            None => {
+                let slot = u32::try_from(self.standings.len()).expect("fewer than 2^32 players on a board");
+                self.standings.push(Standing::new(standing.player_id.clone()));
+                let standings = &self.standings;
+                self.slots.insert_unique(id_hash(standing.player_id.as_str()), slot, |&slot| {
+                    id_hash(board_id(standings, slot))
+                });
+                slot
+            }
+        };
+        if !standing.banned {
+            self.ranking.insert(Rank::of(&standing));
         }
-        self.banned.remove(&standing.player_id);
-        if standing.banned {
-            self.banned.insert(standing.player_id.clone(), standing);
-        } else {
-            self.ranking.insert(standing.rank_key());
-            self.standings.insert(standing.player_id.clone(), standing);
-        }
+        self.standings[slot as usize] = standing;
     }
 
     /// Applies a projector's change. `Ok(true)` when the board moved, `Ok(false)` when the
@@ -238,23 +281,23 @@ impl Board {
 
     /// A player's standing, banned or not.
     pub fn standing_of(&self, player_id: &str) -> Option<&Standing> {
-        self.standings.get(player_id).or_else(|| self.banned.get(player_id))
+        self.slot(player_id).map(|slot| &self.standings[slot as usize])
     }
 
     /// Every standing, banned ones included, in no particular order: what the read model holds.
     pub fn standings(&self) -> impl Iterator<Item = &Standing> {
-        self.standings.values().chain(self.banned.values())
+        self.standings.iter()
     }
 
     /// A player's standing on the board (`None` for a banned player).
     pub fn standing(&self, player_id: &str) -> Option<&Standing> {
-        self.standings.get(player_id)
+        self.standing_of(player_id).filter(|standing| !standing.banned)
     }
 
     /// A player's standing with their rank (1-based), in O(log n).
     pub fn ranked(&self, player_id: &str) -> Option<Ranked<'_>> {
-        let standing = self.standings.get(player_id)?;
-        let rank = self.ranking.rank(&standing.rank_key()) as u64 + 1;
+        let standing = self.standing(player_id)?;
+        let rank = self.ranking.rank(&Rank::of(standing)) as u64 + 1;
         Some(Ranked { rank, standing })
     }
 
@@ -275,9 +318,17 @@ impl Board {
         self.ranking
             .range_idx(offset..end)
             .zip(offset as u64 + 1..)
-            .map(|(key, rank)| Ranked { rank, standing: &self.standings[&key.player_id] })
+            .map(|(key, rank)| {
+                let standing = self.standing_of(key.player_id.as_str()).expect("every ranked player has a slot");
+                Ranked { rank, standing }
+            })
             .collect()
     }
+}
+
+/// The id of the player in `slot` of `standings`.
+fn board_id(standings: &[Standing], slot: u32) -> &str {
+    standings[slot as usize].player_id.as_str()
 }
 
 /// The board as it stood at a past position, read from a snapshot of the fold, the standings

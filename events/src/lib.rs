@@ -20,5 +20,5 @@ pub use catalog::{ActionCatalog, CatalogError};
 pub use event::{DecodeError, Event, Moderated, RecordedEvent, RevokedAward, ScoreAwarded, ScoreRevoked};
 pub use ids::{ActionName, BoardId, DisplayName, IdError, KeyId, Operator, PlayerId, Points, Reason};
 pub use keys::{KeyError, KeySecret, KeySet};
-pub use leaderboard::{Behind, Board, BoardChange, RankKey, Ranked, Standing};
+pub use leaderboard::{Behind, Board, BoardChange, Ranked, Standing};
 pub use token::{ActionClaims, TokenError, TokenPolicy, VerifiedToken, mint, mint_for};

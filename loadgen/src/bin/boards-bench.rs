@@ -8,6 +8,11 @@
 //!
 //! Run it through `scripts/bench-boards`, which then measures the resident memory of a query-svc
 //! holding those boards, beside one holding `global` alone.
+//!
+//! `boards-bench memory` measures what a board costs in memory per player, by the allocator's
+//! own count of the bytes allocated (jemalloc's `stats.allocated`), in this process alone: a
+//! board of `--players` players, then a second board of the same players (their ids shared, as
+//! a query service's boards share them), each `--runs` times.
 
 use std::time::Instant;
 
@@ -33,6 +38,54 @@ enum Args {
         #[arg(long, default_value_t = 1_000_000)]
         players: u64,
     },
+    /// Bytes a player costs on a board, and on each further board.
+    Memory {
+        /// Players on each board.
+        #[arg(long, default_value_t = 1_000_000)]
+        players: u64,
+        /// Times to measure.
+        #[arg(long, default_value_t = 3)]
+        runs: u32,
+    },
+}
+
+/// The bytes the allocator has handed out and not had back.
+fn allocated() -> anyhow::Result<u64> {
+    tikv_jemalloc_ctl::epoch::advance().map_err(|e| anyhow::anyhow!("jemalloc epoch: {e}"))?;
+    let bytes = tikv_jemalloc_ctl::stats::allocated::read().map_err(|e| anyhow::anyhow!("jemalloc stats: {e}"))?;
+    Ok(bytes as u64)
+}
+
+/// `players` standings as a log would leave them: distinct scores and reached-at, a name for
+/// every third player.
+fn standings(players: u64) -> impl Iterator<Item = events::Standing> {
+    (0..players).map(|i| events::Standing {
+        player_id: events::PlayerId::parse(format!("load-{i}")).expect("a valid id"),
+        name: (i % 3 == 0).then(|| events::DisplayName::parse(format!("Player {i}")).expect("a valid name")),
+        score: 1 + (i * 7_919) % 100_000,
+        reached_at: i + 1,
+        banned: false,
+    })
+}
+
+fn memory(players: u64, runs: u32) -> anyhow::Result<()> {
+    for run in 1..=runs {
+        let before = allocated()?;
+        let first = events::Board::from_standings(players, standings(players));
+        let one = allocated()?;
+        // A second board of the same players, holding the first's ids as a query service does.
+        let measured = allocated()?;
+        let second = events::Board::from_standings(players, first.standings().cloned());
+        let two = allocated()?;
+        anyhow::ensure!(first.len() == second.len() && first.len() as u64 == players);
+        println!(
+            "| run {run}: a board of {players} players, bytes per player (ids' text included) | {:.1} | a further board of the same players | {:.1} |",
+            (one - before) as f64 / players as f64,
+            (two - measured) as f64 / players as f64
+        );
+        drop((first, second));
+    }
+    Ok(())
 }
 
 async fn build(database_url: &str, boards: &std::path::Path, events: u64, players: u64) -> anyhow::Result<()> {
@@ -69,5 +122,6 @@ async fn build(database_url: &str, boards: &std::path::Path, events: u64, player
 async fn main() -> anyhow::Result<()> {
     match Args::parse() {
         Args::Build { database_url, boards, events, players } => build(&database_url, &boards, events, players).await,
+        Args::Memory { players, runs } => memory(players, runs),
     }
 }
