@@ -16,6 +16,9 @@
 
 use std::time::Instant;
 
+// Every process's allocator (jemalloc) is `platform`'s: linked, so that `memory` counts with it.
+extern crate platform;
+
 use clap::Parser;
 use events::boards::Boards;
 use store::{LeaderboardStore as _, PgLeaderboard};
