@@ -3,6 +3,7 @@
 //! announcements, so reads and streams never query the database per request.
 
 pub mod admission;
+pub mod apart;
 pub mod error;
 pub mod kept;
 pub mod live;
@@ -28,6 +29,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::admission::Admission;
+use crate::apart::Apart;
 use crate::kept::Kept;
 use crate::live::{ChangeFeed, Clock, LiveBoard, LiveBoards, SystemClock};
 use crate::routes::streams::{self, Streams};
@@ -136,6 +138,7 @@ pub fn query_side<S: EventStore, R: LeaderboardStore>(
         read_model: Arc::new(read_model.apart(reads.database_reads_max)),
         admission: admission.clone(),
         kept,
+        apart: Apart::start(shutdown.clone()).expect("a thread for heavy reads"),
         read_your_writes_timeout: reads.read_your_writes_timeout,
     };
     let streams =

@@ -38,7 +38,5 @@ pub async fn board_at<S: EventStore, R: LeaderboardStore>(
             tail.push(stored.decoded()?);
         }
     }
-    // Replaying is work for a core, not for the threads that answer requests.
-    let replay = move || PastBoard::new(snapshot.position, snapshot.standings, through, changed, &tail);
-    Ok(tokio::task::spawn_blocking(replay).await.expect("replaying a past board does not panic"))
+    Ok(PastBoard::new(snapshot.position, snapshot.standings, through, changed, &tail))
 }

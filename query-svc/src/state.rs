@@ -10,6 +10,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use crate::admission::{Admission, Cost, Slot};
+use crate::apart::Apart;
 use crate::error::QueryError;
 use crate::kept::Kept;
 use crate::live::{LiveBoard, LiveBoards};
@@ -34,6 +35,8 @@ pub struct Reader<S, R> {
     pub admission: Admission,
     /// What reads of the database left in memory.
     pub kept: Kept,
+    /// Where the reads that cost a core run.
+    pub apart: Apart,
     /// How long `min_position` may wait.
     pub read_your_writes_timeout: Duration,
 }
@@ -47,6 +50,7 @@ impl<S, R> Clone for Reader<S, R> {
             read_model: self.read_model.clone(),
             admission: self.admission.clone(),
             kept: self.kept.clone(),
+            apart: self.apart.clone(),
             read_your_writes_timeout: self.read_your_writes_timeout,
         }
     }

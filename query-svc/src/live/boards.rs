@@ -205,8 +205,6 @@ pub(crate) async fn read_season<R: LeaderboardStore>(
     if loaded.ready.get(def.id.as_str()) != Some(&def.definition()) {
         return Ok(None);
     }
-    let (position, standings) = (loaded.anchor.position, loaded.standings.into_iter().map(|s| s.standing));
-    // Ranking a whole season is work for a core, not for the threads that answer requests.
-    let rank = move || Board::from_standings(position, standings);
-    Ok(Some(tokio::task::spawn_blocking(rank).await.expect("ranking a season does not panic")))
+    let standings = loaded.standings.into_iter().map(|s| s.standing);
+    Ok(Some(Board::from_standings(loaded.anchor.position, standings)))
 }

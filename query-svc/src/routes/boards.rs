@@ -95,7 +95,8 @@ impl<S, R: LeaderboardStore> Reader<S, R> {
         }
         let read = async || {
             let _reading = self.admit(client, Cost::Heavy)?;
-            Ok(read_season(&*self.read_model, def, season).await?)
+            let (read_model, def) = (self.read_model.clone(), def.clone());
+            self.apart.run(async move { Ok(read_season(&*read_model, &def, season).await?) }).await
         };
         let board =
             self.kept.season(id, season, read).await?.ok_or_else(|| QueryError::BoardNotReady(id.to_string()))?;

@@ -89,7 +89,8 @@ pub async fn leaderboard<S: EventStore, R: LeaderboardStore>(
             .kept
             .at(position, async || {
                 let _reading = reader.admit(client, Cost::Heavy)?;
-                Ok(past::board_at(&*reader.log, &*reader.read_model, position).await?)
+                let (log, read_model) = (reader.log.clone(), reader.read_model.clone());
+                reader.apart.run(async move { Ok(past::board_at(&*log, &*read_model, position).await?) }).await
             })
             .await?;
         return Ok(Json(Page {
