@@ -1,6 +1,7 @@
 //! What the reads of the database leave in memory, so that the same question is read once: the
 //! past seasons of boards and the boards at past positions that are being paged through, and
-//! the answers that can never change (a full page of the log, a proof at a tree size, a tile).
+//! the answers that can never change (a full page of the log or of checkpoints, a proof at a
+//! tree size).
 //!
 //! A past board at a position is the log's, which only grows: it never changes. A past season
 //! changes only when moderation (a ban, a revocation) reaches into it; the read model's change
@@ -106,9 +107,7 @@ impl Kept {
         load: impl AsyncFnOnce() -> Result<Option<Board>, QueryError>,
     ) -> Result<Option<Arc<Board>>, QueryError> {
         let key = (board.to_string(), season);
-        let forget = |key: &(String, Season)| self.0.seasons.remove(key);
-        self.kept(&self.0.seasons, &key, "season", forget, async move || Ok(load().await?.map(|b| (Arc::new(b), true))))
-            .await
+        self.kept(&self.0.seasons, &key, "season", async move || Ok(load().await?.map(|b| (Arc::new(b), true)))).await
     }
 
     /// The board at `position`, kept or replayed by `load`.
@@ -117,10 +116,8 @@ impl Kept {
         position: u64,
         load: impl AsyncFnOnce() -> Result<PastBoard, QueryError>,
     ) -> Result<Arc<PastBoard>, QueryError> {
-        let forget = |key: &u64| self.0.positions.remove(key);
-        let kept = self.kept(&self.0.positions, &position, "position", forget, async move || {
-            Ok(Some((Arc::new(load().await?), true)))
-        });
+        let kept = self
+            .kept(&self.0.positions, &position, "position", async move || Ok(Some((Arc::new(load().await?), true))));
         Ok(kept.await?.expect("a past board is always loaded"))
     }
 
@@ -131,8 +128,7 @@ impl Kept {
         key: String,
         load: impl AsyncFnOnce() -> Result<(Bytes, bool), QueryError>,
     ) -> Result<Bytes, QueryError> {
-        let forget = |key: &String| self.0.answers.remove(key);
-        let kept = self.kept(&self.0.answers, &key, "answer", forget, async move || Ok(Some(load().await?)));
+        let kept = self.kept(&self.0.answers, &key, "answer", async move || Ok(Some(load().await?)));
         Ok(kept.await?.expect("an answer is always made"))
     }
 
@@ -143,7 +139,6 @@ impl Kept {
         cache: &Keep<K, V>,
         key: &K,
         kind: &'static str,
-        forget: impl Fn(&K) -> Option<(K, V)>,
         load: impl AsyncFnOnce() -> Result<Option<(V, bool)>, QueryError>,
     ) -> Result<Option<V>, QueryError> {
         let guard = match cache.get_value_or_guard_async(key).await {
@@ -159,7 +154,7 @@ impl Kept {
             let _ = guard.insert(value.clone());
             // Forgotten between the check and the insert: forget what was just kept too.
             if self.0.generation.load(Ordering::SeqCst) != generation {
-                forget(key);
+                cache.remove(key);
             }
         }
         Ok(Some(value))
