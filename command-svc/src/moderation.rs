@@ -42,10 +42,11 @@ impl Operators {
         Self(credentials)
     }
 
-    /// The operator whose secret `headers` carry as `Authorization: Bearer <secret>`. Every
-    /// secret is compared, each in constant time, so the answer's timing tells nothing.
+    /// The operator whose secret `headers` carry as `Authorization: Bearer <secret>` (the scheme
+    /// in any case, RFC 9110 §11.1). Every secret is compared, each in constant time, so the
+    /// answer's timing tells nothing.
     pub fn authenticate(&self, headers: &HeaderMap) -> Option<Operator> {
-        let presented = headers.get(header::AUTHORIZATION)?.as_bytes().strip_prefix(b"Bearer ")?;
+        let presented = bearer(headers.get(header::AUTHORIZATION)?.as_bytes())?;
         let mut found = None;
         for (name, secret) in self.0.iter() {
             if bool::from(secret.expose().ct_eq(presented)) {
@@ -54,6 +55,12 @@ impl Operators {
         }
         found
     }
+}
+
+/// The credentials of an `Authorization` value of the `Bearer` scheme, whatever its case.
+fn bearer(value: &[u8]) -> Option<&[u8]> {
+    let (scheme, credentials) = value.split_at(value.iter().position(|&b| b == b' ')?);
+    scheme.eq_ignore_ascii_case(b"Bearer").then(|| credentials.trim_ascii_start()).filter(|c| !c.is_empty())
 }
 
 /// What moderation reads from the log before it appends: the award a revocation names, and
@@ -331,5 +338,20 @@ fn outcome_label(outcome: &AppendOutcome) -> &'static str {
         AppendOutcome::Appended(_) => "appended",
         AppendOutcome::Refused(_) => "refused",
         AppendOutcome::AlreadyRecorded { .. } => "internal",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_read_in_any_case() {
+        for value in ["Bearer s3cret", "bearer s3cret", "BEARER  s3cret"] {
+            assert_eq!(bearer(value.as_bytes()), Some(&b"s3cret"[..]), "{value}");
+        }
+        for value in ["Basic s3cret", "Bearers3cret", "Bearer ", "Bearer", "s3cret"] {
+            assert_eq!(bearer(value.as_bytes()), None, "{value}");
+        }
     }
 }

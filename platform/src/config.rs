@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use clap::Args;
 
-/// Where the event log and read model live.
-#[derive(Debug, Clone, Args)]
+/// Where the event log and read model live. Its `Debug` never shows the URL's password.
+#[derive(Clone, Args)]
 pub struct DatabaseConfig {
     /// PostgreSQL URL, e.g. `postgres://postgres@127.0.0.1:5432/scoreboard`.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
@@ -14,6 +14,45 @@ pub struct DatabaseConfig {
     /// Connections.
     #[command(flatten)]
     pub pool: PoolConfig,
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("database_url", &redacted(&self.database_url))
+            .field("pool", &self.pool)
+            .finish()
+    }
+}
+
+impl DatabaseConfig {
+    /// `Err` naming the schemes accepted when `DATABASE_URL` is not a PostgreSQL URL (the
+    /// message shows its scheme, never the rest).
+    pub fn check_scheme(&self) -> Result<(), String> {
+        let scheme = self.database_url.split_once("://").map(|(scheme, _)| scheme);
+        match scheme {
+            Some("postgres" | "postgresql") => Ok(()),
+            Some(other) => Err(format!("DATABASE_URL must be postgres://… or postgresql://…, not {other}://…")),
+            None => Err("DATABASE_URL must be a URL: postgres://… or postgresql://…".into()),
+        }
+    }
+}
+
+/// `url` as it may be shown: the password of its user and its query (which may hold one)
+/// replaced by `***`.
+pub fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return "***".into() };
+    let (rest, query) = rest.split_once('?').map_or((rest, ""), |(rest, _)| (rest, "?***"));
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_string(),
+    };
+    format!("{scheme}://{authority}{path}{query}")
 }
 
 /// The boards other than `global` (see `config/boards.example.toml`). The projector folds
@@ -202,6 +241,33 @@ pub fn default_subcommand(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_database_url_is_shown_without_its_password() {
+        let config = DatabaseConfig {
+            database_url:
+                "postgres://scoreboard:hunter2-secret@db.internal:5432/scoreboard?sslmode=require&password=also-secret"
+                    .into(),
+            pool: PoolConfig { database_max_connections: 4, database_lock_timeout: Duration::from_secs(5) },
+        };
+        let shown = format!("{config:?} {config:#?}");
+        assert!(!shown.contains("hunter2") && !shown.contains("also-secret"), "{shown}");
+        assert!(shown.contains("postgres://scoreboard:***@db.internal:5432/scoreboard?***"), "{shown}");
+        assert_eq!(redacted("postgres://localhost/db"), "postgres://localhost/db");
+    }
+
+    #[test]
+    fn only_postgresql_urls_are_accepted_and_the_refusal_shows_no_secret() {
+        let config = |url: &str| DatabaseConfig {
+            database_url: url.into(),
+            pool: PoolConfig { database_max_connections: 4, database_lock_timeout: Duration::from_secs(5) },
+        };
+        assert!(config("postgres://u:p@h/d").check_scheme().is_ok());
+        assert!(config("postgresql://h/d").check_scheme().is_ok());
+        let refused = config("mysql://root:topsecret@h/d").check_scheme().unwrap_err();
+        assert!(refused.contains("mysql") && refused.contains("postgres://") && !refused.contains("topsecret"));
+        assert!(config("topsecret").check_scheme().unwrap_err().contains("must be a URL"));
+    }
 
     #[test]
     fn a_missing_subcommand_defaults() {

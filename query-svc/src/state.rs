@@ -8,6 +8,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Serialize;
+use store::EventStore;
 
 use crate::admission::{Admission, Cost, Slot};
 use crate::apart::Apart;
@@ -73,7 +74,12 @@ pub(crate) fn encoded(value: &impl Serialize) -> Bytes {
     serde_json::to_vec(value).expect("answers always serialise").into()
 }
 
-impl<S, R> Reader<S, R> {
+/// How far beyond the log's head `min_position` may be and still be waited for: positions the
+/// appends in flight may take while the head is read. Beyond, no write of the client's can
+/// have been answered with it: `404 unknown_position` at once.
+pub const IN_FLIGHT: u64 = 10_000;
+
+impl<S: EventStore, R> Reader<S, R> {
     /// Waits for read-your-writes, then checks the board is loaded at all.
     pub(crate) async fn ready_for(&self, min_position: Option<u64>) -> Result<(), QueryError> {
         self.ready_on(&self.live, min_position).await
@@ -81,6 +87,15 @@ impl<S, R> Reader<S, R> {
 
     /// Waits for read-your-writes on `live`, then checks it is loaded at all.
     pub(crate) async fn ready_on(&self, live: &LiveBoard, min_position: Option<u64>) -> Result<(), QueryError> {
+        if let Some(position) = min_position
+            && position > live.position().saturating_add(IN_FLIGHT)
+        {
+            // Far beyond the board: is it beyond the log too? (One row, read apart.)
+            let head = self.log.head().await?;
+            if position > head.saturating_add(IN_FLIGHT) {
+                return Err(QueryError::UnknownPosition(position, head));
+            }
+        }
         if let Some(position) = min_position
             && !live.wait_for(position, self.read_your_writes_timeout).await
         {

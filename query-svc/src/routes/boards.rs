@@ -71,7 +71,7 @@ impl Shown {
     }
 }
 
-impl<S, R: LeaderboardStore> Reader<S, R> {
+impl<S: EventStore, R: LeaderboardStore> Reader<S, R> {
     /// The season asked for of board `id`, once the board has folded `min_position`; a season
     /// other than the live one is a read of the database for `client`.
     async fn season_of(
@@ -182,7 +182,8 @@ fn board_path(path: Result<Path<String>, PathRejection>) -> Result<String, Query
 #[utoipa::path(get, path = "/v1/boards/{board}/leaderboard", tag = "boards", params(BoardPath, SeasonQuery),
     responses(
         (status = 200, description = "A page of the season (empty for a season without events)", body = SeasonPage),
-        (status = 404, description = "No such board (`unknown_board`)", body = Problem, content_type = PROBLEM_JSON),
+        (status = 404, description = "No such board (`unknown_board`), or `min_position` far beyond the log (`unknown_position`)",
+            body = Problem, content_type = PROBLEM_JSON),
     ))]
 pub async fn leaderboard<S: EventStore, R: LeaderboardStore>(
     State(reader): State<Reader<S, R>>,
@@ -256,7 +257,7 @@ fn board_player(path: Result<Path<(String, String)>, PathRejection>) -> Result<(
     params(BoardPlayerPath, SeasonQuery),
     responses(
         (status = 200, description = "The player's standing", body = SeasonStandingView),
-        (status = 404, description = "No such board (`unknown_board`), or the player has no standing in the season \
+        (status = 404, description = "No such board (`unknown_board`), `min_position` far beyond the log (`unknown_position`), or the player has no standing in the season \
             (`unknown_player`)", body = Problem, content_type = PROBLEM_JSON),
     ))]
 pub async fn player<S: EventStore, R: LeaderboardStore>(
@@ -307,7 +308,7 @@ pub const MAX_RADIUS: u64 = 50;
     params(BoardPlayerPath, SeasonQuery),
     responses(
         (status = 200, description = "The player's neighbourhood on the board", body = Around),
-        (status = 404, description = "No such board (`unknown_board`), or the player has no standing in the season \
+        (status = 404, description = "No such board (`unknown_board`), `min_position` far beyond the log (`unknown_position`), or the player has no standing in the season \
             (`unknown_player`)", body = Problem, content_type = PROBLEM_JSON),
     ))]
 pub async fn around<S: EventStore, R: LeaderboardStore>(

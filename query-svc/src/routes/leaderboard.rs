@@ -74,7 +74,7 @@ pub struct Page {
 #[utoipa::path(get, path = "/v1/leaderboard", tag = "leaderboard", params(BoardQuery),
     responses(
         (status = 200, description = "A page of the board, now or as it stood at a past position or time", body = Page),
-        (status = 404, description = "`as_of_position` is beyond the log (`unknown_position`)",
+        (status = 404, description = "`as_of_position` is beyond the log, or `min_position` far beyond it (`unknown_position`)",
             body = Problem, content_type = PROBLEM_JSON),
     ))]
 pub async fn leaderboard<S: EventStore, R: LeaderboardStore>(
@@ -176,7 +176,7 @@ pub(crate) fn player_id(path: Result<Path<String>, PathRejection>) -> Result<(St
 #[utoipa::path(get, path = "/v1/players/{player_id}", tag = "leaderboard", params(PlayerPath, PlayerQuery),
     responses(
         (status = 200, description = "The player's standing", body = PlayerStanding),
-        (status = 404, description = "The player has no standing (`unknown_player`)",
+        (status = 404, description = "The player has no standing (`unknown_player`), or `min_position` is far beyond the log (`unknown_position`)",
             body = Problem, content_type = PROBLEM_JSON),
     ))]
 pub async fn player<S: EventStore, R: LeaderboardStore>(

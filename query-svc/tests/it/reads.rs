@@ -40,13 +40,29 @@ async fn scores_and_ranks_are_exact_when_reading_your_writes() {
 async fn a_position_not_yet_folded_answers_projection_lagging() {
     let stack = Stack::start_with(&["--read-your-writes-timeout=300ms"]).await;
     let response =
-        stack.client.get(format!("{}/v1/leaderboard?min_position=1000000", stack.query.url)).send().await.unwrap();
+        stack.client.get(format!("{}/v1/leaderboard?min_position=5000", stack.query.url)).send().await.unwrap();
     assert_eq!(response.status(), 503);
     assert_eq!(response.headers()["retry-after"], "1");
     let problem: serde_json::Value = response.json().await.unwrap();
     assert_eq!(problem["code"], "projection_lagging");
-    let (status, _) = stack.get("/v1/players/alice?min_position=1000000").await;
+    let (status, _) = stack.get("/v1/players/alice?min_position=5000").await;
     assert_eq!(status, 503);
+}
+
+#[tokio::test]
+async fn a_position_far_beyond_the_log_is_unknown_at_once() {
+    let stack = Stack::start_with(&["--read-your-writes-timeout=10s"]).await;
+    for path in [
+        "/v1/leaderboard?min_position=9223372036854775807",
+        "/v1/leaderboard?min_position=1000000",
+        "/v1/players/alice?min_position=1000000",
+        "/v1/boards/global/leaderboard?min_position=1000000",
+    ] {
+        let asked = std::time::Instant::now();
+        let (status, problem) = stack.get(path).await;
+        assert_eq!((status, problem["code"].as_str()), (404, Some("unknown_position")), "{path}: {problem}");
+        assert!(asked.elapsed() < std::time::Duration::from_secs(5), "{path} waited for the board");
+    }
 }
 
 #[tokio::test]
