@@ -121,9 +121,9 @@ pub enum ActionError {
     /// Not JSON of the form `{"token": "…"}`.
     #[error("{0}")]
     InvalidRequest(String),
-    /// Body over the limit.
+    /// Body over the limit; the body the endpoint takes.
     #[error("request body too large")]
-    TooLarge,
+    TooLarge(String),
     /// The token failed verification.
     #[error(transparent)]
     Token(#[from] TokenError),
@@ -173,7 +173,7 @@ impl ActionError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::InvalidRequest(_) => "invalid_request",
-            Self::TooLarge => "payload_too_large",
+            Self::TooLarge(_) => "payload_too_large",
             Self::Token(token) => token.code(),
             Self::Award(_) => "unknown_action",
             Self::Conflict(_) => "action_conflict",
@@ -198,8 +198,8 @@ impl From<ActionError> for Problem {
         let (code, detail) = (error.code(), error.to_string());
         match error {
             ActionError::InvalidRequest(_) => Problem::invalid_request(detail),
-            ActionError::TooLarge => Problem::new(StatusCode::PAYLOAD_TOO_LARGE, code, "Request body too large")
-                .with_detail("an action body is {\"token\": \"…\"} of a few hundred bytes"),
+            ActionError::TooLarge(shape) => Problem::new(StatusCode::PAYLOAD_TOO_LARGE, code, "Request body too large")
+                .with_detail(format!("this endpoint's body is {shape}, of a few hundred bytes")),
             ActionError::Token(_) => {
                 Problem::new(StatusCode::UNAUTHORIZED, code, "The action token was refused").with_detail(detail)
             }
@@ -297,7 +297,7 @@ pub(crate) fn json_object<T: serde::de::DeserializeOwned>(
     shape: &str,
 ) -> Result<T, ActionError> {
     let body = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ActionError::TooLarge,
+        StatusCode::PAYLOAD_TOO_LARGE => ActionError::TooLarge(shape.to_string()),
         _ => ActionError::InvalidRequest(rejection.body_text()),
     })?;
     let invalid = |reason: String| ActionError::InvalidRequest(format!("expected a JSON body {shape}: {reason}"));

@@ -84,6 +84,7 @@ async fn oversized_body_is_refused() {
     let (status, _, problem) = post_body(&f.client, &f.svc.url, body).await;
     assert_eq!(status, 413);
     assert_problem(&problem, 413, "payload_too_large");
+    assert_eq!(problem["detail"], "this endpoint's body is {\"token\": \"…\"}, of a few hundred bytes");
 }
 
 #[tokio::test]
