@@ -47,7 +47,7 @@ pub struct Config {
 #[derive(Debug, Clone, Args)]
 pub struct KeyConfig {
     /// Trusted signing keys: `kid=secret,kid2=secret2` (each secret at least 32 bytes).
-    #[arg(long, env = "ACTION_KEYS", hide_env_values = true, value_parser = parse_keys)]
+    #[arg(long, env = "ACTION_KEYS", hide_env_values = true, value_parser = Keys("ACTION_KEYS"))]
     pub action_keys: Option<KeySet>,
     /// File of trusted signing keys, one `kid=secret` a line; `verify-only` after a key accepts
     /// its tokens but mints none. Re-read on SIGHUP.
@@ -55,7 +55,7 @@ pub struct KeyConfig {
     pub action_keys_file: Option<PathBuf>,
     /// Operators' credentials for moderation: `name=secret,name2=secret2` (each secret at least
     /// 32 bytes), sent as `Authorization: Bearer <secret>`. None: moderation is off.
-    #[arg(long, env = "ADMIN_TOKENS", hide_env_values = true, value_parser = parse_keys)]
+    #[arg(long, env = "ADMIN_TOKENS", hide_env_values = true, value_parser = Keys("ADMIN_TOKENS"))]
     pub admin_tokens: Option<KeySet>,
     /// File of operators' credentials, one `name=secret` a line. Re-read on SIGHUP.
     #[arg(long, env = "ADMIN_TOKENS_FILE")]
@@ -163,9 +163,27 @@ impl TokenRules {
     }
 }
 
-/// Reads `ACTION_KEYS` for clap.
-pub fn parse_keys(spec: &str) -> Result<KeySet, String> {
-    KeySet::parse(spec).map_err(|e| format!("ACTION_KEYS: {e}"))
+/// Reads the setting it names (`ACTION_KEYS`, `ADMIN_TOKENS`) for clap. A refusal names the
+/// setting and what is wrong (which entry, how long a secret), never the value: clap's own
+/// message would print the whole value, every valid secret beside the bad one.
+#[derive(Debug, Clone, Copy)]
+pub struct Keys(pub &'static str);
+
+impl clap::builder::TypedValueParser for Keys {
+    type Value = KeySet;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<KeySet, clap::Error> {
+        let refuse = |why: &dyn std::fmt::Display| {
+            clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("{}: {why}\n", self.0)).with_cmd(cmd)
+        };
+        let text = value.to_str().ok_or_else(|| refuse(&"not UTF-8"))?;
+        KeySet::parse(text).map_err(|error| refuse(&error))
+    }
 }
 
 /// Loads what tokens are checked against: the configured keys (required) and the action catalog.

@@ -87,7 +87,9 @@ fn misconfigurations_stop_it_with_a_clear_error() {
             .envs(envs.iter().copied())
             .output()
             .unwrap();
-        (output.status.code(), String::from_utf8_lossy(&output.stderr).to_string())
+        // What the process wrote anywhere: its errors and its log.
+        let said = [output.stderr, output.stdout].concat();
+        (output.status.code(), String::from_utf8_lossy(&said).to_string())
     };
     let (code, stderr) = run(&[]);
     assert_eq!(code, Some(1));
@@ -99,6 +101,15 @@ fn misconfigurations_stop_it_with_a_clear_error() {
     let (code, stderr) = run(&[("ACTION_KEYS", "k=short")]);
     assert_eq!(code, Some(2), "clap refuses the value");
     assert!(stderr.contains("at least 32 bytes"), "{stderr}");
+    // A bad entry beside a good one: the refusal names the setting, never a secret.
+    let secret = testkit::TEST_SECRET;
+    for (name, value) in [("ACTION_KEYS", format!("{keys},k2=short")), ("ADMIN_TOKENS", format!("ops={secret},bob=sh"))]
+    {
+        let (code, stderr) = run(&[("ACTION_KEYS", &keys), (name, &value)]);
+        assert_eq!(code, Some(2), "{name}: {stderr}");
+        assert!(stderr.contains(name) && stderr.contains("too short"), "{name}: {stderr}");
+        assert!(!stderr.contains(secret) && !stderr.contains("short,") && !stderr.contains("=sh"), "{name}: {stderr}");
+    }
     let (code, stderr) = run(&[("ACTION_KEYS", &keys), ("SCOREBOARD_DEMO", "true")]);
     assert_eq!(code, Some(1));
     assert!(stderr.contains("--demo refuses to run with ACTION_KEYS"), "{stderr}");
