@@ -143,6 +143,16 @@ async fn a_visitor_sees_the_board_change_live_and_the_page_reconnects_by_itself(
         assert_eq!(status, 201);
     }
 
+    // The page may run only its own inline script and style, and reach only where it came from:
+    // everything below (live updates, the demo's actions) works under that policy.
+    let page = client.get(&scoreboard.url).send().await.unwrap();
+    let policy = page.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert_eq!(page.headers()["x-content-type-options"], "nosniff");
+    for directive in ["default-src 'none'", "script-src 'sha256-", "style-src 'sha256-", "connect-src 'self'"] {
+        assert!(policy.contains(directive), "{policy}");
+    }
+    assert!(!policy.contains("unsafe"), "{policy}");
+
     let browser = Browser::open(1280, 900).await;
     browser.client.goto(&scoreboard.url).await.unwrap();
     // The board: live, five players in rank order, names shown.
