@@ -89,6 +89,17 @@ impl LiveBoards {
         self.definitions.named().iter().map(|def| (def, &self.boards[def.id.as_str()]))
     }
 
+    /// The seasons among `seasons` that no board holds live: past (or future) ones, which only
+    /// moderation changes once their time is over.
+    pub fn not_live<'a>(&self, seasons: &'a [SeasonStanding]) -> impl Iterator<Item = (&'a str, Season)> {
+        seasons
+            .iter()
+            .filter(|changed| {
+                self.boards.get(changed.board.as_str()).is_none_or(|live| live.season() != changed.season)
+            })
+            .map(|changed| (changed.board.as_str(), changed.season))
+    }
+
     /// The season of `def` the clock is in.
     pub fn current(&self, def: &BoardDef) -> Season {
         def.season_of(self.clock.now())
@@ -207,4 +218,25 @@ pub(crate) async fn read_season<R: LeaderboardStore>(
     }
     let standings = loaded.standings.into_iter().map(|s| s.standing);
     Ok(Some(Board::from_standings(loaded.anchor.position, standings)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn of_the_seasons_a_fold_changed_only_those_no_board_holds_live_are_past() {
+        let now = OffsetDateTime::now_utc();
+        let boards = Boards::from_toml("[boards.daily]\nseason = \"daily\"\n").unwrap();
+        let live = LiveBoards::new(boards, Arc::new(SetClock::new(now)));
+        let today = Season::of(events::boards::SeasonKind::Daily, now);
+        let yesterday = Season::of(events::boards::SeasonKind::Daily, now - time::Duration::days(1));
+        let changed = |season| SeasonStanding {
+            board: "daily".parse().unwrap(),
+            season,
+            standing: Standing::new(events::PlayerId::parse("ann").unwrap()),
+        };
+        let seasons = [changed(today), changed(yesterday), changed(today)];
+        assert_eq!(live.not_live(&seasons).collect::<Vec<_>>(), [("daily", yesterday)]);
+    }
 }

@@ -131,7 +131,8 @@ pub async fn keep_current<R: LeaderboardStore>(
                     );
                 }
                 anchor = reached;
-                kept.changed(seasons.iter().map(|s| (s.board.as_str(), s.season)));
+                // Every fold changes the live seasons; what is kept is the others'.
+                kept.changed(boards.not_live(&seasons));
                 let applied = match live.apply(&change) {
                     Ok(()) => boards.apply(&change, &seasons, &read_model).await,
                     Err(behind) => Err(behind.into()),
