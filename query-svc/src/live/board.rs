@@ -72,7 +72,7 @@ pub struct Snapshot {
     /// Counts the snapshots this board has published, so a stream can tell how many it skipped.
     pub sequence: u64,
     top: Vec<Entry>,
-    encoded: Mutex<HashMap<(usize, bool), Bytes>>,
+    encoded: Mutex<HashMap<(usize, bool), Body>>,
 }
 
 impl Snapshot {
@@ -96,7 +96,7 @@ impl Snapshot {
     /// The JSON body for a client showing `limit` entries (at most [`MAX_LIMIT`]); `labelled`:
     /// with the board and season. Byte for byte the body of `GET /v1/leaderboard?limit=…`
     /// (`labelled`: of `GET /v1/boards/{board}/leaderboard`) at this position.
-    pub fn body(&self, limit: usize, labelled: bool) -> Bytes {
+    pub fn body(&self, limit: usize, labelled: bool) -> Body {
         let mut cache = self.encoded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         cache
             .entry((limit, labelled))
@@ -108,9 +108,32 @@ impl Snapshot {
                     position: self.position,
                     total_players: self.total_players,
                 };
-                serde_json::to_vec(&view).expect("views always serialise").into()
+                Body(serde_json::to_string(&view).expect("views always serialise").into())
             })
             .clone()
+    }
+}
+
+/// An encoded body: JSON text, shared. Streams write it as text and reads answer with it as
+/// bytes, both from the one allocation, without copying it or checking it again.
+#[derive(Debug, Clone)]
+pub struct Body(Arc<str>);
+
+impl Body {
+    /// The text.
+    pub fn text(&self) -> &str {
+        &self.0
+    }
+
+    /// The same text as the bytes of a response body.
+    pub fn bytes(&self) -> Bytes {
+        Bytes::from_owner(self.clone())
+    }
+}
+
+impl AsRef<[u8]> for Body {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
     }
 }
 

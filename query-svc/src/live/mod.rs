@@ -6,7 +6,7 @@ pub mod board;
 pub mod boards;
 pub mod keeper;
 
-pub use board::{Entry, LeaderboardView, LiveBoard, MAX_LIMIT, Snapshot};
+pub use board::{Body, Entry, LeaderboardView, LiveBoard, MAX_LIMIT, Snapshot};
 pub(crate) use boards::read_season;
 pub use boards::{Clock, LiveBoards, SetClock, SystemClock};
 pub use keeper::{ChangeFeed, keep_current};

@@ -199,7 +199,7 @@ pub async fn leaderboard<S: EventStore, R: LeaderboardStore>(
         reader.season_of(client, &id, query.season.as_deref(), min_position(query.min_position.as_deref())?).await?;
     if let (Shown::Live(live), 0) = (&shown, offset) {
         // The top of the live season: the bytes its live streams send, encoded once per change.
-        return Ok(json(live.snapshot().body(limit, true)));
+        return Ok(json(live.snapshot().body(limit, true).bytes()));
     }
     Ok(Json(shown.read(|b| SeasonPage {
         board,

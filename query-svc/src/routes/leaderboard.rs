@@ -103,7 +103,7 @@ pub async fn leaderboard<S: EventStore, R: LeaderboardStore>(
     reader.ready_for(min_position(query.min_position.as_deref())?).await?;
     if offset == 0 {
         // The top: the bytes the live streams send, encoded once per change of the board.
-        return Ok(json(reader.live.snapshot().body(limit, false)));
+        return Ok(json(reader.live.snapshot().body(limit, false).bytes()));
     }
     Ok(Json(reader.live.read(|board| Page {
         entries: board.page(offset, limit).into_iter().map(Entry::from).collect(),
@@ -224,7 +224,8 @@ mod tests {
                 total_players: board.len() as u64,
             });
             let body = live.snapshot().body(limit, false);
-            assert_eq!(std::str::from_utf8(&body).unwrap(), serde_json::to_string(&page).unwrap(), "limit {limit}");
+            assert_eq!(body.bytes(), serde_json::to_vec(&page).unwrap(), "limit {limit}");
+            assert_eq!(body.text(), serde_json::to_string(&page).unwrap(), "limit {limit}: the frames' text");
         }
     }
 }

@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admission::{Admission, Slot};
 use crate::error::QueryError;
-use crate::live::{LiveBoard, LiveBoards, Snapshot};
+use crate::live::{Body, LiveBoard, LiveBoards, Snapshot};
 use crate::params::{Strict, board_limit, integer};
 
 /// The largest WebSocket message a client may send (it has nothing to say but ping and close).
@@ -74,13 +74,13 @@ pub struct Frame {
     /// The board's position (the SSE `id`).
     pub position: u64,
     /// The `GET /v1/leaderboard` body of the shown entries.
-    pub body: bytes::Bytes,
+    pub body: Body,
 }
 
 impl Frame {
     /// The body as text.
     pub fn text(&self) -> &str {
-        std::str::from_utf8(&self.body).expect("bodies are JSON")
+        self.body.text()
     }
 }
 
