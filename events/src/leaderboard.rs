@@ -239,28 +239,25 @@ impl Board {
 
     /// Replaces a player's standing with `standing` (computed elsewhere, e.g. by the projector).
     pub fn put(&mut self, standing: Standing) {
-        let slot = match self.slot(standing.player_id.as_str()) {
-            Some(slot) => {
-                let previous = &self.standings[slot as usize];
-                if !previous.banned {
-                    self.ranking.remove(&Rank::of(previous));
-                }
-                slot
-            }
-            None => {
-                let slot = u32::try_from(self.standings.len()).expect("fewer than 2^32 players on a board");
-                self.standings.push(Standing::new(standing.player_id.clone()));
-                let standings = &self.standings;
-                self.slots.insert_unique(id_hash(standing.player_id.as_str()), slot, |&slot| {
-                    id_hash(board_id(standings, slot))
-                });
-                slot
-            }
-        };
+        let slot = self.slot(standing.player_id.as_str());
+        if let Some(previous) = slot.map(|slot| &self.standings[slot as usize])
+            && !previous.banned
+        {
+            self.ranking.remove(&Rank::of(previous));
+        }
         if !standing.banned {
             self.ranking.insert(Rank::of(&standing));
         }
-        self.standings[slot as usize] = standing;
+        match slot {
+            Some(slot) => self.standings[slot as usize] = standing,
+            None => {
+                let slot = u32::try_from(self.standings.len()).expect("fewer than 2^32 players on a board");
+                let hash = id_hash(standing.player_id.as_str());
+                self.standings.push(standing);
+                let standings = &self.standings;
+                self.slots.insert_unique(hash, slot, |&slot| id_hash(board_id(standings, slot)));
+            }
+        }
     }
 
     /// Applies a projector's change. `Ok(true)` when the board moved, `Ok(false)` when the

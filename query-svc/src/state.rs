@@ -87,20 +87,18 @@ impl<S: EventStore, R> Reader<S, R> {
 
     /// Waits for read-your-writes on `live`, then checks it is loaded at all.
     pub(crate) async fn ready_on(&self, live: &LiveBoard, min_position: Option<u64>) -> Result<(), QueryError> {
-        if let Some(position) = min_position
-            && position > live.position().saturating_add(IN_FLIGHT)
-        {
-            // Far beyond the board: is it beyond the log too? (One row, read apart.)
-            let head = self.log.head().await?;
-            if position > head.saturating_add(IN_FLIGHT) {
-                return Err(QueryError::UnknownPosition(position, head));
+        if let Some(position) = min_position {
+            if position > live.position().saturating_add(IN_FLIGHT) {
+                // Far beyond the board: is it beyond the log too? (One row, read apart.)
+                let head = self.log.head().await?;
+                if position > head.saturating_add(IN_FLIGHT) {
+                    return Err(QueryError::UnknownPosition(position, head));
+                }
             }
-        }
-        if let Some(position) = min_position
-            && !live.wait_for(position, self.read_your_writes_timeout).await
-        {
-            metrics::counter!("query_projection_lagging_total").increment(1);
-            return Err(QueryError::ProjectionLagging(position));
+            if !live.wait_for(position, self.read_your_writes_timeout).await {
+                metrics::counter!("query_projection_lagging_total").increment(1);
+                return Err(QueryError::ProjectionLagging(position));
+            }
         }
         if !live.is_loaded() {
             return Err(QueryError::Loading);
