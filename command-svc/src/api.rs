@@ -124,6 +124,9 @@ pub enum ActionError {
     /// Body over the limit; the body the endpoint takes.
     #[error("request body too large")]
     TooLarge(String),
+    /// The body did not arrive within `BODY_TIMEOUT`.
+    #[error("the request body did not arrive in time")]
+    BodyTimedOut,
     /// The token failed verification.
     #[error(transparent)]
     Token(#[from] TokenError),
@@ -174,6 +177,7 @@ impl ActionError {
         match self {
             Self::InvalidRequest(_) => "invalid_request",
             Self::TooLarge(_) => "payload_too_large",
+            Self::BodyTimedOut => "request_timeout",
             Self::Token(token) => token.code(),
             Self::Award(_) => "unknown_action",
             Self::Conflict(_) => "action_conflict",
@@ -200,6 +204,10 @@ impl From<ActionError> for Problem {
             ActionError::InvalidRequest(_) => Problem::invalid_request(detail),
             ActionError::TooLarge(shape) => Problem::new(StatusCode::PAYLOAD_TOO_LARGE, code, "Request body too large")
                 .with_detail(format!("this endpoint's body is {shape}, of a few hundred bytes")),
+            ActionError::BodyTimedOut => {
+                Problem::new(StatusCode::REQUEST_TIMEOUT, code, "The request body came too slowly")
+                    .with_detail("the whole body must arrive within BODY_TIMEOUT of the request head")
+            }
             ActionError::Token(_) => {
                 Problem::new(StatusCode::UNAUTHORIZED, code, "The action token was refused").with_detail(detail)
             }
@@ -298,6 +306,7 @@ pub(crate) fn json_object<T: serde::de::DeserializeOwned>(
 ) -> Result<T, ActionError> {
     let body = body.map_err(|rejection| match rejection.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ActionError::TooLarge(shape.to_string()),
+        _ if platform::connections::timed_out(&rejection) => ActionError::BodyTimedOut,
         _ => ActionError::InvalidRequest(rejection.body_text()),
     })?;
     let invalid = |reason: String| ActionError::InvalidRequest(format!("expected a JSON body {shape}: {reason}"));

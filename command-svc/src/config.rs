@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 use events::{ActionCatalog, CatalogError, KeySet, TokenPolicy};
-use platform::config::{DatabaseConfig, HttpConfig, NatsConfig, parse_duration};
+use platform::config::{DatabaseConfig, HttpConfig, Keys, NatsConfig, parse_duration};
 
 use crate::api::Trust;
 use crate::limits::RateLimit;
@@ -160,29 +160,6 @@ impl TokenRules {
             issuer: self.token_issuer.clone(),
             audience: self.token_audience.clone(),
         }
-    }
-}
-
-/// Reads the setting it names (`ACTION_KEYS`, `ADMIN_TOKENS`) for clap. A refusal names the
-/// setting and what is wrong (which entry, how long a secret), never the value: clap's own
-/// message would print the whole value, every valid secret beside the bad one.
-#[derive(Debug, Clone, Copy)]
-pub struct Keys(pub &'static str);
-
-impl clap::builder::TypedValueParser for Keys {
-    type Value = KeySet;
-
-    fn parse_ref(
-        &self,
-        cmd: &clap::Command,
-        _: Option<&clap::Arg>,
-        value: &std::ffi::OsStr,
-    ) -> Result<KeySet, clap::Error> {
-        let refuse = |why: &dyn std::fmt::Display| {
-            clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("{}: {why}\n", self.0)).with_cmd(cmd)
-        };
-        let text = value.to_str().ok_or_else(|| refuse(&"not UTF-8"))?;
-        KeySet::parse(text).map_err(|error| refuse(&error))
     }
 }
 

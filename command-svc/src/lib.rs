@@ -160,6 +160,7 @@ pub fn command_side<S: EventStore>(
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     // The recorder first, so that what the service records while starting is not lost.
     platform::operations::prometheus();
+    let connections = config.http.connection_caps().map_err(anyhow::Error::msg)?;
     let Some(pool) =
         platform::postgres::connect_and_migrate(&config.database, &shutdown).await.context("DATABASE_URL")?
     else {
@@ -188,6 +189,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         listener,
         operations::service(routes, &api_description(), readiness),
         &config.http,
+        connections,
         WRITE_TIMEOUT,
         shutdown,
     )

@@ -15,8 +15,10 @@ pub enum IdError {
     /// A player id is 1–64 characters of `[A-Za-z0-9_.:@-]`.
     #[error("player id must be 1-64 characters of A-Z a-z 0-9 _ . : @ -")]
     PlayerId,
-    /// A display name is 1–64 printable characters.
-    #[error("display name must be 1-64 printable characters")]
+    /// A display name is 1–64 characters PRECIS's Nickname profile allows.
+    #[error(
+        "display name must be 1-64 visible characters (PRECIS Nickname, RFC 8266), at most 4 combining marks in a row"
+    )]
     DisplayName,
     /// An action name is 1–64 characters of `[A-Za-z0-9_.:-]`.
     #[error("action name must be 1-64 characters of A-Z a-z 0-9 _ . : -")]
@@ -129,18 +131,51 @@ string_id!(
 );
 
 string_id!(
-    /// The name a board shows for a player: 1–64 printable characters.
+    /// The name a board shows for a player: 1–64 characters that PRECIS's Nickname profile
+    /// (RFC 8266, over the FreeformClass of RFC 8264) allows, at most
+    /// [`COMBINING_MARKS_MAX`] combining marks in a row (Unicode UTS #39 §5.4).
     ///
-    /// Control characters and the invisible characters that reorder or hide text
-    /// (bidirectional overrides, zero-width joiners, line separators) are refused, so a name
-    /// cannot disguise itself as another on the board.
+    /// So control, format and other invisible characters (bidirectional overrides, zero-width
+    /// characters, tags, variation selectors other than an emoji's presentation selector) and
+    /// towers of combining marks are refused: a name cannot disguise itself as another on the
+    /// board, hide text, or spill over its neighbours.
     DisplayName,
     |s| {
         let count = s.chars().count();
-        (1..=64).contains(&count) && !s.trim().is_empty() && s.chars().all(is_printable)
+        (1..=64).contains(&count) && !s.trim().is_empty() && is_nickname(s)
     },
     IdError::DisplayName
 );
+
+/// The most combining marks a display name may stack on one character (UTS #39 §5.4 suggests
+/// four nonspacing marks).
+pub const COMBINING_MARKS_MAX: usize = 4;
+
+/// Whether PRECIS's Nickname profile allows `name` (emoji presentation selectors aside) and no
+/// run of combining marks is longer than [`COMBINING_MARKS_MAX`].
+fn is_nickname(name: &str) -> bool {
+    use precis_profiles::precis_core::profile::PrecisFastInvocation as _;
+    let mut marks = 0;
+    let mut previous = None;
+    for c in name.chars() {
+        marks = if unicode_normalization::char::is_combining_mark(c) { marks + 1 } else { 0 };
+        // A variation selector is allowed after an emoji (a symbol), not after a letter or another selector.
+        let presentation = matches!(c, '\u{FE0E}' | '\u{FE0F}');
+        if marks > COMBINING_MARKS_MAX
+            || presentation
+                && !previous.is_some_and(|p: char| !p.is_alphanumeric() && !p.is_whitespace() && !p.is_ascii())
+        {
+            return false;
+        }
+        previous = (!presentation).then_some(c);
+    }
+    let without_selectors: std::borrow::Cow<'_, str> = if name.contains(['\u{FE0E}', '\u{FE0F}']) {
+        name.replace(['\u{FE0E}', '\u{FE0F}'], "").into()
+    } else {
+        name.into()
+    };
+    precis_profiles::Nickname::prepare(without_selectors).is_ok()
+}
 
 string_id!(
     /// The id of a board (a key of `BOARDS`), e.g. `global` or `weekly-quests`.
@@ -218,10 +253,30 @@ mod tests {
 
     #[test]
     fn display_name_refuses_control_and_invisible_characters() {
-        for ok in ["Alice", "Zoë 🎮", "李小龍", &"é".repeat(64)] {
+        let stacked = |marks: usize| format!("Z{}", "\u{0301}".repeat(marks));
+        for ok in
+            ["Alice", "Zoë 🎮", "李小龍", &"é".repeat(64), "I \u{2764}\u{FE0F} it", "Ze\u{0301}\u{0308}", &stacked(4)]
+        {
             assert!(DisplayName::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "   ", "a\nb", "a\u{0}b", "evil\u{202E}lmth", "zero\u{200B}width", &"é".repeat(65)] {
+        for bad in [
+            "",
+            "   ",
+            "a\nb",
+            "a\u{0}b",
+            "evil\u{202E}lmth",
+            "evil\u{2067}isolate",
+            "zero\u{200B}width",
+            "soft\u{00AD}hyphen",
+            "a\u{E0041}b",
+            "a\u{FE0F}",
+            "\u{2764}\u{FE0F}\u{FE0F}",
+            "a\u{FE01}b",
+            "line\u{2028}separator",
+            &stacked(5),
+            &stacked(63),
+            &"é".repeat(65),
+        ] {
             assert_eq!(DisplayName::parse(bad), Err(IdError::DisplayName), "{bad:?}");
         }
     }

@@ -17,7 +17,7 @@ impl KeySecret {
     pub fn new(bytes: impl Into<Vec<u8>>) -> Result<Self, KeyError> {
         let bytes = bytes.into();
         if bytes.len() < Self::MIN_LEN {
-            return Err(KeyError::ShortSecret(bytes.len()));
+            return Err(KeyError::ShortSecret { entry: None, length: bytes.len() });
         }
         Ok(Self(bytes))
     }
@@ -49,9 +49,15 @@ pub enum KeyError {
     /// The same key id twice.
     #[error("key id {0:?} is named twice")]
     DuplicateKeyId(String),
-    /// A secret shorter than [`KeySecret::MIN_LEN`].
-    #[error("a secret of {0} bytes is too short; secrets need at least 32 bytes")]
-    ShortSecret(usize),
+    /// A secret shorter than [`KeySecret::MIN_LEN`]: its length, and its entry when it is one of
+    /// a list (never the secret).
+    #[error("{}a secret of {length} bytes is too short; secrets need at least 32 bytes", entry.map(|entry| format!("entry {entry}: ")).unwrap_or_default())]
+    ShortSecret {
+        /// The entry (from 1) of the list it was in.
+        entry: Option<usize>,
+        /// Its length in bytes.
+        length: usize,
+    },
 }
 
 /// The marker that makes a key of a keys file verify-only.
@@ -109,7 +115,10 @@ impl KeySet {
             let position = index + 1;
             let (kid, secret) = entry.split_once('=').ok_or(KeyError::NotAPair(position))?;
             let kid = KeyId::parse(kid.trim()).map_err(|_| KeyError::BadKeyId(position))?;
-            let secret = KeySecret::new(secret.as_bytes())?;
+            let secret = KeySecret::new(secret.as_bytes()).map_err(|error| match error {
+                KeyError::ShortSecret { length, .. } => KeyError::ShortSecret { entry: Some(position), length },
+                other => other,
+            })?;
             if keys.insert(kid.clone(), Key { secret, verify_only }).is_some() {
                 return Err(KeyError::DuplicateKeyId(kid.to_string()));
             }
@@ -182,7 +191,9 @@ mod tests {
         assert_eq!(KeySet::parse(" , "), Err(KeyError::Empty));
         assert_eq!(KeySet::parse(SECRET), Err(KeyError::NotAPair(1)));
         assert_eq!(KeySet::parse(&format!("bad kid={SECRET}")), Err(KeyError::BadKeyId(1)));
-        assert_eq!(KeySet::parse("k1=short"), Err(KeyError::ShortSecret(5)));
+        assert_eq!(KeySet::parse("k1=short"), Err(KeyError::ShortSecret { entry: Some(1), length: 5 }));
+        let refused = KeySet::parse(&format!("k1={SECRET},k2=short")).unwrap_err();
+        assert_eq!(refused.to_string(), "entry 2: a secret of 5 bytes is too short; secrets need at least 32 bytes");
         assert_eq!(KeySet::parse(&format!("k1={SECRET},k1={SECRET}")), Err(KeyError::DuplicateKeyId("k1".into())));
     }
 

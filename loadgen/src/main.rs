@@ -72,7 +72,7 @@ enum Command {
         #[arg(long)]
         pid: u32,
         /// The keys to sign with (the first signing key is used).
-        #[arg(long, env = "ACTION_KEYS", hide_env_values = true, value_parser = parse_keys)]
+        #[arg(long, env = "ACTION_KEYS", hide_env_values = true, value_parser = platform::config::Keys("ACTION_KEYS"))]
         keys: KeySet,
         /// SSE clients.
         #[arg(long, default_value_t = 20_000)]
@@ -148,7 +148,7 @@ struct Writes {
     #[command(flatten)]
     load: LoadArgs,
     /// The keys to sign with (the first signing key is used), as the service reads them.
-    #[arg(long, env = "ACTION_KEYS", hide_env_values = true, value_parser = parse_keys)]
+    #[arg(long, env = "ACTION_KEYS", hide_env_values = true, value_parser = platform::config::Keys("ACTION_KEYS"))]
     keys: KeySet,
     /// Distinct players, `load-0` …
     #[arg(long, default_value_t = 100_000)]
@@ -168,10 +168,6 @@ impl Writes {
     fn query(&self) -> &str {
         self.query.as_deref().unwrap_or(&self.load.target)
     }
-}
-
-fn parse_keys(spec: &str) -> Result<KeySet, String> {
-    KeySet::parse(spec).map_err(|e| e.to_string())
 }
 
 /// The position a `201` of `POST /v1/actions` names.

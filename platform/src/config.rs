@@ -155,6 +155,29 @@ impl std::str::FromStr for Secret {
     }
 }
 
+/// Reads the setting it names (`ACTION_KEYS`, `ADMIN_TOKENS`) for clap. A refusal names the
+/// setting and what is wrong (which entry, how long a secret), never the value: clap's own
+/// message would print the whole value, every valid secret beside the bad one.
+#[derive(Debug, Clone, Copy)]
+pub struct Keys(pub &'static str);
+
+impl clap::builder::TypedValueParser for Keys {
+    type Value = events::KeySet;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<events::KeySet, clap::Error> {
+        let refuse = |why: &dyn std::fmt::Display| {
+            clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("{}: {why}\n", self.0)).with_cmd(cmd)
+        };
+        let text = value.to_str().ok_or_else(|| refuse(&"not UTF-8"))?;
+        events::KeySet::parse(text).map_err(|error| refuse(&error))
+    }
+}
+
 /// The JetStream stream that copies the log, and the subjects Scoreboard uses.
 #[derive(Debug, Clone, Args)]
 pub struct SubjectConfig {
@@ -198,10 +221,39 @@ pub struct HttpConfig {
     /// A client must send each request's whole header within this time, or it is disconnected.
     #[arg(long, env = "HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub header_read_timeout: Duration,
+    /// A new connection must send its first byte within this time, or it is closed.
+    #[arg(long, env = "FIRST_BYTE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub first_byte_timeout: Duration,
+    /// A request's body must arrive whole within this time of the handler asking for it, or the
+    /// request is answered `408 request_timeout`.
+    #[arg(long, env = "BODY_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub body_timeout: Duration,
+    /// Connections open at once; beyond, a new one is answered `503` and closed. Unset: the
+    /// process's descriptor limit less 64 kept for its database, NATS and files (the soft limit
+    /// is raised to the hard one at start). Never more than that.
+    #[arg(long, env = "CONNECTIONS_MAX")]
+    pub connections_max: Option<usize>,
+    /// Connections open at once from one client address (an IPv6 /64); a trusted proxy's
+    /// connections count against `CONNECTIONS_MAX` only.
+    #[arg(long, env = "CONNECTIONS_PER_ADDRESS_MAX", default_value_t = 1024)]
+    pub connections_per_address_max: usize,
     /// Proxies (CIDRs or addresses, comma separated) whose `X-Forwarded-For` names the client;
     /// from anyone else the header is ignored.
     #[arg(long, env = "TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: crate::client::TrustedProxies,
+}
+
+impl HttpConfig {
+    /// The connection caps these settings give on this machine, after raising the soft
+    /// descriptor limit to the hard one; `Err` naming the setting and the limit when
+    /// `CONNECTIONS_MAX` is not below it or a cap is zero.
+    pub fn connection_caps(&self) -> Result<crate::connections::Caps, String> {
+        crate::connections::Caps::new(
+            crate::connections::descriptor_limit(),
+            self.connections_max,
+            self.connections_per_address_max,
+        )
+    }
 }
 
 /// Parses durations written as `250ms`, `2s`, `5m` or `1h`.

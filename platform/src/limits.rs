@@ -1,10 +1,12 @@
-//! Token-bucket rate limits keyed by client, shared by every service that limits requests.
+//! Limits keyed by client, shared by every service that limits what clients take: token-bucket
+//! rates, and places (connections, live streams, reads in flight) capped per address and in total.
 
+use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
@@ -93,6 +95,96 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
         if let Some(limiter) = &self.0 {
             limiter.retain_recent();
             limiter.shrink_to_fit();
+        }
+    }
+}
+
+/// Places of one kind (connections, live streams, database reads in flight): at most
+/// `total_max` taken at once, `per_address_max` of them by one client address (its
+/// [`client_key`]).
+#[derive(Debug, Default)]
+pub struct Slots {
+    total_max: usize,
+    per_address_max: usize,
+    open: Mutex<(usize, HashMap<IpAddr, usize>)>,
+}
+
+/// Why no place was free.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Full {
+    /// All `total_max` are taken.
+    Total,
+    /// The client's address holds `per_address_max`.
+    PerAddress,
+}
+
+impl Full {
+    /// The metric label: `total` or `per_address`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Total => "total",
+            Self::PerAddress => "per_address",
+        }
+    }
+}
+
+impl Slots {
+    /// `total_max` places, `per_address_max` per address.
+    pub fn new(total_max: usize, per_address_max: usize) -> Arc<Self> {
+        Arc::new(Self { total_max, per_address_max, open: Mutex::default() })
+    }
+
+    /// A place for `client`, held until the [`Slot`] is dropped.
+    pub fn take(self: &Arc<Self>, client: IpAddr) -> Result<Slot, Full> {
+        self.take_as(Some(client_key(client)))
+    }
+
+    /// A place counted against the total only (for a peer whose connections carry many
+    /// clients' requests, such as a trusted proxy).
+    pub fn take_unkeyed(self: &Arc<Self>) -> Result<Slot, Full> {
+        self.take_as(None)
+    }
+
+    fn take_as(self: &Arc<Self>, address: Option<IpAddr>) -> Result<Slot, Full> {
+        let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (total, per_address) = &mut *open;
+        if *total >= self.total_max {
+            return Err(Full::Total);
+        }
+        if let Some(address) = address {
+            let from_address = per_address.entry(address).or_default();
+            if *from_address >= self.per_address_max {
+                if *from_address == 0 {
+                    per_address.remove(&address);
+                }
+                return Err(Full::PerAddress);
+            }
+            *from_address += 1;
+        }
+        *total += 1;
+        Ok(Slot { slots: self.clone(), address })
+    }
+}
+
+/// A place taken, held until dropped.
+#[derive(Debug)]
+pub struct Slot {
+    slots: Arc<Slots>,
+    address: Option<IpAddr>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.slots.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (total, per_address) = &mut *open;
+        *total -= 1;
+        if let Some(address) = self.address
+            && let Some(count) = per_address.get_mut(&address)
+        {
+            *count -= 1;
+            if *count == 0 {
+                per_address.remove(&address);
+            }
         }
     }
 }

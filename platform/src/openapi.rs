@@ -26,7 +26,8 @@ struct Operations;
 /// A service's whole description: its `routes` (described by the service) with the operations
 /// endpoints, titled `title`, where each of the service's own operations may also answer
 /// `400 invalid_request` (an unknown query parameter), `429 rate_limited`, `503 unavailable`
-/// and `500 internal`, and every response names the request in `x-request-id`.
+/// and `500 internal` (and `408 request_timeout` where it takes a body), and every response
+/// names the request in `x-request-id`.
 pub fn describe(title: &str, description: &str, routes: OpenApi) -> OpenApi {
     let mut api = routes;
     api.info.title = title.to_string();
@@ -43,6 +44,10 @@ pub fn describe(title: &str, description: &str, routes: OpenApi) -> OpenApi {
             ("503", problem("A dependency is unavailable or the service is overloaded; retry after `Retry-After`")),
         ] {
             responses.entry(status.to_string()).or_insert_with(|| RefOr::T(problem));
+        }
+        if operation.request_body.is_some() {
+            let slow = problem("The body did not arrive within `BODY_TIMEOUT` (`request_timeout`)");
+            responses.entry("408".to_string()).or_insert_with(|| RefOr::T(slow));
         }
     }
     api.merge(<Operations as utoipa::OpenApi>::openapi());

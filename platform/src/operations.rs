@@ -90,6 +90,17 @@ pub const METRICS: &[(&str, MetricKind, &str)] = &[
         MetricKind::Histogram,
         "Time to answer an HTTP request, by route, method and status.",
     ),
+    ("http_connections", MetricKind::Gauge, "Open client connections."),
+    (
+        "http_connections_refused_total",
+        MetricKind::Counter,
+        "Connections refused with 503 at accept, by reason (per_address, total).",
+    ),
+    (
+        "http_timeouts_total",
+        MetricKind::Counter,
+        "Connections and requests ended for slowness, by phase (first_byte, head, body).",
+    ),
     (
         "http_forwarded_for_ignored_total",
         MetricKind::Counter,

@@ -142,6 +142,7 @@ pub fn api_description() -> utoipa::openapi::OpenApi {
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     // The recorder first, so that what the service records while starting is not lost.
     platform::operations::prometheus();
+    let connections = config.http.connection_caps().map_err(anyhow::Error::msg)?;
     let Some(pool) =
         platform::postgres::connect_and_migrate(&config.database, &shutdown).await.context("DATABASE_URL")?
     else {
@@ -160,6 +161,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         listener,
         operations::service(Router::new(), &api_description(), readiness),
         &config.http,
+        connections,
         Duration::from_secs(10),
         shutdown,
     )

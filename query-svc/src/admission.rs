@@ -3,16 +3,15 @@
 //! total on live streams and on reads of the database in flight, so that one client (or a
 //! reconnect storm, or many clients asking for past seasons) cannot take what the others need.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
 use platform::client::ClientIp;
-use platform::limits::{Limiter, RateLimit, client_key};
+use platform::limits::{Full, Limiter, RateLimit, Slot, Slots, client_key};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::QueryError;
@@ -43,53 +42,6 @@ impl Cost {
     }
 }
 
-/// Places of one kind (live streams, database reads in flight): at most `total_max` taken at
-/// once, `per_address_max` of them by one client address.
-#[derive(Default)]
-struct Slots {
-    total_max: usize,
-    per_address_max: usize,
-    open: Mutex<(usize, HashMap<IpAddr, usize>)>,
-}
-
-/// Why no place was free: `total` or `per_address`.
-type Full = &'static str;
-
-impl Slots {
-    fn new(total_max: usize, per_address_max: usize) -> Arc<Self> {
-        Arc::new(Self { total_max, per_address_max, open: Mutex::default() })
-    }
-
-    fn take(self: &Arc<Self>, client: IpAddr) -> Result<Slot, Full> {
-        let address = client_key(client);
-        let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (total, per_address) = &mut *open;
-        let from_address = per_address.entry(address).or_default();
-        let full = if *total >= self.total_max {
-            Some("total")
-        } else if *from_address >= self.per_address_max {
-            Some("per_address")
-        } else {
-            None
-        };
-        if let Some(full) = full {
-            if *from_address == 0 {
-                per_address.remove(&address);
-            }
-            return Err(full);
-        }
-        *from_address += 1;
-        *total += 1;
-        Ok(Slot { slots: self.clone(), address })
-    }
-}
-
-/// A place taken (an open live stream, a database read in flight), held until dropped.
-pub struct Slot {
-    slots: Arc<Slots>,
-    address: IpAddr,
-}
-
 impl Admission {
     /// `reads` per client address; at most `streams_max` live streams, `streams_per_address_max`
     /// of them from one address; at most `database_reads_max` reads of the database in flight,
@@ -110,10 +62,10 @@ impl Admission {
     /// A slot for one more live stream from `client`, or why there is none.
     pub fn open_stream(&self, client: IpAddr) -> Result<Slot, QueryError> {
         self.streams.take(client).map_err(|full| {
-            metrics::counter!("live_connections_refused_total", "reason" => full).increment(1);
+            metrics::counter!("live_connections_refused_total", "reason" => full.label()).increment(1);
             QueryError::TooManyStreams(match full {
-                "total" => "too many live streams on this server; retry later",
-                _ => "too many live streams from this address; close one or retry later",
+                Full::Total => "too many live streams on this server; retry later",
+                Full::PerAddress => "too many live streams from this address; close one or retry later",
             })
         })
     }
@@ -127,10 +79,12 @@ impl Admission {
             return Err(QueryError::RateLimited(wait));
         }
         self.database_reads.take(client).map_err(|full| {
-            metrics::counter!("query_database_reads_refused_total", "reason" => full).increment(1);
+            metrics::counter!("query_database_reads_refused_total", "reason" => full.label()).increment(1);
             QueryError::Busy(match full {
-                "total" => "too many reads of the log and of past boards in flight; retry later",
-                _ => "too many reads of the log and of past boards in flight from this address; retry later",
+                Full::Total => "too many reads of the log and of past boards in flight; retry later",
+                Full::PerAddress => {
+                    "too many reads of the log and of past boards in flight from this address; retry later"
+                }
             })
         })
     }
@@ -141,20 +95,6 @@ impl Admission {
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(Duration::from_secs(60)) => self.reads.forget_idle(),
-            }
-        }
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut open = self.slots.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (total, per_address) = &mut *open;
-        *total -= 1;
-        if let Some(count) = per_address.get_mut(&self.address) {
-            *count -= 1;
-            if *count == 0 {
-                per_address.remove(&self.address);
             }
         }
     }

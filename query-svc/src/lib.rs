@@ -21,6 +21,7 @@ use axum::routing::get;
 use clap::Args;
 use events::boards::Boards;
 use platform::config::{BoardsConfig, DatabaseConfig, HttpConfig, NatsConfig, parse_duration};
+use platform::connections::Caps;
 use platform::limits::RateLimit;
 use platform::operations::{self, Readiness};
 use store::{EventStore, LeaderboardStore, PgEventLog, PgLeaderboard};
@@ -75,9 +76,10 @@ pub struct ReadConfig {
     /// `<count>/<s|m|h>` or `off`.
     #[arg(long, env = "RATE_LIMIT_READS_PER_ADDRESS", default_value = "100/s")]
     pub rate_limit_reads_per_address: RateLimit,
-    /// The most live streams (SSE and WebSocket) open at once.
-    #[arg(long, env = "STREAMS_MAX", default_value_t = 20_000)]
-    pub streams_max: usize,
+    /// The most live streams (SSE and WebSocket) open at once: below `CONNECTIONS_MAX`, so that
+    /// streams never take every connection. Unset: nine tenths of `CONNECTIONS_MAX`.
+    #[arg(long, env = "STREAMS_MAX")]
+    pub streams_max: Option<usize>,
     /// The most live streams open at once from one client address.
     #[arg(long, env = "STREAMS_PER_ADDRESS_MAX", default_value_t = 32)]
     pub streams_per_address_max: usize,
@@ -88,18 +90,37 @@ pub struct ReadConfig {
     pub database_reads_max: u32,
 }
 
-/// What a query side serves: the boards, and the clock their seasons go by.
+impl ReadConfig {
+    /// The most live streams open at once on a server of `connections`; `Err` when
+    /// `STREAMS_MAX` would leave no connection for other requests.
+    pub fn live_streams_max(&self, connections: Caps) -> Result<usize, String> {
+        match self.streams_max {
+            None => Ok((connections.total / 10 * 9).max(1)),
+            Some(max) if max >= 1 && max < connections.total => Ok(max),
+            Some(max) => Err(format!(
+                "STREAMS_MAX={max} must lie in 1..{}: below CONNECTIONS_MAX, so that other requests still get \
+                 a connection",
+                connections.total
+            )),
+        }
+    }
+}
+
+/// What a query side serves: the boards, the clock their seasons go by, and how many live
+/// streams at most.
 pub struct Serving {
     /// The boards.
     pub boards: Boards,
     /// The clock.
     pub clock: Arc<dyn Clock>,
+    /// The most live streams open at once ([`ReadConfig::live_streams_max`]).
+    pub streams_max: usize,
 }
 
 impl Serving {
-    /// `boards`, by the system's clock.
-    pub fn boards(boards: Boards) -> Self {
-        Self { boards, clock: Arc::new(SystemClock) }
+    /// `boards` by the system's clock, at most `streams_max` live streams.
+    pub fn new(boards: Boards, streams_max: usize) -> Self {
+        Self { boards, clock: Arc::new(SystemClock), streams_max }
     }
 }
 
@@ -117,7 +138,7 @@ pub fn query_side<S: EventStore, R: LeaderboardStore>(
     let live = boards.global().clone();
     let admission = Admission::new(
         reads.rate_limit_reads_per_address,
-        reads.streams_max,
+        serving.streams_max,
         reads.streams_per_address_max,
         reads.database_reads_max as usize,
     );
@@ -232,6 +253,8 @@ pub fn board_loaded(readiness: Readiness, live: Arc<LiveBoard>) -> Readiness {
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     // The recorder first, so that what the service records while starting is not lost.
     platform::operations::prometheus();
+    let connections = config.http.connection_caps().map_err(anyhow::Error::msg)?;
+    let streams_max = config.reads.live_streams_max(connections).map_err(anyhow::Error::msg)?;
     let Some(pool) =
         platform::postgres::connect_and_migrate(&config.database, &shutdown).await.context("DATABASE_URL")?
     else {
@@ -239,7 +262,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     };
     let nats = platform::jetstream::connect(&config.nats, "query-svc").await.context("NATS_URL")?;
     let feed = ChangeFeed::Nats { client: nats.clone(), subject: config.nats.subjects.nats_changes_subject.clone() };
-    let serving = Serving::boards(config.boards.load().context("BOARDS")?);
+    let serving = Serving::new(config.boards.load().context("BOARDS")?, streams_max);
     let (routes, live, keeper) =
         query_side(PgEventLog::new(pool.clone()), PgLeaderboard::new(pool), feed, serving, &config.reads, &shutdown);
     let readiness = board_loaded(Readiness::default(), live).with_nats(nats.clone());
@@ -249,6 +272,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         listener,
         operations::service_with_hot(routes, &api_description(), readiness, hot),
         &config.http,
+        connections,
         config.reads.stream_write_timeout,
         shutdown,
     )

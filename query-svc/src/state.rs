@@ -10,11 +10,12 @@ use bytes::Bytes;
 use serde::Serialize;
 use store::EventStore;
 
-use crate::admission::{Admission, Cost, Slot};
+use crate::admission::{Admission, Cost};
 use crate::apart::Apart;
 use crate::error::QueryError;
 use crate::kept::Kept;
 use crate::live::{LiveBoard, LiveBoards};
+use platform::limits::Slot;
 
 /// What the read endpoints share; cloned for every request, so every field is shared, not copied
 /// (the stores' own clones allocate: the read model's copy of the boards and rules, say).

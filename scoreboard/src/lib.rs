@@ -17,8 +17,8 @@ use axum::Router;
 use clap::Parser;
 use command_svc::{ActionDesk, AppendConfig, AuditConfig, Background, KeyConfig, LimitConfig, TokenRules, Trust};
 use events::KeySet;
-use events::boards::Boards;
 use platform::config::{BoardsConfig, DatabaseConfig, HttpConfig, NatsAuth, NatsConfig, PoolConfig, SubjectConfig};
+use platform::connections::Caps;
 use platform::operations::{self, Readiness};
 use projector::ProjectionConfig;
 use projector::announce::Announcer;
@@ -146,9 +146,9 @@ pub async fn run_with_clock(
 ) -> anyhow::Result<()> {
     let Some(scoreboard) = start_with_clock(&config, clock, &shutdown).await? else { return Ok(()) };
     tracing::info!(addr = %listener.local_addr()?, demo = config.demo, "scoreboard listening");
-    platform::serve(listener, scoreboard.app.clone(), &config.http, config.reads.stream_write_timeout, shutdown)
-        .await
-        .context("serving HTTP")?;
+    let (app, connections, write_timeout) =
+        (scoreboard.app.clone(), scoreboard.connections, config.reads.stream_write_timeout);
+    platform::serve(listener, app, &config.http, connections, write_timeout, shutdown).await.context("serving HTTP")?;
     scoreboard.finish().await?;
     tracing::info!("scoreboard stopped");
     Ok(())
@@ -158,6 +158,7 @@ pub async fn run_with_clock(
 pub struct Scoreboard {
     /// Every route, with the operations endpoints and the layers every response passes.
     pub app: Router,
+    connections: Caps,
     simulation: Option<JoinHandle<()>>,
     sides: Sides,
 }
@@ -187,7 +188,9 @@ pub async fn start_with_clock(
 ) -> anyhow::Result<Option<Scoreboard>> {
     // The recorder first, so that what the service records while starting is not lost.
     platform::operations::prometheus();
-    let boards = config.boards.load().context("BOARDS")?;
+    let connections = config.http.connection_caps().map_err(anyhow::Error::msg)?;
+    let streams_max = config.reads.live_streams_max(connections).map_err(anyhow::Error::msg)?;
+    let serving = Serving { boards: config.boards.load().context("BOARDS")?, clock, streams_max };
     if config.simulate > 0 && !config.demo {
         bail!("--simulate needs --demo: simulated players use the demo key");
     }
@@ -213,9 +216,9 @@ pub async fn start_with_clock(
     let catalog = trust.catalog.clone();
     let committed = Arc::new(Notify::new());
     let started = match (config.database_url.clone(), config.nats_url.clone()) {
-        (None, None) => Some(embedded(config, trust, (boards, clock), committed, shutdown).await?),
+        (None, None) => Some(embedded(config, trust, serving, committed, shutdown).await?),
         (Some(database_url), Some(nats_url)) => {
-            distributed(config, trust, (boards, clock), database_url, nats_url, committed, shutdown).await?
+            distributed(config, trust, serving, database_url, nats_url, committed, shutdown).await?
         }
         _ => bail!(
             "set both DATABASE_URL and NATS_URL to run on PostgreSQL and JetStream, or neither for the embedded SQLite"
@@ -235,7 +238,7 @@ pub async fn start_with_clock(
         .merge(sides.query_routes.clone())
         .merge(site::routes(&catalog, demo));
     let app = operations::service_with_hot(routes, &api_description(), sides.readiness.clone(), query_svc::hot);
-    Ok(Some(Scoreboard { app, simulation, sides }))
+    Ok(Some(Scoreboard { app, connections, simulation, sides }))
 }
 
 /// The all-in-one's OpenAPI description: command-svc's and query-svc's routes and the page,
@@ -256,7 +259,7 @@ pub fn api_description() -> utoipa::openapi::OpenApi {
 async fn embedded(
     config: &Config,
     trust: Trust,
-    (boards, clock): (Boards, Arc<dyn query_svc::live::Clock>),
+    serving: Serving,
     committed: Arc<Notify>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<(ActionDesk, Sides)> {
@@ -265,7 +268,7 @@ async fn embedded(
         .with_context(|| format!("opening the database in {}", config.data.display()))?;
     let read_model = read_model
         .folding(config.projection.snapshot_interval, config.projection.rules().context("ANOMALY_RULES")?)
-        .boards(boards.clone());
+        .boards(serving.boards.clone());
     tracing::info!(data = %config.data.display(), "embedded mode: SQLite, events passed in process");
     let (desk, background) = config.command_side(log.clone(), trust, committed.clone(), shutdown)?;
     let background = background.with_checkpoints(log.clone(), &config.audit, None).await?;
@@ -279,7 +282,6 @@ async fn embedded(
         shutdown.clone(),
     ));
     let building = tokio::spawn(projector::build_boards(read_model.clone(), shutdown.clone()));
-    let serving = Serving { boards, clock };
     let (query_routes, live, keeper) =
         query_svc::query_side(log.clone(), read_model, ChangeFeed::InProcess(heard), serving, &config.reads, shutdown);
     let readiness = query_svc::board_loaded(Readiness::default().with_store("sqlite", log), live);
@@ -291,7 +293,7 @@ async fn embedded(
 async fn distributed(
     config: &Config,
     trust: Trust,
-    (boards, clock): (Boards, Arc<dyn query_svc::live::Clock>),
+    serving: Serving,
     database_url: String,
     nats_url: String,
     committed: Arc<Notify>,
@@ -319,11 +321,10 @@ async fn distributed(
         pool.clone(),
         nats.clone(),
         announcer,
-        projector::settings(&nats_config, &config.projection, boards.clone())?,
+        projector::settings(&nats_config, &config.projection, serving.boards.clone())?,
     );
     let projector = tokio::spawn(projection.run(shutdown.clone()));
     let feed = ChangeFeed::Nats { client: nats.clone(), subject: config.subjects.nats_changes_subject.clone() };
-    let serving = Serving { boards, clock };
     let (query_routes, live, keeper) =
         query_svc::query_side(log.clone(), PgLeaderboard::new(pool), feed, serving, &config.reads, shutdown);
     let readiness = query_svc::board_loaded(readiness, live).with_nats(nats.clone());

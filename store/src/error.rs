@@ -10,6 +10,15 @@ pub enum StoreError {
     /// Any other database error.
     #[error("database error")]
     Database(#[source] sqlx::Error),
+    /// The database file can be read but not written (its permissions, a read-only mount).
+    #[error("the database {} cannot be written: check the permissions of the file and of its folder", .path.display())]
+    NotWritable {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What SQLite said.
+        #[source]
+        source: sqlx::Error,
+    },
     /// A stored row holds a value the domain refuses.
     #[error("invalid stored row: {0}")]
     InvalidRow(String),

@@ -47,6 +47,14 @@ pub async fn open(folder: &Path) -> Result<(SqliteEventLog, SqliteLeaderboard), 
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(Duration::from_secs(5));
     let write = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
+    // A file SQLite could open only for reading (its permissions, a read-only mount) would fail
+    // on the first append, long after start: write its header once now (the same value) to
+    // find out.
+    let version: i64 = sqlx::query_scalar("PRAGMA user_version").fetch_one(&write).await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PRAGMA user_version = {version}")))
+        .execute(&write)
+        .await
+        .map_err(|source| StoreError::NotWritable { path: folder.join(FILE_NAME), source })?;
     MIGRATOR.run(&write).await.map_err(|error| StoreError::Database(error.into()))?;
     let read = SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await?;
     let backend = Lite { write, read };

@@ -318,17 +318,40 @@ impl Process {
     /// Spawns `binary` with `settings`, listening on a free port through `addr_variable`, and
     /// waits until it is ready.
     pub async fn start(binary: &str, settings: &[(&'static str, String)], addr_variable: &str) -> Self {
-        let addr = format!("127.0.0.1:{}", free_port());
+        let process = Self::spawn_on(binary, settings, addr_variable, free_port(), Stdio::inherit());
+        wait_ready(&process.url).await;
+        process
+    }
+
+    /// Spawns `binary` with `settings`, listening on `port` through `addr_variable`, its log
+    /// going to `log`, without waiting for it (a restart on the port it had, say).
+    pub fn spawn_on(
+        binary: &str,
+        settings: &[(&'static str, String)],
+        addr_variable: &str,
+        port: u16,
+        log: impl Into<Stdio>,
+    ) -> Self {
+        let addr = format!("127.0.0.1:{port}");
         let child = Command::new(binary)
             .envs(settings.iter().map(|(name, value)| (*name, value.as_str())))
             .env(addr_variable, &addr)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
+            .stderr(log)
             .spawn()
             .unwrap();
-        let url = format!("http://{addr}");
-        wait_ready(&url).await;
-        Self { url, child }
+        Self { url: format!("http://{addr}"), child }
+    }
+
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process has exited.
+    pub fn exited(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Sends `signal` (e.g. `TERM`, `KILL`).
@@ -396,6 +419,19 @@ pub async fn eventually<T, Fut: Future<Output = Option<T>>>(within: Duration, mu
 /// A free TCP port on 127.0.0.1 (free when asked; tests use it at once).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Runs `binary` with `args` and only the environment `envs` until it exits (a refusal at
+/// start): its exit code, and everything it wrote, errors and log alike.
+pub fn run_to_exit(binary: &str, args: &[&str], envs: &[(&str, &str)]) -> (Option<i32>, String) {
+    let output = std::process::Command::new(binary)
+        .args(args)
+        .env_clear()
+        .envs(envs.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    (output.status.code(), String::from_utf8_lossy(&[output.stderr, output.stdout].concat()).into_owned())
 }
 
 /// A private nats-server with JetStream, on its own port and store directory, that a test

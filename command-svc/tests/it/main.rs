@@ -8,4 +8,5 @@ mod interop;
 mod openapi;
 mod relay;
 mod rotation;
+mod secrets;
 mod support;

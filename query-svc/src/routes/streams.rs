@@ -27,10 +27,11 @@ use serde::Deserialize;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::admission::{Admission, Slot};
+use crate::admission::Admission;
 use crate::error::QueryError;
 use crate::live::{Body, LiveBoard, LiveBoards, Snapshot};
 use crate::params::{Strict, board_limit, integer};
+use platform::limits::Slot;
 
 /// The largest WebSocket message a client may send (it has nothing to say but ping and close).
 const MAX_CLIENT_MESSAGE: usize = 4096;

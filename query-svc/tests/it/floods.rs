@@ -143,3 +143,26 @@ async fn live_streams_are_capped_per_client_and_in_total() {
     assert!(metrics.contains("live_connections_refused_total{reason=\"total\"}"), "{metrics}");
     assert!(metrics.contains("live_connections_refused_total{reason=\"per_address\"}"), "{metrics}");
 }
+
+#[test]
+fn a_database_url_of_another_kind_is_refused_without_its_password() {
+    let (code, said) = testkit::run_to_exit(
+        env!("CARGO_BIN_EXE_query-svc"),
+        &[],
+        &[("DATABASE_URL", "mysql://root:hunter2-database-password@127.0.0.1:1/scores"), ("QUERY_ADDR", "127.0.0.1:0")],
+    );
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("not mysql://") && !said.contains("hunter2"), "{said}");
+}
+
+#[test]
+fn caps_that_do_not_fit_below_the_descriptor_limit_stop_it_at_start() {
+    let url = [("DATABASE_URL", "postgres://127.0.0.1:1/never-reached"), ("QUERY_ADDR", "127.0.0.1:0")];
+    let (code, said) = testkit::run_to_exit(env!("CARGO_BIN_EXE_query-svc"), &["--connections-max=100000000"], &url);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("CONNECTIONS_MAX=100000000") && said.contains("ulimit"), "{said}");
+    let (code, said) =
+        testkit::run_to_exit(env!("CARGO_BIN_EXE_query-svc"), &["--connections-max=100", "--streams-max=100"], &url);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("STREAMS_MAX=100 must lie in 1..100"), "{said}");
+}

@@ -76,6 +76,35 @@ async fn outside_demo_mode_no_endpoint_mints_tokens_and_the_configured_keys_rule
     scoreboard.stop().await.unwrap();
 }
 
+#[tokio::test]
+async fn a_database_it_may_read_but_not_write_stops_it_naming_the_file() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let data = tempfile::tempdir().unwrap();
+    drop(store::sqlite::open(data.path()).await.unwrap());
+    // Another user's database, readable by all: the folder and its files, not writable.
+    for entry in std::fs::read_dir(data.path()).unwrap() {
+        std::fs::set_permissions(entry.unwrap().path(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    std::fs::set_permissions(data.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let keys = testkit::action_keys();
+    let envs = [
+        ("SCOREBOARD_DATA", data.path().to_str().unwrap()),
+        ("SCOREBOARD_ADDR", "127.0.0.1:0"),
+        ("ACTION_KEYS", &keys),
+    ];
+    let binary = env!("CARGO_BIN_EXE_scoreboard");
+    // Root may write anything: run as nobody then.
+    let root = Command::new("id").arg("-u").output().unwrap().stdout.starts_with(b"0\n");
+    let (code, said) = if root {
+        testkit::run_to_exit("/usr/bin/setpriv", &["--reuid=65534", "--regid=65534", "--clear-groups", binary], &envs)
+    } else {
+        testkit::run_to_exit(binary, &[], &envs)
+    };
+    assert_eq!(code, Some(1), "{said}");
+    let file = data.path().join("scoreboard.db");
+    assert!(said.contains(&format!("the database {} cannot be written", file.display())), "{said}");
+}
+
 #[test]
 fn misconfigurations_stop_it_with_a_clear_error() {
     let data = tempfile::tempdir().unwrap();
@@ -107,7 +136,7 @@ fn misconfigurations_stop_it_with_a_clear_error() {
     {
         let (code, stderr) = run(&[("ACTION_KEYS", &keys), (name, &value)]);
         assert_eq!(code, Some(2), "{name}: {stderr}");
-        assert!(stderr.contains(name) && stderr.contains("too short"), "{name}: {stderr}");
+        assert!(stderr.contains(name) && stderr.contains("entry 2: a secret of"), "{name}: {stderr}");
         assert!(!stderr.contains(secret) && !stderr.contains("short,") && !stderr.contains("=sh"), "{name}: {stderr}");
     }
     let (code, stderr) = run(&[("ACTION_KEYS", &keys), ("SCOREBOARD_DEMO", "true")]);
