@@ -2,10 +2,12 @@
 //! an HTTP/1.1 driver that sends at a fixed arrival rate (open loop) or as fast as answers come
 //! (closed loop) and records latency in HDR histograms ([`http`]); signed actions minted ahead of
 //! the measured window, their players drawn from a Zipf distribution ([`tokens`]); Server-Sent
-//! Events followers ([`sse`]); and a log written straight through the event store ([`log`]).
+//! Events followers ([`sse`]); a log written straight through the event store ([`log`]); and the
+//! soak run under load and faults ([`soak`]).
 
 pub mod http;
 pub mod log;
+pub mod soak;
 pub mod sse;
 pub mod tokens;
 
