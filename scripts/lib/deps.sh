@@ -102,16 +102,18 @@ ensure_jwt_libraries() {
 }
 
 ensure_schemathesis() {
-    # The OpenAPI property-based test drives every documented route with schemathesis (PyPI).
-    local dir="$SCOREBOARD_STATE/interop/schemathesis" version=4.32.5
+    # The OpenAPI property-based test drives every documented route with schemathesis (PyPI);
+    # openapi-spec-validator checks the documents themselves against OpenAPI 3.1.
+    local dir="$SCOREBOARD_STATE/interop/schemathesis" version=4.32.5 validator=0.7.2
     if ! command -v python3 >/dev/null 2>&1; then
         apt_install python3 python3-pip
     fi
-    if [ "$(cat "$dir/.version" 2>/dev/null)" != "$version" ]; then
+    local packages=("schemathesis==$version" "openapi-spec-validator==$validator")
+    if [ "$(cat "$dir/.version" 2>/dev/null)" != "${packages[*]}" ]; then
         rm -rf "$dir"
-        python3 -m pip install --quiet --disable-pip-version-check --target "$dir" "schemathesis==$version" \
-            || python3 -m pip install --quiet --break-system-packages --target "$dir" "schemathesis==$version"
-        echo "$version" >"$dir/.version"
+        python3 -m pip install --quiet --disable-pip-version-check --target "$dir" "${packages[@]}" \
+            || python3 -m pip install --quiet --break-system-packages --target "$dir" "${packages[@]}"
+        echo "${packages[*]}" >"$dir/.version"
     fi
     export SCOREBOARD_SCHEMATHESIS_PYTHONPATH="$dir"
 }

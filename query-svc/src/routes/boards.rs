@@ -179,7 +179,8 @@ fn board_path(path: Result<Path<String>, PathRejection>) -> Result<String, Query
 }
 
 /// A page of one season of a board, ranked as `/v1/leaderboard` is.
-#[utoipa::path(get, path = "/v1/boards/{board}/leaderboard", tag = "boards", params(BoardPath, SeasonQuery),
+#[utoipa::path(get, path = "/v1/boards/{board}/leaderboard", tag = "boards", operation_id = "board_leaderboard",
+    params(BoardPath, SeasonQuery),
     responses(
         (status = 200, description = "A page of the season (empty for a season without events)", body = SeasonPage),
         (status = 404, description = "No such board (`unknown_board`), or `min_position` far beyond the log (`unknown_position`)",
@@ -253,7 +254,7 @@ fn board_player(path: Result<Path<(String, String)>, PathRejection>) -> Result<(
 }
 
 /// A player's score and rank in one season of a board.
-#[utoipa::path(get, path = "/v1/boards/{board}/players/{player_id}", tag = "boards",
+#[utoipa::path(get, path = "/v1/boards/{board}/players/{player_id}", tag = "boards", operation_id = "board_player",
     params(BoardPlayerPath, SeasonQuery),
     responses(
         (status = 200, description = "The player's standing", body = SeasonStandingView),
