@@ -46,15 +46,24 @@ pub async fn open(folder: &Path) -> Result<(SqliteEventLog, SqliteLeaderboard), 
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(Duration::from_secs(5));
-    let write = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
-    // A file SQLite could open only for reading (its permissions, a read-only mount) would fail
-    // on the first append, long after start: write its header once now (the same value) to
-    // find out.
+    // A file SQLite can open only for reading (its permissions, its folder's, a read-only
+    // mount) fails when the connection sets up its journal, or else on the first append, long
+    // after start: write its header once now (the same value) to find out.
+    let not_writable = |source: sqlx::Error| match &source {
+        sqlx::Error::Database(error)
+            if error.code().and_then(|c| c.parse::<i32>().ok()).is_some_and(|c| c & 0xff == 8) =>
+        {
+            StoreError::NotWritable { path: folder.join(FILE_NAME), source }
+        }
+        _ => StoreError::from(source),
+    };
+    let write =
+        SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await.map_err(not_writable)?;
     let version: i64 = sqlx::query_scalar("PRAGMA user_version").fetch_one(&write).await?;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PRAGMA user_version = {version}")))
         .execute(&write)
         .await
-        .map_err(|source| StoreError::NotWritable { path: folder.join(FILE_NAME), source })?;
+        .map_err(not_writable)?;
     MIGRATOR.run(&write).await.map_err(|error| StoreError::Database(error.into()))?;
     let read = SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await?;
     let backend = Lite { write, read };

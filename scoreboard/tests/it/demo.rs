@@ -79,30 +79,42 @@ async fn outside_demo_mode_no_endpoint_mints_tokens_and_the_configured_keys_rule
 #[tokio::test]
 async fn a_database_it_may_read_but_not_write_stops_it_naming_the_file() {
     use std::os::unix::fs::PermissionsExt as _;
-    let data = tempfile::tempdir().unwrap();
-    drop(store::sqlite::open(data.path()).await.unwrap());
-    // Another user's database, readable by all: the folder and its files, not writable.
-    for entry in std::fs::read_dir(data.path()).unwrap() {
-        std::fs::set_permissions(entry.unwrap().path(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    // SQLite fails at different moments whether the database's journal files are there (another
+    // process has it open) or not (it was closed cleanly): try both.
+    for open_elsewhere in [true, false] {
+        let data = tempfile::tempdir().unwrap();
+        let held = store::sqlite::open(data.path()).await.unwrap();
+        if !open_elsewhere {
+            drop(held);
+            for journal in ["scoreboard.db-wal", "scoreboard.db-shm"] {
+                let _ = std::fs::remove_file(data.path().join(journal));
+            }
+        }
+        // Another user's database, readable by all: the folder and its files, not writable.
+        for entry in std::fs::read_dir(data.path()).unwrap() {
+            std::fs::set_permissions(entry.unwrap().path(), std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        std::fs::set_permissions(data.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let keys = testkit::action_keys();
+        let envs = [
+            ("SCOREBOARD_DATA", data.path().to_str().unwrap()),
+            ("SCOREBOARD_ADDR", "127.0.0.1:0"),
+            ("ACTION_KEYS", &keys),
+        ];
+        let binary = env!("CARGO_BIN_EXE_scoreboard");
+        // Root may write anything: run as nobody then.
+        let root = Command::new("id").arg("-u").output().unwrap().stdout.starts_with(b"0\n");
+        let (code, said) = if root {
+            let nobody = ["--reuid=65534", "--regid=65534", "--clear-groups", binary];
+            testkit::run_to_exit("/usr/bin/setpriv", &nobody, &envs)
+        } else {
+            testkit::run_to_exit(binary, &[], &envs)
+        };
+        assert_eq!(code, Some(1), "{said}");
+        let file = data.path().join("scoreboard.db");
+        let named = format!("the database {} cannot be written", file.display());
+        assert!(said.contains(&named), "open elsewhere: {open_elsewhere}: {said}");
     }
-    std::fs::set_permissions(data.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let keys = testkit::action_keys();
-    let envs = [
-        ("SCOREBOARD_DATA", data.path().to_str().unwrap()),
-        ("SCOREBOARD_ADDR", "127.0.0.1:0"),
-        ("ACTION_KEYS", &keys),
-    ];
-    let binary = env!("CARGO_BIN_EXE_scoreboard");
-    // Root may write anything: run as nobody then.
-    let root = Command::new("id").arg("-u").output().unwrap().stdout.starts_with(b"0\n");
-    let (code, said) = if root {
-        testkit::run_to_exit("/usr/bin/setpriv", &["--reuid=65534", "--regid=65534", "--clear-groups", binary], &envs)
-    } else {
-        testkit::run_to_exit(binary, &[], &envs)
-    };
-    assert_eq!(code, Some(1), "{said}");
-    let file = data.path().join("scoreboard.db");
-    assert!(said.contains(&format!("the database {} cannot be written", file.display())), "{said}");
 }
 
 #[test]
