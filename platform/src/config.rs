@@ -29,12 +29,17 @@ impl DatabaseConfig {
     /// `Err` naming the schemes accepted when `DATABASE_URL` is not a PostgreSQL URL (the
     /// message shows its scheme, never the rest).
     pub fn check_scheme(&self) -> Result<(), String> {
-        let scheme = self.database_url.split_once("://").map(|(scheme, _)| scheme);
-        match scheme {
-            Some("postgres" | "postgresql") => Ok(()),
-            Some(other) => Err(format!("DATABASE_URL must be postgres://… or postgresql://…, not {other}://…")),
-            None => Err("DATABASE_URL must be a URL: postgres://… or postgresql://…".into()),
-        }
+        check_postgres_url(&self.database_url)
+    }
+}
+
+/// `Err` naming the schemes accepted when `url` is not a PostgreSQL URL (the message shows its
+/// scheme, never the rest).
+pub fn check_postgres_url(url: &str) -> Result<(), String> {
+    match url.split_once("://").map(|(scheme, _)| scheme) {
+        Some("postgres" | "postgresql") => Ok(()),
+        Some(other) => Err(format!("DATABASE_URL must be postgres://… or postgresql://…, not {other}://…")),
+        None => Err("DATABASE_URL must be a URL: postgres://… or postgresql://…".into()),
     }
 }
 
