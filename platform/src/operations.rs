@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::future::BoxFuture;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tower_http::classify::ServerErrorsFailureClass;
 
 use crate::Problem;
 use crate::params::{NoParameters, Strict};
@@ -324,6 +325,17 @@ pub fn service_with_hot(
             tracing::info_span!("request", request_id = %id, method = %method, path = %path)
         }
     });
+    // A 503 is a refusal (a cap, a full queue) or a dependency down, which what noticed it logs
+    // once: logged per answer at `error`, a flood of refused requests would be a flood of lines.
+    let trace = trace.on_failure(|failure: ServerErrorsFailureClass, latency: Duration, _: &tracing::Span| {
+        let latency_ms = latency.as_millis();
+        match failure {
+            ServerErrorsFailureClass::StatusCode(StatusCode::SERVICE_UNAVAILABLE) => {
+                tracing::debug!(target: "tower_http::trace::on_failure", classification = %failure, latency_ms, "response failed");
+            }
+            _ => tracing::error!(target: "tower_http::trace::on_failure", classification = %failure, latency_ms, "response failed"),
+        }
+    });
     routes
         .merge(router(readiness))
         .merge(crate::openapi::router(api))
@@ -429,6 +441,53 @@ mod tests {
         let status = response.status();
         let body = axum::body::to_bytes(response.into_body(), 100_000).await.unwrap();
         (status, serde_json::from_slice(&body).unwrap_or_default())
+    }
+
+    /// What a subscriber wrote, for a test to read.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl tracing_subscriber::fmt::MakeWriter<'_> for Captured {
+        type Writer = Self;
+
+        fn make_writer(&self) -> Self {
+            self.clone()
+        }
+    }
+
+    #[test]
+    fn a_500_is_logged_as_an_error_and_a_503_refusal_is_not() {
+        let routes = Router::new()
+            .route("/broken", get(|| async { StatusCode::INTERNAL_SERVER_ERROR }))
+            .route("/refused", get(|| async { Problem::unavailable("too many reads in flight") }));
+        let api = crate::openapi::describe("test", "a test", utoipa::openapi::OpenApiBuilder::new().build());
+        let app = service(routes, &api, Readiness::default());
+        let captured = Captured::default();
+        let subscriber = tracing_subscriber::fmt().with_writer(captured.clone()).with_ansi(false).finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                for _ in 0..100 {
+                    assert_eq!(get_status(app.clone(), "/refused").await.0, StatusCode::SERVICE_UNAVAILABLE);
+                }
+                assert_eq!(get_status(app.clone(), "/broken").await.0, StatusCode::INTERNAL_SERVER_ERROR);
+            });
+        });
+        let logged = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let errors: Vec<&str> = logged.lines().filter(|line| line.contains("ERROR")).collect();
+        assert_eq!(errors.len(), 1, "{logged}");
+        assert!(errors[0].contains("500") && errors[0].contains("/broken"), "{logged}");
     }
 
     #[tokio::test]
