@@ -1,34 +1,125 @@
-//! The parameters reads share, each read and bounded once.
+//! The parameters reads share, each bounded once: its type states its range and default, which
+//! both the parser and the OpenAPI description read (a query struct's field declares only its
+//! name and what it means).
+
+use std::borrow::Cow;
 
 pub use platform::params::Strict;
+use serde::de::Error as _;
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+use utoipa::openapi::{RefOr, Schema};
 
-use crate::error::QueryError;
 use crate::live::board::MAX_LIMIT;
 
-/// An integer parameter within `range`, or `default` when absent.
-pub fn integer(
-    name: &str,
-    text: Option<&str>,
-    default: u64,
-    range: std::ops::RangeInclusive<u64>,
-) -> Result<u64, QueryError> {
-    let Some(text) = text else { return Ok(default) };
+/// Declares an integer query parameter type within `min..=max`, with an optional default.
+macro_rules! bounded {
+    ($(#[$meta:meta])* $name:ident: $min:expr, $max:expr, default $default:expr) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub struct $name(u64);
+
+        impl $name {
+            /// The least value accepted.
+            pub const MIN: u64 = $min;
+            /// The greatest value accepted.
+            pub const MAX: u64 = $max;
+            const DEFAULT: Option<u64> = $default;
+
+            /// The value given.
+            pub fn get(self) -> u64 {
+                self.0
+            }
+
+            /// The value given, or the default (else the least value) when absent.
+            pub fn or_default(given: Option<Self>) -> u64 {
+                given.map_or(Self::DEFAULT.unwrap_or(Self::MIN), Self::get)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                parse(&Cow::<str>::deserialize(deserializer)?, Self::MIN, Self::MAX).map(Self).map_err(D::Error::custom)
+            }
+        }
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> RefOr<Schema> {
+                schema(Self::MIN, Self::MAX, Self::DEFAULT)
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
+    };
+}
+
+bounded!(
+    /// How many entries a page of a board, or each frame of a live stream, shows: 1 … 100,
+    /// default 10.
+    Limit: 1, MAX_LIMIT as u64, default Some(10)
+);
+bounded!(
+    /// How many entries to skip from the top of a board.
+    Offset: 0, u32::MAX as u64, default Some(0)
+);
+bounded!(
+    /// A position in the log (`0`: before any event).
+    Position: 0, i64::MAX as u64, default None
+);
+bounded!(
+    /// Where a page of the log starts: after this position, or tree size (`0`: from the first).
+    After: 0, i64::MAX as u64, default Some(0)
+);
+bounded!(
+    /// A size of the log's Merkle tree.
+    TreeSize: 1, i64::MAX as u64, default None
+);
+bounded!(
+    /// How many players above and below to show.
+    Radius: 0, 50, default Some(5)
+);
+bounded!(
+    /// How many events or checkpoints a page of the log holds: 1 … 1000, default 100.
+    PageSize: 1, 1000, default Some(100)
+);
+
+fn parse(text: &str, min: u64, max: u64) -> Result<u64, String> {
     match text.parse::<u64>() {
-        Ok(value) if range.contains(&value) => Ok(value),
-        _ => Err(QueryError::InvalidRequest(format!(
-            "{name} must be an integer from {} to {}, got {text:?}",
-            range.start(),
-            range.end()
-        ))),
+        Ok(value) if (min..=max).contains(&value) => Ok(value),
+        _ => Err(format!("must be an integer from {min} to {max}, got {text:?}")),
     }
 }
 
-/// `limit` of a board or stream: 1 … 100, default 10.
-pub fn board_limit(text: Option<&str>) -> Result<usize, QueryError> {
-    Ok(integer("limit", text, 10, 1..=MAX_LIMIT as u64)? as usize)
+fn schema(min: u64, max: u64, default: Option<u64>) -> RefOr<Schema> {
+    let format = if max <= i32::MAX as u64 { KnownFormat::Int32 } else { KnownFormat::Int64 };
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .format(Some(SchemaFormat::KnownFormat(format)))
+        .minimum(Some(min))
+        .maximum(Some(max))
+        .default(default.map(Into::into))
+        .into()
 }
 
-/// `min_position`, if given.
-pub fn min_position(text: Option<&str>) -> Result<Option<u64>, QueryError> {
-    text.map(|text| integer("min_position", Some(text), 0, 0..=i64::MAX as u64)).transpose()
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_parameter_is_read_within_its_range_and_described_with_it() {
+        let read = |text: &str| serde_json::from_value::<Limit>(serde_json::Value::String(text.into()));
+        assert_eq!(read("1").unwrap().get(), 1);
+        assert_eq!(read("100").unwrap().get(), 100);
+        for bad in ["0", "101", "-1", "ten", "", "1.5"] {
+            assert!(read(bad).unwrap_err().to_string().contains("must be an integer from 1 to 100"), "{bad:?}");
+        }
+        let described = serde_json::to_value(<Limit as utoipa::PartialSchema>::schema()).unwrap();
+        assert_eq!(
+            described,
+            serde_json::json!({"type": "integer", "format": "int32", "minimum": 1, "maximum": 100, "default": 10})
+        );
+        let position = serde_json::to_value(<Position as utoipa::PartialSchema>::schema()).unwrap();
+        assert_eq!(position["format"], "int64");
+        assert_eq!(position["maximum"], i64::MAX);
+        assert!(position.get("default").is_none());
+    }
 }

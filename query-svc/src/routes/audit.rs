@@ -17,7 +17,7 @@ use platform::params::NoParameters;
 
 use crate::admission::Cost;
 use crate::error::QueryError;
-use crate::params::{Strict, integer};
+use crate::params::{After, PageSize, Strict, TreeSize};
 use crate::state::{Reader, encoded, json};
 
 /// The parameters of `GET /v1/audit/proof/inclusion`.
@@ -26,11 +26,11 @@ use crate::state::{Reader, encoded, json};
 #[into_params(parameter_in = Query)]
 pub struct InclusionQuery {
     /// The event's position (its leaf is `position - 1`).
-    #[param(value_type = u64, minimum = 1, maximum = 9_223_372_036_854_775_807_i64)]
-    position: Option<String>,
+    #[param(inline, required = true)]
+    position: Option<TreeSize>,
     /// The tree the proof is for; the whole log when absent.
-    #[param(value_type = Option<u64>, minimum = 1, maximum = 9_223_372_036_854_775_807_i64)]
-    tree_size: Option<String>,
+    #[param(inline)]
+    tree_size: Option<TreeSize>,
 }
 
 /// An inclusion proof (RFC 9162 §2.1.3).
@@ -50,11 +50,11 @@ pub struct InclusionProof {
 #[into_params(parameter_in = Query)]
 pub struct ConsistencyQuery {
     /// The earlier tree's size.
-    #[param(value_type = u64, minimum = 1, maximum = 9_223_372_036_854_775_807_i64)]
-    from: Option<String>,
+    #[param(inline, required = true)]
+    from: Option<TreeSize>,
     /// The later tree's size; the whole log when absent.
-    #[param(value_type = Option<u64>, minimum = 1, maximum = 9_223_372_036_854_775_807_i64)]
-    to: Option<String>,
+    #[param(inline)]
+    to: Option<TreeSize>,
 }
 
 /// A consistency proof (RFC 9162 §2.1.4).
@@ -80,8 +80,8 @@ pub async fn inclusion<S: EventStore, R: LeaderboardStore>(
     ClientIp(client): ClientIp,
     Strict(query): Strict<InclusionQuery>,
 ) -> Result<Response, QueryError> {
-    let position = required("position", query.position.as_deref())?;
-    let asked = optional("tree_size", query.tree_size.as_deref())?;
+    let position = required("position", query.position)?;
+    let asked = query.tree_size.map(TreeSize::get);
     let _reading = reader.admit(client, Cost::Light)?;
     let tree_size = tree_size(&*reader.log, asked).await?;
     let plan = audit::Plan::inclusion(position - 1, tree_size).ok_or_else(|| {
@@ -110,8 +110,8 @@ pub async fn consistency<S: EventStore, R: LeaderboardStore>(
     ClientIp(client): ClientIp,
     Strict(query): Strict<ConsistencyQuery>,
 ) -> Result<Response, QueryError> {
-    let from = required("from", query.from.as_deref())?;
-    let asked = optional("to", query.to.as_deref())?;
+    let from = required("from", query.from)?;
+    let asked = query.to.map(TreeSize::get);
     let _reading = reader.admit(client, Cost::Light)?;
     let to = tree_size(&*reader.log, asked).await?;
     let plan = audit::Plan::consistency(from, to)
@@ -126,15 +126,9 @@ pub async fn consistency<S: EventStore, R: LeaderboardStore>(
     Ok(json(body))
 }
 
-/// A required size or position: 1 … 2⁶³ − 1.
-fn required(name: &str, text: Option<&str>) -> Result<u64, QueryError> {
-    let text = text.ok_or_else(|| QueryError::InvalidRequest(format!("{name} is required")))?;
-    integer(name, Some(text), 1, 1..=i64::MAX as u64)
-}
-
-/// An optional size: 1 … 2⁶³ − 1.
-fn optional(name: &str, text: Option<&str>) -> Result<Option<u64>, QueryError> {
-    text.map(|text| integer(name, Some(text), 1, 1..=i64::MAX as u64)).transpose()
+/// A required size or position (serde's own "missing field" would not say which).
+fn required(name: &str, given: Option<TreeSize>) -> Result<u64, QueryError> {
+    given.map(TreeSize::get).ok_or_else(|| QueryError::InvalidRequest(format!("{name} is required")))
 }
 
 /// The tree size `asked` for, or the whole tree's; `404` beyond the log.
@@ -179,11 +173,11 @@ pub async fn checkpoint<S: EventStore, R: LeaderboardStore>(
 #[into_params(parameter_in = Query)]
 pub struct CheckpointsQuery {
     /// Checkpoints of trees larger than this.
-    #[param(value_type = Option<u64>, minimum = 0, maximum = 9_223_372_036_854_775_807_i64, default = 0)]
-    after_size: Option<String>,
+    #[param(inline)]
+    after_size: Option<After>,
     /// How many at most.
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000, default = 100)]
-    limit: Option<String>,
+    #[param(inline)]
+    limit: Option<PageSize>,
 }
 
 /// A kept checkpoint.
@@ -205,8 +199,7 @@ pub async fn checkpoints<S: EventStore, R: LeaderboardStore>(
     ClientIp(client): ClientIp,
     Strict(query): Strict<CheckpointsQuery>,
 ) -> Result<Response, QueryError> {
-    let after = integer("after_size", query.after_size.as_deref(), 0, 0..=i64::MAX as u64)?;
-    let limit = integer("limit", query.limit.as_deref(), 100, 1..=1000)? as u32;
+    let (after, limit) = (After::or_default(query.after_size), PageSize::or_default(query.limit) as u32);
     let body = reader
         .kept
         .answer(format!("checkpoints?after_size={after}&limit={limit}"), async || {

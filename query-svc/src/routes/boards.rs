@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 use crate::admission::Cost;
 use crate::error::QueryError;
 use crate::live::{Entry, LiveBoard, read_season};
-use crate::params::{Strict, board_limit, integer, min_position};
+use crate::params::{Limit, Offset, Position, Radius, Strict};
 use crate::state::{Reader, json};
 
 /// The parameters of a board's endpoints.
@@ -31,18 +31,18 @@ pub struct SeasonQuery {
     /// the current one by default.
     season: Option<String>,
     /// How many entries to show.
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 100, default = 10)]
-    limit: Option<String>,
+    #[param(inline)]
+    limit: Option<Limit>,
     /// How many entries to skip from the top.
-    #[param(value_type = Option<u32>, minimum = 0, default = 0)]
-    offset: Option<String>,
+    #[param(inline)]
+    offset: Option<Offset>,
     /// Read your writes: wait (bounded) until the board has folded this position, else
     /// `503 projection_lagging`.
-    #[param(value_type = Option<u64>, minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
-    min_position: Option<String>,
+    #[param(inline)]
+    min_position: Option<Position>,
     /// Around a player: how many entries on each side (0 … 50).
-    #[param(value_type = Option<u32>, minimum = 0, maximum = 50, default = 5)]
-    radius: Option<String>,
+    #[param(inline)]
+    radius: Option<Radius>,
 }
 
 /// The `board` and `player_id` of a path.
@@ -193,11 +193,10 @@ pub async fn leaderboard<S: EventStore, R: LeaderboardStore>(
     Strict(query): Strict<SeasonQuery>,
 ) -> Result<Response, QueryError> {
     let id = board_path(path)?;
-    let limit = board_limit(query.limit.as_deref())?;
-    let offset = integer("offset", query.offset.as_deref(), 0, 0..=u32::MAX as u64)? as usize;
-    refuse(query.radius.as_deref(), "radius")?;
+    let (limit, offset) = (Limit::or_default(query.limit) as usize, Offset::or_default(query.offset) as usize);
+    refuse(query.radius.is_some(), "radius")?;
     let (board, season, shown) =
-        reader.season_of(client, &id, query.season.as_deref(), min_position(query.min_position.as_deref())?).await?;
+        reader.season_of(client, &id, query.season.as_deref(), query.min_position.map(Position::get)).await?;
     if let (Shown::Live(live), 0) = (&shown, offset) {
         // The top of the live season: the bytes its live streams send, encoded once per change.
         return Ok(json(live.snapshot().body(limit, true).bytes()));
@@ -213,11 +212,8 @@ pub async fn leaderboard<S: EventStore, R: LeaderboardStore>(
 }
 
 /// A parameter that means nothing on this endpoint.
-fn refuse(given: Option<&str>, name: &str) -> Result<(), QueryError> {
-    match given {
-        Some(_) => Err(QueryError::InvalidRequest(format!("{name} means nothing here"))),
-        None => Ok(()),
-    }
+fn refuse(given: bool, name: &str) -> Result<(), QueryError> {
+    if given { Err(QueryError::InvalidRequest(format!("{name} means nothing here"))) } else { Ok(()) }
 }
 
 /// The answer to `GET /v1/boards/{board}/players/{player_id}`.
@@ -268,11 +264,13 @@ pub async fn player<S: EventStore, R: LeaderboardStore>(
     Strict(query): Strict<SeasonQuery>,
 ) -> Result<Json<SeasonStandingView>, QueryError> {
     let (id, player) = board_player(path)?;
-    for (given, name) in [(&query.limit, "limit"), (&query.offset, "offset"), (&query.radius, "radius")] {
-        refuse(given.as_deref(), name)?;
+    for (given, name) in
+        [(query.limit.is_some(), "limit"), (query.offset.is_some(), "offset"), (query.radius.is_some(), "radius")]
+    {
+        refuse(given, name)?;
     }
     let (board, season, shown) =
-        reader.season_of(client, &id, query.season.as_deref(), min_position(query.min_position.as_deref())?).await?;
+        reader.season_of(client, &id, query.season.as_deref(), query.min_position.map(Position::get)).await?;
     shown.read(|b| {
         let ranked = b.ranked(player.as_str()).ok_or_else(|| QueryError::UnknownPlayer(player.to_string()))?;
         Ok(Json(SeasonStandingView {
@@ -300,9 +298,6 @@ pub struct Around {
     total_players: u64,
 }
 
-/// The most entries "around me" shows on each side of the player.
-pub const MAX_RADIUS: u64 = 50;
-
 /// The `2·radius + 1` entries centred on a player (fewer at the board's ends), ranked as the
 /// board is.
 #[utoipa::path(get, path = "/v1/boards/{board}/players/{player_id}/around", tag = "boards",
@@ -319,12 +314,12 @@ pub async fn around<S: EventStore, R: LeaderboardStore>(
     Strict(query): Strict<SeasonQuery>,
 ) -> Result<Json<Around>, QueryError> {
     let (id, player) = board_player(path)?;
-    let radius = integer("radius", query.radius.as_deref(), 5, 0..=MAX_RADIUS)? as usize;
-    for (given, name) in [(&query.limit, "limit"), (&query.offset, "offset")] {
-        refuse(given.as_deref(), name)?;
+    let radius = Radius::or_default(query.radius) as usize;
+    for (given, name) in [(query.limit.is_some(), "limit"), (query.offset.is_some(), "offset")] {
+        refuse(given, name)?;
     }
     let (board, season, shown) =
-        reader.season_of(client, &id, query.season.as_deref(), min_position(query.min_position.as_deref())?).await?;
+        reader.season_of(client, &id, query.season.as_deref(), query.min_position.map(Position::get)).await?;
     shown.read(|b| {
         let entries = b.around(player.as_str(), radius).ok_or_else(|| QueryError::UnknownPlayer(player.to_string()))?;
         Ok(Json(Around {

@@ -9,7 +9,7 @@ use store::{EventStore, LeaderboardStore, StoreError};
 
 use crate::admission::Cost;
 use crate::error::QueryError;
-use crate::params::{Strict, integer};
+use crate::params::{After, PageSize, Strict};
 use crate::routes::leaderboard::{PlayerPath, player_id};
 use crate::state::{Reader, encoded, json};
 
@@ -19,11 +19,11 @@ use crate::state::{Reader, encoded, json};
 #[into_params(parameter_in = Query)]
 pub struct LogQuery {
     /// Events after this position (the previous page's `next_after`).
-    #[param(value_type = Option<u64>, minimum = 0, maximum = 9_223_372_036_854_775_807_i64, default = 0)]
-    after: Option<String>,
+    #[param(inline)]
+    after: Option<After>,
     /// How many events at most.
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000, default = 100)]
-    limit: Option<String>,
+    #[param(inline)]
+    limit: Option<PageSize>,
 }
 
 /// A page of the audit log.
@@ -47,8 +47,6 @@ pub struct AuditedEvent {
     leaf_hash: Option<String>,
 }
 
-const MAX_EVENTS: u64 = 1000;
-
 /// A page of the log (`of`: the whole log, or one player's history), read by `read`. A full
 /// page can never change (events only come after it), so it is kept.
 async fn event_page<S: EventStore, R>(
@@ -58,8 +56,7 @@ async fn event_page<S: EventStore, R>(
     query: &LogQuery,
     read: impl AsyncFnOnce(u64, u32) -> Result<Vec<store::StoredEvent>, StoreError>,
 ) -> Result<Response, QueryError> {
-    let after = integer("after", query.after.as_deref(), 0, 0..=i64::MAX as u64)?;
-    let limit = integer("limit", query.limit.as_deref(), 100, 1..=MAX_EVENTS)? as u32;
+    let (after, limit) = (After::or_default(query.after), PageSize::or_default(query.limit) as u32);
     let body = reader
         .kept
         .answer(format!("{of}?after={after}&limit={limit}"), async || {

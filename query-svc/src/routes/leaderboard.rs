@@ -14,7 +14,7 @@ use store::{EventStore, LeaderboardStore};
 use crate::admission::Cost;
 use crate::error::QueryError;
 use crate::live::Entry;
-use crate::params::{Strict, board_limit, integer, min_position};
+use crate::params::{Limit, Offset, Position, Strict};
 use crate::past;
 use crate::state::{Reader, json};
 
@@ -24,18 +24,18 @@ use crate::state::{Reader, json};
 #[into_params(parameter_in = Query)]
 pub struct BoardQuery {
     /// How many entries to show.
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 100, default = 10)]
-    limit: Option<String>,
+    #[param(inline)]
+    limit: Option<Limit>,
     /// How many entries to skip from the top.
-    #[param(value_type = Option<u32>, minimum = 0, default = 0)]
-    offset: Option<String>,
+    #[param(inline)]
+    offset: Option<Offset>,
     /// Read your writes: wait (bounded) until the board has folded this position, else
     /// `503 projection_lagging`.
-    #[param(value_type = Option<u64>, minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
-    min_position: Option<String>,
+    #[param(inline)]
+    min_position: Option<Position>,
     /// The board exactly as it stood after the event at this position (`0`: before any).
-    #[param(value_type = Option<u64>, minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
-    as_of_position: Option<String>,
+    #[param(inline)]
+    as_of_position: Option<Position>,
     /// The board as it stood after the last event recorded at or before this time (RFC 3339).
     #[param(value_type = Option<String>, format = DateTime)]
     as_of: Option<String>,
@@ -47,8 +47,8 @@ pub struct BoardQuery {
 #[into_params(parameter_in = Query)]
 pub struct PlayerQuery {
     /// Read your writes, as on `GET /v1/leaderboard`.
-    #[param(value_type = Option<u64>, minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
-    min_position: Option<String>,
+    #[param(inline)]
+    min_position: Option<Position>,
 }
 
 /// The `player_id` of a path: 1–64 ASCII letters, digits and `_.:@-`.
@@ -82,8 +82,7 @@ pub async fn leaderboard<S: EventStore, R: LeaderboardStore>(
     ClientIp(client): ClientIp,
     Strict(query): Strict<BoardQuery>,
 ) -> Result<Response, QueryError> {
-    let limit = board_limit(query.limit.as_deref())?;
-    let offset = integer("offset", query.offset.as_deref(), 0, 0..=u32::MAX as u64)? as usize;
+    let (limit, offset) = (Limit::or_default(query.limit) as usize, Offset::or_default(query.offset) as usize);
     if let Some(position) = reader.past_position(client, &query).await? {
         let past = reader
             .kept
@@ -100,7 +99,7 @@ pub async fn leaderboard<S: EventStore, R: LeaderboardStore>(
         })
         .into_response());
     }
-    reader.ready_for(min_position(query.min_position.as_deref())?).await?;
+    reader.ready_for(query.min_position.map(Position::get)).await?;
     if offset == 0 {
         // The top: the bytes the live streams send, encoded once per change of the board.
         return Ok(json(reader.live.snapshot().body(limit, false).bytes()));
@@ -121,12 +120,12 @@ impl<S: EventStore, R> Reader<S, R> {
             Position(u64),
             Time(time::OffsetDateTime),
         }
-        let asked = match (query.as_of_position.as_deref(), query.as_of.as_deref()) {
+        let asked = match (query.as_of_position, query.as_of.as_deref()) {
             (None, None) => return Ok(None),
             (Some(_), Some(_)) => {
                 return Err(QueryError::InvalidRequest("give as_of_position or as_of, not both".into()));
             }
-            (Some(text), None) => Asked::Position(integer("as_of_position", Some(text), 0, 0..=i64::MAX as u64)?),
+            (Some(position), None) => Asked::Position(position.get()),
             (None, Some(text)) => {
                 let time = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
                     .map_err(|_| QueryError::InvalidRequest(format!("as_of must be an RFC 3339 time, got {text:?}")))?;
@@ -185,7 +184,7 @@ pub async fn player<S: EventStore, R: LeaderboardStore>(
     Strict(query): Strict<PlayerQuery>,
 ) -> Result<Json<PlayerStanding>, QueryError> {
     let (raw, player) = player_id(path)?;
-    reader.ready_for(min_position(query.min_position.as_deref())?).await?;
+    reader.ready_for(query.min_position.map(Position::get)).await?;
     reader.live.read(|board| {
         let ranked = board.ranked(player.as_str()).ok_or_else(|| QueryError::UnknownPlayer(raw.clone()))?;
         Ok(Json(PlayerStanding {

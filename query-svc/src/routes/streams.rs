@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use crate::admission::Admission;
 use crate::error::QueryError;
 use crate::live::{Body, LiveBoard, LiveBoards, Snapshot};
-use crate::params::{Strict, board_limit, integer};
+use crate::params::{Limit, Position, Strict};
 use platform::limits::Slot;
 
 /// The largest WebSocket message a client may send (it has nothing to say but ping and close).
@@ -177,11 +177,11 @@ impl Drop for Connected {
 #[into_params(parameter_in = Query)]
 pub struct StreamQuery {
     /// How many entries each board shows.
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 100, default = 10)]
-    limit: Option<String>,
+    #[param(inline)]
+    limit: Option<Limit>,
     /// Resume after this position, for clients that cannot send `Last-Event-ID`.
-    #[param(value_type = Option<u64>, minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
-    last_event_id: Option<String>,
+    #[param(inline)]
+    last_event_id: Option<Position>,
 }
 
 fn resume_from(headers: &HeaderMap, query: &StreamQuery) -> Result<Option<u64>, QueryError> {
@@ -192,11 +192,7 @@ fn resume_from(headers: &HeaderMap, query: &StreamQuery) -> Result<Option<u64>, 
             .and_then(|v| v.trim().parse().ok())
             .map(Some)
             .ok_or_else(|| QueryError::InvalidRequest("Last-Event-ID must be a position".into())),
-        None => query
-            .last_event_id
-            .as_deref()
-            .map(|text| integer("last_event_id", Some(text), 0, 0..=i64::MAX as u64))
-            .transpose(),
+        None => Ok(query.last_event_id.map(Position::get)),
     }
 }
 
@@ -255,7 +251,7 @@ fn open_sse(
     headers: &HeaderMap,
     query: &StreamQuery,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>> + use<>>, QueryError> {
-    let limit = board_limit(query.limit.as_deref())?;
+    let limit = Limit::or_default(query.limit) as usize;
     let feed = Feed::new(live, limit, labelled, resume_from(headers, query)?, streams.shutdown.clone());
     let connected = Connected::new("sse", streams.admission.open_stream(client)?);
     let events = futures::stream::unfold((feed, connected, true), |(mut feed, connected, first)| async move {
@@ -317,7 +313,7 @@ fn open_websocket(
     query: &StreamQuery,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, QueryError> {
-    let limit = board_limit(query.limit.as_deref())?;
+    let limit = Limit::or_default(query.limit) as usize;
     let upgrade = upgrade.map_err(|rejection| QueryError::InvalidRequest(rejection.body_text()))?;
     let feed = Feed::new(live, limit, labelled, resume_from(headers, query)?, streams.shutdown.clone());
     // Clients send nothing but pings and closes: a large message is refused before it is read.
