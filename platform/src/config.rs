@@ -25,24 +25,6 @@ impl std::fmt::Debug for DatabaseConfig {
     }
 }
 
-impl DatabaseConfig {
-    /// `Err` naming the schemes accepted when `DATABASE_URL` is not a PostgreSQL URL (the
-    /// message shows its scheme, never the rest).
-    pub fn check_scheme(&self) -> Result<(), String> {
-        check_postgres_url(&self.database_url)
-    }
-}
-
-/// `Err` naming the schemes accepted when `url` is not a PostgreSQL URL (the message shows its
-/// scheme, never the rest).
-pub fn check_postgres_url(url: &str) -> Result<(), String> {
-    match url.split_once("://").map(|(scheme, _)| scheme) {
-        Some("postgres" | "postgresql") => Ok(()),
-        Some(other) => Err(format!("DATABASE_URL must be postgres://… or postgresql://…, not {other}://…")),
-        None => Err("DATABASE_URL must be a URL: postgres://… or postgresql://…".into()),
-    }
-}
-
 /// `url` as it may be shown: the password of its user and its query (which may hold one)
 /// replaced by `***`.
 pub fn redacted(url: &str) -> String {
@@ -311,19 +293,6 @@ mod tests {
         assert!(!shown.contains("hunter2") && !shown.contains("also-secret"), "{shown}");
         assert!(shown.contains("postgres://scoreboard:***@db.internal:5432/scoreboard?***"), "{shown}");
         assert_eq!(redacted("postgres://localhost/db"), "postgres://localhost/db");
-    }
-
-    #[test]
-    fn only_postgresql_urls_are_accepted_and_the_refusal_shows_no_secret() {
-        let config = |url: &str| DatabaseConfig {
-            database_url: url.into(),
-            pool: PoolConfig { database_max_connections: 4, database_lock_timeout: Duration::from_secs(5) },
-        };
-        assert!(config("postgres://u:p@h/d").check_scheme().is_ok());
-        assert!(config("postgresql://h/d").check_scheme().is_ok());
-        let refused = config("mysql://root:topsecret@h/d").check_scheme().unwrap_err();
-        assert!(refused.contains("mysql") && refused.contains("postgres://") && !refused.contains("topsecret"));
-        assert!(config("topsecret").check_scheme().unwrap_err().contains("must be a URL"));
     }
 
     #[test]

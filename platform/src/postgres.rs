@@ -19,7 +19,6 @@ pub async fn connect_and_migrate(
     config: &DatabaseConfig,
     shutdown: &CancellationToken,
 ) -> Result<Option<PgPool>, sqlx::Error> {
-    config.check_scheme().map_err(|refused| sqlx::Error::Configuration(refused.into()))?;
     let pool = config.pool.connect_lazy(&config.database_url)?;
     let mut backoff = Backoff::default();
     loop {

@@ -21,12 +21,22 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations/postgres");
 pub const LOG_CHANNEL: &str = "scoreboard_log";
 
 /// A pool for `url` that connects on first use, so a service can start before its database.
+/// A URL of another kind (`mysql://…`) is refused here, for every caller, naming the schemes
+/// accepted and never the rest of the URL (it may hold a password).
 ///
 /// Every session gets `lock_timeout` and `idle_in_transaction_session_timeout` of
 /// `lock_timeout`: a transaction waits that long for a lock at most, and a transaction whose
 /// client went silent while holding locks (the log's append lock, the checkpoint's) is ended
 /// by PostgreSQL after that long, instead of stalling every other replica until TCP gives up.
 pub fn connect_lazy(url: &str, max_connections: u32, lock_timeout: Duration) -> Result<PgPool, sqlx::Error> {
+    let refused = |why: String| Err(sqlx::Error::Configuration(why.into()));
+    match url.split_once("://").map(|(scheme, _)| scheme) {
+        Some("postgres" | "postgresql") => {}
+        Some(other) => {
+            return refused(format!("the database URL must be postgres://… or postgresql://…, not {other}://…"));
+        }
+        None => return refused("the database URL must be a URL: postgres://… or postgresql://…".into()),
+    }
     let options: PgConnectOptions = url.parse()?;
     let millis = format!("{}ms", lock_timeout.as_millis().max(1));
     Ok(PgPoolOptions::new().max_connections(max_connections).acquire_timeout(Duration::from_secs(3)).connect_lazy_with(
@@ -391,6 +401,16 @@ impl Backend for Pg {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn only_postgresql_urls_are_accepted_and_the_refusal_shows_no_secret() {
+        let connect = |url: &str| connect_lazy(url, 1, Duration::from_secs(5)).map_err(|error| error.to_string());
+        assert!(connect("postgres://u:p@h/d").is_ok());
+        assert!(connect("postgresql://h/d").is_ok());
+        let refused = connect("mysql://root:topsecret@h/d").unwrap_err();
+        assert!(refused.contains("not mysql://") && refused.contains("postgres://") && !refused.contains("topsecret"));
+        assert!(connect("topsecret").unwrap_err().contains("must be a URL"));
+    }
 
     #[test]
     fn writes_become_one_statement_with_a_notice() {
