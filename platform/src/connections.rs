@@ -92,6 +92,7 @@ pub async fn serve(
         first_byte_timeout: http.first_byte_timeout,
         body_timeout: http.body_timeout,
         write_timeout,
+        open: metrics::gauge!("http_connections"),
     });
     let open = Slots::new(caps.total, caps.per_address);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -124,10 +125,9 @@ pub async fn serve(
         let (connection, watcher, shutdown) = (connection.clone(), graceful.watcher(), shutdown.clone());
         tokio::spawn(async move {
             let _held = held;
-            let opened = metrics::gauge!("http_connections");
-            opened.increment(1);
+            connection.open.increment(1);
             connection.serve(socket, peer, watcher, shutdown).await;
-            opened.decrement(1);
+            connection.open.decrement(1);
         });
     }
     drop(listener);
@@ -143,6 +143,8 @@ struct Connection {
     first_byte_timeout: Duration,
     body_timeout: Duration,
     write_timeout: Duration,
+    /// `http_connections`, registered once.
+    open: metrics::Gauge,
 }
 
 impl Connection {
