@@ -206,7 +206,7 @@ impl From<ActionError> for Problem {
                 .with_detail(format!("this endpoint's body is {shape}, of a few hundred bytes")),
             ActionError::BodyTimedOut => {
                 Problem::new(StatusCode::REQUEST_TIMEOUT, code, "The request body came too slowly")
-                    .with_detail("the whole body must arrive within BODY_TIMEOUT of the request head")
+                    .with_detail("the whole body must arrive within BODY_TIMEOUT of the server starting to read it")
             }
             ActionError::Token(_) => {
                 Problem::new(StatusCode::UNAUTHORIZED, code, "The action token was refused").with_detail(detail)
