@@ -179,7 +179,7 @@ impl ActionError {
             Self::TooLarge(_) => "payload_too_large",
             Self::BodyTimedOut => "request_timeout",
             Self::Token(token) => token.code(),
-            Self::Award(_) => "unknown_action",
+            Self::Award(award) => award.code(),
             Self::Conflict(_) => "action_conflict",
             Self::Unauthorized(_) => "unauthorized",
             Self::UnknownAward(_) => "unknown_award",
@@ -211,8 +211,12 @@ impl From<ActionError> for Problem {
             ActionError::Token(_) => {
                 Problem::new(StatusCode::UNAUTHORIZED, code, "The action token was refused").with_detail(detail)
             }
-            ActionError::Award(_) => {
+            ActionError::Award(AwardError::UnknownAction(_)) => {
                 Problem::new(StatusCode::UNPROCESSABLE_ENTITY, code, "Unknown action").with_detail(detail)
+            }
+            ActionError::Award(_) => {
+                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, code, "The score does not fit the action")
+                    .with_detail(detail)
             }
             ActionError::Conflict(_) => {
                 Problem::new(StatusCode::CONFLICT, code, "Action id already used").with_detail(detail)
@@ -268,7 +272,8 @@ impl IntoResponse for ActionError {
             body = Problem, content_type = PROBLEM_JSON),
         (status = 413, description = "The body is over the limit (`payload_too_large`)",
             body = Problem, content_type = PROBLEM_JSON),
-        (status = 422, description = "The action is not in the catalog (`unknown_action`)",
+        (status = 422, description = "The action is not in the catalog (`unknown_action`); its score is missing \
+            (`score_missing`), not asked for (`score_not_asked`) or outside the catalog's range (`score_out_of_range`)",
             body = Problem, content_type = PROBLEM_JSON),
     ),
 )]

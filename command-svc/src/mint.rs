@@ -25,6 +25,9 @@ pub struct MintArgs {
     /// The player's display name.
     #[arg(long)]
     pub name: Option<DisplayName>,
+    /// The score to report, for an action the catalog says is worth a reported score.
+    #[arg(long, allow_hyphen_values = true)]
+    pub score: Option<i64>,
     /// How long the token stays valid.
     #[arg(long, default_value = "300s", value_parser = parse_duration)]
     pub ttl: Duration,
@@ -45,9 +48,10 @@ pub enum MintError {
     /// `--kid` names no configured key, or is needed to choose between several.
     #[error("{0}")]
     Key(String),
-    /// The action is not in the catalog, so the service would refuse the token.
-    #[error("action {0:?} is not in the action catalog")]
-    UnknownAction(String),
+    /// The action is not in the catalog, or its score is missing, not asked for or out of the
+    /// catalog's range: the service would refuse the token.
+    #[error(transparent)]
+    Worth(#[from] events::AwardError),
     /// The catalog could not be read.
     #[error(transparent)]
     Catalog(#[from] events::CatalogError),
@@ -73,9 +77,7 @@ pub fn mint_token(args: &MintArgs) -> Result<String, MintError> {
     let (kid, secret) = keys
         .signing(kid.as_str())
         .ok_or_else(|| MintError::Key(format!("key {kid} is not a signing key (absent, or marked verify-only)")))?;
-    if args.tokens.catalog()?.points(args.action.as_str()).is_none() {
-        return Err(MintError::UnknownAction(args.action.to_string()));
-    }
+    events::award::points(&args.tokens.catalog()?, &args.action, args.score)?;
     if args.ttl > args.tokens.token_max_lifetime {
         return Err(MintError::TooLong(args.ttl));
     }
@@ -85,6 +87,7 @@ pub fn mint_token(args: &MintArgs) -> Result<String, MintError> {
         sub: args.player.clone(),
         act: args.action.clone(),
         name: args.name.clone(),
+        score: args.score,
         iat,
         exp: iat + i64::try_from(args.ttl.as_secs()).unwrap_or(i64::MAX),
     };

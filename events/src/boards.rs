@@ -2,12 +2,14 @@
 //! all) and restarts every season (never, every UTC day, ISO week or month), by each event's own
 //! `recorded_at`, so every replay of the log puts an event in the same season.
 //!
-//! `global` (all actions, all time) always exists: it is the board of `/v1/leaderboard`. The
-//! other boards are folded by [`fold_seasons`] into one [`Standing`] per board, season and
-//! player, by the same rules as `global` ([`Standing::apply`]):
+//! `global` (all actions, all time, summed) always exists: it is the board of `/v1/leaderboard`.
+//! The other boards are folded by [`fold_seasons`] into one [`Standing`] per board, season and
+//! player, by the same rules as `global` ([`Standing::apply_as`]), each with its [`Aggregate`]:
 //!
 //! - an award counts on every board whose actions include it, in the season of its time;
-//! - a revocation of one award takes its points back where that award counted;
+//! - a revocation of one award takes its points back where that award counted; on a board that
+//!   keeps one award (best, lowest, latest), the player's awards left there are folded again, so
+//!   the next best is back (the fold then reads the player's earlier events: [`Reads::histories`]);
 //! - a ban, an unban, and a revocation of all of a player's points apply to every board and
 //!   season the player has a standing in (on an all-time board, as on `global`, a player without
 //!   one gets one).
@@ -20,7 +22,7 @@ use time::{Date, Month, OffsetDateTime, Time, Weekday};
 
 use crate::event::{Event, RecordedEvent, ScoreAwarded};
 use crate::ids::{ActionName, BoardId, PlayerId};
-use crate::leaderboard::Standing;
+use crate::leaderboard::{Aggregate, Standing};
 
 /// The id of the board that always exists.
 pub const GLOBAL: &str = "global";
@@ -215,12 +217,19 @@ pub struct BoardDef {
     pub actions: Option<BTreeSet<ActionName>>,
     /// Its seasons.
     pub season: SeasonKind,
+    /// How it makes one standing of a player's awards.
+    pub aggregate: Aggregate,
 }
 
 impl BoardDef {
-    /// `global`: every action, all time.
+    /// `global`: every action, all time, summed.
     pub fn global() -> Self {
-        Self { id: BoardId::parse(GLOBAL).expect("a valid id"), actions: None, season: SeasonKind::AllTime }
+        Self {
+            id: BoardId::parse(GLOBAL).expect("a valid id"),
+            actions: None,
+            season: SeasonKind::AllTime,
+            aggregate: Aggregate::Sum,
+        }
     }
 
     /// `true` when `action` counts on this board.
@@ -240,7 +249,12 @@ impl BoardDef {
             None => "*".to_string(),
             Some(actions) => actions.iter().map(ActionName::as_str).collect::<Vec<_>>().join(","),
         };
-        format!("season={};actions={actions}", self.season.as_str())
+        let aggregate = match self.aggregate {
+            // A board defined before aggregates existed keeps its definition, and its standings.
+            Aggregate::Sum => String::new(),
+            other => format!(";aggregate={}", other.as_str()),
+        };
+        format!("season={};actions={actions}{aggregate}", self.season.as_str())
     }
 }
 
@@ -256,7 +270,8 @@ pub enum BoardsError {
         #[source]
         source: std::io::Error,
     },
-    /// Not TOML of the shape `[boards.<id>] actions = [...] season = "..."`, or a bad id or action.
+    /// Not TOML of the shape `[boards.<id>] actions = [...] season = "..." aggregate = "..."`, or
+    /// a bad id or action.
     #[error("board definitions are not valid: {0}")]
     Syntax(String),
     /// `global` is defined by Scoreboard: all actions, all time.
@@ -279,6 +294,8 @@ struct BoardsFile {
 struct BoardEntry {
     actions: Option<BTreeSet<ActionName>>,
     season: SeasonKind,
+    #[serde(default)]
+    aggregate: Aggregate,
 }
 
 /// Every board: `global` first, then those of `BOARDS` in id order.
@@ -300,7 +317,8 @@ impl Default for Boards {
 }
 
 impl Boards {
-    /// Reads board definitions: `[boards.<id>]` tables of `actions` (optional) and `season`.
+    /// Reads board definitions: `[boards.<id>]` tables of `actions` (optional), `season` and
+    /// `aggregate` (optional, `sum` by default).
     pub fn from_toml(text: &str) -> Result<Self, BoardsError> {
         let file: BoardsFile = toml::from_str(text).map_err(|e| BoardsError::Syntax(e.to_string()))?;
         let mut boards = Self::default();
@@ -311,7 +329,7 @@ impl Boards {
             if entry.actions.as_ref().is_some_and(BTreeSet::is_empty) {
                 return Err(BoardsError::NoActions(id.to_string()));
             }
-            boards.0.push(BoardDef { id, actions: entry.actions, season: entry.season });
+            boards.0.push(BoardDef { id, actions: entry.actions, season: entry.season, aggregate: entry.aggregate });
         }
         Ok(boards)
     }
@@ -388,21 +406,48 @@ pub fn revoked_positions(events: &[RecordedEvent]) -> Vec<u64> {
 }
 
 /// What a fold of `events` into `boards` reads of the read model: the standings at `places`,
-/// and every standing of the `players` they moderate.
+/// and every standing of the `players` they moderate; and of the log, the earlier events of the
+/// players in `histories`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Reads {
     /// Standings the awards and single revocations change.
     pub places: Vec<Place>,
     /// Players banned, unbanned or revoked entirely: all their standings.
     pub players: Vec<PlayerId>,
+    /// Players one of whose awards is taken back where a board keeps one award: their awards
+    /// left there are folded again, so the fold needs their events before the batch.
+    pub histories: Vec<PlayerId>,
 }
 
-/// The board, season and player of each standing `award` changes.
-fn places_of<'a>(boards: &'a [BoardDef], award: &'a ScoreAwarded) -> impl Iterator<Item = Place> + 'a {
-    boards.iter().filter(|board| board.counts(&award.action)).map(|board| Place {
-        board: board.id.clone(),
-        season: board.season_of(award.recorded_at),
-        player_id: award.player_id.clone(),
+/// The players whose earlier events folding `events` into `boards` needs: those one of whose
+/// awards (in `revoked`, by position) is taken back on a board that keeps one award.
+pub fn histories<'a>(
+    boards: impl IntoIterator<Item = &'a BoardDef>,
+    revoked: &HashMap<u64, ScoreAwarded>,
+    events: &[RecordedEvent],
+) -> Vec<PlayerId> {
+    let keeping: Vec<&BoardDef> = boards.into_iter().filter(|board| board.aggregate.keeps_one()).collect();
+    let players: BTreeSet<PlayerId> = events
+        .iter()
+        .filter_map(|recorded| match &recorded.event {
+            Event::ScoreRevoked(revocation) => revoked.get(&revocation.award?.position),
+            _ => None,
+        })
+        .filter(|award| keeping.iter().any(|board| board.counts(&award.action)))
+        .map(|award| award.player_id.clone())
+        .collect();
+    players.into_iter().collect()
+}
+
+/// The board, season and player of each standing `award` changes, with the board.
+fn places_of<'a>(boards: &'a [BoardDef], award: &'a ScoreAwarded) -> impl Iterator<Item = (&'a BoardDef, Place)> + 'a {
+    boards.iter().filter(|board| board.counts(&award.action)).map(|board| {
+        let place = Place {
+            board: board.id.clone(),
+            season: board.season_of(award.recorded_at),
+            player_id: award.player_id.clone(),
+        };
+        (board, place)
     })
 }
 
@@ -413,11 +458,11 @@ pub fn reads(boards: &[BoardDef], revoked: &HashMap<u64, ScoreAwarded>, events: 
     let mut players = BTreeSet::new();
     for recorded in events {
         match &recorded.event {
-            Event::ScoreAwarded(award) => places.extend(places_of(boards, award)),
+            Event::ScoreAwarded(award) => places.extend(places_of(boards, award).map(|(_, place)| place)),
             Event::ScoreRevoked(revocation) => match revocation.award {
-                Some(award) => {
-                    places.extend(revoked.get(&award.position).into_iter().flat_map(|a| places_of(boards, a)))
-                }
+                Some(award) => places.extend(
+                    revoked.get(&award.position).into_iter().flat_map(|a| places_of(boards, a)).map(|(_, place)| place),
+                ),
                 None => {
                     players.insert(revocation.player_id.clone());
                 }
@@ -427,24 +472,39 @@ pub fn reads(boards: &[BoardDef], revoked: &HashMap<u64, ScoreAwarded>, events: 
             }
         }
     }
-    Reads { places: places.into_iter().collect(), players: players.into_iter().collect() }
+    let histories = histories(boards, revoked, events);
+    Reads { places: places.into_iter().collect(), players: players.into_iter().collect(), histories }
 }
 
 /// Folds `events` onto `existing` (at least the standings [`reads`] names) and returns the new
 /// standing of every place touched, each once: what the projector writes back. `revoked` holds
-/// the awards the events revoke one by one, by position.
+/// the awards the events revoke one by one, by position; `earlier`, the log's events before
+/// `events` of the players [`Reads::histories`] names (at least).
 pub fn fold_seasons(
     boards: &[BoardDef],
     existing: impl IntoIterator<Item = SeasonStanding>,
     revoked: &HashMap<u64, ScoreAwarded>,
+    earlier: &[RecordedEvent],
     events: &[RecordedEvent],
 ) -> Vec<SeasonStanding> {
     let mut all: foldhash::HashMap<Place, (Standing, bool)> =
         existing.into_iter().map(|s| (s.place(), (s.standing, false))).collect();
+    // The events so far of the players whose awards are folded again.
+    let mut told: foldhash::HashMap<PlayerId, Vec<&RecordedEvent>> =
+        histories(boards, revoked, events).into_iter().map(|player| (player, Vec::new())).collect();
+    let first = events.first().map_or(u64::MAX, |e| e.position);
+    for recorded in earlier.iter().filter(|e| e.position < first) {
+        if let Some(history) = told.get_mut(recorded.event.player_id()) {
+            history.push(recorded);
+        }
+    }
     let mut touched: Vec<Place> = Vec::new();
-    let mut places: Vec<Place> = Vec::new();
+    let mut places: Vec<(&BoardDef, Place)> = Vec::new();
     for recorded in events {
         let player = recorded.event.player_id();
+        if let Some(history) = told.get_mut(player) {
+            history.push(recorded);
+        }
         places.clear();
         match &recorded.event {
             Event::ScoreAwarded(award) => places.extend(places_of(boards, award)),
@@ -453,18 +513,28 @@ pub fn fold_seasons(
             ),
             // Everything the player has, and a standing on each all-time board.
             _ => {
-                places.extend(all.keys().filter(|p| &p.player_id == player).cloned());
+                for place in all.keys().filter(|p| &p.player_id == player) {
+                    if let Some(board) = boards.iter().find(|b| b.id == place.board) {
+                        places.push((board, place.clone()));
+                    }
+                }
                 for board in boards.iter().filter(|b| b.season == SeasonKind::AllTime) {
                     let place = Place { board: board.id.clone(), season: Season::AllTime, player_id: player.clone() };
                     if !all.contains_key(&place) {
-                        places.push(place);
+                        places.push((board, place));
                     }
                 }
             }
         }
-        for place in places.drain(..) {
+        for (board, place) in places.drain(..) {
             let (standing, seen) = all.entry(place.clone()).or_insert_with(|| (Standing::new(player.clone()), false));
-            standing.apply(recorded);
+            match &recorded.event {
+                Event::ScoreRevoked(revocation) if revocation.award.is_some() && board.aggregate.keeps_one() => {
+                    let history = told.get(player).map_or(&[][..], Vec::as_slice);
+                    standing.refold(board.aggregate, kept_awards(history, board, place.season));
+                }
+                _ => standing.apply_as(board.aggregate, recorded),
+            }
             if !*seen {
                 *seen = true;
                 touched.push(place);
@@ -477,6 +547,27 @@ pub fn fold_seasons(
             let (standing, _) = all.remove(&place).expect("a touched place has a standing");
             SeasonStanding { board: place.board, season: place.season, standing }
         })
+        .collect()
+}
+
+/// The awards a player's `history` (all their events so far, in order) leaves standing on
+/// `board` in `season`: points and position, in order.
+fn kept_awards(history: &[&RecordedEvent], board: &BoardDef, season: Season) -> Vec<(u64, u64)> {
+    let mut awards: Vec<(u64, &ScoreAwarded)> = Vec::new();
+    for recorded in history {
+        match &recorded.event {
+            Event::ScoreAwarded(award) => awards.push((recorded.position, award)),
+            Event::ScoreRevoked(revocation) => match revocation.award {
+                Some(taken) => awards.retain(|(position, _)| *position != taken.position),
+                None => awards.clear(),
+            },
+            Event::PlayerBanned(_) | Event::PlayerUnbanned(_) => {}
+        }
+    }
+    awards
+        .into_iter()
+        .filter(|(_, award)| board.counts(&award.action) && board.season_of(award.recorded_at) == season)
+        .map(|(position, award)| (u64::from(award.points.get()), position))
         .collect()
 }
 

@@ -333,7 +333,7 @@ mod tests {
         let payload = sample().encode();
         assert!(matches!(Event::decode("ScoreAwarded", 2, payload.as_bytes()), Err(DecodeError::Unknown { .. })));
         assert!(matches!(Event::decode("Other", 1, payload.as_bytes()), Err(DecodeError::Unknown { .. })));
-        let bad = payload.replace("\"points\":10", "\"points\":0");
+        let bad = payload.replace("\"points\":10", "\"points\":-1");
         assert!(matches!(Event::decode("ScoreAwarded", 1, bad.as_bytes()), Err(DecodeError::Payload { .. })));
     }
 

@@ -127,13 +127,15 @@ impl Fold {
 
     /// What folding `events` (the log's next) needs that memory does not hold: the standings at
     /// places in a season older than the one held, and, where a board has seasons, every
-    /// standing of the players moderated entirely. `revoked` holds the awards the events revoke
-    /// one by one, by position.
+    /// standing of the players moderated entirely; and the earlier events of the players one of
+    /// whose awards is taken back where a board keeps one award. `revoked` holds the awards the
+    /// events revoke one by one, by position.
     pub fn reads(&self, events: &[RecordedEvent], revoked: &HashMap<u64, ScoreAwarded>) -> Reads {
+        let histories = crate::boards::histories(self.defs(), revoked, events);
         // Only boards with seasons have standings memory does not hold.
         let seasonal: Vec<&Held> = self.boards.iter().filter(|held| held.def.season != SeasonKind::AllTime).collect();
         if seasonal.is_empty() {
-            return Reads::default();
+            return Reads { histories, ..Reads::default() };
         }
         let mut places = BTreeSet::new();
         let mut players = BTreeSet::new();
@@ -159,17 +161,19 @@ impl Fold {
                 }
             }
         }
-        Reads { places: places.into_iter().collect(), players: players.into_iter().collect() }
+        Reads { places: places.into_iter().collect(), players: players.into_iter().collect(), histories }
     }
 
     /// Folds `events` (the log's, right after [`Fold::position`], in order) onto what memory
-    /// holds and `cold` (what [`Fold::reads`] named, as the read model holds it), without
-    /// changing the fold; returns what they change.
+    /// holds, `cold` (the standings [`Fold::reads`] named, as the read model holds them) and
+    /// `earlier` (the events of the players it named, up to [`Fold::position`], in order),
+    /// without changing the fold; returns what they change.
     pub fn fold(
         &self,
         events: &[RecordedEvent],
         revoked: &HashMap<u64, ScoreAwarded>,
         cold: Vec<SeasonStanding>,
+        earlier: &[RecordedEvent],
     ) -> Delta {
         let to = events.last().map_or(self.position, |e| e.position.max(self.position));
         let players: foldhash::HashSet<&PlayerId> = events.iter().map(|e| e.event.player_id()).collect();
@@ -187,7 +191,7 @@ impl Fold {
             }
         }
         let defs: Vec<BoardDef> = self.defs().cloned().collect();
-        Delta { from: self.position, to, standings: fold_seasons(&defs, existing, revoked, events) }
+        Delta { from: self.position, to, standings: fold_seasons(&defs, existing, revoked, earlier, events) }
     }
 
     /// Makes `delta` (what [`Fold::fold`] returned, committed) the fold's: each board takes the

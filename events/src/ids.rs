@@ -32,8 +32,8 @@ pub enum IdError {
     /// A moderation reason is 1–500 printable characters.
     #[error("reason must be 1-500 printable characters")]
     Reason,
-    /// Points are a whole number from 1 to 1 000 000.
-    #[error("points must be between 1 and 1000000, got {0}")]
+    /// An award's points are a whole number from 0 to 1 000 000 000.
+    #[error("points must be between 0 and 1000000000, got {0}")]
     Points(i64),
     /// A board id is 1–64 characters of `[a-z0-9_-]`.
     #[error("board id must be 1-64 characters of a-z 0-9 _ -")]
@@ -207,7 +207,8 @@ fn is_printable(c: char) -> bool {
             '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
 }
 
-/// Points awarded for one action: 1 … 1 000 000, set by the server-side catalog.
+/// What one award counts on the boards: 0 … 1 000 000 000. The server-side catalog sets it —
+/// fixed points (1 … 1 000 000), or the range a score the trusted backend reports must lie in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
@@ -215,12 +216,12 @@ pub struct Points(u32);
 
 impl Points {
     /// The largest award one action may carry.
-    pub const MAX: u32 = 1_000_000;
+    pub const MAX: u32 = 1_000_000_000;
 
-    /// Checks that `value` is within 1 … 1 000 000.
+    /// Checks that `value` is within 0 … 1 000 000 000.
     pub fn new(value: i64) -> Result<Self, IdError> {
         match u32::try_from(value) {
-            Ok(v) if (1..=Self::MAX).contains(&v) => Ok(Self(v)),
+            Ok(v) if v <= Self::MAX => Ok(Self(v)),
             _ => Err(IdError::Points(value)),
         }
     }
@@ -283,9 +284,9 @@ mod tests {
 
     #[test]
     fn points_are_bounded() {
-        assert_eq!(Points::new(1).map(Points::get), Ok(1));
-        assert_eq!(Points::new(1_000_000).map(Points::get), Ok(1_000_000));
-        for bad in [0, -1, 1_000_001, i64::MAX] {
+        assert_eq!(Points::new(0).map(Points::get), Ok(0));
+        assert_eq!(Points::new(1_000_000_000).map(Points::get), Ok(1_000_000_000));
+        for bad in [-1, 1_000_000_001, i64::MAX] {
             assert_eq!(Points::new(bad), Err(IdError::Points(bad)));
         }
     }
@@ -294,6 +295,6 @@ mod tests {
     fn ids_deserialize_through_their_checks() {
         assert!(serde_json::from_str::<PlayerId>("\"bob\"").is_ok());
         assert!(serde_json::from_str::<PlayerId>("\"b ob\"").is_err());
-        assert!(serde_json::from_str::<Points>("0").is_err());
+        assert!(serde_json::from_str::<Points>("-1").is_err());
     }
 }

@@ -2,13 +2,16 @@
 //! (the projector's read model, a query service's in-memory board, an auditor's replay)
 //! applies, so that they all agree rank for rank.
 //!
-//! - A player's score is the sum of the points of their events.
-//! - A player "reached" their score at the position of their latest award.
+//! - A player's score is the sum of the points of their awards (`global`'s rule; a board may
+//!   keep their best award, their lowest or their latest instead: [`Aggregate`]).
+//! - A player "reached" their score at the position of their latest award (on a board that keeps
+//!   one award, of the award that set it).
 //! - A banned player is on no board from their ban on; unbanned, they are back with their score.
 //! - A revocation takes back one award's points, or all of a player's so far; the player
 //!   reached their new score at the revocation.
-//! - Ranking is total: higher score first; on equal score, whoever reached it first (smaller
-//!   position) ranks higher. Ranks are 1, 2, 3… with no ties.
+//! - Ranking is total: higher score first (lower first on a board of [`Aggregate::Min`]); on
+//!   equal score, whoever reached it first (smaller position) ranks higher. Ranks are 1, 2, 3…
+//!   with no ties.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
@@ -18,6 +21,39 @@ use serde::{Deserialize, Serialize};
 use crate::event::{Event, RecordedEvent};
 use crate::ids::{DisplayName, PlayerId};
 
+/// How a board makes one standing of a player's awards.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Aggregate {
+    /// The sum of their awards; a revocation takes one award's points back (or all of them).
+    #[default]
+    Sum,
+    /// Their highest award.
+    Best,
+    /// Their lowest award, ranked lowest first: a time.
+    Min,
+    /// Their latest award.
+    Last,
+}
+
+impl Aggregate {
+    /// Its name in `BOARDS` and in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sum => "sum",
+            Self::Best => "best",
+            Self::Min => "min",
+            Self::Last => "last",
+        }
+    }
+
+    /// `true` when the board keeps one award of each player (best, lowest or latest) rather than
+    /// their sum: taking one back means folding the others again.
+    pub fn keeps_one(self) -> bool {
+        self != Self::Sum
+    }
+}
+
 /// One player's standing: what the board shows for them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Standing {
@@ -25,9 +61,10 @@ pub struct Standing {
     pub player_id: PlayerId,
     /// The latest display name their tokens carried, if any.
     pub name: Option<DisplayName>,
-    /// Sum of their points.
+    /// Their score: the sum of their points, or the one award the board keeps ([`Aggregate`]).
     pub score: u64,
-    /// Position of their latest award: the tie-break.
+    /// Position of their latest award (of the award kept, on a board that keeps one; 0 while
+    /// it keeps none): the tie-break.
     pub reached_at: u64,
     /// Banned: kept, but on no board.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -40,12 +77,18 @@ impl Standing {
         Self { player_id, name: None, score: 0, reached_at: 0, banned: false }
     }
 
-    /// Folds one event about this player into the standing.
+    /// Folds one event about this player into the standing, on a board that sums (`global`).
     pub fn apply(&mut self, recorded: &RecordedEvent) {
+        self.apply_as(Aggregate::Sum, recorded);
+    }
+
+    /// Folds one event about this player into the standing, on a board of `aggregate`. On a
+    /// board that keeps one award, a revocation of one award is not folded here: the player's
+    /// awards left are folded again ([`Standing::refold`]).
+    pub fn apply_as(&mut self, aggregate: Aggregate, recorded: &RecordedEvent) {
         match &recorded.event {
             Event::ScoreAwarded(event) => {
-                self.score += u64::from(event.points.get());
-                self.reached_at = recorded.position;
+                self.award(aggregate, u64::from(event.points.get()), recorded.position);
                 if event.display_name.is_some() {
                     self.name.clone_from(&event.display_name);
                 }
@@ -53,18 +96,56 @@ impl Standing {
             Event::PlayerBanned(_) => self.banned = true,
             Event::PlayerUnbanned(_) => self.banned = false,
             // Taking points back is a new score, reached now.
-            Event::ScoreRevoked(event) => {
+            Event::ScoreRevoked(event) if aggregate == Aggregate::Sum => {
                 self.score = match event.award {
                     Some(award) => self.score.saturating_sub(u64::from(award.points.get())),
                     None => 0,
                 };
                 self.reached_at = recorded.position;
             }
+            // Every award so far taken back: the board keeps none of them.
+            Event::ScoreRevoked(event) => {
+                debug_assert!(event.award.is_none(), "one award taken back is a refold");
+                (self.score, self.reached_at) = (0, 0);
+            }
         }
     }
 
-    /// The board's order between two standings (on equal score and reached-at, which a log never
-    /// has, by player id).
+    /// Folds one award of `points` at `position`.
+    fn award(&mut self, aggregate: Aggregate, points: u64, position: u64) {
+        let kept = self.has_score(aggregate);
+        let better = match aggregate {
+            Aggregate::Sum => {
+                self.score += points;
+                self.reached_at = position;
+                return;
+            }
+            Aggregate::Best => !kept || points > self.score,
+            Aggregate::Min => !kept || points < self.score,
+            Aggregate::Last => true,
+        };
+        if better {
+            (self.score, self.reached_at) = (points, position);
+        }
+    }
+
+    /// The standing of a board that keeps one award, made again from the player's `awards` left
+    /// (points and position, in log order, those that count in the standing's season).
+    pub fn refold(&mut self, aggregate: Aggregate, awards: impl IntoIterator<Item = (u64, u64)>) {
+        (self.score, self.reached_at) = (0, 0);
+        for (points, position) in awards {
+            self.award(aggregate, points, position);
+        }
+    }
+
+    /// `true` when the standing has a score to rank on a board of `aggregate`: always on a
+    /// board that sums (a player with nothing yet has 0), once an award is kept on the others.
+    pub fn has_score(&self, aggregate: Aggregate) -> bool {
+        aggregate == Aggregate::Sum || self.reached_at > 0
+    }
+
+    /// The order of a board that sums between two standings (on equal score and reached-at,
+    /// which a log never has, by player id).
     pub fn rank_cmp(&self, other: &Self) -> std::cmp::Ordering {
         (Reverse(self.score), self.reached_at, &self.player_id).cmp(&(
             Reverse(other.score),
@@ -150,23 +231,29 @@ pub struct Board {
     standings: Vec<Standing>,
     /// The slot of each player, hashed by their id.
     slots: hashbrown::HashTable<u32>,
-    /// The players on the board (not banned), in rank order.
+    /// The players on the board (not banned, with a score), in rank order.
     ranking: indexset::BTreeSet<Rank>,
     position: u64,
+    aggregate: Aggregate,
 }
 
-/// Where a standing sorts on the board: score descending, then reached-at ascending, then the
-/// player's id (as [`Standing::rank_cmp`]).
+/// Where a standing sorts on the board: score descending (ascending on a board of
+/// [`Aggregate::Min`]: the key is then the score's complement), then reached-at ascending, then
+/// the player's id (as [`Standing::rank_cmp`]).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Rank {
-    score: Reverse<u64>,
+    key: Reverse<u64>,
     reached_at: u64,
     player_id: PlayerId,
 }
 
 impl Rank {
-    fn of(standing: &Standing) -> Self {
-        Self { score: Reverse(standing.score), reached_at: standing.reached_at, player_id: standing.player_id.clone() }
+    fn of(standing: &Standing, aggregate: Aggregate) -> Self {
+        let key = match aggregate {
+            Aggregate::Min => u64::MAX - standing.score,
+            _ => standing.score,
+        };
+        Self { key: Reverse(key), reached_at: standing.reached_at, player_id: standing.player_id.clone() }
     }
 }
 
@@ -184,15 +271,25 @@ fn id_hash(player_id: &str) -> u64 {
 }
 
 impl Board {
-    /// An empty board at position 0.
+    /// An empty board that sums, at position 0.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// The board made of `standings`, as of `position`.
+    /// An empty board of `aggregate`, at position 0.
+    pub fn of(aggregate: Aggregate) -> Self {
+        Self { aggregate, ..Self::default() }
+    }
+
+    /// The board that sums made of `standings`, as of `position`.
     pub fn from_standings(position: u64, standings: impl IntoIterator<Item = Standing>) -> Self {
+        Self::of(Aggregate::Sum).with(position, standings)
+    }
+
+    /// This (empty) board made of `standings`, as of `position`.
+    pub fn with(self, position: u64, standings: impl IntoIterator<Item = Standing>) -> Self {
         let standings = standings.into_iter();
-        let mut board = Self::new();
+        let mut board = self;
         board.standings.reserve_exact(standings.size_hint().0);
         board.slots.reserve(standings.size_hint().0, |&slot| id_hash(board_id(&board.standings, slot)));
         for standing in standings {
@@ -224,9 +321,20 @@ impl Board {
         self.slots.find(id_hash(player_id), |&slot| board_id(standings, slot) == player_id).copied()
     }
 
-    /// Folds the next event of the log. Events at or before [`Board::position`] are ignored,
-    /// so replaying a prefix twice changes nothing.
+    /// How the board makes one standing of a player's awards.
+    pub fn aggregate(&self) -> Aggregate {
+        self.aggregate
+    }
+
+    /// `true` when `standing` ranks on the board: not banned, and with a score.
+    fn ranks(&self, standing: &Standing) -> bool {
+        !standing.banned && standing.has_score(self.aggregate)
+    }
+
+    /// Folds the next event of the log into a board that sums. Events at or before
+    /// [`Board::position`] are ignored, so replaying a prefix twice changes nothing.
     pub fn apply(&mut self, recorded: &RecordedEvent) {
+        debug_assert_eq!(self.aggregate, Aggregate::Sum, "the board of a log that sums");
         if recorded.position <= self.position {
             return;
         }
@@ -241,12 +349,12 @@ impl Board {
     pub fn put(&mut self, standing: Standing) {
         let slot = self.slot(standing.player_id.as_str());
         if let Some(previous) = slot.map(|slot| &self.standings[slot as usize])
-            && !previous.banned
+            && self.ranks(previous)
         {
-            self.ranking.remove(&Rank::of(previous));
+            self.ranking.remove(&Rank::of(previous, self.aggregate));
         }
-        if !standing.banned {
-            self.ranking.insert(Rank::of(&standing));
+        if self.ranks(&standing) {
+            self.ranking.insert(Rank::of(&standing, self.aggregate));
         }
         match slot {
             Some(slot) => self.standings[slot as usize] = standing,
@@ -286,16 +394,25 @@ impl Board {
         self.standings.iter()
     }
 
-    /// A player's standing on the board (`None` for a banned player).
+    /// A player's standing on the board (`None` for a banned player, or one without a score).
     pub fn standing(&self, player_id: &str) -> Option<&Standing> {
-        self.standing_of(player_id).filter(|standing| !standing.banned)
+        self.standing_of(player_id).filter(|standing| self.ranks(standing))
     }
 
     /// A player's standing with their rank (1-based), in O(log n).
     pub fn ranked(&self, player_id: &str) -> Option<Ranked<'_>> {
         let standing = self.standing(player_id)?;
-        let rank = self.ranking.rank(&Rank::of(standing)) as u64 + 1;
+        let rank = self.ranking.rank(&Rank::of(standing, self.aggregate)) as u64 + 1;
         Some(Ranked { rank, standing })
+    }
+
+    /// The standings of `players` the board ranks (the others left out, each player once), with
+    /// their ranks on the whole board, in rank order: a board of friends, in O(k log n).
+    pub fn among<'a>(&'a self, players: impl IntoIterator<Item = &'a str>) -> Vec<Ranked<'a>> {
+        let mut ranked: Vec<Ranked<'a>> = players.into_iter().filter_map(|player| self.ranked(player)).collect();
+        ranked.sort_unstable_by_key(|r| r.rank);
+        ranked.dedup_by_key(|r| r.rank);
+        ranked
     }
 
     /// The `2·radius + 1` standings centred on a player's (fewer where the board ends), in rank

@@ -2,7 +2,7 @@
 //!
 //! A token is `base64url(header) . base64url(claims) . base64url(HMAC-SHA-256(key, header.claims))`
 //! with the header `{"alg":"HS256","typ":"JWT","kid":"<key id>"}` and the claims
-//! `{"jti","sub","act","name"?,"iat","exp"}`. Any standard JWT library can mint one; this module
+//! `{"jti","sub","act","name"?,"score"?,"iat","exp"}`. Any standard JWT library can mint one; this module
 //! verifies it and refuses anything it does not fully understand:
 //!
 //! - exactly three non-empty segments of unpadded, canonical base64url;
@@ -44,6 +44,10 @@ pub struct ActionClaims {
     /// The name to show for the player, if the issuer knows one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<DisplayName>,
+    /// The score the trusted backend reports, for an action the catalog says is worth one (an
+    /// integer; the catalog's range is checked when the award is decided).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<i64>,
     /// Issued at, Unix seconds.
     pub iat: i64,
     /// Expires at, Unix seconds.
@@ -344,6 +348,7 @@ fn mac(secret: &KeySecret, signed: &[u8]) -> HmacSha256 {
 ///     sub: "alice".parse().unwrap(),
 ///     act: "complete_task".parse().unwrap(),
 ///     name: None,
+///     score: None,
 ///     iat: 1_700_000_000,
 ///     exp: 1_700_000_300,
 /// };
@@ -576,6 +581,9 @@ mod tests {
             r#"{"jti":"01932c4e-7a1b-7c3d-8e9f-0a1b2c3d4e5f","sub":"alice","act":"complete_task","iat":"1767225600","exp":1767225900}"#,
             r#"{"jti":"01932c4e-7a1b-7c3d-8e9f-0a1b2c3d4e5f","sub":"alice","act":"complete_task","iat":1767225600.5,"exp":1767225900}"#,
             r#"{"jti":"01932c4e-7a1b-7c3d-8e9f-0a1b2c3d4e5f","sub":"alice","act":"complete_task","iat":1767225600}"#,
+            r#"{"jti":"01932c4e-7a1b-7c3d-8e9f-0a1b2c3d4e5f","sub":"alice","act":"finish_run","score":"10","iat":1767225600,"exp":1767225900}"#,
+            r#"{"jti":"01932c4e-7a1b-7c3d-8e9f-0a1b2c3d4e5f","sub":"alice","act":"finish_run","score":10.5,"iat":1767225600,"exp":1767225900}"#,
+            r#"{"jti":"01932c4e-7a1b-7c3d-8e9f-0a1b2c3d4e5f","sub":"alice","act":"finish_run","score":9223372036854775808,"iat":1767225600,"exp":1767225900}"#,
             r#"{"jti":"01932c4e-7a1b-7c3d-8e9f-0a1b2c3d4e5f","sub":"alice","act":"complete_task","iat":1767225600,"exp":1767225900,"nbf":"soon"}"#,
             r#"{"jti":"01932c4e-7a1b-7c3d-8e9f-0a1b2c3d4e5f","sub":"alice","act":"complete_task","iat":1767225600,"exp":1767225900,"aud":7}"#,
             r#"{"jti":"01932c4e-7a1b-7c3d-8e9f-0a1b2c3d4e5f","sub":"alice","sub":"bob","act":"complete_task","iat":1767225600,"exp":1767225900}"#,
@@ -588,6 +596,16 @@ mod tests {
             let unsigned = forge(VECTOR_HEADER, claims, b"not-the-key-but-32-bytes-long!!!!");
             assert_eq!(verify(&unsigned), Err(TokenError::BadSignature), "{claims}");
         }
+    }
+
+    #[test]
+    fn a_score_claim_is_an_integer_carried_into_the_claims_and_their_digest() {
+        let claims = r#"{"jti":"01932c4e-7a1b-7c3d-8e9f-0a1b2c3d4e5f","sub":"alice","act":"finish_run","score":-3,"iat":1767225600,"exp":1767225900}"#;
+        let verified = verify(&forge(VECTOR_HEADER, claims, VECTOR_SECRET)).unwrap();
+        assert_eq!(verified.claims.score, Some(-3), "the range is the catalog's to check");
+        let other = ActionClaims { score: Some(4), ..verified.claims.clone() };
+        assert_ne!(other.digest(), verified.claims.digest(), "another score is another action");
+        assert_eq!(vector_claims().score, None);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! what is read keeps its rules.
 #![no_main]
 
+use events::catalog::Worth;
 use events::{ActionCatalog, KeySecret, KeySet};
 use libfuzzer_sys::fuzz_target;
 
@@ -17,8 +18,11 @@ fuzz_target!(|data: &[u8]| {
         assert!(keys.signing_ids().count() > 0);
     }
     if let Ok(catalog) = ActionCatalog::from_toml(text) {
-        for (_, points) in catalog.actions() {
-            assert!((1..=1_000_000).contains(&points.get()));
+        for (_, worth) in catalog.actions() {
+            match worth {
+                Worth::Fixed(points) => assert!((1..=1_000_000).contains(&points.get())),
+                Worth::Reported { min, max } => assert!(min <= max && max.get() <= events::Points::MAX),
+            }
         }
     }
 });

@@ -48,15 +48,16 @@ fn server() -> &'static Server {
 }
 
 /// A token signed with the trusted key whose claims are the `|`-separated pieces of `text`
-/// (player, action, name); `None` when a piece is not of its claim's form.
+/// (player, action, name, score); `None` when a piece is not of its claim's form.
 fn signed(text: &str) -> Option<String> {
-    let mut pieces = text.splitn(3, '|');
+    let mut pieces = text.splitn(4, '|');
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let claims = ActionClaims {
         jti: uuid::Uuid::now_v7(),
         sub: pieces.next()?.parse().ok()?,
         act: pieces.next()?.parse().ok()?,
         name: pieces.next().map(events::DisplayName::parse).transpose().ok()?,
+        score: pieces.next().map(str::parse).transpose().ok()?,
         iat: now,
         exp: now + 300,
     };

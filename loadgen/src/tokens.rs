@@ -65,6 +65,7 @@ fn claims(action: &ActionName, k: u64, now: i64) -> ActionClaims {
         sub: player(k).parse().expect("a valid player id"),
         act: action.clone(),
         name: None,
+        score: None,
         iat: now,
         exp: now + 900,
     }

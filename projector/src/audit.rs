@@ -112,7 +112,7 @@ pub async fn verify_boards<S: EventStore, R: LeaderboardStore>(
                 _ => None,
             })
             .collect();
-        let folded: BTreeMap<Place, Standing> = events::boards::fold_seasons(&ready_boards, [], &awards, &events)
+        let folded: BTreeMap<Place, Standing> = events::boards::fold_seasons(&ready_boards, [], &awards, &[], &events)
             .into_iter()
             .map(|s| (s.place(), s.standing))
             .collect();

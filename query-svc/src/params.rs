@@ -81,6 +81,44 @@ bounded!(
     /// How many events or checkpoints a page of the log holds: 1 … 1000, default 100.
     PageSize: 1, 1000, default Some(100)
 );
+/// Players by id, comma-separated: a board of friends (1 … 100 ids).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Players(Vec<events::PlayerId>);
+
+impl Players {
+    /// The most ids one request may name.
+    pub const MAX: usize = 100;
+
+    /// The ids given, in the order given.
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(events::PlayerId::as_str)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Players {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = Cow::<str>::deserialize(deserializer)?;
+        let ids: Vec<&str> = text.split(',').collect();
+        if ids.len() > Self::MAX {
+            return Err(D::Error::custom(format!("names at most {} players, got {}", Self::MAX, ids.len())));
+        }
+        let parse = |id: &&str| events::PlayerId::parse(*id).map_err(|e| D::Error::custom(format!("{id:?}: {e}")));
+        Ok(Self(ids.iter().map(parse).collect::<Result<_, _>>()?))
+    }
+}
+
+impl utoipa::PartialSchema for Players {
+    fn schema() -> RefOr<Schema> {
+        let id = "[A-Za-z0-9_.:@-]{1,64}";
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(format!("^{id}(,{id}){{0,{}}}$", Self::MAX - 1)))
+            .examples([serde_json::json!("alice,bob,steam:7656119")])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Players {}
 
 fn parse(text: &str, min: u64, max: u64) -> Result<u64, String> {
     match text.parse::<u64>() {
@@ -121,5 +159,18 @@ mod tests {
         assert_eq!(position["format"], "int64");
         assert_eq!(position["maximum"], i64::MAX);
         assert!(position.get("default").is_none());
+    }
+
+    #[test]
+    fn players_are_up_to_a_hundred_valid_ids() {
+        let read = |text: &str| serde_json::from_value::<Players>(serde_json::Value::String(text.into()));
+        assert_eq!(read("alice,bob,alice").unwrap().ids().collect::<Vec<_>>(), ["alice", "bob", "alice"]);
+        let hundred = (0..100).map(|i| format!("p{i}")).collect::<Vec<_>>().join(",");
+        assert_eq!(read(&hundred).unwrap().ids().count(), 100);
+        let error = read(&format!("{hundred},p100")).unwrap_err().to_string();
+        assert!(error.contains("at most 100 players, got 101"), "{error}");
+        for bad in ["", "alice,", "a b", "alice,,bob"] {
+            assert!(read(bad).unwrap_err().to_string().contains("player id"), "{bad:?}");
+        }
     }
 }

@@ -16,6 +16,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use command_svc::ActionDesk;
 use command_svc::api::{ActionAccepted, ActionError};
+use events::catalog::Worth;
 use events::{ActionCatalog, ActionClaims, ActionName, DisplayName, KeyId, KeySecret, PlayerId};
 use platform::client::ClientIp;
 use platform::params::{NoParameters, Strict};
@@ -57,13 +58,14 @@ pub struct Demo {
 }
 
 impl Demo {
-    /// Mints a token for `player` (shown as `name`) completing `action` and records it
-    /// through the desk.
+    /// Mints a token for `player` (shown as `name`) completing `action` (reporting `score`, for
+    /// an action worth a reported score) and records it through the desk.
     pub async fn complete(
         &self,
         player: &PlayerId,
         name: &DisplayName,
         action: &ActionName,
+        score: Option<i64>,
     ) -> Result<(StatusCode, ActionAccepted), ActionError> {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let claims = ActionClaims {
@@ -71,6 +73,7 @@ impl Demo {
             sub: player.clone(),
             act: action.clone(),
             name: Some(name.clone()),
+            score,
             iat: now,
             exp: now + 60,
         };
@@ -98,6 +101,8 @@ pub struct DemoAction {
     pub name: String,
     /// The action; the catalog's first when left out.
     pub action: Option<String>,
+    /// The score, for an action worth a reported score.
+    pub score: Option<i64>,
 }
 
 async fn demo_action(
@@ -112,7 +117,7 @@ async fn demo_action(
         Some(action) => ActionName::parse(action).map_err(|e| ActionError::InvalidRequest(e.to_string()))?,
         None => demo.catalog.actions().next().map(|(name, _)| name.clone()).ok_or(ActionError::Internal)?,
     };
-    let (status, accepted) = demo.complete(&player_for("demo", &name), &name, &action).await?;
+    let (status, accepted) = demo.complete(&player_for("demo", &name), &name, &action, request.score).await?;
     Ok((status, Json(accepted)))
 }
 
@@ -180,7 +185,11 @@ pub struct Page;
 pub fn routes(catalog: &ActionCatalog, demo: Option<Demo>) -> Router {
     let settings = serde_json::json!({
         "demo": demo.is_some(),
-        "actions": catalog.actions().map(|(name, points)| serde_json::json!({"name": name, "points": points})).collect::<Vec<_>>(),
+        "actions": catalog.actions().map(|(name, worth)| {
+            let mut action = worth.to_json();
+            action["name"] = serde_json::json!(name);
+            action
+        }).collect::<Vec<_>>(),
     });
     // The settings land inside a <script>: keep `</script>` out of them whatever they hold.
     let page = PAGE.replace("{/*SETTINGS*/}", &settings.to_string().replace('<', "\\u003c"));
@@ -228,7 +237,7 @@ pub async fn simulate(demo: Demo, players: usize, shutdown: CancellationToken) {
             (player_for("sim", &name), name)
         })
         .collect();
-    let actions: Vec<ActionName> = demo.catalog.actions().map(|(name, _)| name.clone()).collect();
+    let actions: Vec<(ActionName, Worth)> = demo.catalog.actions().map(|(name, worth)| (name.clone(), worth)).collect();
     let mut random = Random::seeded();
     loop {
         let pause = Duration::from_millis(150 + random.below(500));
@@ -239,8 +248,14 @@ pub async fn simulate(demo: Demo, players: usize, shutdown: CancellationToken) {
         // Squaring a uniform pick favours the first players: a few leaders, a long tail.
         let pick = random.below(1000) as usize;
         let (player, name) = &players[(pick * pick / 1000) * players.len() / 1000];
-        let action = &actions[random.below(actions.len() as u64) as usize];
-        if let Err(error) = demo.complete(player, name, action).await {
+        let (action, worth) = &actions[random.below(actions.len() as u64) as usize];
+        let score = match worth {
+            Worth::Fixed(_) => None,
+            Worth::Reported { min, max } => {
+                Some(i64::from(min.get()) + random.below(u64::from(max.get() - min.get()) + 1) as i64)
+            }
+        };
+        if let Err(error) = demo.complete(player, name, action, score).await {
             tracing::debug!(error.message = %error, "simulated action refused");
         }
     }

@@ -328,7 +328,24 @@ async fn fold_in<B: Backend>(
     let revoked = revoked_awards::<B>(connection, events).await?;
     let wanted = fold.reads(events, &revoked);
     let cold = read_places::<B>(connection, &wanted, fold).await?;
-    Ok(fold.fold(events, &revoked, cold))
+    let earlier = histories::<B>(connection, &wanted, fold.position()).await?;
+    Ok(fold.fold(events, &revoked, cold, &earlier))
+}
+
+/// The events of the players `wanted` names (those whose kept award is taken back) up to
+/// `through`, read from the log.
+pub(crate) async fn histories<B: Backend>(
+    connection: &mut Connection<B>,
+    wanted: &Reads,
+    through: u64,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    if wanted.histories.is_empty() {
+        return Ok(Vec::new());
+    }
+    let players = wanted.histories.iter().map(|p| p.as_str()).collect();
+    let rows: Vec<EventRow> =
+        B::rows(connection, B::SQL.history, vec![Arg::Texts(players), Arg::Int(to_db(through))]).await?;
+    decode(&stored(rows))
 }
 
 /// The awards `events` revoke one by one, by position, read from the log.

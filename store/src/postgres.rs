@@ -113,6 +113,7 @@ static SQL: Statements = Statements {
     read_event: events!("WHERE event_id = $1"),
     read_player: events!("WHERE player_id = $1 AND position > $2 ORDER BY position LIMIT $3"),
     read_positions: events!("WHERE position = ANY($1) ORDER BY position"),
+    history: events!("WHERE player_id = ANY($1) AND position <= $2 ORDER BY position"),
     // The types are literals, so the planner can use the partial index `events_moderation`.
     moderation: events!(
         "WHERE event_type IN ('PlayerBanned', 'PlayerUnbanned', 'ScoreRevoked') \

@@ -179,8 +179,10 @@ impl<'f> Replay<'f> {
         events: &[RecordedEvent],
     ) -> Result<(Delta, Vec<Flag>), StoreError> {
         let revoked = fold::revoked_awards::<B>(connection, events).await?;
-        let cold = self.held(&self.fold.reads(events, &revoked));
-        let delta = self.fold.fold(events, &revoked, cold);
+        let wanted = self.fold.reads(events, &revoked);
+        let cold = self.held(&wanted);
+        let earlier = fold::histories::<B>(connection, &wanted, self.fold.position()).await?;
+        let delta = self.fold.fold(events, &revoked, cold, &earlier);
         let flags = match &mut self.detector {
             Some(detector) => fold::flag::<B>(connection, detector, &self.fold, events).await?,
             None => Vec::new(),

@@ -279,6 +279,8 @@ pub struct Statements {
     pub read_player: &'static str,
     /// Events at `(positions)`.
     pub read_positions: &'static str,
+    /// Events of `(players)` up to `(through)`, in order.
+    pub history: &'static str,
     /// Moderation events of `(players)`, in order.
     pub moderation: &'static str,
     /// `(action_id)` of `(action_ids)` already recorded.

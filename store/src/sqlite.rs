@@ -105,6 +105,7 @@ static SQL: Statements = Statements {
     read_event: events!("WHERE event_id = ?1"),
     read_player: events!("WHERE player_id = ?1 AND position > ?2 ORDER BY position LIMIT ?3"),
     read_positions: events!("WHERE position IN (SELECT value FROM json_each(?1)) ORDER BY position"),
+    history: events!("WHERE player_id IN (SELECT value FROM json_each(?1)) AND position <= ?2 ORDER BY position"),
     // The types are literals, so SQLite can use the partial index `events_moderation`.
     moderation: events!(
         "WHERE event_type IN ('PlayerBanned', 'PlayerUnbanned', 'ScoreRevoked') \

@@ -604,7 +604,7 @@ async fn seasons_and_their_fold<B: Backend>(
             _ => None,
         })
         .collect();
-    let folded = events::boards::fold_seasons(boards.named(), [], &awards, &log);
+    let folded = events::boards::fold_seasons(boards.named(), [], &awards, &[], &log);
     let keyed = |standings: Vec<SeasonStanding>| -> BTreeMap<_, _> {
         standings
             .into_iter()
@@ -710,6 +710,66 @@ async fn boards_fold_with_global_and_a_board_added_later_is_built_from_the_log<B
     assert_eq!(changed, ["everything all-time dee", "quests all-time dee", "weekly 2026-W49 dee"]);
 }
 
+async fn taking_back_the_award_a_board_keeps_reads_the_players_history_in_every_fold<B: Backend>(backend: B) {
+    use events::boards::Boards;
+    // Given boards keeping each player's best, lowest and latest award, folding one event a batch
+    let boards = Boards::from_toml(
+        "[boards.best]\nseason = \"all-time\"\naggregate = \"best\"\n\
+         [boards.fastest]\nseason = \"weekly\"\naggregate = \"min\"\n\
+         [boards.latest]\nseason = \"all-time\"\naggregate = \"last\"\n",
+    )
+    .unwrap();
+    let (log, read_model) = backend.open().await;
+    let read_model = B::boards(read_model, boards.clone());
+    read_model.build_boards(10).await.unwrap();
+    let monday = time::macros::datetime!(2026-11-30 10:00 UTC);
+    let award = |player: &str, points: i64| {
+        let mut new = awarded(player, Uuid::new_v4(), points);
+        let Event::ScoreAwarded(event) = &mut new.event else { unreachable!() };
+        event.recorded_at = monday;
+        new
+    };
+    let (best, fastest) = (award("ann", 90), award("ann", 5));
+    log.append(&[award("ann", 40), best.clone(), award("bob", 60), fastest.clone(), award("ann", 70)]).await.unwrap();
+    while read_model.fold_next(1).await.unwrap().to < 5 {}
+    // When her best and her fastest are taken back, each in a batch of its own
+    log.append(&[revocation("ann", Some((&best, 2)))]).await.unwrap();
+    log.append(&[revocation("ann", Some((&fastest, 4)))]).await.unwrap();
+    while read_model.fold_next(1).await.unwrap().to < 7 {}
+    // Then each board holds what the fold of the whole log gives: her next best, her next fastest
+    let seasons = [("best", "all-time"), ("fastest", "2026-W49"), ("latest", "all-time")];
+    let (loaded, folded) = seasons_and_their_fold::<B>(&log, &read_model, &boards, &seasons).await;
+    assert_eq!(loaded, folded);
+    let kept: Vec<(&str, &str, u64, u64)> =
+        loaded.iter().map(|(p, s)| (p.board.as_str(), p.player_id.as_str(), s.score, s.reached_at)).collect();
+    assert_eq!(
+        kept,
+        [
+            ("best", "ann", 70, 5),
+            ("best", "bob", 60, 3),
+            ("fastest", "ann", 40, 1),
+            ("fastest", "bob", 60, 3),
+            ("latest", "ann", 70, 5),
+            ("latest", "bob", 60, 3),
+        ]
+    );
+    // And a board built afresh from the log, and a rebuild, come to the same
+    let (_, read_model) = backend.open().await;
+    let again = Boards::from_toml("[boards.best2]\nseason = \"all-time\"\naggregate = \"best\"\n").unwrap();
+    let read_model = B::boards(read_model, again.clone());
+    read_model.build_boards(2).await.unwrap();
+    let (loaded, _) = seasons_and_their_fold::<B>(&log, &read_model, &again, &[("best2", "all-time")]).await;
+    let scores: Vec<u64> = loaded.values().map(|s| s.score).collect();
+    assert_eq!(scores, [70, 60]);
+    let (_, read_model) = backend.open().await;
+    let read_model = B::boards(read_model, boards.clone());
+    B::rebuild(read_model, 2).await.unwrap();
+    let (_, read_model) = backend.open().await;
+    let read_model = B::boards(read_model, boards.clone());
+    let (loaded, folded) = seasons_and_their_fold::<B>(&log, &read_model, &boards, &seasons).await;
+    assert_eq!(loaded, folded);
+}
+
 /// A pseudo-random number generator (xorshift), so that the random logs are the same each run.
 struct Random(u64);
 
@@ -785,7 +845,7 @@ async fn the_fold_persisted_and_reloaded_anywhere_is_the_fold_of_the_log<B: Back
     }
     // Then every board and season is the fold of the log, and so is global
     let wanted: std::collections::BTreeSet<(String, String)> =
-        events::boards::fold_seasons(boards.named(), [], &awards_of(&events), &events)
+        events::boards::fold_seasons(boards.named(), [], &awards_of(&events), &[], &events)
             .iter()
             .map(|s| (s.board.to_string(), s.season.to_string()))
             .collect();
@@ -850,7 +910,7 @@ async fn a_rebuild_while_folding_goes_on_takes_over_with_the_fold_of_the_log<B: 
     // included, is the fold of the log
     while live.fold_next(50).await.unwrap().to < events.len() as u64 {}
     let wanted: std::collections::BTreeSet<(String, String)> =
-        events::boards::fold_seasons(boards.named(), [], &awards_of(&events), &events)
+        events::boards::fold_seasons(boards.named(), [], &awards_of(&events), &[], &events)
             .iter()
             .map(|s| (s.board.to_string(), s.season.to_string()))
             .collect();
@@ -950,6 +1010,7 @@ macro_rules! every_case {
             the_fold_is_snapshotted_once_its_changes_reach_its_players,
             a_burst_is_flagged_once_whatever_restarts_the_detector,
             boards_fold_with_global_and_a_board_added_later_is_built_from_the_log,
+            taking_back_the_award_a_board_keeps_reads_the_players_history_in_every_fold,
             the_fold_persisted_and_reloaded_anywhere_is_the_fold_of_the_log,
             a_folder_whose_memory_another_moved_past_loads_again_and_counts_nothing_twice,
             a_rebuild_while_folding_goes_on_takes_over_with_the_fold_of_the_log,

@@ -754,6 +754,7 @@ pub fn claims(player: &str, action: &str) -> ActionClaims {
         sub: player.parse().unwrap(),
         act: action.parse().unwrap(),
         name: None,
+        score: None,
         iat: now,
         exp: now + 300,
     }

@@ -1,5 +1,6 @@
 //! Every answer of `POST /v1/actions`.
 
+use events::ActionClaims;
 use serde_json::Value;
 use testkit::{TestDb, TestStream, claims, sign, token};
 
@@ -120,6 +121,31 @@ async fn action_outside_the_catalog_is_unprocessable() {
     assert_eq!(status, 422);
     assert_problem(&problem, 422, "unknown_action");
     assert!(log_rows(&f.db).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_reported_score_counts_only_where_the_catalog_asks_for_one_and_within_its_range() {
+    // The shipped catalog: `finish_run = { score = { min = 0, max = 1000000 } }`
+    let f = fixture(&[]).await;
+    let scored =
+        |player: &str, action: &str, score: Option<i64>| sign(&ActionClaims { score, ..claims(player, action) });
+    let (status, _, body) = submit(&f.client, &f.svc.url, &scored("alice", "finish_run", Some(73_250))).await;
+    assert_eq!((status, &body["points"]), (201, &Value::from(73_250)), "{body}");
+    let (status, _, body) = submit(&f.client, &f.svc.url, &scored("bob", "finish_run", Some(0))).await;
+    assert_eq!((status, &body["points"]), (201, &Value::from(0)), "{body}");
+    let refused = [
+        (scored("carol", "finish_run", Some(1_000_001)), "score_out_of_range", "outside 0 … 1000000"),
+        (scored("carol", "finish_run", Some(-5)), "score_out_of_range", "score -5"),
+        (scored("carol", "finish_run", None), "score_missing", "needs a `score` claim"),
+        (scored("carol", "complete_task", Some(10)), "score_not_asked", "worth fixed points"),
+    ];
+    for (token, code, detail) in refused {
+        let (status, _, problem) = submit(&f.client, &f.svc.url, &token).await;
+        assert_eq!(status, 422, "{code}: {problem}");
+        assert_problem(&problem, 422, code);
+        assert!(problem["detail"].as_str().unwrap().contains(detail), "{problem}");
+    }
+    assert_eq!(log_rows(&f.db).await.len(), 2, "refused scores change nothing");
 }
 
 #[tokio::test]

@@ -104,17 +104,53 @@ fn fold_in_batches(boards: &[BoardDef], log: &[RecordedEvent], cuts: &[usize]) -
                 standing: standing.clone(),
             })
             .collect();
-        for standing in fold_seasons(boards, existing, &revoked, batch) {
+        for standing in fold_seasons(boards, existing, &revoked, &earlier_of(log, batch, &wanted), batch) {
             read_model.insert(standing.place(), standing.standing);
         }
     }
     read_model
 }
 
+/// What the store reads of the log for folding `batch`: the events before it of the players
+/// `wanted` names.
+pub(crate) fn earlier_of(log: &[RecordedEvent], batch: &[RecordedEvent], wanted: &Reads) -> Vec<RecordedEvent> {
+    let first = batch.first().map_or(0, |e| e.position);
+    log.iter().filter(|e| e.position < first && wanted.histories.contains(e.event.player_id())).cloned().collect()
+}
+
+/// Boards of every aggregate, for all time and by day.
+pub(crate) const AGGREGATES: &str = r#"
+[boards.best]
+season = "all-time"
+aggregate = "best"
+
+[boards.fastest]
+actions = ["complete_quest", "win_match"]
+season = "all-time"
+aggregate = "min"
+
+[boards.latest]
+season = "all-time"
+aggregate = "last"
+
+[boards.daily-best]
+season = "daily"
+aggregate = "best"
+
+[boards.weekly-fastest]
+season = "weekly"
+aggregate = "min"
+"#;
+
+pub(crate) fn aggregates() -> Boards {
+    Boards::from_toml(AGGREGATES).unwrap()
+}
+
 /// The ranked standings of one season of one board.
 fn season_board(read_model: &BTreeMap<Place, Standing>, board: &str, season: Season) -> Vec<(u64, String, u64)> {
+    let aggregate = aggregates().get(board).map_or(Aggregate::Sum, |def| def.aggregate);
     let standings = read_model.iter().filter(|(p, _)| p.board.as_str() == board && p.season == season);
-    let board = Board::from_standings(0, standings.map(|(_, s)| s.clone()));
+    let board = Board::of(aggregate).with(0, standings.map(|(_, s)| s.clone()));
     board.page(0, usize::MAX).iter().map(|r| (r.rank, r.standing.player_id.to_string(), r.standing.score)).collect()
 }
 
@@ -206,6 +242,93 @@ fn board_definitions_are_checked() {
     assert_eq!(boards.get("quests").unwrap().definition(), "season=all-time;actions=complete_quest");
     assert_eq!(boards.get("daily").unwrap().definition(), "season=daily;actions=*");
     assert!(boards.get("nope").is_none());
+    let aggregates = aggregates();
+    assert_eq!(
+        aggregates.get("fastest").unwrap().definition(),
+        "season=all-time;actions=complete_quest,win_match;aggregate=min"
+    );
+    assert_eq!(aggregates.get("latest").unwrap().aggregate, Aggregate::Last);
+    let error = Boards::from_toml("[boards.x]\nseason = \"daily\"\naggregate = \"max\"\n").unwrap_err().to_string();
+    assert!(error.contains("max") && error.contains("best"), "{error}");
+}
+
+#[test]
+fn each_aggregate_keeps_its_award_and_ranks_by_it() {
+    let at = datetime!(2026-11-23 10:00 UTC);
+    let log = [
+        award(1, "ann", "win_match", 30, at),
+        award(2, "bob", "win_match", 50, at),
+        award(3, "ann", "win_match", 70, at),
+        award(4, "cat", "win_match", 30, at),
+        award(5, "bob", "win_match", 20, at),
+        award(6, "dan", "win_match", 70, at),
+    ];
+    let read_model = fold_in_batches(aggregates().named(), &log, &[3]);
+    let board = |id| season_board(&read_model, id, Season::AllTime);
+    let named = |rows: &[(u64, &str, u64)]| rows.iter().map(|(r, p, s)| (*r, p.to_string(), *s)).collect::<Vec<_>>();
+    // ann reached 70 before dan: she ranks first.
+    assert_eq!(board("best"), named(&[(1, "ann", 70), (2, "dan", 70), (3, "bob", 50), (4, "cat", 30)]));
+    // Lowest first; bob's 20 beats ann's 30, and ann reached 30 before cat.
+    assert_eq!(board("fastest"), named(&[(1, "bob", 20), (2, "ann", 30), (3, "cat", 30), (4, "dan", 70)]));
+    assert_eq!(board("latest"), named(&[(1, "ann", 70), (2, "dan", 70), (3, "cat", 30), (4, "bob", 20)]));
+    let reached = |id: &str, player: &str| {
+        let place = Place { board: id.parse().unwrap(), season: Season::AllTime, player_id: player.parse().unwrap() };
+        read_model[&place].reached_at
+    };
+    assert_eq!((reached("best", "bob"), reached("fastest", "bob"), reached("latest", "bob")), (2, 5, 5));
+}
+
+#[test]
+fn taking_back_the_award_a_board_keeps_puts_the_next_one_back() {
+    let (day1, day2) = (datetime!(2026-11-23 10:00 UTC), datetime!(2026-11-24 10:00 UTC));
+    let best = award(3, "ann", "win_match", 90, day1);
+    let log = vec![
+        award(1, "ann", "win_match", 40, day1),
+        award(2, "ann", "win_match", 60, day2),
+        best.clone(),
+        award(4, "bob", "win_match", 80, day1),
+        award(5, "ann", "win_match", 60, day1),
+        revoke(6, "ann", Some(&best)),
+    ];
+    // The revocation alone in the last batch: the fold reads ann's earlier events.
+    for cuts in [&[][..], &[5], &[3, 5], &[1, 2, 3, 4, 5]] {
+        let read_model = fold_in_batches(aggregates().named(), &log, cuts);
+        let board = |id, season| season_board(&read_model, id, season);
+        let named =
+            |rows: &[(u64, &str, u64)]| rows.iter().map(|(r, p, s)| (*r, p.to_string(), *s)).collect::<Vec<_>>();
+        // Her best is 60, first reached at position 2: ahead of nobody, behind bob's 80.
+        assert_eq!(board("best", Season::AllTime), named(&[(1, "bob", 80), (2, "ann", 60)]), "{cuts:?}");
+        let ann = Place { board: "best".parse().unwrap(), season: Season::AllTime, player_id: "ann".parse().unwrap() };
+        assert_eq!(read_model[&ann].reached_at, 2, "{cuts:?}");
+        // On day 1 only, her next best is 60 at position 5.
+        let day1 = Season::of(SeasonKind::Daily, day1);
+        assert_eq!(board("daily-best", day1), named(&[(1, "bob", 80), (2, "ann", 60)]), "{cuts:?}");
+        // The latest award was not the one taken back: it stays.
+        assert_eq!(board("latest", Season::AllTime)[1], (2, "ann".to_string(), 60), "{cuts:?}");
+    }
+}
+
+#[test]
+fn a_player_whose_awards_are_all_taken_back_leaves_a_board_that_keeps_one() {
+    let at = datetime!(2026-11-23 10:00 UTC);
+    let only = award(1, "ann", "win_match", 10, at);
+    let log = vec![
+        only.clone(),
+        award(2, "bob", "win_match", 50, at),
+        award(3, "cat", "win_match", 60, at),
+        revoke(4, "ann", Some(&only)),
+        revoke(5, "cat", None),
+        moderated(6, "bob", true),
+    ];
+    let read_model = fold_in_batches(aggregates().named(), &log, &[4]);
+    // Nobody has a time left: ann's was taken back, cat's too, bob is banned.
+    assert!(season_board(&read_model, "fastest", Season::AllTime).is_empty());
+    let mut again = log.clone();
+    again.push(moderated(7, "bob", false));
+    again.push(award(8, "cat", "win_match", 70, at));
+    let read_model = fold_in_batches(aggregates().named(), &again, &[5]);
+    let fastest = season_board(&read_model, "fastest", Season::AllTime);
+    assert_eq!(fastest, [(1, "bob".to_string(), 50), (2, "cat".to_string(), 70)]);
 }
 
 #[test]
@@ -299,7 +422,56 @@ pub(crate) fn last_revoked_all(log: &[RecordedEvent], player: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// What a board that keeps one award holds for each season and player, recomputed naively from
+/// the log: the awards left (not taken back one by one, nor before the player's last revocation
+/// of all), of its actions, in the season; their best, lowest or latest, and where it was first
+/// reached.
+fn kept_naively(board: &BoardDef, log: &[RecordedEvent]) -> BTreeMap<(Season, String), (u64, u64)> {
+    let revoked: BTreeSet<u64> = revoked_positions(log).into_iter().collect();
+    let mut kept: BTreeMap<(Season, String), (u64, u64)> = BTreeMap::new();
+    for recorded in log {
+        let Event::ScoreAwarded(a) = &recorded.event else { continue };
+        let left = board.counts(&a.action)
+            && !revoked.contains(&recorded.position)
+            && recorded.position > last_revoked_all(log, a.player_id.as_str());
+        if !left {
+            continue;
+        }
+        let (points, position) = (u64::from(a.points.get()), recorded.position);
+        let key = (board.season_of(a.recorded_at), a.player_id.to_string());
+        let replace = match (kept.get(&key), board.aggregate) {
+            (None, _) | (_, Aggregate::Last) => true,
+            (Some(&(score, _)), Aggregate::Best) => points > score,
+            (Some(&(score, _)), Aggregate::Min) => points < score,
+            (Some(_), Aggregate::Sum) => unreachable!("a board that keeps one award"),
+        };
+        if replace {
+            kept.insert(key, (points, position));
+        }
+    }
+    kept
+}
+
 proptest! {
+    /// Every board that keeps one award equals its naive recomputation from the log, however the
+    /// log is cut into batches; a standing with no award left has no score.
+    #[test]
+    fn every_aggregate_equals_a_naive_recomputation(log in logs(), cuts in proptest::collection::vec(0..70usize, 0..6)) {
+        let read_model = fold_in_batches(aggregates().named(), &log, &cuts);
+        for board in aggregates().named() {
+            let naive = kept_naively(board, &log);
+            for (place, standing) in read_model.iter().filter(|(p, _)| p.board == board.id) {
+                let key = (place.season, place.player_id.to_string());
+                let folded = standing.has_score(board.aggregate).then_some((standing.score, standing.reached_at));
+                prop_assert_eq!(folded, naive.get(&key).copied(), "{} {} {}", board.id, place.season, place.player_id);
+            }
+            for (season, player) in naive.keys() {
+                let place = Place { board: board.id.clone(), season: *season, player_id: player.parse().unwrap() };
+                prop_assert!(read_model.contains_key(&place), "{} {} {}", board.id, season, player);
+            }
+        }
+    }
+
     /// A board of every action for all time is `global`, standing for standing.
     #[test]
     fn an_all_time_board_of_every_action_is_global(log in logs(), cuts in proptest::collection::vec(0..70usize, 0..6)) {

@@ -4,12 +4,12 @@ use proptest::prelude::*;
 use time::macros::datetime;
 
 use super::*;
-use crate::boards::tests::{award, awards_of, boards, logs, moderated};
+use crate::boards::tests::{aggregates, award, awards_of, boards, earlier_of, logs, moderated};
 use crate::boards::{Boards, GLOBAL};
 
-/// Every board of [`boards`], `global` included.
+/// Every board of [`boards`] and [`aggregates`], `global` included.
 fn all_boards() -> Vec<BoardDef> {
-    boards().iter().cloned().collect()
+    boards().iter().chain(aggregates().named()).cloned().collect()
 }
 
 /// A read model as the store keeps one: every standing ever written, by place.
@@ -59,8 +59,9 @@ fn fold_persisted(log: &[RecordedEvent], cuts: &[usize], restarts: &[usize]) -> 
             fold = reload(&defs, &read_model, window[0] as u64);
         }
         let batch = &log[window[0]..window[1]];
-        let cold = read(&read_model, &fold.reads(batch, &revoked));
-        let delta = fold.fold(batch, &revoked, cold);
+        let wanted = fold.reads(batch, &revoked);
+        let cold = read(&read_model, &wanted);
+        let delta = fold.fold(batch, &revoked, cold, &earlier_of(log, batch, &wanted));
         for standing in &delta.standings {
             read_model.insert(standing.place(), standing.standing.clone());
         }
@@ -71,7 +72,7 @@ fn fold_persisted(log: &[RecordedEvent], cuts: &[usize], restarts: &[usize]) -> 
 
 /// The fold of the whole log by the rules of `boards`, at once.
 fn folded(log: &[RecordedEvent]) -> ReadModel {
-    fold_seasons(&all_boards(), [], &awards_of(log), log).into_iter().map(|s| (s.place(), s.standing)).collect()
+    fold_seasons(&all_boards(), [], &awards_of(log), &[], log).into_iter().map(|s| (s.place(), s.standing)).collect()
 }
 
 proptest! {
@@ -124,7 +125,7 @@ fn a_late_event_of_an_older_season_is_folded_onto_the_read_models_standing() {
         award(3, "alice", "complete_task", 7, datetime!(2026-11-28 23:59:59 UTC)),
     ];
     let mut fold = Fold::new(defs);
-    let first = fold.fold(&log[..2], &HashMap::new(), Vec::new());
+    let first = fold.fold(&log[..2], &HashMap::new(), Vec::new(), &[]);
     fold.apply(first.clone());
     assert_eq!(fold.season("daily"), Some(Season::Day(time::macros::date!(2026 - 11 - 29))));
     // When a writer whose clock lags records another award of the 28th
@@ -132,7 +133,7 @@ fn a_late_event_of_an_older_season_is_folded_onto_the_read_models_standing() {
     let day = Season::Day(time::macros::date!(2026 - 11 - 28));
     assert_eq!(wanted.places.iter().map(|p| (p.board.as_str(), p.season)).collect::<Vec<_>>(), [("daily", day)]);
     let cold: Vec<SeasonStanding> = first.of("daily").filter(|s| s.season == day).cloned().collect();
-    let delta = fold.fold(&log[2..], &HashMap::new(), cold);
+    let delta = fold.fold(&log[2..], &HashMap::new(), cold, &[]);
     // Then the 28th holds both of alice's awards, and memory keeps the 29th
     let alice = delta.of("daily").find(|s| s.season == day).unwrap();
     assert_eq!(alice.standing.score, 17);
@@ -153,10 +154,10 @@ fn all_time_boards_need_nothing_from_the_read_model() {
             .collect();
     let log = [award(1, "alice", "complete_quest", 10, datetime!(2026-11-28 12:00 UTC)), moderated(2, "alice", true)];
     let mut fold = Fold::new(defs);
-    let first = fold.fold(&log[..1], &HashMap::new(), Vec::new());
+    let first = fold.fold(&log[..1], &HashMap::new(), Vec::new(), &[]);
     fold.apply(first);
     assert_eq!(fold.reads(&log[1..], &HashMap::new()), Reads::default());
-    let delta = fold.fold(&log[1..], &HashMap::new(), Vec::new());
+    let delta = fold.fold(&log[1..], &HashMap::new(), Vec::new(), &[]);
     assert!(delta.standings.iter().all(|s| s.standing.banned && s.standing.score == 10));
     assert_eq!(delta.standings.len(), 2, "global and quests");
 }
@@ -165,7 +166,7 @@ fn all_time_boards_need_nothing_from_the_read_model() {
 fn folding_does_not_change_the_fold_until_the_delta_is_applied() {
     let mut fold = Fold::new(all_boards());
     let log = [award(1, "alice", "complete_quest", 10, datetime!(2026-11-28 12:00 UTC))];
-    let delta = fold.fold(&log, &HashMap::new(), Vec::new());
+    let delta = fold.fold(&log, &HashMap::new(), Vec::new(), &[]);
     assert_eq!((fold.position(), fold.len(GLOBAL)), (0, 0));
     fold.apply(delta);
     assert_eq!((fold.position(), fold.len(GLOBAL)), (1, 1));

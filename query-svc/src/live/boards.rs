@@ -128,7 +128,7 @@ impl LiveBoards {
         }
         for ((def, live), (_, season)) in self.named().zip(&wanted) {
             let standings = by_board.remove(def.id.as_str()).unwrap_or_default();
-            hold(def, live, *season, &ready, Board::from_standings(position, standings));
+            hold(def, live, *season, &ready, Board::of(def.aggregate).with(position, standings));
         }
         Ok(())
     }
@@ -217,7 +217,7 @@ pub(crate) async fn read_season<R: LeaderboardStore>(
         return Ok(None);
     }
     let standings = loaded.standings.into_iter().map(|s| s.standing);
-    Ok(Some(Board::from_standings(loaded.anchor.position, standings)))
+    Ok(Some(Board::of(def.aggregate).with(loaded.anchor.position, standings)))
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 use crate::admission::Cost;
 use crate::error::QueryError;
 use crate::live::{Entry, LiveBoard, read_season};
-use crate::params::{Limit, Offset, Position, Radius, Strict};
+use crate::params::{Limit, Offset, Players, Position, Radius, Strict};
 use crate::state::{Reader, json};
 
 /// The parameters of a board's endpoints.
@@ -43,6 +43,11 @@ pub struct SeasonQuery {
     /// Around a player: how many entries on each side (0 … 50).
     #[param(inline)]
     radius: Option<Radius>,
+    /// A board of friends: these players only (at most 100 ids, comma-separated; those not on the
+    /// board left out), each with their rank on the whole season, in rank order. Not with `limit`
+    /// or `offset`.
+    #[param(inline)]
+    players: Option<Players>,
 }
 
 /// The `board` and `player_id` of a path.
@@ -110,6 +115,10 @@ pub struct BoardInfo {
     id: String,
     /// The actions that count; `null`: all of them.
     actions: Option<Vec<String>>,
+    /// How a player's awards make their score: `sum`, `best` (their highest), `min` (their
+    /// lowest, ranked lowest first: a time) or `last` (their latest).
+    #[schema(example = "sum")]
+    aggregate: &'static str,
     season: SeasonInfo,
 }
 
@@ -151,6 +160,7 @@ pub async fn list<S: EventStore, R: LeaderboardStore>(State(reader): State<Reade
             BoardInfo {
                 id: def.id.to_string(),
                 actions: def.actions.as_ref().map(|a| a.iter().map(ToString::to_string).collect()),
+                aggregate: def.aggregate.as_str(),
                 season: SeasonInfo {
                     kind: def.season.as_str(),
                     current,
@@ -195,8 +205,22 @@ pub async fn leaderboard<S: EventStore, R: LeaderboardStore>(
     let id = board_path(path)?;
     let (limit, offset) = (Limit::or_default(query.limit) as usize, Offset::or_default(query.offset) as usize);
     refuse(query.radius.is_some(), "radius")?;
+    if query.players.is_some() {
+        refuse(query.limit.is_some(), "limit with players")?;
+        refuse(query.offset.is_some(), "offset with players")?;
+    }
     let (board, season, shown) =
         reader.season_of(client, &id, query.season.as_deref(), query.min_position.map(Position::get)).await?;
+    if let Some(players) = &query.players {
+        return Ok(Json(shown.read(|b| SeasonPage {
+            board,
+            season,
+            entries: b.among(players.ids()).into_iter().map(Entry::from).collect(),
+            position: b.position(),
+            total_players: b.len() as u64,
+        }))
+        .into_response());
+    }
     if let (Shown::Live(live), 0) = (&shown, offset) {
         // The top of the live season: the bytes its live streams send, encoded once per change.
         return Ok(json(live.snapshot().body(limit, true).bytes()));
@@ -264,9 +288,13 @@ pub async fn player<S: EventStore, R: LeaderboardStore>(
     Strict(query): Strict<SeasonQuery>,
 ) -> Result<Json<SeasonStandingView>, QueryError> {
     let (id, player) = board_player(path)?;
-    for (given, name) in
-        [(query.limit.is_some(), "limit"), (query.offset.is_some(), "offset"), (query.radius.is_some(), "radius")]
-    {
+    let given = [
+        (query.limit.is_some(), "limit"),
+        (query.offset.is_some(), "offset"),
+        (query.radius.is_some(), "radius"),
+        (query.players.is_some(), "players"),
+    ];
+    for (given, name) in given {
         refuse(given, name)?;
     }
     let (board, season, shown) =
@@ -315,7 +343,9 @@ pub async fn around<S: EventStore, R: LeaderboardStore>(
 ) -> Result<Json<Around>, QueryError> {
     let (id, player) = board_player(path)?;
     let radius = Radius::or_default(query.radius) as usize;
-    for (given, name) in [(query.limit.is_some(), "limit"), (query.offset.is_some(), "offset")] {
+    for (given, name) in
+        [(query.limit.is_some(), "limit"), (query.offset.is_some(), "offset"), (query.players.is_some(), "players")]
+    {
         refuse(given, name)?;
     }
     let (board, season, shown) =

@@ -14,7 +14,7 @@ use store::{EventStore, LeaderboardStore};
 use crate::admission::Cost;
 use crate::error::QueryError;
 use crate::live::Entry;
-use crate::params::{Limit, Offset, Position, Strict};
+use crate::params::{Limit, Offset, Players, Position, Strict};
 use crate::past;
 use crate::state::{Reader, json};
 
@@ -39,6 +39,11 @@ pub struct BoardQuery {
     /// The board as it stood after the last event recorded at or before this time (RFC 3339).
     #[param(value_type = Option<String>, format = DateTime)]
     as_of: Option<String>,
+    /// A board of friends: these players only (at most 100 ids, comma-separated; those not on the
+    /// board left out), each with their rank on the whole board, in rank order. Not with `limit`,
+    /// `offset` or a past board.
+    #[param(inline)]
+    players: Option<Players>,
 }
 
 /// The parameters of `GET /v1/players/{player_id}`.
@@ -83,6 +88,16 @@ pub async fn leaderboard<S: EventStore, R: LeaderboardStore>(
     Strict(query): Strict<BoardQuery>,
 ) -> Result<Response, QueryError> {
     let (limit, offset) = (Limit::or_default(query.limit) as usize, Offset::or_default(query.offset) as usize);
+    if let Some(players) = &query.players {
+        friends_only(&query)?;
+        reader.ready_for(query.min_position.map(Position::get)).await?;
+        return Ok(Json(reader.live.read(|board| Page {
+            entries: board.among(players.ids()).into_iter().map(Entry::from).collect(),
+            position: board.position(),
+            total_players: board.len() as u64,
+        }))
+        .into_response());
+    }
     if let Some(position) = reader.past_position(client, &query).await? {
         let past = reader
             .kept
@@ -110,6 +125,20 @@ pub async fn leaderboard<S: EventStore, R: LeaderboardStore>(
         total_players: board.len() as u64,
     }))
     .into_response())
+}
+
+/// `players` asks for a board of friends now: refuses what would mean something else.
+fn friends_only(query: &BoardQuery) -> Result<(), QueryError> {
+    let others = [
+        (query.limit.is_some(), "limit"),
+        (query.offset.is_some(), "offset"),
+        (query.as_of_position.is_some(), "as_of_position"),
+        (query.as_of.is_some(), "as_of"),
+    ];
+    match others.into_iter().find(|(given, _)| *given) {
+        Some((_, name)) => Err(QueryError::InvalidRequest(format!("{name} means nothing with players"))),
+        None => Ok(()),
+    }
 }
 
 impl<S: EventStore, R> Reader<S, R> {

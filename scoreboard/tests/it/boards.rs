@@ -107,7 +107,7 @@ async fn boards_count_their_actions_in_their_seasons_and_start_the_next_by_the_c
     let rfc3339 = |t: OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).unwrap();
     assert_eq!(
         list["boards"][3],
-        json!({"id": "weekly", "actions": null, "season": {"kind": "weekly", "current": this_week.to_string(),
+        json!({"id": "weekly", "actions": null, "aggregate": "sum", "season": {"kind": "weekly", "current": this_week.to_string(),
             "starts_at": rfc3339(monday), "ends_at": rfc3339(this_week.ends_at().unwrap())}})
     );
     assert_eq!(list["boards"][2]["actions"], json!(["win_match"]));
@@ -236,4 +236,68 @@ async fn boards_count_their_actions_in_their_seasons_and_start_the_next_by_the_c
 /// A time inside `season`.
 fn clock_now(season: &Season) -> OffsetDateTime {
     season.starts_at().unwrap() + time::Duration::seconds(1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn best_and_fastest_boards_rank_reported_scores_and_a_board_of_friends_ranks_a_few() {
+    let data = tempfile::tempdir().unwrap();
+    let boards = r#"
+[boards.best-run]
+actions = ["finish_run"]
+season = "all-time"
+aggregate = "best"
+
+[boards.fastest]
+actions = ["finish_run"]
+season = "weekly"
+aggregate = "min"
+"#;
+    let clock = SetClock::new(OffsetDateTime::now_utc());
+    let scoreboard = start(data.path(), boards, &clock).await;
+    let (client, url) = (reqwest::Client::new(), scoreboard.url.as_str());
+    // Given runs reported by the game's backend (the shipped catalog's `finish_run`, 0 … 1 000 000)
+    let run = |player: &str, score: i64| {
+        testkit::sign(&events::ActionClaims { score: Some(score), ..testkit::claims(player, "finish_run") })
+    };
+    for (player, score) in [("ann", 500), ("bob", 300), ("ann", 200), ("cat", 500), ("dan", 900)] {
+        assert_eq!(submit(&client, url, &run(player, score)).await.0, 201);
+    }
+    assert_eq!(submit(&client, url, &token("dan", "complete_task")).await.0, 201);
+    // Then the best board keeps each player's highest, ann ahead of cat (she reached 500 first)
+    let best = when_ready(&client, url, "/v1/boards/best-run/leaderboard?min_position=6").await;
+    let named = |rows: &[(u64, &str, u64)]| rows.iter().map(|(r, p, s)| (*r, p.to_string(), *s)).collect::<Vec<_>>();
+    assert_eq!(entries(&best), named(&[(1, "dan", 900), (2, "ann", 500), (3, "cat", 500), (4, "bob", 300)]));
+    // And the fastest board each player's lowest, lowest first
+    let fastest = when_ready(&client, url, "/v1/boards/fastest/leaderboard?min_position=6").await;
+    assert_eq!(entries(&fastest), named(&[(1, "ann", 200), (2, "bob", 300), (3, "cat", 500), (4, "dan", 900)]));
+    let (_, bob) = get(&client, url, "/v1/boards/fastest/players/bob").await;
+    assert_eq!((bob["rank"].as_u64(), bob["score"].as_u64()), (Some(2), Some(300)));
+    let (_, list) = get(&client, url, "/v1/boards").await;
+    let aggregates: Vec<(&str, &str)> = list["boards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| (b["id"].as_str().unwrap(), b["aggregate"].as_str().unwrap()))
+        .collect();
+    assert_eq!(aggregates, [("global", "sum"), ("best-run", "best"), ("fastest", "min")]);
+    // And a board of friends shows those on the board, in board order, with their ranks on it
+    let (status, friends) = get(&client, url, "/v1/boards/fastest/leaderboard?players=dan,nobody,bob,dan").await;
+    assert_eq!(status, 200, "{friends}");
+    assert_eq!(entries(&friends), named(&[(2, "bob", 300), (4, "dan", 900)]));
+    assert_eq!(friends["total_players"], 4);
+    let (status, global) = get(&client, url, "/v1/leaderboard?players=cat,ann").await;
+    assert_eq!(status, 200, "{global}");
+    assert_eq!(entries(&global), named(&[(2, "ann", 700), (3, "cat", 500)]));
+    // And a board of friends with what means something else, or too many friends, is refused
+    let many = (0..101).map(|i| format!("p{i}")).collect::<Vec<_>>().join(",");
+    for path in [
+        "/v1/boards/fastest/leaderboard?players=ann&limit=3".to_string(),
+        "/v1/leaderboard?players=ann&as_of_position=2".to_string(),
+        "/v1/boards/fastest/players/ann?players=bob".to_string(),
+        format!("/v1/leaderboard?players={many}"),
+        "/v1/leaderboard?players=ann,,bob".to_string(),
+    ] {
+        let (status, problem) = get(&client, url, &path).await;
+        assert_eq!((status, problem["code"].as_str()), (400, Some("invalid_request")), "{path}: {problem}");
+    }
 }
