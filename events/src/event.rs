@@ -254,9 +254,17 @@ mod openapi {
 
     impl PartialSchema for RecordedEvent {
         fn schema() -> RefOr<Schema> {
-            // One variant per event type: `type` names it, `data` is its payload.
+            RecordedEvent::schema_with(|variant| variant)
+        }
+    }
+
+    impl RecordedEvent {
+        /// The schema of an event with more beside it: each variant (one per event type, `type`
+        /// naming it, `data` its payload) as `extend` makes it. One `oneOf` of plain objects,
+        /// which code generators read (an `allOf` around a `oneOf` they do not).
+        pub fn schema_with(extend: impl Fn(ObjectBuilder) -> ObjectBuilder) -> RefOr<Schema> {
             let variant = |name: &str, data: RefOr<Schema>| {
-                ObjectBuilder::new()
+                let object = ObjectBuilder::new()
                     .property(
                         "position",
                         ObjectBuilder::new()
@@ -271,7 +279,8 @@ mod openapi {
                     .required("version")
                     .property("data", data)
                     .required("data")
-                    .description(Some("An event with its place in the global log"))
+                    .description(Some("An event with its place in the global log"));
+                extend(object)
             };
             OneOfBuilder::new()
                 .item(variant("ScoreAwarded", Ref::from_schema_name(ScoreAwarded::name()).into()))

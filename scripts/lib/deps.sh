@@ -103,12 +103,13 @@ ensure_jwt_libraries() {
 
 ensure_schemathesis() {
     # The OpenAPI property-based test drives every documented route with schemathesis (PyPI);
-    # openapi-spec-validator checks the documents themselves against OpenAPI 3.1.
-    local dir="$SCOREBOARD_STATE/interop/schemathesis" version=4.32.5 validator=0.7.2
+    # openapi-spec-validator checks the documents themselves against OpenAPI 3.1, and
+    # openapi-python-client generates the client a test uses.
+    local dir="$SCOREBOARD_STATE/interop/schemathesis" version=4.32.5 validator=0.7.2 generator=0.29.1
     if ! command -v python3 >/dev/null 2>&1; then
         apt_install python3 python3-pip
     fi
-    local packages=("schemathesis==$version" "openapi-spec-validator==$validator")
+    local packages=("schemathesis==$version" "openapi-spec-validator==$validator" "openapi-python-client==$generator")
     if [ "$(cat "$dir/.version" 2>/dev/null)" != "${packages[*]}" ]; then
         rm -rf "$dir"
         python3 -m pip install --quiet --disable-pip-version-check --target "$dir" "${packages[@]}" \

@@ -22,11 +22,11 @@ use crate::live::{Entry, LiveBoard, read_season};
 use crate::params::{Limit, Offset, Players, Position, Radius, Strict};
 use crate::state::{Reader, json};
 
-/// The parameters of a board's endpoints.
+/// The parameters of a page of a season.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-pub struct SeasonQuery {
+pub struct SeasonPageQuery {
     /// The season: `all-time`, `2026-11-23`, `2026-W48` or `2026-11`, as the board restarts;
     /// the current one by default.
     season: Option<String>,
@@ -40,14 +40,38 @@ pub struct SeasonQuery {
     /// `503 projection_lagging`.
     #[param(inline)]
     min_position: Option<Position>,
-    /// Around a player: how many entries on each side (0 … 50).
-    #[param(inline)]
-    radius: Option<Radius>,
     /// A board of friends: these players only (at most 100 ids, comma-separated; those not on the
-    /// board left out), each with their rank on the whole season, in rank order. Not with `limit`
-    /// or `offset`.
+    /// board left out), each with their rank on the whole season, in rank order; `limit` and
+    /// `offset` page them as they page the board.
     #[param(inline)]
     players: Option<Players>,
+}
+
+/// The parameters of a player's standing in a season.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SeasonPlayerQuery {
+    /// The season, as on the board's page; the current one by default.
+    season: Option<String>,
+    /// Read your writes, as on the board's page.
+    #[param(inline)]
+    min_position: Option<Position>,
+}
+
+/// The parameters of a player's neighbourhood in a season.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AroundQuery {
+    /// The season, as on the board's page; the current one by default.
+    season: Option<String>,
+    /// Read your writes, as on the board's page.
+    #[param(inline)]
+    min_position: Option<Position>,
+    /// How many entries on each side of the player (0 … 50).
+    #[param(inline)]
+    radius: Option<Radius>,
 }
 
 /// The `board` and `player_id` of a path.
@@ -190,7 +214,7 @@ fn board_path(path: Result<Path<String>, PathRejection>) -> Result<String, Query
 
 /// A page of one season of a board, ranked as `/v1/leaderboard` is.
 #[utoipa::path(get, path = "/v1/boards/{board}/leaderboard", tag = "boards", operation_id = "board_leaderboard",
-    params(BoardPath, SeasonQuery),
+    params(BoardPath, SeasonPageQuery),
     responses(
         (status = 200, description = "A page of the season (empty for a season without events)", body = SeasonPage),
         (status = 404, description = "No such board (`unknown_board`), or `min_position` far beyond the log (`unknown_position`)",
@@ -200,22 +224,17 @@ pub async fn leaderboard<S: EventStore, R: LeaderboardStore>(
     State(reader): State<Reader<S, R>>,
     ClientIp(client): ClientIp,
     path: Result<Path<String>, PathRejection>,
-    Strict(query): Strict<SeasonQuery>,
+    Strict(query): Strict<SeasonPageQuery>,
 ) -> Result<Response, QueryError> {
     let id = board_path(path)?;
     let (limit, offset) = (Limit::or_default(query.limit) as usize, Offset::or_default(query.offset) as usize);
-    refuse(query.radius.is_some(), "radius")?;
-    if query.players.is_some() {
-        refuse(query.limit.is_some(), "limit with players")?;
-        refuse(query.offset.is_some(), "offset with players")?;
-    }
     let (board, season, shown) =
         reader.season_of(client, &id, query.season.as_deref(), query.min_position.map(Position::get)).await?;
     if let Some(players) = &query.players {
         return Ok(Json(shown.read(|b| SeasonPage {
             board,
             season,
-            entries: b.among(players.ids()).into_iter().map(Entry::from).collect(),
+            entries: b.among(players.ids()).into_iter().skip(offset).take(limit).map(Entry::from).collect(),
             position: b.position(),
             total_players: b.len() as u64,
         }))
@@ -233,11 +252,6 @@ pub async fn leaderboard<S: EventStore, R: LeaderboardStore>(
         total_players: b.len() as u64,
     }))
     .into_response())
-}
-
-/// A parameter that means nothing on this endpoint.
-fn refuse(given: bool, name: &str) -> Result<(), QueryError> {
-    if given { Err(QueryError::InvalidRequest(format!("{name} means nothing here"))) } else { Ok(()) }
 }
 
 /// The answer to `GET /v1/boards/{board}/players/{player_id}`.
@@ -275,7 +289,7 @@ fn board_player(path: Result<Path<(String, String)>, PathRejection>) -> Result<(
 
 /// A player's score and rank in one season of a board.
 #[utoipa::path(get, path = "/v1/boards/{board}/players/{player_id}", tag = "boards", operation_id = "board_player",
-    params(BoardPlayerPath, SeasonQuery),
+    params(BoardPlayerPath, SeasonPlayerQuery),
     responses(
         (status = 200, description = "The player's standing", body = SeasonStandingView),
         (status = 404, description = "No such board (`unknown_board`), `min_position` far beyond the log (`unknown_position`), or the player has no standing in the season \
@@ -285,18 +299,9 @@ pub async fn player<S: EventStore, R: LeaderboardStore>(
     State(reader): State<Reader<S, R>>,
     ClientIp(client): ClientIp,
     path: Result<Path<(String, String)>, PathRejection>,
-    Strict(query): Strict<SeasonQuery>,
+    Strict(query): Strict<SeasonPlayerQuery>,
 ) -> Result<Json<SeasonStandingView>, QueryError> {
     let (id, player) = board_player(path)?;
-    let given = [
-        (query.limit.is_some(), "limit"),
-        (query.offset.is_some(), "offset"),
-        (query.radius.is_some(), "radius"),
-        (query.players.is_some(), "players"),
-    ];
-    for (given, name) in given {
-        refuse(given, name)?;
-    }
     let (board, season, shown) =
         reader.season_of(client, &id, query.season.as_deref(), query.min_position.map(Position::get)).await?;
     shown.read(|b| {
@@ -329,7 +334,7 @@ pub struct Around {
 /// The `2·radius + 1` entries centred on a player (fewer at the board's ends), ranked as the
 /// board is.
 #[utoipa::path(get, path = "/v1/boards/{board}/players/{player_id}/around", tag = "boards",
-    params(BoardPlayerPath, SeasonQuery),
+    params(BoardPlayerPath, AroundQuery),
     responses(
         (status = 200, description = "The player's neighbourhood on the board", body = Around),
         (status = 404, description = "No such board (`unknown_board`), `min_position` far beyond the log (`unknown_position`), or the player has no standing in the season \
@@ -339,15 +344,10 @@ pub async fn around<S: EventStore, R: LeaderboardStore>(
     State(reader): State<Reader<S, R>>,
     ClientIp(client): ClientIp,
     path: Result<Path<(String, String)>, PathRejection>,
-    Strict(query): Strict<SeasonQuery>,
+    Strict(query): Strict<AroundQuery>,
 ) -> Result<Json<Around>, QueryError> {
     let (id, player) = board_player(path)?;
     let radius = Radius::or_default(query.radius) as usize;
-    for (given, name) in
-        [(query.limit.is_some(), "limit"), (query.offset.is_some(), "offset"), (query.players.is_some(), "players")]
-    {
-        refuse(given, name)?;
-    }
     let (board, season, shown) =
         reader.season_of(client, &id, query.season.as_deref(), query.min_position.map(Position::get)).await?;
     shown.read(|b| {

@@ -35,7 +35,7 @@ pub struct EventPage {
 }
 
 /// An event of the log with what its leaf in the Merkle tree is made of.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize)]
 pub struct AuditedEvent {
     #[serde(flatten)]
     event: events::RecordedEvent,
@@ -45,6 +45,34 @@ pub struct AuditedEvent {
     /// The leaf hash the tree holds for it (hex): `SHA-256(0x00 ‖ entry)` unless the log was
     /// altered after it was written.
     leaf_hash: Option<String>,
+}
+
+impl utoipa::PartialSchema for AuditedEvent {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        events::RecordedEvent::schema_with(|variant| {
+            let entry = "The exact bytes its leaf hashes, as stored: `{\"position\",\"type\",\"version\",\"data\"}` \
+                 with the payload byte for byte.";
+            let leaf_hash = "The leaf hash the tree holds for it (hex): `SHA-256(0x00 ‖ entry)` unless the log \
+                 was altered after it was written.";
+            variant
+                .property("entry", ObjectBuilder::new().schema_type(Type::String).description(Some(entry)))
+                .required("entry")
+                .property(
+                    "leaf_hash",
+                    ObjectBuilder::new()
+                        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([Type::String, Type::Null]))
+                        .description(Some(leaf_hash)),
+                )
+                .description(Some("An event of the log with what its leaf in the Merkle tree is made of"))
+        })
+    }
+}
+
+impl utoipa::ToSchema for AuditedEvent {
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::Schema>)>) {
+        <events::RecordedEvent as utoipa::ToSchema>::schemas(schemas);
+    }
 }
 
 /// A page of the log (`of`: the whole log, or one player's history), read by `read`. A full

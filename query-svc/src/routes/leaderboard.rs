@@ -40,8 +40,8 @@ pub struct BoardQuery {
     #[param(value_type = Option<String>, format = DateTime)]
     as_of: Option<String>,
     /// A board of friends: these players only (at most 100 ids, comma-separated; those not on the
-    /// board left out), each with their rank on the whole board, in rank order. Not with `limit`,
-    /// `offset` or a past board.
+    /// board left out), each with their rank on the whole board, in rank order; `limit` and
+    /// `offset` page them as they page the board. The live board only (not with `as_of`).
     #[param(inline)]
     players: Option<Players>,
 }
@@ -92,7 +92,7 @@ pub async fn leaderboard<S: EventStore, R: LeaderboardStore>(
         friends_only(&query)?;
         reader.ready_for(query.min_position.map(Position::get)).await?;
         return Ok(Json(reader.live.read(|board| Page {
-            entries: board.among(players.ids()).into_iter().map(Entry::from).collect(),
+            entries: board.among(players.ids()).into_iter().skip(offset).take(limit).map(Entry::from).collect(),
             position: board.position(),
             total_players: board.len() as u64,
         }))
@@ -127,14 +127,9 @@ pub async fn leaderboard<S: EventStore, R: LeaderboardStore>(
     .into_response())
 }
 
-/// `players` asks for a board of friends now: refuses what would mean something else.
+/// `players` asks for a board of friends now: refuses a past board.
 fn friends_only(query: &BoardQuery) -> Result<(), QueryError> {
-    let others = [
-        (query.limit.is_some(), "limit"),
-        (query.offset.is_some(), "offset"),
-        (query.as_of_position.is_some(), "as_of_position"),
-        (query.as_of.is_some(), "as_of"),
-    ];
+    let others = [(query.as_of_position.is_some(), "as_of_position"), (query.as_of.is_some(), "as_of")];
     match others.into_iter().find(|(given, _)| *given) {
         Some((_, name)) => Err(QueryError::InvalidRequest(format!("{name} means nothing with players"))),
         None => Ok(()),

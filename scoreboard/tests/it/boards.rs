@@ -285,13 +285,15 @@ aggregate = "min"
     assert_eq!(status, 200, "{friends}");
     assert_eq!(entries(&friends), named(&[(2, "bob", 300), (4, "dan", 900)]));
     assert_eq!(friends["total_players"], 4);
+    let (_, paged) = get(&client, url, "/v1/boards/fastest/leaderboard?players=dan,bob,ann&offset=1&limit=1").await;
+    assert_eq!(entries(&paged), named(&[(2, "bob", 300)]), "limit and offset page the friends");
     let (status, global) = get(&client, url, "/v1/leaderboard?players=cat,ann").await;
     assert_eq!(status, 200, "{global}");
     assert_eq!(entries(&global), named(&[(2, "ann", 700), (3, "cat", 500)]));
     // And a board of friends with what means something else, or too many friends, is refused
     let many = (0..101).map(|i| format!("p{i}")).collect::<Vec<_>>().join(",");
     for path in [
-        "/v1/boards/fastest/leaderboard?players=ann&limit=3".to_string(),
+        "/v1/boards/fastest/leaderboard?players=ann&radius=3".to_string(),
         "/v1/leaderboard?players=ann&as_of_position=2".to_string(),
         "/v1/boards/fastest/players/ann?players=bob".to_string(),
         format!("/v1/leaderboard?players={many}"),

@@ -24,6 +24,69 @@ fn every_published_description_is_valid_openapi_by_an_independent_validator() {
     }
 }
 
+/// A client generated from the all-in-one's own `/openapi.json` by a standard generator
+/// (`openapi-python-client`, PyPI), and nothing else, submits reported scores and reads a board
+/// of `best` runs, a board of friends and the global board (`tests/client.py`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_generated_from_the_description_submits_and_reads_boards() {
+    let python_path = std::env::var("SCOREBOARD_SCHEMATHESIS_PYTHONPATH")
+        .expect("SCOREBOARD_SCHEMATHESIS_PYTHONPATH is unset: run scripts/test, which installs openapi-python-client");
+    let data = tempfile::tempdir().unwrap();
+    let boards = data.path().join("boards.toml");
+    std::fs::write(
+        &boards,
+        "[boards.best-run]\nactions = [\"finish_run\"]\nseason = \"weekly\"\naggregate = \"best\"\n",
+    )
+    .unwrap();
+    let mut settings = crate::support::settings(data.path());
+    settings.push(("BOARDS", boards.display().to_string()));
+    let server = crate::support::start(&settings, &[]).await;
+    testkit::wait_ready(&server.url).await;
+    // Given the client generated from what the service describes
+    let description = reqwest::get(format!("{}/openapi.json", server.url)).await.unwrap().text().await.unwrap();
+    let generated = tempfile::tempdir().unwrap();
+    std::fs::write(generated.path().join("openapi.json"), description).unwrap();
+    std::fs::write(generated.path().join("config.yml"), "post_hooks: []\n").unwrap();
+    let output = std::process::Command::new("python3")
+        .args(["-m", "openapi_python_client", "generate", "--path", "openapi.json", "--meta", "none"])
+        .args(["--config", "config.yml"])
+        .current_dir(generated.path())
+        .env("PYTHONPATH", &python_path)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&[output.stdout, output.stderr].concat()).into_owned();
+    assert!(output.status.success() && !said.contains("WARNING"), "the generator: {said}");
+    // When it submits runs and reads the boards
+    let run = |player: &str, score: i64| {
+        testkit::sign(&events::ActionClaims { score: Some(score), ..testkit::claims(player, "finish_run") })
+    };
+    let tokens = [run("ann", 400), run("bob", 700), run("ann", 900), run("cat", 400)];
+    let output = std::process::Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/client.py"))
+        .arg(&server.url)
+        .args(&tokens)
+        .env("PYTHONPATH", format!("{}:{python_path}", generated.path().display()))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "the generated client: {said}");
+    let read: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    // Then it read what the service holds, through the types it generated
+    let this_week = events::boards::Season::of(events::boards::SeasonKind::Weekly, time::OffsetDateTime::now_utc());
+    assert_eq!(
+        read,
+        serde_json::json!({
+            "positions": [1, 2, 3, 4],
+            "boards": {"global": "sum", "best-run": "best"},
+            "best": [[1, "ann", 900], [2, "bob", 700], [3, "cat", 400]],
+            "season": this_week.to_string(),
+            "friends": [[2, "bob", 700], [3, "cat", 400]],
+            "friends_total": 3,
+            "top": [[1, "ann", 1300], [2, "bob", 700]],
+        })
+    );
+}
+
 /// An operator's secret, sent with every request so that the moderation endpoints are driven
 /// for real, not only refused.
 const OPERATOR_SECRET: &str = "operator-secret-of-at-least-32-bytes!";
