@@ -13,6 +13,7 @@ pub mod fold;
 pub mod ids;
 pub mod keys;
 pub mod leaderboard;
+pub mod results;
 pub mod token;
 
 pub use award::{AwardError, award};

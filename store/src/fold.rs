@@ -47,7 +47,7 @@ pub(crate) struct Folding {
     pub(crate) snapshot_interval: u64,
     pub(crate) rules: Rules,
     pub(crate) boards: Boards,
-    state: Mutex<Option<State>>,
+    pub(crate) state: Mutex<Option<State>>,
 }
 
 impl Default for Folding {
@@ -64,9 +64,9 @@ impl Folding {
 
 /// The fold in memory, as of the read model's checkpoint.
 #[derive(Debug)]
-struct State {
+pub(crate) struct State {
     /// `global` and the boards ready (folded up to the checkpoint).
-    fold: Fold,
+    pub(crate) fold: Fold,
     /// The read model's generation it was loaded in.
     generation: u64,
     /// `None` without rules.
@@ -78,6 +78,11 @@ struct State {
     /// Boards dropped and added when memory was loaded: query services reload once the new ones
     /// are built.
     changed_boards: (Vec<String>, Vec<String>),
+    /// The latest version of the results of each season published (see [`crate::results`]).
+    pub(crate) published: HashMap<(BoardId, Season), u32>,
+    /// The log's head when each season closing was first seen: its results wait until the fold
+    /// holds that position, and with it every event of the season.
+    pub(crate) due_heads: HashMap<(BoardId, Season), u64>,
 }
 
 /// The tables a read model lives in: the live one, or the one a rebuild fills beside it.
@@ -124,7 +129,7 @@ pub(crate) enum Source<'a> {
 }
 
 /// Why a transaction stopped short.
-enum Stop {
+pub(crate) enum Stop {
     /// Memory does not match the read model: load it again.
     Stale,
     Failed(StoreError),
@@ -241,6 +246,7 @@ async fn fold_batch<B: Backend>(
     let boards: Vec<BoardDef> = state.fold.defs().filter(|def| def.id.as_str() != GLOBAL).cloned().collect();
     let rows = FoldRows::of(&delta, &boards, &flags);
     B::write(&mut tx, &rows.writes(Tables::LIVE), None).await?;
+    amend::<B>(&mut tx, &state.published, &delta).await?;
     tx.commit().await?;
     let to = delta.to;
     state.due.changes += delta.of(GLOBAL).count() as u64;
@@ -266,6 +272,7 @@ async fn build_step<B: Backend>(backend: &B, state: &mut State, batch: u32) -> R
     let to = delta.to;
     let rows = FoldRows::of(&delta, &boards, &[]);
     B::write(&mut tx, &rows.board_writes(Tables::LIVE), None).await?;
+    amend::<B>(&mut tx, &state.published, &delta).await?;
     tx.commit().await?;
     building.apply(delta);
     tracing::info!(boards = ?boards.iter().map(|b| b.id.as_str()).collect::<Vec<_>>(), position = to, checkpoint, "building boards");
@@ -293,8 +300,30 @@ async fn locked_checkpoint_log<B: Backend>(
     Ok(rows.into_iter().filter_map(|row| row.event.event()).collect())
 }
 
+/// Marks the published seasons `delta` changes as amended, in the fold's own transaction.
+async fn amend<B: Backend>(
+    connection: &mut Connection<B>,
+    published: &HashMap<(BoardId, Season), u32>,
+    delta: &Delta,
+) -> Result<(), StoreError> {
+    if published.is_empty() {
+        return Ok(());
+    }
+    let amended: BTreeSet<(&BoardId, Season)> = delta
+        .standings
+        .iter()
+        .filter(|s| published.contains_key(&(s.board.clone(), s.season)))
+        .map(|s| (&s.board, s.season))
+        .collect();
+    for (board, season) in amended {
+        let season = season.to_string();
+        B::execute(connection, B::SQL.amend_season, vec![Arg::Text(board.as_str()), Arg::Text(&season)]).await?;
+    }
+    Ok(())
+}
+
 /// The checkpoint, locked, if memory is at it (and in the same generation).
-async fn locked_checkpoint<B: Backend>(connection: &mut Connection<B>, state: &State) -> Result<u64, Stop> {
+pub(crate) async fn locked_checkpoint<B: Backend>(connection: &mut Connection<B>, state: &State) -> Result<u64, Stop> {
     let (position, generation): (i64, i64) =
         sql::one::<B, _>(connection, B::SQL.lock_checkpoint, vec![Arg::Text(PROJECTION)]).await?;
     let (position, generation) = (from_db(position), from_db(generation));
@@ -457,7 +486,7 @@ pub(crate) async fn write_snapshot<'a, B: Backend>(
 /// Loads the fold from the read model: makes its boards those defined first (dropping the
 /// others, adding the new ones to be built), then reads every standing of `global` and the
 /// newest season of every board, and warms the detector up.
-async fn load<B: Backend>(backend: &B, folding: &Folding) -> Result<State, StoreError> {
+pub(crate) async fn load<B: Backend>(backend: &B, folding: &Folding) -> Result<State, StoreError> {
     let started = std::time::Instant::now();
     let changed_boards = sync_boards(backend, &folding.boards).await?;
     let mut tx = backend.begin_read().await?;
@@ -480,6 +509,7 @@ async fn load<B: Backend>(backend: &B, folding: &Folding) -> Result<State, Store
         }
     }
     let (last, changes): (i64, i64) = sql::one::<B, _>(&mut tx, B::SQL.snapshot_due, vec![]).await?;
+    let published = crate::results::published::<B>(&mut tx).await?;
     tx.commit().await?;
     let fold = Fold::load(position, live);
     let detector = match folding.rules.is_empty() {
@@ -493,7 +523,7 @@ async fn load<B: Backend>(backend: &B, folding: &Folding) -> Result<State, Store
         "the fold is loaded from the read model"
     );
     let due = Due { last: from_db(last), changes: from_db(changes) };
-    Ok(State { fold, generation, detector, due, building, changed_boards })
+    Ok(State { fold, generation, detector, due, building, changed_boards, published, due_heads: HashMap::new() })
 }
 
 /// Board `def`'s newest season, as the read model holds it.

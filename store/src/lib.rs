@@ -23,6 +23,7 @@ mod model;
 pub mod postgres;
 mod read_model;
 mod rebuild;
+mod results;
 mod rows;
 pub mod snapshot;
 pub mod sql;
@@ -39,7 +40,7 @@ pub use error::StoreError;
 pub use log::EventLog;
 pub use model::{
     Anchor, AppendOutcome, Applied, BoardsBuilt, Changes, Checkpoint, Claim, KeptSigner, NewEvent, Rebuilt, Refusal,
-    Seasons, StoredEvent,
+    SeasonResults, Seasons, StoredEvent,
 };
 pub use postgres::{PgEventLog, PgLeaderboard};
 pub use read_model::ReadModel;
@@ -180,6 +181,25 @@ pub trait LeaderboardStore: Clone + Send + Sync + 'static {
         through: u64,
     ) -> impl Future<Output = Result<Vec<Changed>, StoreError>> + Send;
 
+    /// Publishes the results of the seasons that closed by `now` (their end plus `grace`) and
+    /// new versions of those moderation reached since (see `store::results`); returns what it
+    /// published. Only the one folder calls it: it publishes from the fold it keeps.
+    fn publish_results(
+        &self,
+        now: OffsetDateTime,
+        grace: time::Duration,
+    ) -> impl Future<Output = Result<Vec<SeasonResults>, StoreError>> + Send;
+    /// The results of `season` of `board` at `version` (`None`: the latest), if published.
+    fn season_results(
+        &self,
+        board: &str,
+        season: Season,
+        version: Option<u32>,
+    ) -> impl Future<Output = Result<Option<SeasonResults>, StoreError>> + Send;
+    /// Every version of results not sent to JetStream yet, in the order published.
+    fn unrelayed_results(&self) -> impl Future<Output = Result<Vec<SeasonResults>, StoreError>> + Send;
+    /// Marks `results` sent to JetStream.
+    fn mark_relayed(&self, results: &SeasonResults) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// The same read model, read through a pool of `connections` of its own: for reads that
     /// must never wait for (or hold up) the others.
     #[must_use]

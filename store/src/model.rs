@@ -216,3 +216,24 @@ pub struct Rebuilt {
     /// The read model's generation from then on.
     pub generation: u64,
 }
+
+/// A season's results as published: one version, never changed (see [`events::results`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeasonResults {
+    /// The board.
+    pub board: events::BoardId,
+    /// The season.
+    pub season: events::boards::Season,
+    /// 1 for the first; each amendment (moderation reaching the season later) is the next.
+    pub version: u32,
+    /// The log position the results are the fold of.
+    pub position: u64,
+    /// The size of the signed checkpoint that covers `position`.
+    pub tree_size: u64,
+    /// That checkpoint's signed note.
+    pub checkpoint: String,
+    /// The players on the board, ranked.
+    pub entries: Vec<events::results::Placed>,
+    /// When the folder published them.
+    pub published_at: time::OffsetDateTime,
+}

@@ -62,6 +62,31 @@ impl<B: Backend> ReadModel<B> {
 }
 
 impl<B: Backend> LeaderboardStore for ReadModel<B> {
+    async fn publish_results(
+        &self,
+        now: time::OffsetDateTime,
+        grace: time::Duration,
+    ) -> Result<Vec<crate::SeasonResults>, StoreError> {
+        crate::results::publish(&self.backend, &self.folding, now, grace).await
+    }
+
+    async fn season_results(
+        &self,
+        board: &str,
+        season: Season,
+        version: Option<u32>,
+    ) -> Result<Option<crate::SeasonResults>, StoreError> {
+        crate::results::read::<B>(&mut *self.read().await?, board, season, version).await
+    }
+
+    async fn unrelayed_results(&self) -> Result<Vec<crate::SeasonResults>, StoreError> {
+        crate::results::unrelayed::<B>(&mut *self.read().await?).await
+    }
+
+    async fn mark_relayed(&self, results: &crate::SeasonResults) -> Result<(), StoreError> {
+        crate::results::mark_relayed::<B>(&mut *self.backend.writer().acquire().await?, results).await
+    }
+
     fn apart(&self, connections: u32) -> Self {
         Self { backend: self.backend.readers_apart(connections), folding: self.folding.clone() }
     }

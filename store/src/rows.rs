@@ -287,3 +287,42 @@ pub(crate) fn invalid(what: String) -> StoreError {
 pub(crate) fn convert<R, T: TryFrom<R, Error = StoreError>>(rows: Vec<R>) -> Result<Vec<T>, StoreError> {
     rows.into_iter().map(T::try_from).collect()
 }
+
+/// A published season's latest version.
+#[derive(FromRow)]
+pub(crate) struct PublishedRow {
+    pub board: String,
+    pub season: String,
+    pub version: i32,
+}
+
+/// A season's results, with the note of the checkpoint that covers them.
+#[derive(FromRow)]
+pub(crate) struct ResultsRow {
+    board: String,
+    season: String,
+    version: i32,
+    position: i64,
+    tree_size: i64,
+    note: String,
+    entries: String,
+    published_at: OffsetDateTime,
+}
+
+impl TryFrom<ResultsRow> for crate::SeasonResults {
+    type Error = StoreError;
+
+    fn try_from(row: ResultsRow) -> Result<Self, StoreError> {
+        let bad = || invalid(format!("season_results row {:?} {:?} {}", row.board, row.season, row.version));
+        Ok(Self {
+            board: BoardId::parse(row.board.as_str()).map_err(|_| bad())?,
+            season: row.season.parse::<Season>().map_err(|_| bad())?,
+            version: u32::try_from(row.version).map_err(|_| bad())?,
+            position: from_db(row.position),
+            tree_size: from_db(row.tree_size),
+            checkpoint: row.note,
+            entries: serde_json::from_str(&row.entries).map_err(|_| bad())?,
+            published_at: row.published_at,
+        })
+    }
+}

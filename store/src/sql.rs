@@ -359,4 +359,24 @@ pub struct Statements {
     pub index_next: &'static [&'static str],
     /// Puts the `*_next` tables in the place of the read model's.
     pub swap_next: &'static [&'static str],
+    /// `board, season, version` of the latest results of every season published.
+    pub published_seasons: &'static str,
+    /// `(min)` of the seasons of `(board)` the read model holds (NULL: none).
+    pub first_season: &'static str,
+    /// The smallest checkpoint of at least `(size)` events, if any.
+    pub covering_checkpoint: &'static str,
+    /// `board, season` of every published season a fold changed since.
+    pub amendments: &'static str,
+    /// Marks `(board, season)` changed since it was published.
+    pub amend_season: &'static str,
+    /// Clears the mark of `(board, season)`.
+    pub clear_amendment: &'static str,
+    /// Publishes `(board, season, version, position, tree_size, entries, players, published_at)`.
+    pub insert_results: &'static str,
+    /// The results of `(board, season)` at `(version)` (0: the latest), with the checkpoint's note.
+    pub results: &'static str,
+    /// Every version of results not sent to JetStream yet, in the order published.
+    pub unrelayed: &'static str,
+    /// Marks `(board, season, version)` sent.
+    pub mark_relayed: &'static str,
 }

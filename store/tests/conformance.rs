@@ -770,6 +770,76 @@ async fn taking_back_the_award_a_board_keeps_reads_the_players_history_in_every_
     assert_eq!(loaded, folded);
 }
 
+async fn season_results_are_published_once_closed_and_amended_by_new_versions_never_edits<B: Backend>(backend: B) {
+    use events::boards::{Boards, Season};
+    use time::macros::datetime;
+    // Given a daily board, and three awards on Monday 30 November 2026, folded
+    let boards =
+        Boards::from_toml("[boards.daily]\nseason = \"daily\"\n[boards.ever]\nseason = \"all-time\"\n").unwrap();
+    let (log, read_model) = backend.open().await;
+    let read_model = B::boards(read_model, boards.clone());
+    read_model.build_boards(10).await.unwrap();
+    let monday = datetime!(2026-11-30 10:00 UTC);
+    let award = |player: &str, points: i64| {
+        let mut new = awarded(player, Uuid::new_v4(), points);
+        let Event::ScoreAwarded(event) = &mut new.event else { unreachable!() };
+        event.recorded_at = monday;
+        new
+    };
+    log.append(&[award("ann", 30), award("bob", 50), award("ann", 40)]).await.unwrap();
+    while read_model.fold_next(10).await.unwrap().to < 3 {}
+    let (grace, closing) = (time::Duration::minutes(5), datetime!(2026-12-01 00:05 UTC));
+    let checkpoint =
+        |size: u64| store::Checkpoint { tree_size: size, root_hash: [0; 32], note: format!("note of {size}\n") };
+    let day = Season::parse(events::boards::SeasonKind::Daily, "2026-11-30").unwrap();
+    let rows = |results: &store::SeasonResults| -> Vec<(u64, String, u64)> {
+        results.entries.iter().map(|p| (p.rank, p.player_id.to_string(), p.score)).collect()
+    };
+    // Then nothing is published before the day closes (its end plus the grace)
+    let second = time::Duration::seconds(1);
+    assert!(read_model.publish_results(closing - second, grace).await.unwrap().is_empty());
+    // Nor before a signed checkpoint covers the fold
+    assert!(read_model.publish_results(closing, grace).await.unwrap().is_empty());
+    log.save_checkpoint(&checkpoint(3)).await.unwrap();
+    // Then the day's results are published once, final at the fold's position
+    let published = read_model.publish_results(closing, grace).await.unwrap();
+    assert_eq!(published.len(), 1, "{published:?}");
+    let first = &published[0];
+    assert_eq!((first.board.as_str(), first.season, first.version, first.position), ("daily", day, 1, 3));
+    assert_eq!((first.tree_size, first.checkpoint.as_str()), (3, "note of 3\n"));
+    assert_eq!(rows(first), [(1, "ann".to_string(), 70), (2, "bob".to_string(), 50)]);
+    assert!(read_model.publish_results(closing + time::Duration::hours(1), grace).await.unwrap().is_empty());
+    // When a ban reaches the closed day, the next version is published once a checkpoint covers it
+    log.append(&[moderation("ann", true)]).await.unwrap();
+    while read_model.fold_next(10).await.unwrap().to < 4 {}
+    let later = closing + time::Duration::hours(2);
+    assert!(read_model.publish_results(later, grace).await.unwrap().is_empty(), "no checkpoint covers 4 yet");
+    log.save_checkpoint(&checkpoint(4)).await.unwrap();
+    let amended = read_model.publish_results(later, grace).await.unwrap();
+    assert_eq!(amended.len(), 1, "{amended:?}");
+    assert_eq!((amended[0].version, amended[0].position, amended[0].tree_size), (2, 4, 4));
+    assert_eq!(rows(&amended[0]), [(1, "bob".to_string(), 50)]);
+    // And every version stays readable as published, the latest by default
+    let latest = read_model.season_results("daily", day, None).await.unwrap().unwrap();
+    assert_eq!(latest, amended[0]);
+    let original = read_model.season_results("daily", day, Some(1)).await.unwrap().unwrap();
+    assert_eq!(&original, first);
+    assert!(read_model.season_results("daily", day, Some(3)).await.unwrap().is_none());
+    // And nothing published is ever changed
+    assert!(backend.execute("UPDATE season_results SET position = 1").await.is_err());
+    assert!(backend.execute("DELETE FROM season_results").await.is_err());
+    // And what JetStream has not been sent is sent once, in order
+    let unrelayed = read_model.unrelayed_results().await.unwrap();
+    assert_eq!(unrelayed.iter().map(|r| r.version).collect::<Vec<_>>(), [1, 2]);
+    read_model.mark_relayed(&unrelayed[0]).await.unwrap();
+    let unrelayed = read_model.unrelayed_results().await.unwrap();
+    assert_eq!(unrelayed.iter().map(|r| r.version).collect::<Vec<_>>(), [2]);
+    // And a folder started afresh publishes nothing twice
+    let (_, read_model) = backend.open().await;
+    let read_model = B::boards(read_model, boards);
+    assert!(read_model.publish_results(later + time::Duration::hours(1), grace).await.unwrap().is_empty());
+}
+
 /// A pseudo-random number generator (xorshift), so that the random logs are the same each run.
 struct Random(u64);
 
@@ -1011,6 +1081,7 @@ macro_rules! every_case {
             a_burst_is_flagged_once_whatever_restarts_the_detector,
             boards_fold_with_global_and_a_board_added_later_is_built_from_the_log,
             taking_back_the_award_a_board_keeps_reads_the_players_history_in_every_fold,
+            season_results_are_published_once_closed_and_amended_by_new_versions_never_edits,
             the_fold_persisted_and_reloaded_anywhere_is_the_fold_of_the_log,
             a_folder_whose_memory_another_moved_past_loads_again_and_counts_nothing_twice,
             a_rebuild_while_folding_goes_on_takes_over_with_the_fold_of_the_log,
