@@ -6,7 +6,10 @@
 //! entry and the tree from the leaves, checks every checkpoint's signature with the verifier key
 //! and its root against the recomputed tree, and that consecutive checkpoints are consistent by
 //! the service's own proofs; it names the first position where what it reads disagrees with
-//! what was signed.
+//! what was signed. [`results::verify_results`] checks a season's published results against
+//! the same signed log.
+
+pub mod results;
 
 use std::fmt;
 

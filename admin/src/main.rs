@@ -21,6 +21,26 @@ enum Command {
     /// every checkpoint's signature and the consistency of consecutive checkpoints. Names the
     /// first position that disagrees with what was signed; exits 1 on any disagreement.
     VerifyLog(LogLocation),
+    /// Verify a season's published results from the deployment's public API alone: the
+    /// checkpoint they name is signed, the log up to it is the one signed, and the fold of the
+    /// log up to their final position ranks as they do. Exits 1 on any disagreement.
+    VerifyResults {
+        /// The read side (query-svc or the all-in-one).
+        #[arg(long)]
+        url: String,
+        /// The board.
+        #[arg(long)]
+        board: String,
+        /// The season, e.g. `2026-W48`.
+        #[arg(long)]
+        season: String,
+        /// The version of the results; the latest by default.
+        #[arg(long)]
+        version: Option<u32>,
+        /// The verifier key to trust (note format); the one the deployment serves by default.
+        #[arg(long)]
+        key: Option<String>,
+    },
     /// Print the board as it stood after position N, or at a time, replaying the log from the
     /// database from its first event (no snapshot is trusted).
     Replay {
@@ -178,6 +198,33 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     None if report.problems.is_empty() => "the log is the one that was signed".to_string(),
                     None => "the checkpoints do not verify".to_string(),
                     Some(position) => format!("the log disagrees with what was signed from position {position}"),
+                }
+            );
+            Ok(if report.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::VerifyResults { url, board, season, version, key } => {
+            let client = reqwest::Client::new();
+            let report =
+                scoreboard_admin::results::verify_results(&client, &url, &board, &season, version, key.as_deref())
+                    .await?;
+            let results = &report.results;
+            for problem in &report.problems {
+                println!("{problem}");
+            }
+            println!(
+                "results of {} {} version {} ({} players, final at position {}, checkpoint of {} events), \
+                 {} events read: {}",
+                results.board,
+                results.season,
+                results.version,
+                results.total_players,
+                results.final_position,
+                results.checkpoint.tree_size,
+                report.events,
+                if report.problems.is_empty() {
+                    "they are the fold of the signed log"
+                } else {
+                    "they are NOT the fold of the signed log"
                 }
             );
             Ok(if report.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })

@@ -10,11 +10,12 @@ use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
 use crate::boards::{BoardDef, Season};
-use crate::ids::{DisplayName, PlayerId};
+use crate::ids::{BoardId, DisplayName, PlayerId};
 use crate::leaderboard::{Board, Standing};
 
 /// One player's place in a season's results.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Placed {
     /// 1-based, no ties.
     pub rank: u64,
@@ -24,6 +25,41 @@ pub struct Placed {
     pub name: Option<DisplayName>,
     /// Their score on the board.
     pub score: u64,
+}
+
+/// A season's results as the API answers them and JetStream carries them: one version, final at
+/// a log position that a signed checkpoint covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Published {
+    /// The board.
+    pub board: BoardId,
+    /// The season, e.g. `2026-W48`.
+    pub season: String,
+    /// 1 for the first; moderation reaching the season after it closed publishes the next.
+    pub version: u32,
+    /// The log position the results are the fold of: every event up to it, none after.
+    pub final_position: u64,
+    /// The signed checkpoint (C2SP signed note) of the first tree that covers `final_position`.
+    pub checkpoint: SignedCheckpoint,
+    /// The players on the board, ranked (a page of them on the API; all of them on JetStream).
+    pub entries: Vec<Placed>,
+    /// How many players the results rank.
+    pub total_players: u64,
+    /// When the folder published this version (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub published_at: OffsetDateTime,
+}
+
+/// A signed checkpoint: its tree size and its note.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SignedCheckpoint {
+    /// How many events the tree holds.
+    pub tree_size: u64,
+    /// The signed note (`<origin>\n<size>\n<root hash>\n\n— <name> <signature>\n`).
+    pub note: String,
 }
 
 /// The standings of a season (every player's, banned ones included), ranked as board `def`

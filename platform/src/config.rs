@@ -46,9 +46,14 @@ pub fn redacted(url: &str) -> String {
 /// them and the query side serves them: give both the same file.
 #[derive(Debug, Clone, Default, Args)]
 pub struct BoardsConfig {
-    /// TOML file of `[boards.<id>]` tables (`actions`, `season`); unset: only `global`.
+    /// TOML file of `[boards.<id>]` tables (`actions`, `season`, `aggregate`); unset: only
+    /// `global`.
     #[arg(long, env = "BOARDS")]
     pub boards: Option<PathBuf>,
+    /// How long after a season's end its results wait for appends still in flight before they
+    /// are published.
+    #[arg(long, env = "SEASON_GRACE", default_value = "60s", value_parser = parse_duration)]
+    pub season_grace: Duration,
 }
 
 impl BoardsConfig {
@@ -185,6 +190,10 @@ pub struct SubjectConfig {
     /// (`<prefix>.<tree size>`).
     #[arg(long, env = "NATS_CHECKPOINT_SUBJECT", default_value = "scoreboard.checkpoints")]
     pub nats_checkpoint_subject: String,
+    /// Subject prefix of season results, kept in the stream `<NATS_STREAM>_RESULTS`
+    /// (`<prefix>.<board>`, one message per board, season and version).
+    #[arg(long, env = "NATS_RESULTS_SUBJECT", default_value = "scoreboard.results")]
+    pub nats_results_subject: String,
 }
 
 impl SubjectConfig {
@@ -198,6 +207,13 @@ impl SubjectConfig {
     /// `<NATS_CHECKPOINT_SUBJECT>.<tree size>`, as append-only as the log's.
     pub fn checkpoint_stream(&self) -> crate::jetstream::LogStream {
         crate::jetstream::LogStream::new(&format!("{}_CHECKPOINTS", self.nats_stream), &self.nats_checkpoint_subject)
+            .with_replicas(self.nats_stream_replicas)
+    }
+
+    /// The stream of season results: `<NATS_STREAM>_RESULTS`, subjects
+    /// `<NATS_RESULTS_SUBJECT>.<board>`.
+    pub fn results_stream(&self) -> crate::jetstream::LogStream {
+        crate::jetstream::LogStream::new(&format!("{}_RESULTS", self.nats_stream), &self.nats_results_subject)
             .with_replicas(self.nats_stream_replicas)
     }
 }

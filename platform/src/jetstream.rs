@@ -144,6 +144,16 @@ pub fn checkpoint_publication(tree_size: u64, note: &str) -> PublishMessage {
     PublishMessage::build().payload(note.to_string().into()).message_id(format!("checkpoint-{tree_size}"))
 }
 
+/// The message that carries a version of a season's results in the results stream: the results
+/// as JSON (`events::results::Published`), `Nats-Msg-Id` = `<board>/<season>/<version>` (a
+/// version relayed again after a crash is stored once).
+pub fn results_publication(results: &events::results::Published) -> PublishMessage {
+    let body = serde_json::to_vec(results).expect("results serialise");
+    PublishMessage::build()
+        .payload(body.into())
+        .message_id(format!("{}/{}/{}", results.board, results.season, results.version))
+}
+
 /// A message of the stream that is not an event of the log as [`publication`] writes it.
 #[derive(Debug, thiserror::Error)]
 #[error("not an event of the log: {0}")]

@@ -156,6 +156,12 @@ pub const METRICS: &[(&str, MetricKind, &str)] = &[
         "1 while the stream holds an event beyond the log's head (the log is behind the stream).",
     ),
     ("projector_checkpoint", MetricKind::Gauge, "Log position the read model has folded through."),
+    (
+        "season_results_published_total",
+        MetricKind::Counter,
+        "Versions of season results published (a season closed, or moderation amended one).",
+    ),
+    ("season_results_relayed_total", MetricKind::Counter, "Versions of season results sent to JetStream."),
     ("projector_lag_events", MetricKind::Gauge, "Stream messages not yet delivered to the projector."),
     ("projector_events_applied_total", MetricKind::Counter, "Events folded into the read model."),
     (

@@ -7,6 +7,7 @@ pub mod announce;
 pub mod audit;
 pub mod follow;
 pub mod projection;
+pub mod results;
 
 use std::time::Duration;
 
@@ -151,9 +152,12 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let nats = platform::jetstream::connect(&config.nats, "projector").await.context("NATS_URL")?;
     let announcer =
         Announcer::Nats { client: nats.clone(), subject: config.nats.subjects.nats_changes_subject.clone() };
-    let boards = config.boards.load().context("BOARDS")?;
-    let projection =
-        Projection::new(pool.clone(), nats.clone(), announcer, settings(&config.nats, &config.projection, boards)?);
+    let projection = Projection::new(
+        pool.clone(),
+        nats.clone(),
+        announcer,
+        settings(&config.nats, &config.projection, &config.boards)?,
+    );
     let projection = tokio::spawn(projection.run(shutdown.clone()));
     let readiness = Readiness::default().with_store("postgres", PgEventLog::new(pool)).with_nats(nats.clone());
     tracing::info!(addr = %listener.local_addr()?, "projector listening");
@@ -173,11 +177,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
 }
 
 /// The JetStream projection's settings from the configuration.
-pub fn settings(
-    nats: &NatsConfig,
-    projection: &ProjectionConfig,
-    boards: events::boards::Boards,
-) -> anyhow::Result<Settings> {
+pub fn settings(nats: &NatsConfig, projection: &ProjectionConfig, boards: &BoardsConfig) -> anyhow::Result<Settings> {
     Ok(Settings {
         stream: nats.subjects.log_stream(),
         consumer: projection.consumer.clone(),
@@ -185,6 +185,8 @@ pub fn settings(
         ack_wait: projection.ack_wait,
         snapshot_interval: projection.snapshot_interval,
         rules: projection.rules().context("ANOMALY_RULES")?,
-        boards,
+        boards: boards.load().context("BOARDS")?,
+        season_grace: boards.season_grace,
+        results_stream: nats.subjects.results_stream(),
     })
 }

@@ -72,6 +72,10 @@ pub struct Settings {
     pub rules: events::anomaly::Rules,
     /// The boards folded besides `global`.
     pub boards: events::boards::Boards,
+    /// How long after a season's end its results wait for appends in flight.
+    pub season_grace: Duration,
+    /// Where season results are sent.
+    pub results_stream: LogStream,
 }
 
 /// The leaderboard projection; see the module documentation.
@@ -146,10 +150,19 @@ impl Projection {
             .map_err(jetstream_error)?;
         let mut batches = messages.ready_chunks(self.settings.batch_max);
         tracing::info!(checkpoint, consumer = %self.settings.consumer, "projector elected; folding from the checkpoint");
-        // Boards are built by the one folder, beside its folding, for as long as it leads.
+        // Boards are built, and season results published, by the one folder, beside its
+        // folding, for as long as it leads.
         let leading = shutdown.child_token();
         let _stop_building = leading.clone().drop_guard();
-        tokio::spawn(crate::build_boards(self.read_model.clone(), leading));
+        tokio::spawn(crate::build_boards(self.read_model.clone(), leading.clone()));
+        let relay = crate::results::Relay { js: js.clone(), stream: self.settings.results_stream.clone() };
+        tokio::spawn(crate::results::publish_periodically(
+            self.read_model.clone(),
+            self.settings.season_grace,
+            time::OffsetDateTime::now_utc,
+            Some(relay),
+            leading,
+        ));
 
         let mut heartbeat = tokio::time::interval(HEARTBEAT);
         loop {

@@ -16,6 +16,9 @@ pub enum QueryError {
     /// No such player on the board.
     #[error("player {0:?} has no standing")]
     UnknownPlayer(String),
+    /// No results of a season published (yet, or of that version).
+    #[error("{0}")]
+    ResultsNotPublished(String),
     /// No such board.
     #[error("there is no board {0:?}; GET /v1/boards lists them")]
     UnknownBoard(String),
@@ -64,6 +67,9 @@ impl IntoResponse for QueryError {
             }
             Self::UnknownBoard(_) => {
                 Problem::new(StatusCode::NOT_FOUND, "unknown_board", "Unknown board").with_detail(detail)
+            }
+            Self::ResultsNotPublished(_) => {
+                Problem::new(StatusCode::NOT_FOUND, "results_not_published", "No results published").with_detail(detail)
             }
             Self::NotYet(_) => {
                 Problem::new(StatusCode::NOT_FOUND, "no_checkpoint", "Nothing signed yet").with_detail(detail)

@@ -34,7 +34,7 @@ use crate::apart::Apart;
 use crate::kept::Kept;
 use crate::live::{ChangeFeed, Clock, LiveBoard, LiveBoards, SystemClock};
 use crate::routes::streams::{self, Streams};
-use crate::routes::{audit, boards, history, leaderboard};
+use crate::routes::{audit, boards, history, leaderboard, results};
 use crate::state::Reader;
 
 /// Everything `query-svc` needs.
@@ -180,6 +180,7 @@ pub fn query_side<S: EventStore, R: LeaderboardStore>(
         .route("/v1/boards/{board}/leaderboard", get(boards::leaderboard::<S, R>))
         .route("/v1/boards/{board}/players/{player_id}", get(boards::player::<S, R>))
         .route("/v1/boards/{board}/players/{player_id}/around", get(boards::around::<S, R>))
+        .route("/v1/boards/{board}/seasons/{season}/results", get(results::results::<S, R>))
         .with_state(reader)
         .merge(
             Router::new()
@@ -213,6 +214,7 @@ pub fn query_side<S: EventStore, R: LeaderboardStore>(
     boards::leaderboard,
     boards::player,
     boards::around,
+    results::results,
     streams::board_sse,
     streams::board_websocket
 ))]

@@ -282,10 +282,23 @@ async fn embedded(
         shutdown.clone(),
     ));
     let building = tokio::spawn(projector::build_boards(read_model.clone(), shutdown.clone()));
+    let clock = serving.clock.clone();
+    let results = tokio::spawn(projector::results::publish_periodically(
+        read_model.clone(),
+        config.boards.season_grace,
+        move || clock.now(),
+        None,
+        shutdown.clone(),
+    ));
     let (query_routes, live, keeper) =
         query_svc::query_side(log.clone(), read_model, ChangeFeed::InProcess(heard), serving, &config.reads, shutdown);
     let readiness = query_svc::board_loaded(Readiness::default().with_store("sqlite", log), live);
-    let tasks = vec![("projector", projector), ("board builder", building), ("board keeper", keeper)];
+    let tasks = vec![
+        ("projector", projector),
+        ("board builder", building),
+        ("season results", results),
+        ("board keeper", keeper),
+    ];
     Ok((desk, Sides { query_routes, readiness, background, tasks, nats: None }))
 }
 
@@ -321,7 +334,7 @@ async fn distributed(
         pool.clone(),
         nats.clone(),
         announcer,
-        projector::settings(&nats_config, &config.projection, serving.boards.clone())?,
+        projector::settings(&nats_config, &config.projection, &config.boards)?,
     );
     let projector = tokio::spawn(projection.run(shutdown.clone()));
     let feed = ChangeFeed::Nats { client: nats.clone(), subject: config.subjects.nats_changes_subject.clone() };

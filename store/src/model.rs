@@ -237,3 +237,19 @@ pub struct SeasonResults {
     /// When the folder published them.
     pub published_at: time::OffsetDateTime,
 }
+
+impl SeasonResults {
+    /// The results as published, `limit` entries from rank `offset + 1`.
+    pub fn published(&self, offset: usize, limit: usize) -> events::results::Published {
+        events::results::Published {
+            board: self.board.clone(),
+            season: self.season.to_string(),
+            version: self.version,
+            final_position: self.position,
+            checkpoint: events::results::SignedCheckpoint { tree_size: self.tree_size, note: self.checkpoint.clone() },
+            entries: self.entries.iter().skip(offset).take(limit).cloned().collect(),
+            total_players: self.entries.len() as u64,
+            published_at: self.published_at,
+        }
+    }
+}

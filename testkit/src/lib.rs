@@ -98,6 +98,8 @@ pub struct TestStream {
     pub changes_subject: String,
     /// The subject prefix of signed checkpoints (in the stream `<name>_CHECKPOINTS`).
     pub checkpoint_subject: String,
+    /// The subject prefix of season results (in the stream `<name>_RESULTS`).
+    pub results_subject: String,
     /// The NATS server it lives on.
     pub nats_url: String,
 }
@@ -116,15 +118,25 @@ impl TestStream {
             subject_prefix: format!("sbt.{id}"),
             changes_subject: format!("sbtc.{id}"),
             checkpoint_subject: format!("sbtk.{id}"),
+            results_subject: format!("sbtr.{id}"),
             nats_url: nats_url.to_string(),
         }
     }
 
     /// Every message of the stream, in sequence order.
     pub async fn messages(&self) -> Vec<StreamedEvent> {
+        self.messages_in(&self.name).await
+    }
+
+    /// Every message of the stream of season results (`<name>_RESULTS`), in sequence order.
+    pub async fn results(&self) -> Vec<StreamedEvent> {
+        self.messages_in(&format!("{}_RESULTS", self.name)).await
+    }
+
+    async fn messages_in(&self, name: &str) -> Vec<StreamedEvent> {
         let client = async_nats::connect(&self.nats_url).await.unwrap();
         let js = jetstream::new(client);
-        let mut stream = match js.get_stream(&self.name).await {
+        let mut stream = match js.get_stream(name).await {
             Ok(stream) => stream,
             Err(_) => return Vec::new(),
         };
@@ -151,6 +163,7 @@ impl TestStream {
             let header = |name: &str| message.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.to_string());
             out.push(StreamedEvent {
                 sequence: message.info().unwrap().stream_sequence,
+                subject: message.subject.to_string(),
                 message_id: header("Nats-Msg-Id").unwrap_or_default(),
                 position: header("Scoreboard-Position").and_then(|p| p.parse().ok()).unwrap_or_default(),
                 payload: message.payload.to_vec(),
@@ -176,6 +189,7 @@ impl Drop for TestStream {
                     let js = jetstream::new(client);
                     let _ = js.delete_stream(&name).await;
                     let _ = js.delete_stream(format!("{name}_CHECKPOINTS")).await;
+                    let _ = js.delete_stream(format!("{name}_RESULTS")).await;
                 }
             });
         })
@@ -188,6 +202,8 @@ impl Drop for TestStream {
 pub struct StreamedEvent {
     /// Stream sequence.
     pub sequence: u64,
+    /// Its subject.
+    pub subject: String,
     /// `Nats-Msg-Id`.
     pub message_id: String,
     /// `Scoreboard-Position`.
@@ -206,6 +222,7 @@ pub fn settings(database_url: &str, stream: &TestStream) -> Vec<(&'static str, S
         ("NATS_SUBJECT_PREFIX", stream.subject_prefix.clone()),
         ("NATS_CHANGES_SUBJECT", stream.changes_subject.clone()),
         ("NATS_CHECKPOINT_SUBJECT", stream.checkpoint_subject.clone()),
+        ("NATS_RESULTS_SUBJECT", stream.results_subject.clone()),
     ]
 }
 

@@ -3,4 +3,5 @@
 
 mod exactly_once;
 mod openapi;
+mod results;
 mod support;

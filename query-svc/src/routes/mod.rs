@@ -5,4 +5,5 @@ pub mod audit;
 pub mod boards;
 pub mod history;
 pub mod leaderboard;
+pub mod results;
 pub mod streams;

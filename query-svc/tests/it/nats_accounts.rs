@@ -28,6 +28,7 @@ async fn under_the_shipped_nats_configuration_only_scoreboard_publishes() {
         subject_prefix: "scoreboard.events".into(),
         changes_subject: "scoreboard.leaderboard.changes".into(),
         checkpoint_subject: "scoreboard.checkpoints".into(),
+        results_subject: "scoreboard.results".into(),
         nats_url: nats.url(),
     };
     let mut settings = testkit::command_settings(&db.url, &stream);

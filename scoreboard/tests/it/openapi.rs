@@ -26,9 +26,10 @@ fn every_published_description_is_valid_openapi_by_an_independent_validator() {
 
 /// A client generated from the all-in-one's own `/openapi.json` by a standard generator
 /// (`openapi-python-client`, PyPI), and nothing else, submits reported scores and reads a board
-/// of `best` runs, a board of friends and the global board (`tests/client.py`).
+/// of `best` runs, a board of friends, the global board and a closed season's results
+/// (`tests/client.py`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_generated_from_the_description_submits_and_reads_boards() {
+async fn a_client_generated_from_the_description_submits_and_reads_boards_and_results() {
     let python_path = std::env::var("SCOREBOARD_SCHEMATHESIS_PYTHONPATH")
         .expect("SCOREBOARD_SCHEMATHESIS_PYTHONPATH is unset: run scripts/test, which installs openapi-python-client");
     let data = tempfile::tempdir().unwrap();
@@ -40,7 +41,14 @@ async fn a_client_generated_from_the_description_submits_and_reads_boards() {
     .unwrap();
     let mut settings = crate::support::settings(data.path());
     settings.push(("BOARDS", boards.display().to_string()));
-    let server = crate::support::start(&settings, &[]).await;
+    settings.push(("SEASON_GRACE", "1s".into()));
+    settings.push(("CHECKPOINT_INTERVAL", "50ms".into()));
+    let config: scoreboard::Config = testkit::config(&settings, &[]);
+    let now = time::OffsetDateTime::now_utc();
+    let clock = query_svc::live::SetClock::new(now);
+    let shared = std::sync::Arc::new(clock.clone());
+    let server =
+        testkit::InProcess::start(|listener, stop| scoreboard::run_with_clock(config, shared, listener, stop)).await;
     testkit::wait_ready(&server.url).await;
     // Given the client generated from what the service describes
     let description = reqwest::get(format!("{}/openapi.json", server.url)).await.unwrap().text().await.unwrap();
@@ -56,33 +64,48 @@ async fn a_client_generated_from_the_description_submits_and_reads_boards() {
         .unwrap();
     let said = String::from_utf8_lossy(&[output.stdout, output.stderr].concat()).into_owned();
     assert!(output.status.success() && !said.contains("WARNING"), "the generator: {said}");
-    // When it submits runs and reads the boards
+    let client = |args: &[&str]| -> serde_json::Value {
+        let output = std::process::Command::new("python3")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/client.py"))
+            .args(args)
+            .env("PYTHONPATH", format!("{}:{python_path}", generated.path().display()))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "the generated client: {}", String::from_utf8_lossy(&output.stderr));
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    // When it submits runs
     let run = |player: &str, score: i64| {
         testkit::sign(&events::ActionClaims { score: Some(score), ..testkit::claims(player, "finish_run") })
     };
     let tokens = [run("ann", 400), run("bob", 700), run("ann", 900), run("cat", 400)];
-    let output = std::process::Command::new("python3")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/client.py"))
-        .arg(&server.url)
-        .args(&tokens)
-        .env("PYTHONPATH", format!("{}:{python_path}", generated.path().display()))
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(output.status.success(), "the generated client: {said}");
-    let read: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let mut args = vec!["submit", server.url.as_str()];
+    args.extend(tokens.iter().map(String::as_str));
+    assert_eq!(client(&args), serde_json::json!({"positions": [1, 2, 3, 4]}));
+    // And, once the week has closed and its results are published, reads the boards and results
+    let week = events::boards::Season::of(events::boards::SeasonKind::Weekly, now);
+    clock.set(week.ends_at().unwrap() + time::Duration::seconds(2));
+    let results = format!("/v1/boards/best-run/seasons/{week}/results");
+    testkit::eventually(std::time::Duration::from_secs(20), || async {
+        (testkit::get_json(&reqwest::Client::new(), &server.url, &results).await.0 == 200).then_some(())
+    })
+    .await;
+    let week = week.to_string();
     // Then it read what the service holds, through the types it generated
-    let this_week = events::boards::Season::of(events::boards::SeasonKind::Weekly, time::OffsetDateTime::now_utc());
     assert_eq!(
-        read,
+        client(&["read", server.url.as_str(), &week]),
         serde_json::json!({
-            "positions": [1, 2, 3, 4],
             "boards": {"global": "sum", "best-run": "best"},
             "best": [[1, "ann", 900], [2, "bob", 700], [3, "cat", 400]],
-            "season": this_week.to_string(),
             "friends": [[2, "bob", 700], [3, "cat", 400]],
             "friends_total": 3,
             "top": [[1, "ann", 1300], [2, "bob", 700]],
+            "results": {
+                "version": 1,
+                "final_position": 4,
+                "signed": true,
+                "entries": [[1, "ann", 900], [2, "bob", 700], [3, "cat", 400]],
+            },
         })
     );
 }

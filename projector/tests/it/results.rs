@@ -1,0 +1,77 @@
+//! Season results reach JetStream: the projector publishes a closed day's results and sends
+//! each version once to `<NATS_STREAM>_RESULTS`, on `<NATS_RESULTS_SUBJECT>.<board>` with a
+//! `Nats-Msg-Id` per board, season and version, for a rewards service to consume.
+
+use std::time::Duration;
+
+use events::boards::{Season, SeasonKind};
+use events::{Event, Points, ScoreAwarded};
+use store::{EventStore as _, NewEvent, PgEventLog};
+use testkit::{InProcess, TestDb, TestStream};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+fn award(player: &str, points: i64, at: OffsetDateTime) -> NewEvent {
+    let event = Event::ScoreAwarded(ScoreAwarded {
+        event_id: Uuid::now_v7(),
+        action_id: Uuid::new_v4(),
+        player_id: player.parse().unwrap(),
+        display_name: None,
+        action: "complete_task".parse().unwrap(),
+        points: Points::new(points).unwrap(),
+        token_issued_at: at.unix_timestamp(),
+        key_id: testkit::TEST_KID.parse().unwrap(),
+        recorded_at: at,
+    });
+    NewEvent { event, claims_digest: None }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_days_results_are_sent_to_jetstream_once_per_version() {
+    let (db, stream) = (TestDb::new().await, TestStream::new());
+    // Given a day two days ago with actions in the log (as appended then)
+    let day = OffsetDateTime::now_utc() - time::Duration::days(2);
+    let log = PgEventLog::new(db.pool().await);
+    store::postgres::MIGRATOR.run(&db.pool().await).await.unwrap();
+    log.append(&[award("ann", 30, day), award("bob", 50, day), award("ann", 40, day)]).await.unwrap();
+    // And the write path (relaying the log, signing checkpoints) and the projector folding the
+    // shipped example boards (`daily` among them)
+    let mut settings = testkit::command_settings(&db.url, &stream);
+    settings.push(("CHECKPOINT_INTERVAL", "100ms".into()));
+    let command: command_svc::Config = testkit::config(&settings, &[]);
+    let _command = InProcess::start(|listener, stop| command_svc::run(command, listener, stop)).await;
+    let mut settings = testkit::settings(&db.url, &stream);
+    settings.push(("BOARDS", concat!(env!("CARGO_MANIFEST_DIR"), "/../config/boards.example.toml").into()));
+    settings.push(("SEASON_GRACE", "1s".into()));
+    let config: projector::Config = testkit::config(&settings, &[]);
+    let _projector = InProcess::start(|listener, stop| projector::run(config, listener, stop)).await;
+
+    // Then the day's results arrive on the results stream, once
+    let sent = testkit::eventually(Duration::from_secs(30), || async {
+        let sent = stream.results().await;
+        sent.iter().any(|m| m.subject.ends_with(".daily")).then_some(sent)
+    })
+    .await;
+    let season = Season::of(SeasonKind::Daily, day);
+    let subject = format!("{}.daily", stream.results_subject);
+    let ids: Vec<&str> = sent.iter().filter(|m| m.subject == subject).map(|m| m.message_id.as_str()).collect();
+    // That day's, and the next day's, which closed too (nobody played: its results are empty)
+    let next = season.next().unwrap();
+    assert_eq!(ids, [format!("daily/{season}/1"), format!("daily/{next}/1")]);
+    let daily: Vec<_> = sent.iter().filter(|m| m.subject == subject).collect();
+    let results: events::results::Published = serde_json::from_slice(&daily[0].payload).unwrap();
+    assert_eq!(
+        (results.board.as_str(), results.season.as_str(), results.version),
+        ("daily", season.to_string().as_str(), 1)
+    );
+    let rows: Vec<(u64, &str, u64)> = results.entries.iter().map(|p| (p.rank, p.player_id.as_str(), p.score)).collect();
+    assert_eq!(rows, [(1, "ann", 70), (2, "bob", 50)]);
+    assert_eq!(results.final_position, 3);
+    assert!(results.checkpoint.tree_size >= 3 && results.checkpoint.note.contains("\n— "), "{results:?}");
+    // And nothing is sent twice while the projector goes on
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let again: Vec<_> = stream.results().await.into_iter().filter(|m| m.subject == subject).collect();
+    assert_eq!(again.len(), 2);
+    let empty: events::results::Published = serde_json::from_slice(&again[1].payload).unwrap();
+    assert_eq!((empty.entries.len(), empty.total_players), (0, 0));
+}
