@@ -22,7 +22,9 @@ pub struct ScoreAwarded {
     pub display_name: Option<DisplayName>,
     /// The action completed.
     pub action: ActionName,
-    /// The points the catalog gave the action when it was recorded.
+    /// What the award counts on the boards: the points the catalog gave the action when it was
+    /// recorded, or, for an action worth a reported score, the score the token reported (within
+    /// the catalog's range).
     pub points: Points,
     /// The token's `iat`, Unix seconds.
     pub token_issued_at: i64,
