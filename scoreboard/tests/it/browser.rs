@@ -278,3 +278,52 @@ async fn a_visitor_picks_a_weekly_board_sees_last_weeks_winners_and_the_rows_aro
     browser.close().await;
     scoreboard.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_visitor_picks_a_fastest_lap_board_and_sees_times_lowest_first() {
+    use store::EventStore as _;
+    let data = tempfile::tempdir().unwrap();
+    // Given laps the game's backend reported, in milliseconds
+    let (log, _) = store::sqlite::open(data.path()).await.unwrap();
+    let at = time::OffsetDateTime::now_utc();
+    let laps: Vec<store::NewEvent> = [("Hedy", 83_456), ("Radia", 61_002), ("Hedy", 59_990), ("Grace", 125_000)]
+        .into_iter()
+        .map(|(name, millis)| {
+            let event = events::ScoreAwarded {
+                event_id: uuid::Uuid::now_v7(),
+                action_id: uuid::Uuid::new_v4(),
+                player_id: format!("demo-{}", name.to_lowercase()).parse().unwrap(),
+                display_name: Some(name.parse().unwrap()),
+                action: "finish_run".parse().unwrap(),
+                points: events::Points::new(millis).unwrap(),
+                token_issued_at: at.unix_timestamp(),
+                key_id: "demo".parse().unwrap(),
+                recorded_at: at,
+            };
+            store::NewEvent { event: events::Event::ScoreAwarded(event), claims_digest: None }
+        })
+        .collect();
+    log.append(&laps).await.unwrap();
+    drop(log);
+    let boards = data.path().join("boards.toml");
+    std::fs::write(&boards, "[boards.fastest]\nactions = [\"finish_run\"]\nseason = \"weekly\"\naggregate = \"min\"\n")
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let scoreboard = start_demo_with(listener, data.path(), &[("BOARDS", boards.display().to_string())]).await;
+
+    let browser = Browser::open(1280, 1000).await;
+    browser.client.goto(&scoreboard.url).await.unwrap();
+    browser.until("return document.querySelectorAll('#board-picker option').length === 2").await;
+    // When the visitor picks the fastest-lap board
+    assert_eq!(browser.run(&pick("board-picker", "fastest")).await, json!("fastest"));
+    browser.until("return document.querySelectorAll('#board li').length === 3").await;
+    // Then each player's best lap shows as a time, the fastest first
+    assert_eq!(browser.run(ROWS).await, json!(["demo-hedy", "demo-radia", "demo-grace"]));
+    let times = "return [...document.querySelectorAll('#board li .score')].map(s => s.textContent)";
+    assert_eq!(browser.run(times).await, json!(["0:59.990", "1:01.002", "2:05.000"]));
+    // And the demo form offers only the actions worth fixed points
+    let offered = browser.run("return [...document.querySelectorAll('#action option')].map(o => o.value)").await;
+    assert!(!offered.as_array().unwrap().contains(&json!("finish_run")), "{offered}");
+    browser.close().await;
+    scoreboard.stop().await.unwrap();
+}
