@@ -4,18 +4,17 @@
 //! It reads the results (every page), checks the checkpoint they name with the verifier key
 //! (the auditor's own, or the one the deployment serves), reads the log up to that checkpoint's
 //! tree size and recomputes its root from the entries (so the events are the ones that were
-//! signed), folds them up to the results' final position by the board's rules
-//! (`events::boards`) and compares the ranking with the one published.
+//! signed), folds them up to the results' final position by the rules of the board's definition
+//! they name (`events::boards`) and compares the ranking with the one published.
 
 use std::collections::HashMap;
 
 use anyhow::Context as _;
 use audit::Frontier;
 use audit::note::NoteVerifier;
-use events::boards::{BoardDef, SeasonKind};
-use events::leaderboard::Aggregate;
+use events::boards::BoardDef;
 use events::results::{Placed, Published, placed};
-use events::{ActionName, Event, RecordedEvent};
+use events::{Event, RecordedEvent};
 use serde::Deserialize;
 
 use crate::{Http, LogSource as _};
@@ -29,24 +28,6 @@ pub struct ResultsReport {
     pub events: u64,
     /// What disagrees; empty when the results are the fold of the signed log.
     pub problems: Vec<String>,
-}
-
-#[derive(Deserialize)]
-struct BoardList {
-    boards: Vec<ListedBoard>,
-}
-
-#[derive(Deserialize)]
-struct ListedBoard {
-    id: events::BoardId,
-    actions: Option<std::collections::BTreeSet<ActionName>>,
-    aggregate: Aggregate,
-    season: ListedSeason,
-}
-
-#[derive(Deserialize)]
-struct ListedSeason {
-    kind: SeasonKind,
 }
 
 /// An entry of the log: the bytes its leaf hashes, read back as an event.
@@ -72,14 +53,9 @@ pub async fn verify_results(
     key: Option<&str>,
 ) -> anyhow::Result<ResultsReport> {
     let http = Http::new(client, url);
-    let listed: BoardList = http.get("/v1/boards".into()).await?.json().await?;
-    let def = listed
-        .boards
-        .into_iter()
-        .find(|b| b.id.as_str() == board)
-        .map(|b| BoardDef { id: b.id, actions: b.actions, season: b.season.kind, aggregate: b.aggregate })
-        .with_context(|| format!("the deployment has no board {board:?}"))?;
     let results = read_results(&http, board, season, version).await?;
+    let def = BoardDef::from_definition(results.board.clone(), &results.definition)
+        .with_context(|| format!("the results name no board definition: {:?}", results.definition))?;
     let key = match key {
         Some(key) => key.to_string(),
         None => http.verifier_key().await?,
@@ -114,7 +90,7 @@ pub async fn verify_results(
 async fn read_results(http: &Http<'_>, board: &str, season: &str, version: Option<u32>) -> anyhow::Result<Published> {
     let version = version.map(|v| format!("&version={v}")).unwrap_or_default();
     let path =
-        |offset: usize| format!("/v1/boards/{board}/seasons/{season}/results?limit=100&offset={offset}{version}");
+        |offset: usize| format!("/v1/boards/{board}/seasons/{season}/results?limit=10000&offset={offset}{version}");
     let mut results: Published = http.get(path(0)).await?.json().await?;
     while (results.entries.len() as u64) < results.total_players {
         let page: Published = http.get(path(results.entries.len())).await?.json().await?;

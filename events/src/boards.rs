@@ -258,6 +258,28 @@ impl BoardDef {
     }
 }
 
+impl BoardDef {
+    /// Board `id` as [`BoardDef::definition`] wrote `text` (`None`: `text` is not a definition).
+    pub fn from_definition(id: BoardId, text: &str) -> Option<Self> {
+        let (mut season, mut actions, mut aggregate) = (None, None, Aggregate::Sum);
+        for part in text.split(';') {
+            let (key, value) = part.split_once('=')?;
+            let quoted = serde_json::Value::String(value.to_string());
+            match key {
+                "season" => season = Some(serde_json::from_value::<SeasonKind>(quoted).ok()?),
+                "aggregate" => aggregate = serde_json::from_value::<Aggregate>(quoted).ok()?,
+                "actions" if value == "*" => actions = Some(None),
+                "actions" => {
+                    let names = value.split(',').map(ActionName::parse).collect::<Result<BTreeSet<_>, _>>().ok()?;
+                    actions = Some(Some(names));
+                }
+                _ => return None,
+            }
+        }
+        Some(Self { id, actions: actions?, season: season?, aggregate })
+    }
+}
+
 /// Why `BOARDS` could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum BoardsError {

@@ -36,8 +36,12 @@ pub struct Published {
     pub board: BoardId,
     /// The season, e.g. `2026-W48`.
     pub season: String,
-    /// 1 for the first; moderation reaching the season after it closed publishes the next.
+    /// 1 for the first; moderation reaching the season after it closed publishes the next (and
+    /// so does a change of the board's definition).
     pub version: u32,
+    /// The board's definition they were folded by, e.g. `season=weekly;actions=*;aggregate=best`:
+    /// its season, the actions that count (`*`: all), and how it aggregates (`sum` when absent).
+    pub definition: String,
     /// The log position the results are the fold of: every event up to it, none after.
     pub final_position: u64,
     /// The signed checkpoint (C2SP signed note) of the first tree that covers `final_position`.

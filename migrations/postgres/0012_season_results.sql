@@ -6,6 +6,8 @@ CREATE TABLE season_results (
     board        text        NOT NULL,
     season       text        NOT NULL,
     version      integer     NOT NULL CHECK (version > 0),
+    -- The board's definition then (events::boards::BoardDef::definition): what it counted and how.
+    definition   text        NOT NULL,
     position     bigint      NOT NULL CHECK (position >= 0),
     tree_size    bigint      NOT NULL CHECK (tree_size >= position),
     -- The ranked entries as JSON: [{"rank","player_id","name","score"}, ...].
@@ -30,8 +32,10 @@ CREATE TABLE season_amendments (
 CREATE FUNCTION season_results_are_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'UPDATE' AND NEW.relayed AND NOT OLD.relayed
-       AND (NEW.board, NEW.season, NEW.version, NEW.position, NEW.tree_size, NEW.entries, NEW.players, NEW.published_at)
-           = (OLD.board, OLD.season, OLD.version, OLD.position, OLD.tree_size, OLD.entries, OLD.players, OLD.published_at) THEN
+       AND (NEW.board, NEW.season, NEW.version, NEW.definition, NEW.position, NEW.tree_size, NEW.entries, NEW.players,
+            NEW.published_at)
+           = (OLD.board, OLD.season, OLD.version, OLD.definition, OLD.position, OLD.tree_size, OLD.entries, OLD.players,
+              OLD.published_at) THEN
         RETURN NEW;
     END IF;
     RAISE EXCEPTION 'published results are never changed: % on season_results is refused', TG_OP;

@@ -3,6 +3,7 @@ CREATE TABLE season_results (
     board        TEXT    NOT NULL,
     season       TEXT    NOT NULL,
     version      INTEGER NOT NULL CHECK (version > 0),
+    definition   TEXT    NOT NULL,
     position     INTEGER NOT NULL CHECK (position >= 0),
     tree_size    INTEGER NOT NULL CHECK (tree_size >= position),
     entries      TEXT    NOT NULL,
@@ -25,7 +26,7 @@ END;
 
 CREATE TRIGGER season_results_only_relayed BEFORE UPDATE ON season_results
 WHEN NOT (NEW.relayed AND NOT OLD.relayed AND NEW.board = OLD.board AND NEW.season = OLD.season
-          AND NEW.version = OLD.version AND NEW.position = OLD.position AND NEW.tree_size = OLD.tree_size
+          AND NEW.version = OLD.version AND NEW.definition = OLD.definition AND NEW.position = OLD.position AND NEW.tree_size = OLD.tree_size
           AND NEW.entries = OLD.entries AND NEW.players = OLD.players AND NEW.published_at = OLD.published_at)
 BEGIN
     SELECT RAISE(ABORT, 'published results are never changed: UPDATE on season_results is refused');

@@ -144,15 +144,21 @@ pub fn checkpoint_publication(tree_size: u64, note: &str) -> PublishMessage {
     PublishMessage::build().payload(note.to_string().into()).message_id(format!("checkpoint-{tree_size}"))
 }
 
-/// The message that carries a version of a season's results in the results stream: the results
-/// as JSON (`events::results::Published`), `Nats-Msg-Id` = `<board>/<season>/<version>` (a
-/// version relayed again after a crash is stored once).
-pub fn results_publication(results: &events::results::Published) -> PublishMessage {
+/// The message that carries part `part` (from 1) of `parts` of a version of a season's
+/// results in the results stream: those results as JSON (`events::results::Published`, its
+/// entries a run of ranks), `Nats-Msg-Id` = `<board>/<season>/<version>/<part>` (a part sent
+/// again after a crash, within the stream's duplicate window, is stored once) and the header
+/// `Scoreboard-Results-Part: <part>/<parts>`.
+pub fn results_publication(results: &events::results::Published, part: usize, parts: usize) -> PublishMessage {
     let body = serde_json::to_vec(results).expect("results serialise");
     PublishMessage::build()
         .payload(body.into())
-        .message_id(format!("{}/{}/{}", results.board, results.season, results.version))
+        .message_id(format!("{}/{}/{}/{part}", results.board, results.season, results.version))
+        .header(RESULTS_PART_HEADER, format!("{part}/{parts}").as_str())
 }
+
+/// The header that says which part of a version of season results a message is.
+pub const RESULTS_PART_HEADER: &str = "Scoreboard-Results-Part";
 
 /// A message of the stream that is not an event of the log as [`publication`] writes it.
 #[derive(Debug, thiserror::Error)]

@@ -20,9 +20,16 @@ pub struct Relay {
     pub stream: platform::jetstream::LogStream,
 }
 
+/// The most entries one message carries: some 200 KB, well under JetStream's default
+/// `max_payload` of 1 MB, however many players a season had.
+pub const ENTRIES_PER_MESSAGE: usize = 2_000;
+
 impl Relay {
-    /// Sends every version not sent yet, in the order published, marking each once JetStream
-    /// acknowledged it (a crash in between sends it again: its `Nats-Msg-Id` stores it once).
+    /// Sends every version not sent yet, in the order published, each in parts of
+    /// [`ENTRIES_PER_MESSAGE`] ranks, marking it once JetStream acknowledged every part (a crash
+    /// in between sends it again: within the stream's duplicate window, each part's
+    /// `Nats-Msg-Id` stores it once; consumers deduplicate by it beyond). A version that cannot
+    /// be sent does not hold up the others.
     async fn send<R: LeaderboardStore>(&self, read_model: &R) -> anyhow::Result<()> {
         let unsent = read_model.unrelayed_results().await?;
         if unsent.is_empty() {
@@ -30,10 +37,29 @@ impl Relay {
         }
         self.stream.ensure(&self.js).await.map_err(|e| anyhow::anyhow!("results stream: {e}"))?;
         for results in unsent {
-            let message = platform::jetstream::results_publication(&results.published(0, usize::MAX));
-            self.js.send_publish(self.stream.subject(results.board.as_str()), message).await?.await?;
+            if let Err(error) = self.send_version(&results).await {
+                tracing::warn!(
+                    error.message = %error,
+                    board = %results.board,
+                    season = %results.season,
+                    version = results.version,
+                    "cannot send season results to JetStream; retrying"
+                );
+                continue;
+            }
             read_model.mark_relayed(&results).await?;
             metrics::counter!("season_results_relayed_total").increment(1);
+        }
+        Ok(())
+    }
+
+    async fn send_version(&self, results: &store::SeasonResults) -> anyhow::Result<()> {
+        let parts = results.entries.len().div_ceil(ENTRIES_PER_MESSAGE).max(1);
+        let subject = self.stream.subject(results.board.as_str());
+        for part in 1..=parts {
+            let page = results.published((part - 1) * ENTRIES_PER_MESSAGE, ENTRIES_PER_MESSAGE);
+            let message = platform::jetstream::results_publication(&page, part, parts);
+            self.js.send_publish(subject.clone(), message).await?.await?;
         }
         Ok(())
     }

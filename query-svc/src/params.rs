@@ -58,6 +58,11 @@ bounded!(
     Limit: 1, MAX_LIMIT as u64, default Some(10)
 );
 bounded!(
+    /// How many entries of a season's results a page shows: 1 … 10 000, default 100 (results
+    /// are read whole, to be paid or checked).
+    ResultsLimit: 1, 10_000, default Some(100)
+);
+bounded!(
     /// How many entries to skip from the top of a board.
     Offset: 0, u32::MAX as u64, default Some(0)
 );

@@ -79,7 +79,7 @@ pub(crate) struct State {
     /// are built.
     changed_boards: (Vec<String>, Vec<String>),
     /// The latest version of the results of each season published (see [`crate::results`]).
-    pub(crate) published: HashMap<(BoardId, Season), u32>,
+    pub(crate) published: crate::results::Published,
     /// The log's head when each season closing was first seen: its results wait until the fold
     /// holds that position, and with it every event of the season.
     pub(crate) due_heads: HashMap<(BoardId, Season), u64>,
@@ -272,7 +272,6 @@ async fn build_step<B: Backend>(backend: &B, state: &mut State, batch: u32) -> R
     let to = delta.to;
     let rows = FoldRows::of(&delta, &boards, &[]);
     B::write(&mut tx, &rows.board_writes(Tables::LIVE), None).await?;
-    amend::<B>(&mut tx, &state.published, &delta).await?;
     tx.commit().await?;
     building.apply(delta);
     tracing::info!(boards = ?boards.iter().map(|b| b.id.as_str()).collect::<Vec<_>>(), position = to, checkpoint, "building boards");
@@ -303,7 +302,7 @@ async fn locked_checkpoint_log<B: Backend>(
 /// Marks the published seasons `delta` changes as amended, in the fold's own transaction.
 async fn amend<B: Backend>(
     connection: &mut Connection<B>,
-    published: &HashMap<(BoardId, Season), u32>,
+    published: &crate::results::Published,
     delta: &Delta,
 ) -> Result<(), StoreError> {
     if published.is_empty() {

@@ -226,6 +226,8 @@ pub struct SeasonResults {
     pub season: events::boards::Season,
     /// 1 for the first; each amendment (moderation reaching the season later) is the next.
     pub version: u32,
+    /// The board's definition they were folded by (`events::boards::BoardDef::definition`).
+    pub definition: String,
     /// The log position the results are the fold of.
     pub position: u64,
     /// The size of the signed checkpoint that covers `position`.
@@ -245,6 +247,7 @@ impl SeasonResults {
             board: self.board.clone(),
             season: self.season.to_string(),
             version: self.version,
+            definition: self.definition.clone(),
             final_position: self.position,
             checkpoint: events::results::SignedCheckpoint { tree_size: self.tree_size, note: self.checkpoint.clone() },
             entries: self.entries.iter().skip(offset).take(limit).cloned().collect(),

@@ -25,16 +25,19 @@ use crate::{Checkpoint, SeasonResults, StoreError};
 
 type Connection<B> = <<B as Backend>::Db as Database>::Connection;
 
+/// The latest version of every season published, and the board's definition it was folded by.
+pub(crate) type Published = HashMap<(BoardId, Season), (u32, String)>;
+
 /// The latest version of every season published.
-pub(crate) async fn published<B: Backend>(
-    connection: &mut Connection<B>,
-) -> Result<HashMap<(BoardId, Season), u32>, StoreError> {
+pub(crate) async fn published<B: Backend>(connection: &mut Connection<B>) -> Result<Published, StoreError> {
     let rows: Vec<PublishedRow> = B::rows(connection, B::SQL.published_seasons, vec![]).await?;
     let mut published = HashMap::new();
     for row in rows {
-        if let (Ok(board), Ok(season)) = (BoardId::parse(row.board.as_str()), row.season.parse::<Season>()) {
-            published.insert((board, season), u32::try_from(row.version).unwrap_or_default());
-        }
+        let bad = || crate::rows::invalid(format!("season_results row {:?} {:?}", row.board, row.season));
+        let board = BoardId::parse(row.board.as_str()).map_err(|_| bad())?;
+        let season = row.season.parse::<Season>().map_err(|_| bad())?;
+        let version = u32::try_from(row.version).map_err(|_| bad())?;
+        published.insert((board, season), (version, row.definition));
     }
     Ok(published)
 }
@@ -59,12 +62,17 @@ pub(crate) async fn publish<B: Backend>(
                 return Ok(published);
             }
             Err(Stop::Stale) => tracing::info!("the read model moved under the fold in memory; loading it again"),
-            Err(Stop::Failed(error)) => return Err(error),
+            // Memory is as it was: a failed round changed nothing of the fold.
+            Err(Stop::Failed(error)) => {
+                *guard = Some(state);
+                return Err(error);
+            }
         }
     }
 }
 
-/// A season to publish: closed, or amended since its `latest` version.
+/// A season to publish: closed (its `latest` version, if any, folded by another definition of
+/// the board), or amended since its `latest` version.
 struct Due {
     def: BoardDef,
     season: Season,
@@ -77,13 +85,13 @@ async fn publish_due<B: Backend>(
     now: OffsetDateTime,
     grace: Duration,
 ) -> Result<Vec<SeasonResults>, Stop> {
-    let mut tx = backend.begin_derived().await?;
-    let position = fold::locked_checkpoint::<B>(&mut tx, state).await?;
-    let due = due::<B>(&mut tx, state, now, grace).await?;
+    // What is due is read without a lock: most rounds find nothing, and take no writer's turn.
+    let due = due::<B>(&mut *backend.reader().acquire().await?, state, now, grace).await?;
     if due.is_empty() {
-        tx.commit().await?;
         return Ok(Vec::new());
     }
+    let mut tx = backend.begin_derived().await?;
+    let position = fold::locked_checkpoint::<B>(&mut tx, state).await?;
     // Every event of a season was appended before its closing was seen: the fold must hold them.
     let (head, _): (i64, i64) = sql::one::<B, _>(&mut tx, B::SQL.head, vec![]).await?;
     let ready: Vec<Due> = due
@@ -107,13 +115,14 @@ async fn publish_due<B: Backend>(
         let standings: Vec<SeasonStanding> = convert(rows)?;
         let entries = placed(&due.def, standings.into_iter().map(|s| s.standing));
         let encoded = serde_json::to_string(&entries).expect("entries serialise");
+        let definition = due.def.definition();
         let changed = match due.latest {
             None => true,
             Some(version) => {
                 let args = vec![Arg::Text(board), Arg::Text(&season), Arg::Int(i64::from(version))];
                 let previous: Option<ResultsRow> = sql::row::<B, _>(&mut tx, B::SQL.results, args).await?;
                 let previous: Option<SeasonResults> = previous.map(SeasonResults::try_from).transpose()?;
-                previous.is_none_or(|previous| previous.entries != entries)
+                previous.is_none_or(|previous| previous.entries != entries || previous.definition != definition)
             }
         };
         B::execute(&mut tx, B::SQL.clear_amendment, vec![Arg::Text(board), Arg::Text(&season)]).await?;
@@ -131,12 +140,14 @@ async fn publish_due<B: Backend>(
             Arg::Text(&encoded),
             Arg::Int(to_db(entries.len() as u64)),
             Arg::Time(now),
+            Arg::Text(&definition),
         ];
         B::execute(&mut tx, B::SQL.insert_results, args).await?;
         published.push(SeasonResults {
             board: due.def.id.clone(),
             season: due.season,
             version,
+            definition: definition.clone(),
             position,
             tree_size: covering.tree_size,
             checkpoint: covering.note.clone(),
@@ -146,13 +157,14 @@ async fn publish_due<B: Backend>(
     }
     tx.commit().await?;
     for results in &published {
-        state.published.insert((results.board.clone(), results.season), results.version);
+        state.published.insert((results.board.clone(), results.season), (results.version, results.definition.clone()));
     }
     Ok(published)
 }
 
-/// The seasons of the boards ready that are due: closed since the board's last published season
-/// (or its first), and amended.
+/// The seasons of the boards ready that are due: closed since the board's last season published
+/// by its definition now (or its first: a board defined otherwise publishes its seasons again,
+/// as new versions where they were published before), and amended.
 async fn due<B: Backend>(
     connection: &mut Connection<B>,
     state: &State,
@@ -162,7 +174,13 @@ async fn due<B: Backend>(
     let mut due = Vec::new();
     let seasonal = state.fold.defs().filter(|def| def.id.as_str() != GLOBAL && def.season != SeasonKind::AllTime);
     for def in seasonal {
-        let last = state.published.keys().filter(|(board, _)| board == &def.id).map(|(_, season)| *season).max();
+        let definition = def.definition();
+        let last = state
+            .published
+            .iter()
+            .filter(|((board, _), (_, by))| board == &def.id && by == &definition)
+            .map(|((_, season), _)| *season)
+            .max();
         let first = match last {
             Some(last) => last.next(),
             None => {
@@ -172,13 +190,16 @@ async fn due<B: Backend>(
             }
         };
         let Some(first) = first else { continue };
-        due.extend(closed(first, now, grace).map(|season| Due { def: def.clone(), season, latest: None }));
+        due.extend(closed(first, now, grace).map(|season| {
+            let latest = state.published.get(&(def.id.clone(), season)).map(|(version, _)| *version);
+            Due { def: def.clone(), season, latest }
+        }));
     }
     let amended: Vec<(String, String)> = B::rows(connection, B::SQL.amendments, vec![]).await?;
     for (board, season) in amended {
         let Some(def) = state.fold.defs().find(|def| def.id.as_str() == board) else { continue };
         let Ok(season) = season.parse::<Season>() else { continue };
-        let latest = state.published.get(&(def.id.clone(), season)).copied();
+        let latest = state.published.get(&(def.id.clone(), season)).map(|(version, _)| *version);
         due.push(Due { def: def.clone(), season, latest });
     }
     Ok(due)

@@ -294,6 +294,7 @@ pub(crate) struct PublishedRow {
     pub board: String,
     pub season: String,
     pub version: i32,
+    pub definition: String,
 }
 
 /// A season's results, with the note of the checkpoint that covers them.
@@ -302,6 +303,7 @@ pub(crate) struct ResultsRow {
     board: String,
     season: String,
     version: i32,
+    definition: String,
     position: i64,
     tree_size: i64,
     note: String,
@@ -318,6 +320,7 @@ impl TryFrom<ResultsRow> for crate::SeasonResults {
             board: BoardId::parse(row.board.as_str()).map_err(|_| bad())?,
             season: row.season.parse::<Season>().map_err(|_| bad())?,
             version: u32::try_from(row.version).map_err(|_| bad())?,
+            definition: row.definition,
             position: from_db(row.position),
             tree_size: from_db(row.tree_size),
             checkpoint: row.note,

@@ -359,7 +359,7 @@ pub struct Statements {
     pub index_next: &'static [&'static str],
     /// Puts the `*_next` tables in the place of the read model's.
     pub swap_next: &'static [&'static str],
-    /// `board, season, version` of the latest results of every season published.
+    /// `board, season, version, definition` of the latest results of every season published.
     pub published_seasons: &'static str,
     /// `(min)` of the seasons of `(board)` the read model holds (NULL: none).
     pub first_season: &'static str,
@@ -371,7 +371,8 @@ pub struct Statements {
     pub amend_season: &'static str,
     /// Clears the mark of `(board, season)`.
     pub clear_amendment: &'static str,
-    /// Publishes `(board, season, version, position, tree_size, entries, players, published_at)`.
+    /// Publishes `(board, season, version, position, tree_size, entries, players, published_at,
+    /// definition)`.
     pub insert_results: &'static str,
     /// The results of `(board, season)` at `(version)` (0: the latest), with the checkpoint's note.
     pub results: &'static str,

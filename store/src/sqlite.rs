@@ -219,19 +219,20 @@ static SQL: Statements = Statements {
         "ALTER TABLE anomaly_flags_next RENAME TO anomaly_flags",
         "CREATE INDEX board_standings_by_player ON board_standings (player_id)",
     ],
-    published_seasons: "SELECT board, season, max(version) AS version FROM season_results GROUP BY board, season",
+    published_seasons: "SELECT board, season, version, definition FROM season_results r WHERE NOT EXISTS \
+         (SELECT 1 FROM season_results n WHERE n.board = r.board AND n.season = r.season AND n.version > r.version)",
     first_season: "SELECT min(season) FROM board_standings WHERE board = ?1",
     covering_checkpoint: "SELECT tree_size, root_hash, note FROM checkpoints WHERE tree_size >= ?1 ORDER BY tree_size LIMIT 1",
     amendments: "SELECT board, season FROM season_amendments ORDER BY board, season",
     amend_season: "INSERT INTO season_amendments (board, season) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
     clear_amendment: "DELETE FROM season_amendments WHERE board = ?1 AND season = ?2",
     insert_results: "INSERT INTO season_results \
-         (board, season, version, position, tree_size, entries, players, published_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    results: "SELECT r.board, r.season, r.version, r.position, r.tree_size, c.note, r.entries, r.published_at FROM season_results r JOIN checkpoints c ON c.tree_size = r.tree_size \
+         (board, season, version, position, tree_size, entries, players, published_at, definition) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    results: "SELECT r.board, r.season, r.version, r.definition, r.position, r.tree_size, c.note, r.entries, r.published_at FROM season_results r JOIN checkpoints c ON c.tree_size = r.tree_size \
          WHERE r.board = ?1 AND r.season = ?2 AND (?3 = 0 OR r.version = ?3) \
          ORDER BY r.version DESC LIMIT 1",
-    unrelayed: "SELECT r.board, r.season, r.version, r.position, r.tree_size, c.note, r.entries, r.published_at FROM season_results r JOIN checkpoints c ON c.tree_size = r.tree_size \
+    unrelayed: "SELECT r.board, r.season, r.version, r.definition, r.position, r.tree_size, c.note, r.entries, r.published_at FROM season_results r JOIN checkpoints c ON c.tree_size = r.tree_size \
          WHERE NOT r.relayed ORDER BY r.published_at, r.board, r.season, r.version",
     mark_relayed: "UPDATE season_results SET relayed = TRUE WHERE board = ?1 AND season = ?2 AND version = ?3",
 };

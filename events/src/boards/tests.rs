@@ -253,6 +253,23 @@ fn board_definitions_are_checked() {
 }
 
 #[test]
+fn a_definition_reads_back_as_the_board_it_describes() {
+    for def in boards().iter().chain(aggregates().named()) {
+        assert_eq!(BoardDef::from_definition(def.id.clone(), &def.definition()).as_ref(), Some(def));
+    }
+    let id = || BoardId::parse("x").unwrap();
+    for bad in [
+        "",
+        "season=yearly;actions=*",
+        "season=daily",
+        "season=daily;actions=*;aggregate=max",
+        "season=daily;actions=a b",
+    ] {
+        assert_eq!(BoardDef::from_definition(id(), bad), None, "{bad:?}");
+    }
+}
+
+#[test]
 fn each_aggregate_keeps_its_award_and_ranks_by_it() {
     let at = datetime!(2026-11-23 10:00 UTC);
     let log = [

@@ -34,6 +34,9 @@ async fn a_closed_days_results_are_sent_to_jetstream_once_per_version() {
     let log = PgEventLog::new(db.pool().await);
     store::postgres::MIGRATOR.run(&db.pool().await).await.unwrap();
     log.append(&[award("ann", 30, day), award("bob", 50, day), award("ann", 40, day)]).await.unwrap();
+    // And so many other players that the day's results take two messages
+    let others: Vec<NewEvent> = (0..2_500).map(|i| award(&format!("p{i:04}"), 1, day)).collect();
+    log.append(&others).await.unwrap();
     // And the write path (relaying the log, signing checkpoints) and the projector folding the
     // shipped example boards (`daily` among them)
     let mut settings = testkit::command_settings(&db.url, &stream);
@@ -57,7 +60,7 @@ async fn a_closed_days_results_are_sent_to_jetstream_once_per_version() {
     let ids: Vec<&str> = sent.iter().filter(|m| m.subject == subject).map(|m| m.message_id.as_str()).collect();
     // That day's, and the next day's, which closed too (nobody played: its results are empty)
     let next = season.next().unwrap();
-    assert_eq!(ids, [format!("daily/{season}/1"), format!("daily/{next}/1")]);
+    assert_eq!(ids, [format!("daily/{season}/1/1"), format!("daily/{season}/1/2"), format!("daily/{next}/1/1")]);
     let daily: Vec<_> = sent.iter().filter(|m| m.subject == subject).collect();
     let results: events::results::Published = serde_json::from_slice(&daily[0].payload).unwrap();
     assert_eq!(
@@ -65,13 +68,20 @@ async fn a_closed_days_results_are_sent_to_jetstream_once_per_version() {
         ("daily", season.to_string().as_str(), 1)
     );
     let rows: Vec<(u64, &str, u64)> = results.entries.iter().map(|p| (p.rank, p.player_id.as_str(), p.score)).collect();
-    assert_eq!(rows, [(1, "ann", 70), (2, "bob", 50)]);
-    assert_eq!(results.final_position, 3);
-    assert!(results.checkpoint.tree_size >= 3 && results.checkpoint.note.contains("\n— "), "{results:?}");
-    // And nothing is sent twice while the projector goes on
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    let again: Vec<_> = stream.results().await.into_iter().filter(|m| m.subject == subject).collect();
-    assert_eq!(again.len(), 2);
-    let empty: events::results::Published = serde_json::from_slice(&again[1].payload).unwrap();
+    assert_eq!(rows[..3], [(1, "ann", 70), (2, "bob", 50), (3, "p0000", 1)]);
+    assert_eq!((results.entries.len(), results.total_players), (2_000, 2_502));
+    assert_eq!(results.final_position, 2_503);
+    assert!(results.checkpoint.tree_size >= 2_503 && results.checkpoint.note.contains("\n— "), "{results:?}");
+    let rest: events::results::Published = serde_json::from_slice(&daily[1].payload).unwrap();
+    let ranks: Vec<u64> = rest.entries.iter().map(|p| p.rank).collect();
+    assert_eq!(ranks, (2_001..=2_502).collect::<Vec<_>>(), "the second part goes on where the first ends");
+    let empty: events::results::Published = serde_json::from_slice(&daily[2].payload).unwrap();
     assert_eq!((empty.entries.len(), empty.total_players), (0, 0));
+    // And every version sent is marked so in the read model: none is sent again
+    let read_model = store::PgLeaderboard::new(db.pool().await);
+    testkit::eventually(Duration::from_secs(10), || async {
+        use store::LeaderboardStore as _;
+        read_model.unrelayed_results().await.unwrap().is_empty().then_some(())
+    })
+    .await;
 }

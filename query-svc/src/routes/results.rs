@@ -15,7 +15,7 @@ use store::{EventStore, LeaderboardStore};
 
 use crate::admission::Cost;
 use crate::error::QueryError;
-use crate::params::{Limit, Offset, Strict};
+use crate::params::{Offset, ResultsLimit, Strict};
 use crate::state::Reader;
 
 /// The parameters of a season's results.
@@ -25,7 +25,7 @@ use crate::state::Reader;
 pub struct ResultsQuery {
     /// How many entries to show.
     #[param(inline)]
-    limit: Option<Limit>,
+    limit: Option<ResultsLimit>,
     /// How many entries to skip from the top.
     #[param(inline)]
     offset: Option<Offset>,
@@ -74,14 +74,15 @@ pub async fn results<S: EventStore, R: LeaderboardStore>(
     if query.version == Some(0) {
         return Err(QueryError::InvalidRequest("version must be 1 or more".into()));
     }
-    let (limit, offset) = (Limit::or_default(query.limit) as usize, Offset::or_default(query.offset) as usize);
+    let (limit, offset) = (ResultsLimit::or_default(query.limit) as usize, Offset::or_default(query.offset) as usize);
     // A read of the database, kept off the hot path like a past season's.
     let _reading = reader.admit(client, Cost::Heavy)?;
     let (read_model, board, version) = (reader.read_model.clone(), id.clone(), query.version);
     let results =
         reader.apart.run(async move { Ok(read_model.season_results(&board, season, version).await?) }).await?;
     let results = results.ok_or_else(|| {
-        let ends = season.ends_at().map(|t| t.to_string()).unwrap_or_default();
+        let rfc3339 = &time::format_description::well_known::Rfc3339;
+        let ends = season.ends_at().and_then(|t| t.format(rfc3339).ok()).unwrap_or_default();
         let which = query.version.map(|v| format!("version {v} of the results")).unwrap_or("results".into());
         QueryError::ResultsNotPublished(format!(
             "no {which} of {season} of board {id:?} published: results are published once the season has \
