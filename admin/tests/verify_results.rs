@@ -96,6 +96,7 @@ async fn results_are_published_once_the_day_closed_verify_against_the_signed_log
         (body["version"] == 2).then_some(body)
     })
     .await;
+    println!("$ curl {path}?version=1\n{first}\n$ curl {path}\n{second}");
     assert_eq!(ranking(&second), [(1, "ann".into(), 20), (2, "cid".into(), 10)]);
     assert_eq!(second["final_position"].as_u64(), Some(5));
     let (_, again) = get(&client, url, &format!("{path}?version=1")).await;
@@ -104,6 +105,21 @@ async fn results_are_published_once_the_day_closed_verify_against_the_signed_log
         let report = verify_results(&client, url, "daily", &today.to_string(), version, None).await.unwrap();
         assert!(report.problems.is_empty(), "{version:?}: {:?}", report.problems);
     }
+    // And the command an auditor runs says so, and exits 0
+    let (server_url, season) = (url.to_string(), today.to_string());
+    let said = tokio::task::spawn_blocking(move || {
+        let args = ["verify-results", "--url", &server_url, "--board", "daily", "--season", &season];
+        testkit::run_to_exit(env!("CARGO_BIN_EXE_scoreboard-admin"), &args, &[])
+    })
+    .await
+    .unwrap();
+    println!("$ scoreboard-admin verify-results --url <url> --board daily --season {today}\n{}", said.1);
+    assert_eq!(said.0, Some(0), "{}", said.1);
+    assert!(
+        said.1.contains("version 2 (2 players, final at position 5") && said.1.contains("they are the fold"),
+        "{}",
+        said.1
+    );
     // And results an operator edited in the database afterwards are caught, naming the rank
     let file = data.path().join(store::sqlite::FILE_NAME);
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", file.display())).await.unwrap();
@@ -113,6 +129,8 @@ async fn results_are_published_once_the_day_closed_verify_against_the_signed_log
     ] {
         sqlx::query(statement).execute(&pool).await.unwrap();
     }
+    let (_, edited) = get(&client, url, &path).await;
+    println!("$ curl {path}   (after the edit)\n{edited}");
     let report = verify_results(&client, url, "daily", &today.to_string(), None, None).await.unwrap();
     assert_eq!(
         report.problems,

@@ -847,13 +847,15 @@ async fn season_results_are_published_once_closed_and_amended_by_new_versions_ne
         read_model.publish_results(now, grace).await.unwrap()
     };
     let best = redefine("[boards.daily]\nseason = \"daily\"\naggregate = \"best\"\n", later).await;
-    let seen: Vec<(String, u32, &str)> = best.iter().map(|r| (r.season.to_string(), r.version, r.definition.as_str())).collect();
+    let seen: Vec<(String, u32, &str)> =
+        best.iter().map(|r| (r.season.to_string(), r.version, r.definition.as_str())).collect();
     assert_eq!(seen, [("2026-11-30".to_string(), 3, "season=daily;actions=*;aggregate=best")]);
     assert_eq!(rows(&best[0]), [(1, "bob".to_string(), 50)]);
     // And when it restarts weekly, its weeks are published, and no day any more
     let monday_after = datetime!(2026-12-07 00:05 UTC);
     let weekly = redefine("[boards.daily]\nseason = \"weekly\"\n", monday_after).await;
-    let seen: Vec<(String, u32, &str)> = weekly.iter().map(|r| (r.season.to_string(), r.version, r.definition.as_str())).collect();
+    let seen: Vec<(String, u32, &str)> =
+        weekly.iter().map(|r| (r.season.to_string(), r.version, r.definition.as_str())).collect();
     assert_eq!(seen, [("2026-W49".to_string(), 1, "season=weekly;actions=*")]);
 }
 
