@@ -9,6 +9,7 @@
 //! what was signed. [`results::verify_results`] checks a season's published results against
 //! the same signed log.
 
+pub mod restore;
 pub mod results;
 
 use std::fmt;

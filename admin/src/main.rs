@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use platform::config::{DatabaseConfig, Secret};
+use scoreboard_admin::LogSource as _;
 use store::{EventStore as _, PgEventLog, PgLeaderboard};
 
 #[derive(Parser)]
@@ -40,6 +41,43 @@ enum Command {
         /// The verifier key to trust (note format); the one the deployment serves by default.
         #[arg(long)]
         key: Option<String>,
+    },
+    /// Back up the all-in-one's embedded database while it serves and writes: one consistent
+    /// copy of every table into a new file, and what it holds (its log's position and latest
+    /// signed checkpoint). Restore by putting the file in an empty data folder as
+    /// `scoreboard.db`.
+    Backup {
+        /// The all-in-one's data folder (SCOREBOARD_DATA).
+        #[arg(long)]
+        data: std::path::PathBuf,
+        /// The new file to write.
+        #[arg(long)]
+        to: std::path::PathBuf,
+    },
+    /// Prove a restored database against the signed checkpoints you kept (`--checkpoints`: a
+    /// file as `/v1/audit/checkpoints` serves them, with `--key`) or a live deployment's
+    /// (`--url`, which also names the exact first position that disagrees), then rebuild its
+    /// read model from its log. Exits 1 on any disagreement, rebuilding nothing.
+    RestoreCheck {
+        /// The restored database: PostgreSQL, or an all-in-one data folder.
+        #[command(flatten)]
+        location: ReadModelLocation,
+        /// The kept checkpoints: a JSON file of `[{"tree_size", "note"}]`.
+        #[arg(long)]
+        checkpoints: Option<std::path::PathBuf>,
+        /// A live deployment's read side, whose checkpoints (and log) to check against.
+        #[arg(long)]
+        url: Option<String>,
+        /// The verifier key the checkpoints were signed with (note format); the live
+        /// deployment's by default.
+        #[arg(long)]
+        key: Option<String>,
+        /// How the rebuilt read model folds.
+        #[command(flatten)]
+        projection: projector::ProjectionConfig,
+        /// The boards to build besides `global`.
+        #[command(flatten)]
+        boards: platform::config::BoardsConfig,
     },
     /// Print the board as it stood after position N, or at a time, replaying the log from the
     /// database from its first event (no snapshot is trusted).
@@ -229,6 +267,103 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             );
             Ok(if report.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
+        Command::Backup { data, to } => {
+            anyhow::ensure!(!to.exists(), "{} exists already: a backup is written to a new file", to.display());
+            anyhow::ensure!(
+                data.join(store::sqlite::FILE_NAME).exists(),
+                "{} holds no {}: is it the all-in-one's SCOREBOARD_DATA?",
+                data.display(),
+                store::sqlite::FILE_NAME
+            );
+            let backup = store::sqlite::backup(&data, &to).await?;
+            println!(
+                "backed up {} to {} while it served: the log through position {} (its tree: {} events)",
+                data.join(store::sqlite::FILE_NAME).display(),
+                to.display(),
+                backup.position,
+                backup.tree_size
+            );
+            match backup.checkpoint {
+                Some(checkpoint) => {
+                    print!(
+                        "the latest signed checkpoint the copy covers: {} events\n{}",
+                        checkpoint.tree_size, checkpoint.note
+                    )
+                }
+                None => println!("the copy covers no signed checkpoint yet"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::RestoreCheck { location, checkpoints, url, key, projection, boards } => {
+            let client = reqwest::Client::new();
+            let live = url.as_deref().map(|url| scoreboard_admin::Http::new(&client, url));
+            let kept: Vec<scoreboard_admin::KeptCheckpoint> =
+                match (&checkpoints, &live) {
+                    (Some(path), _) => serde_json::from_slice(
+                        &std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+                    )
+                    .with_context(|| format!("{}: not a JSON array of {{\"tree_size\", \"note\"}}", path.display()))?,
+                    (None, Some(live)) => {
+                        let mut kept: Vec<scoreboard_admin::KeptCheckpoint> = Vec::new();
+                        loop {
+                            let page = live.checkpoints(kept.last().map_or(0, |c| c.tree_size)).await?;
+                            if page.is_empty() {
+                                break kept;
+                            }
+                            kept.extend(page);
+                        }
+                    }
+                    (None, None) => {
+                        anyhow::bail!("--checkpoints (with --key) or --url: the checkpoints to prove the copy against")
+                    }
+                };
+            let key = match (key, &live) {
+                (Some(key), _) => key,
+                (None, Some(live)) => live.verifier_key().await?,
+                (None, None) => anyhow::bail!("--key: the verifier key the kept checkpoints were signed with"),
+            };
+            let report = match (&location.database_url, &location.data) {
+                (Some(url), _) => {
+                    let pool = store::postgres::connect_lazy(url, 4, std::time::Duration::from_secs(5))?;
+                    let restored = scoreboard_admin::Database::new(PgEventLog::new(pool));
+                    scoreboard_admin::restore::restore_check(&restored, &kept, &key, live.as_ref()).await?
+                }
+                (None, Some(data)) => {
+                    let (log, _) = store::sqlite::open(data)
+                        .await
+                        .with_context(|| format!("opening the database in {}", data.display()))?;
+                    let restored = scoreboard_admin::Database::new(log);
+                    scoreboard_admin::restore::restore_check(&restored, &kept, &key, live.as_ref()).await?
+                }
+                (None, None) => anyhow::bail!("--database-url or --data"),
+            };
+            for problem in &report.log.problems {
+                println!("{problem}");
+            }
+            if !report.log.problems.is_empty() {
+                println!("the copy is NOT the signed log: nothing rebuilt");
+                return Ok(ExitCode::from(1));
+            }
+            let beyond = match (report.prefix_of, report.head > report.matches) {
+                (Some(size), _) => {
+                    format!("; a prefix of the checkpoint of {size}, by the live log's consistency proof")
+                }
+                (None, true) => {
+                    format!("; positions {}–{} are covered by no kept checkpoint", report.matches + 1, report.head)
+                }
+                (None, false) => String::new(),
+            };
+            println!(
+                "the copy holds {} events: the signed log through the kept checkpoint of {}{beyond}",
+                report.head, report.matches
+            );
+            let rebuilt = rebuild_at(location, &projection, &boards).await?;
+            println!(
+                "its read model is rebuilt from its log through position {} (generation {})",
+                rebuilt.0.position, rebuilt.0.generation
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Replay { to, database } => {
             let log = PgEventLog::new(database.pool.connect_lazy(&database.database_url)?);
             let to_position = match (to.to_position, to.to_time) {
@@ -243,24 +378,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Rebuild { location, projection, boards } => {
-            let rules = projection.rules()?;
-            let batch = u32::try_from(projection.batch_max).unwrap_or(u32::MAX);
-            let boards = boards.load().context("BOARDS")?;
-            let rebuilt = match (location.database_url, location.data) {
-                (Some(url), _) => {
-                    let pool = store::postgres::connect_lazy(&url, 4, std::time::Duration::from_secs(5))?;
-                    store::postgres::MIGRATOR.run(&pool).await.context("migrating the database")?;
-                    let live = PgLeaderboard::new(pool).folding(projection.snapshot_interval, rules).boards(boards);
-                    rebuild(&live, batch).await?
-                }
-                (None, Some(data)) => {
-                    let (_, live) = store::sqlite::open(&data)
-                        .await
-                        .with_context(|| format!("opening the database in {}", data.display()))?;
-                    rebuild(&live.folding(projection.snapshot_interval, rules).boards(boards), batch).await?
-                }
-                (None, None) => anyhow::bail!("--database-url or --data"),
-            };
+            let rebuilt = rebuild_at(location, &projection, &boards).await?;
             println!(
                 "rebuilt through position {} in {:.1} s ({:.0} events/s); the read model is generation {}",
                 rebuilt.0.position,
@@ -296,6 +414,32 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
 
 /// Rebuilds `live`, telling the progress every 100 000 events; what it did, and in how many
 /// seconds.
+/// Rebuilds the read model at `location` from its log, as `projection` and `boards` say.
+async fn rebuild_at(
+    location: ReadModelLocation,
+    projection: &projector::ProjectionConfig,
+    boards: &platform::config::BoardsConfig,
+) -> anyhow::Result<(store::Rebuilt, f64)> {
+    let rules = projection.rules()?;
+    let batch = u32::try_from(projection.batch_max).unwrap_or(u32::MAX);
+    let boards = boards.load().context("BOARDS")?;
+    match (location.database_url, location.data) {
+        (Some(url), _) => {
+            let pool = store::postgres::connect_lazy(&url, 4, std::time::Duration::from_secs(5))?;
+            store::postgres::MIGRATOR.run(&pool).await.context("migrating the database")?;
+            let live = PgLeaderboard::new(pool).folding(projection.snapshot_interval, rules).boards(boards);
+            rebuild(&live, batch).await
+        }
+        (None, Some(data)) => {
+            let (_, live) = store::sqlite::open(&data)
+                .await
+                .with_context(|| format!("opening the database in {}", data.display()))?;
+            rebuild(&live.folding(projection.snapshot_interval, rules).boards(boards), batch).await
+        }
+        (None, None) => anyhow::bail!("--database-url or --data"),
+    }
+}
+
 async fn rebuild<B: store::sql::Backend>(
     live: &store::ReadModel<B>,
     batch: u32,

@@ -70,6 +70,44 @@ pub async fn open(folder: &Path) -> Result<(SqliteEventLog, SqliteLeaderboard), 
     Ok((EventLog::on(backend.clone()), ReadModel::on(backend)))
 }
 
+/// What an online backup ([`backup`]) holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backup {
+    /// The log's head in the copy: every event up to it, none after.
+    pub position: u64,
+    /// How many of them the copy's Merkle tree holds.
+    pub tree_size: u64,
+    /// The latest signed checkpoint the copy's log covers, if any.
+    pub checkpoint: Option<crate::Checkpoint>,
+}
+
+/// Copies the database in `folder` into the new file `to` while it serves and writes: one
+/// consistent snapshot (SQLite's `VACUUM INTO`, in a read transaction, so writers go on), of
+/// every table; says what the copy holds. `to` must not exist yet.
+pub async fn backup(folder: &Path, to: &Path) -> Result<Backup, StoreError> {
+    use sqlx::Connection as _;
+    let source = SqliteConnectOptions::new().filename(folder.join(FILE_NAME)).read_only(true);
+    let mut live = SqliteConnection::connect_with(&source.busy_timeout(Duration::from_secs(5))).await?;
+    let target = to.to_str().ok_or_else(|| StoreError::InvalidRow(format!("{} is not UTF-8", to.display())))?;
+    sqlx::query("VACUUM INTO ?1").bind(target).execute(&mut live).await.map_err(StoreError::Database)?;
+    live.close().await?;
+    let mut copy = SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(to).read_only(true)).await?;
+    let (position, tree_size): (i64, i64) =
+        sqlx::query_as("SELECT position, tree_size FROM event_log_head").fetch_one(&mut copy).await?;
+    let checkpoint: Option<crate::rows::CheckpointRow> = sqlx::query_as(
+        "SELECT tree_size, root_hash, note FROM checkpoints WHERE tree_size <= ?1 ORDER BY tree_size DESC LIMIT 1",
+    )
+    .bind(tree_size)
+    .fetch_optional(&mut copy)
+    .await?;
+    copy.close().await?;
+    Ok(Backup {
+        position: crate::rows::from_db(position),
+        tree_size: crate::rows::from_db(tree_size),
+        checkpoint: checkpoint.map(crate::Checkpoint::try_from).transpose()?,
+    })
+}
+
 /// SQLite, as the store uses it: one writing connection and a pool of readers on one file.
 #[derive(Clone, Debug)]
 pub struct Lite {
