@@ -225,3 +225,57 @@ async fn a_restored_copy_is_proven_against_kept_checkpoints_and_an_altered_or_fo
     stranger.stop().await.unwrap();
     server.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgresql_database_restored_from_pg_dump_is_proven_and_an_edited_one_refused() {
+    let (db, stream) = (testkit::TestDb::new().await, testkit::TestStream::new());
+    // Given the all-in-one on PostgreSQL and JetStream, with 12 events signed
+    let mut settings = testkit::command_settings(&db.url, &stream);
+    settings.push(("SCOREBOARD_DATA", "/nonexistent/never-used".into()));
+    settings.push(("CHECKPOINT_INTERVAL", "50ms".into()));
+    settings.push(("RATE_LIMIT_READS_PER_ADDRESS", "off".into()));
+    let config: scoreboard::Config = testkit::config(&settings, &[]);
+    let server = InProcess::start(|listener, stop| scoreboard::run(config, listener, stop)).await;
+    testkit::wait_ready(&server.url).await;
+    let client = reqwest::Client::new();
+    for i in 0..12 {
+        let body = serde_json::json!({"token": token(&format!("p{}", i % 3), "win_match")});
+        assert_eq!(client.post(format!("{}/v1/actions", server.url)).json(&body).send().await.unwrap().status(), 201);
+    }
+    testkit::eventually(Duration::from_secs(10), || async {
+        let (_, kept) = testkit::get_json(&client, &server.url, "/v1/audit/checkpoints?limit=1000").await;
+        kept.as_array()?.iter().any(|c| c["tree_size"] == 12).then_some(())
+    })
+    .await;
+    // When the database is dumped and restored into another, as an operator would
+    let dump = tempfile::tempdir().unwrap();
+    let file = dump.path().join("scoreboard.dump");
+    let run = |program: &str, args: &[&str]| {
+        let output = std::process::Command::new(program).args(args).output().unwrap();
+        assert!(output.status.success(), "{program}: {}", String::from_utf8_lossy(&output.stderr));
+    };
+    run("pg_dump", &["--format=custom", "--file", file.to_str().unwrap(), &db.url]);
+    let restored = testkit::TestDb::new().await;
+    run("pg_restore", &["--no-owner", "--dbname", &restored.url, file.to_str().unwrap()]);
+    // Then the restored database is proven against the live deployment, and its read model rebuilt
+    let check = |url: String| {
+        admin(vec!["restore-check".into(), "--database-url".into(), url, "--url".into(), server.url.clone()])
+    };
+    let (code, said) = check(restored.url.clone()).await;
+    println!("$ scoreboard-admin restore-check --database-url <restored> --url <live>\n{said}");
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("the copy holds 12 events: the signed log through the kept checkpoint of 12"), "{said}");
+    assert!(said.contains("rebuilt from its log through position 12"), "{said}");
+    // But not once an event of it is edited by hand
+    let pool = restored.pool().await;
+    for statement in [
+        "ALTER TABLE events DISABLE TRIGGER events_no_update_or_delete",
+        "UPDATE events SET payload = replace(payload::text, 'p1', 'p2')::json WHERE position = 5",
+    ] {
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
+    let (code, said) = check(restored.url.clone()).await;
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("position 5: the copy's event is not the live log's"), "{said}");
+    server.stop().await.unwrap();
+}
