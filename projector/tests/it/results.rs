@@ -85,3 +85,76 @@ async fn a_closed_days_results_are_sent_to_jetstream_once_per_version() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_the_shipped_nats_configuration_a_rewards_service_reads_results_and_nothing_else() {
+    const SERVICE: &str = "service-password-for-this-test";
+    const REWARDS: &str = "rewards-password-for-this-test";
+    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/nats-server.conf");
+    let nats = testkit::NatsServer::with_config(
+        &config,
+        &[
+            ("SCOREBOARD_NATS_PASSWORD", SERVICE),
+            ("READER_NATS_PASSWORD", "reader"),
+            ("REWARDS_NATS_PASSWORD", REWARDS),
+        ],
+    )
+    .await;
+    let db = TestDb::new().await;
+    // The subjects the configuration names: the services' defaults.
+    let stream = TestStream {
+        name: "SCOREBOARD_EVENTS".into(),
+        subject_prefix: "scoreboard.events".into(),
+        changes_subject: "scoreboard.leaderboard.changes".into(),
+        checkpoint_subject: "scoreboard.checkpoints".into(),
+        results_subject: "scoreboard.results".into(),
+        nats_url: nats.url(),
+    };
+    // Given a day two days ago in the log, and the services running as the `scoreboard` user
+    let day = OffsetDateTime::now_utc() - time::Duration::days(2);
+    store::postgres::MIGRATOR.run(&db.pool().await).await.unwrap();
+    PgEventLog::new(db.pool().await).append(&[award("ann", 30, day)]).await.unwrap();
+    let user = [("NATS_USER", "scoreboard".to_string()), ("NATS_PASSWORD", SERVICE.to_string())];
+    let mut settings = testkit::command_settings(&db.url, &stream);
+    settings.extend(user.clone());
+    settings.push(("CHECKPOINT_INTERVAL", "100ms".into()));
+    let command: command_svc::Config = testkit::config(&settings, &[]);
+    let _command = InProcess::start(|listener, stop| command_svc::run(command, listener, stop)).await;
+    let mut settings = testkit::settings(&db.url, &stream);
+    settings.extend(user);
+    settings.push(("BOARDS", concat!(env!("CARGO_MANIFEST_DIR"), "/../config/boards.example.toml").into()));
+    settings.push(("SEASON_GRACE", "1s".into()));
+    let config: projector::Config = testkit::config(&settings, &[]);
+    let _projector = InProcess::start(|listener, stop| projector::run(config, listener, stop)).await;
+
+    // When a rewards service connects with its own credentials
+    let rewards = async_nats::ConnectOptions::with_user_and_password("rewards".into(), REWARDS.into())
+        .connect(nats.url())
+        .await
+        .unwrap();
+    let js = async_nats::jetstream::new(rewards);
+    // Then it reads the day's results with a consumer of its own
+    let subject = "scoreboard.results.daily".to_string();
+    let message_id = testkit::eventually(Duration::from_secs(30), || async {
+        let results = js.get_stream("SCOREBOARD_EVENTS_RESULTS").await.ok()?;
+        let consumer = results
+            .create_consumer(async_nats::jetstream::consumer::pull::Config {
+                filter_subject: subject.clone(),
+                ..Default::default()
+            })
+            .await
+            .ok()?;
+        let mut batch = consumer.fetch().max_messages(1).expires(Duration::from_secs(1)).messages().await.ok()?;
+        use futures::StreamExt as _;
+        let message = batch.next().await?.ok()?;
+        message.ack().await.ok()?;
+        message.headers.as_ref()?.get("Nats-Msg-Id").map(|id| id.to_string())
+    })
+    .await;
+    assert_eq!(message_id, format!("daily/{}/1/1", Season::of(SeasonKind::Daily, day)));
+    // And nothing else: not the log's stream, not a subject of the services
+    let events = tokio::time::timeout(Duration::from_secs(1), js.get_stream("SCOREBOARD_EVENTS")).await;
+    assert!(!matches!(events, Ok(Ok(_))), "the rewards service cannot read the log's stream");
+    let deleted = tokio::time::timeout(Duration::from_secs(1), js.delete_stream("SCOREBOARD_EVENTS_RESULTS")).await;
+    assert!(!matches!(deleted, Ok(Ok(_))), "nor delete the results");
+}

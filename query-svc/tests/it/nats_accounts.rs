@@ -18,7 +18,11 @@ async fn under_the_shipped_nats_configuration_only_scoreboard_publishes() {
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/nats-server.conf");
     let nats = NatsServer::with_config(
         &config,
-        &[("SCOREBOARD_NATS_PASSWORD", SERVICE_PASSWORD), ("READER_NATS_PASSWORD", READER_PASSWORD)],
+        &[
+            ("SCOREBOARD_NATS_PASSWORD", SERVICE_PASSWORD),
+            ("READER_NATS_PASSWORD", READER_PASSWORD),
+            ("REWARDS_NATS_PASSWORD", "rewards-password-for-this-test"),
+        ],
     )
     .await;
     let db = TestDb::new().await;
