@@ -123,6 +123,19 @@ impl TestStream {
         }
     }
 
+    /// The names the services use by default (those `config/nats-server.conf` grants), on the
+    /// NATS server at `nats_url`.
+    pub fn defaults(nats_url: &str) -> Self {
+        Self {
+            name: "SCOREBOARD_EVENTS".into(),
+            subject_prefix: "scoreboard.events".into(),
+            changes_subject: "scoreboard.leaderboard.changes".into(),
+            checkpoint_subject: "scoreboard.checkpoints".into(),
+            results_subject: "scoreboard.results".into(),
+            nats_url: nats_url.to_string(),
+        }
+    }
+
     /// Every message of the stream, in sequence order.
     pub async fn messages(&self) -> Vec<StreamedEvent> {
         self.messages_in(&self.name).await

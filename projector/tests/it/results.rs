@@ -101,15 +101,7 @@ async fn under_the_shipped_nats_configuration_a_rewards_service_reads_results_an
     )
     .await;
     let db = TestDb::new().await;
-    // The subjects the configuration names: the services' defaults.
-    let stream = TestStream {
-        name: "SCOREBOARD_EVENTS".into(),
-        subject_prefix: "scoreboard.events".into(),
-        changes_subject: "scoreboard.leaderboard.changes".into(),
-        checkpoint_subject: "scoreboard.checkpoints".into(),
-        results_subject: "scoreboard.results".into(),
-        nats_url: nats.url(),
-    };
+    let stream = TestStream::defaults(&nats.url());
     // Given a day two days ago in the log, and the services running as the `scoreboard` user
     let day = OffsetDateTime::now_utc() - time::Duration::days(2);
     store::postgres::MIGRATOR.run(&db.pool().await).await.unwrap();

@@ -26,15 +26,7 @@ async fn under_the_shipped_nats_configuration_only_scoreboard_publishes() {
     )
     .await;
     let db = TestDb::new().await;
-    // The subjects the configuration grants: the services' defaults.
-    let stream = TestStream {
-        name: "SCOREBOARD_EVENTS".into(),
-        subject_prefix: "scoreboard.events".into(),
-        changes_subject: "scoreboard.leaderboard.changes".into(),
-        checkpoint_subject: "scoreboard.checkpoints".into(),
-        results_subject: "scoreboard.results".into(),
-        nats_url: nats.url(),
-    };
+    let stream = TestStream::defaults(&nats.url());
     let mut settings = testkit::command_settings(&db.url, &stream);
     settings.extend([("NATS_USER", "scoreboard".to_string()), ("NATS_PASSWORD", SERVICE_PASSWORD.to_string())]);
     let read_settings: Vec<_> =

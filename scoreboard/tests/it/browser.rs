@@ -201,6 +201,22 @@ async fn a_visitor_sees_the_board_change_live_and_the_page_reconnects_by_itself(
     scoreboard.stop().await.unwrap();
 }
 
+/// An award to the demo visitor called `name`, as demo mode would have recorded it at `at`.
+fn demo_award(name: &str, action: &str, points: i64, at: time::OffsetDateTime) -> store::NewEvent {
+    let event = events::ScoreAwarded {
+        event_id: uuid::Uuid::now_v7(),
+        action_id: uuid::Uuid::new_v4(),
+        player_id: format!("demo-{}", name.to_lowercase()).parse().unwrap(),
+        display_name: Some(name.parse().unwrap()),
+        action: action.parse().unwrap(),
+        points: events::Points::new(points).unwrap(),
+        token_issued_at: at.unix_timestamp(),
+        key_id: "demo".parse().unwrap(),
+        recorded_at: at,
+    };
+    store::NewEvent { event: events::Event::ScoreAwarded(event), claims_digest: None }
+}
+
 /// Sets a picker of the page to `value`, as a visitor choosing it would.
 fn pick(id: &str, value: &str) -> String {
     format!(
@@ -220,20 +236,7 @@ async fn a_visitor_picks_a_weekly_board_sees_last_weeks_winners_and_the_rows_aro
     let at = this_week.starts_at().unwrap() - time::Duration::minutes(5);
     let awards: Vec<store::NewEvent> = [("Hedy", 900), ("Radia", 700), ("Grace", 500)]
         .into_iter()
-        .map(|(name, points)| {
-            let event = events::ScoreAwarded {
-                event_id: uuid::Uuid::now_v7(),
-                action_id: uuid::Uuid::new_v4(),
-                player_id: format!("demo-{}", name.to_lowercase()).parse().unwrap(),
-                display_name: Some(name.parse().unwrap()),
-                action: "win_match".parse().unwrap(),
-                points: events::Points::new(points).unwrap(),
-                token_issued_at: at.unix_timestamp(),
-                key_id: "demo".parse().unwrap(),
-                recorded_at: at,
-            };
-            store::NewEvent { event: events::Event::ScoreAwarded(event), claims_digest: None }
-        })
+        .map(|(name, points)| demo_award(name, "win_match", points, at))
         .collect();
     log.append(&awards).await.unwrap();
     drop(log);
@@ -288,20 +291,7 @@ async fn a_visitor_picks_a_fastest_lap_board_and_sees_times_lowest_first() {
     let at = time::OffsetDateTime::now_utc();
     let laps: Vec<store::NewEvent> = [("Hedy", 83_456), ("Radia", 61_002), ("Hedy", 59_990), ("Grace", 125_000)]
         .into_iter()
-        .map(|(name, millis)| {
-            let event = events::ScoreAwarded {
-                event_id: uuid::Uuid::now_v7(),
-                action_id: uuid::Uuid::new_v4(),
-                player_id: format!("demo-{}", name.to_lowercase()).parse().unwrap(),
-                display_name: Some(name.parse().unwrap()),
-                action: "finish_run".parse().unwrap(),
-                points: events::Points::new(millis).unwrap(),
-                token_issued_at: at.unix_timestamp(),
-                key_id: "demo".parse().unwrap(),
-                recorded_at: at,
-            };
-            store::NewEvent { event: events::Event::ScoreAwarded(event), claims_digest: None }
-        })
+        .map(|(name, millis)| demo_award(name, "finish_run", millis, at))
         .collect();
     log.append(&laps).await.unwrap();
     drop(log);
