@@ -9,6 +9,8 @@ use platform::config::{DatabaseConfig, Secret};
 use scoreboard_admin::LogSource as _;
 use store::{EventStore as _, PgEventLog, PgLeaderboard};
 
+platform::jemalloc!();
+
 #[derive(Parser)]
 #[command(name = "scoreboard-admin", version, about = "Scoreboard's auditor and operator commands")]
 struct Cli {

@@ -6,6 +6,8 @@ use clap::{Parser, Subcommand};
 use command_svc::config::Config;
 use command_svc::mint::{MintArgs, mint_token};
 
+platform::jemalloc!();
+
 #[derive(Parser)]
 #[command(name = "command-svc", version, about = "Scoreboard's command service")]
 struct Cli {

@@ -20,6 +20,8 @@ use loadgen::{Figures, sse};
 use platform::config::parse_duration;
 use tokio_util::sync::CancellationToken;
 
+platform::jemalloc!();
+
 #[derive(Parser)]
 #[command(name = "loadgen", about = "Load generator for Scoreboard's benchmarks")]
 enum Command {

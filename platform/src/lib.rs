@@ -19,9 +19,19 @@ pub mod telemetry;
 pub use connections::serve;
 pub use problem::Problem;
 
-/// Every process's allocator: jemalloc. Requests allocate and free many small blocks on every
-/// worker thread; glibc's allocator spent a third of query-svc's user time on them, contending
-/// on its arena locks. jemalloc serves about 10 % more reads than glibc with the same resident
-/// memory at a million players, and a steadier one than mimalloc's (BENCHMARKS.md).
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+/// Declares the process's allocator, jemalloc: each binary's `main.rs` says
+/// `platform::jemalloc!();` (a library, and every test that links one, keeps the system's).
+/// Requests allocate and free many small blocks on every worker thread; glibc's allocator spent
+/// a third of query-svc's user time on them, contending on its arena locks. jemalloc serves
+/// about 10 % more reads than glibc with the same resident memory at a million players, and a
+/// steadier one than mimalloc's (BENCHMARKS.md).
+#[macro_export]
+macro_rules! jemalloc {
+    () => {
+        #[global_allocator]
+        static ALLOCATOR: $crate::Jemalloc = $crate::Jemalloc;
+    };
+}
+
+#[doc(hidden)]
+pub use tikv_jemallocator::Jemalloc;

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use platform::config::DatabaseConfig;
 
+platform::jemalloc!();
+
 #[derive(Parser)]
 #[command(name = "projector", version, about = "Scoreboard's projector")]
 struct Cli {

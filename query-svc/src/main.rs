@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+platform::jemalloc!();
+
 #[derive(Parser)]
 #[command(name = "query-svc", version, about = "Scoreboard query-svc")]
 struct Cli {

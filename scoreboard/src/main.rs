@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+platform::jemalloc!();
+
 #[tokio::main]
 async fn main() -> ExitCode {
     platform::telemetry::init();

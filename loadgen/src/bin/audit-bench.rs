@@ -20,6 +20,8 @@ use events::{Event, Points, ScoreAwarded};
 use store::{EventStore as _, KeptSigner, LeaderboardStore as _, NewEvent, PgEventLog, PgLeaderboard};
 use uuid::Uuid;
 
+platform::jemalloc!();
+
 #[derive(Parser)]
 #[command(name = "audit-bench", about = "Scoreboard's audit and point-in-time benchmark")]
 struct Args {

@@ -16,12 +16,12 @@
 
 use std::time::Instant;
 
-// Every process's allocator (jemalloc) is `platform`'s: linked, so that `memory` counts with it.
-extern crate platform;
-
 use clap::Parser;
 use events::boards::Boards;
 use store::{LeaderboardStore as _, PgLeaderboard};
+
+// jemalloc, whose own count `memory` reads.
+platform::jemalloc!();
 
 #[derive(Parser)]
 #[command(name = "boards-bench", about = "Scoreboard's boards benchmark")]
