@@ -8,7 +8,7 @@ use clap::Args;
 use events::{ActionCatalog, CatalogError, KeySet, TokenPolicy};
 use platform::config::{DatabaseConfig, HttpConfig, Keys, NatsConfig, parse_duration};
 
-use crate::api::Trust;
+use crate::desk::{Operators, Trust};
 use crate::limits::RateLimit;
 
 /// Everything `command-svc serve` needs.
@@ -180,7 +180,7 @@ pub fn trust_in(keys: KeySet, config: &KeyConfig, tokens: &TokenRules) -> anyhow
             anyhow::bail!("ADMIN_TOKENS: the secret of operator {name} is also an action key's; give it its own");
         }
     }
-    Ok(Trust { keys, catalog, operators: admins.map(crate::moderation::Operators::new) })
+    Ok(Trust { keys, catalog, operators: admins.map(Operators::new) })
 }
 
 /// Request admission limits.

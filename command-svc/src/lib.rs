@@ -5,10 +5,12 @@
 //! distributed service (PostgreSQL and JetStream); `main` only parses configuration and calls
 //! it, so tests run the same code in process.
 
-pub mod api;
+pub mod actions;
 pub mod append;
 pub mod checkpoints;
 pub mod config;
+pub mod desk;
+pub mod error;
 pub mod limits;
 pub mod mint;
 pub mod moderation;
@@ -28,8 +30,10 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use api::{ActionAccepted, ActionDesk, Trust, TrustInForce};
+pub use actions::ActionAccepted;
 pub use config::{AppendConfig, AuditConfig, Config, KeyConfig, LimitConfig, TokenRules};
+pub use desk::{ActionDesk, Trust, TrustInForce};
+pub use error::ActionError;
 
 use crate::append::Appender;
 use crate::limits::RateLimits;
@@ -41,7 +45,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// `POST /v1/actions` and the moderation endpoints, served by `desk`.
 pub fn routes(desk: ActionDesk, body_limit: usize) -> Router {
     Router::new()
-        .route("/v1/actions", post(api::submit_action))
+        .route("/v1/actions", post(actions::submit_action))
         .route("/v1/admin/players/{player_id}/ban", post(moderation::ban))
         .route("/v1/admin/players/{player_id}/unban", post(moderation::unban))
         .route("/v1/admin/revocations", post(moderation::revoke))
@@ -53,7 +57,7 @@ pub fn routes(desk: ActionDesk, body_limit: usize) -> Router {
 /// The routes of [`routes`], described.
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(api::submit_action, moderation::ban, moderation::unban, moderation::revoke, moderation::flags),
+    paths(actions::submit_action, moderation::ban, moderation::unban, moderation::revoke, moderation::flags),
     modifiers(&OperatorCredential)
 )]
 pub struct Routes;
@@ -143,7 +147,7 @@ pub fn command_side<S: EventStore>(
     committed: Arc<Notify>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<(ActionDesk, Background)> {
-    let history = moderation::History::of(log.clone());
+    let history = desk::History::of(log.clone());
     let (appender, group_commit) =
         Appender::spawn(log, append.append_batch_max, append.append_queue_max, append.append_timeout, committed);
     let rate_limits = RateLimits::new(limits.rate_limit_per_address, limits.rate_limit_per_player);

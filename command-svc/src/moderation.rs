@@ -2,98 +2,23 @@
 //! through the same group commit as actions, so a ban and an action for the same player are
 //! ordered once, under the log's lock, and an action after the ban never counts.
 
-use std::fmt;
-use std::sync::Arc;
-
-use futures::FutureExt as _;
-use futures::future::BoxFuture;
-
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use events::{Event, KeySet, Moderated, Operator, PlayerId, Reason, RevokedAward, ScoreRevoked};
+use axum::http::{HeaderMap, StatusCode};
+use events::{Event, Moderated, Operator, PlayerId, Reason, RevokedAward, ScoreRevoked};
 use platform::Problem;
 use platform::client::ClientIp;
 use platform::openapi::PROBLEM_JSON;
 use platform::params::{NoParameters, Strict};
 use serde::{Deserialize, Serialize};
-use store::{AppendOutcome, EventStore, NewEvent, StoreError};
-use subtle::ConstantTimeEq as _;
+use store::{AppendOutcome, NewEvent};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::api::{ActionDesk, ActionError, json_object};
-
-/// The operators' credentials (`ADMIN_TOKENS`, `ADMIN_TOKENS_FILE`).
-#[derive(Clone)]
-pub struct Operators(KeySet);
-
-impl fmt::Debug for Operators {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.0.iter().map(|(name, _)| name)).finish()
-    }
-}
-
-impl Operators {
-    /// The operators of `credentials`: each name with its secret.
-    pub fn new(credentials: KeySet) -> Self {
-        Self(credentials)
-    }
-
-    /// The operator whose secret `headers` carry as `Authorization: Bearer <secret>` (the scheme
-    /// in any case, RFC 9110 §11.1). Every secret is compared, each in constant time, so the
-    /// answer's timing tells nothing.
-    pub fn authenticate(&self, headers: &HeaderMap) -> Option<Operator> {
-        let presented = bearer(headers.get(header::AUTHORIZATION)?.as_bytes())?;
-        let mut found = None;
-        for (name, secret) in self.0.iter() {
-            if bool::from(secret.expose().ct_eq(presented)) {
-                found = Operator::parse(name.as_str()).ok();
-            }
-        }
-        found
-    }
-}
-
-/// The credentials of an `Authorization` value of the `Bearer` scheme, whatever its case.
-fn bearer(value: &[u8]) -> Option<&[u8]> {
-    let (scheme, credentials) = value.split_at(value.iter().position(|&b| b == b' ')?);
-    scheme.eq_ignore_ascii_case(b"Bearer").then(|| credentials.trim_ascii_start()).filter(|c| !c.is_empty())
-}
-
-/// What moderation reads from the log before it appends: the award a revocation names, and
-/// whether a player has any event.
-#[derive(Clone)]
-pub struct History(Arc<dyn Reads>);
-
-trait Reads: Send + Sync {
-    fn event(&self, event_id: Uuid) -> BoxFuture<'_, Result<Option<events::RecordedEvent>, StoreError>>;
-    fn knows(&self, player: PlayerId) -> BoxFuture<'_, Result<bool, StoreError>>;
-    fn flags(&self, limit: u32) -> BoxFuture<'_, Result<Vec<events::anomaly::Flag>, StoreError>>;
-}
-
-impl<S: EventStore> Reads for S {
-    fn event(&self, event_id: Uuid) -> BoxFuture<'_, Result<Option<events::RecordedEvent>, StoreError>> {
-        async move { self.read_event(event_id).await?.map(|stored| stored.decoded()).transpose() }.boxed()
-    }
-
-    fn knows(&self, player: PlayerId) -> BoxFuture<'_, Result<bool, StoreError>> {
-        async move { Ok(!self.read_player(player.as_str(), 0, 1).await?.is_empty()) }.boxed()
-    }
-
-    fn flags(&self, limit: u32) -> BoxFuture<'_, Result<Vec<events::anomaly::Flag>, StoreError>> {
-        EventStore::flags(self, limit).boxed()
-    }
-}
-
-impl History {
-    /// Reads from `log`.
-    pub fn of<S: EventStore>(log: S) -> Self {
-        Self(Arc::new(log))
-    }
-}
+use crate::desk::ActionDesk;
+use crate::error::{ActionError, json_object};
 
 /// The body of a ban or unban.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -196,7 +121,7 @@ pub async fn revoke(
     let request: RevocationRequest =
         json_object(body, "{\"event_id\": \"…\", \"reason\": \"…\"} or {\"player_id\": \"…\", \"reason\": \"…\"}")?;
     let reason = Reason::parse(request.reason).map_err(|e| ActionError::InvalidRequest(e.to_string()))?;
-    let history = &desk.history.0;
+    let history = &desk.history;
     let (player_id, award) = match (request.event_id, request.player_id) {
         (Some(event_id), None) => {
             match history.event(event_id).await?.map(|recorded| (recorded.position, recorded.event)) {
@@ -277,7 +202,7 @@ pub async fn flags(
         Some(Ok(limit)) if (1..=1000).contains(&limit) => limit,
         Some(_) => return Err(ActionError::InvalidRequest("limit must be an integer from 1 to 1000".into())),
     };
-    let flags = desk.history.0.flags(limit).await?;
+    let flags = desk.history.flags(limit).await?;
     Ok(Json(FlagList {
         flags: flags
             .into_iter()
@@ -338,20 +263,5 @@ fn outcome_label(outcome: &AppendOutcome) -> &'static str {
         AppendOutcome::Appended(_) => "appended",
         AppendOutcome::Refused(_) => "refused",
         AppendOutcome::AlreadyRecorded { .. } => "internal",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_bearer_scheme_is_read_in_any_case() {
-        for value in ["Bearer s3cret", "bearer s3cret", "BEARER  s3cret"] {
-            assert_eq!(bearer(value.as_bytes()), Some(&b"s3cret"[..]), "{value}");
-        }
-        for value in ["Basic s3cret", "Bearers3cret", "Bearer ", "Bearer", "s3cret"] {
-            assert_eq!(bearer(value.as_bytes()), None, "{value}");
-        }
     }
 }

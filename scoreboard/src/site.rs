@@ -15,7 +15,7 @@ use axum::response::Html;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use command_svc::ActionDesk;
-use command_svc::api::{ActionAccepted, ActionError};
+use command_svc::{ActionAccepted, ActionError};
 use events::catalog::Worth;
 use events::{ActionCatalog, ActionClaims, ActionName, DisplayName, KeyId, KeySecret, PlayerId};
 use platform::client::ClientIp;
