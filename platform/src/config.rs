@@ -196,28 +196,6 @@ pub struct SubjectConfig {
     pub nats_results_subject: String,
 }
 
-impl SubjectConfig {
-    /// The stream definition these settings describe.
-    pub fn log_stream(&self) -> crate::jetstream::LogStream {
-        crate::jetstream::LogStream::new(&self.nats_stream, &self.nats_subject_prefix)
-            .with_replicas(self.nats_stream_replicas)
-    }
-
-    /// The stream of signed checkpoints: `<NATS_STREAM>_CHECKPOINTS`, subjects
-    /// `<NATS_CHECKPOINT_SUBJECT>.<tree size>`, as append-only as the log's.
-    pub fn checkpoint_stream(&self) -> crate::jetstream::LogStream {
-        crate::jetstream::LogStream::new(&format!("{}_CHECKPOINTS", self.nats_stream), &self.nats_checkpoint_subject)
-            .with_replicas(self.nats_stream_replicas)
-    }
-
-    /// The stream of season results: `<NATS_STREAM>_RESULTS`, subjects
-    /// `<NATS_RESULTS_SUBJECT>.<board>`.
-    pub fn results_stream(&self) -> crate::jetstream::LogStream {
-        crate::jetstream::LogStream::new(&format!("{}_RESULTS", self.nats_stream), &self.nats_results_subject)
-            .with_replicas(self.nats_stream_replicas)
-    }
-}
-
 /// How every HTTP server of Scoreboard treats its clients.
 #[derive(Debug, Clone, Args)]
 pub struct HttpConfig {
@@ -244,19 +222,6 @@ pub struct HttpConfig {
     /// from anyone else the header is ignored.
     #[arg(long, env = "TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: crate::client::TrustedProxies,
-}
-
-impl HttpConfig {
-    /// The connection caps these settings give on this machine, after raising the soft
-    /// descriptor limit to the hard one; `Err` naming the setting and the limit when
-    /// `CONNECTIONS_MAX` is not below it or a cap is zero.
-    pub fn connection_caps(&self) -> Result<crate::connections::Caps, String> {
-        crate::connections::Caps::new(
-            crate::connections::descriptor_limit(),
-            self.connections_max,
-            self.connections_per_address_max,
-        )
-    }
 }
 
 /// Parses durations written as `250ms`, `2s`, `5m` or `1h`.

@@ -304,6 +304,16 @@ pub fn timed_out(error: &(dyn StdError + 'static)) -> bool {
     false
 }
 
+/// The caps the HTTP settings give (here, beside the caps: `config` knows no connection).
+impl HttpConfig {
+    /// The connection caps these settings give on this machine, after raising the soft
+    /// descriptor limit to the hard one; `Err` naming the setting and the limit when
+    /// `CONNECTIONS_MAX` is not below it or a cap is zero.
+    pub fn connection_caps(&self) -> Result<Caps, String> {
+        Caps::new(descriptor_limit(), self.connections_max, self.connections_per_address_max)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

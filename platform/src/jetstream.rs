@@ -7,7 +7,7 @@ use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::{self, stream};
 use async_nats::{Client, ConnectOptions, HeaderMap};
 
-use crate::config::NatsConfig;
+use crate::config::{NatsConfig, SubjectConfig};
 use store::{Claim, StoredEvent};
 
 /// Header carrying the event's log position (equal to its stream sequence).
@@ -184,4 +184,27 @@ pub fn claim(headers: Option<&HeaderMap>, payload: &[u8]) -> Result<Claim, Forei
         event_version: header(EVENT_VERSION_HEADER).and_then(|v| v.parse().ok()).unwrap_or_default(),
         payload: payload.to_vec(),
     })
+}
+
+/// The streams the subject settings describe (here, beside the streams: `config` knows no
+/// stream).
+impl SubjectConfig {
+    /// The stream definition these settings describe.
+    pub fn log_stream(&self) -> LogStream {
+        LogStream::new(&self.nats_stream, &self.nats_subject_prefix).with_replicas(self.nats_stream_replicas)
+    }
+
+    /// The stream of signed checkpoints: `<NATS_STREAM>_CHECKPOINTS`, subjects
+    /// `<NATS_CHECKPOINT_SUBJECT>.<tree size>`, as append-only as the log's.
+    pub fn checkpoint_stream(&self) -> LogStream {
+        LogStream::new(&format!("{}_CHECKPOINTS", self.nats_stream), &self.nats_checkpoint_subject)
+            .with_replicas(self.nats_stream_replicas)
+    }
+
+    /// The stream of season results: `<NATS_STREAM>_RESULTS`, subjects
+    /// `<NATS_RESULTS_SUBJECT>.<board>`.
+    pub fn results_stream(&self) -> LogStream {
+        LogStream::new(&format!("{}_RESULTS", self.nats_stream), &self.nats_results_subject)
+            .with_replicas(self.nats_stream_replicas)
+    }
 }
