@@ -23,7 +23,7 @@ use anyhow::Context as _;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use platform::operations::{self, Readiness};
+use platform::operations::Readiness;
 use store::{EventStore, PgEventLog};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -191,7 +191,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let routes = routes(desk, config.limits.body_limit_bytes);
     platform::serve(
         listener,
-        operations::service(routes, &api_description(), readiness),
+        platform::http::service(routes, &api_description(), readiness),
         &config.http,
         connections,
         WRITE_TIMEOUT,

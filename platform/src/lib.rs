@@ -6,6 +6,7 @@ pub mod backoff;
 pub mod client;
 pub mod config;
 pub mod connections;
+pub mod http;
 pub mod jetstream;
 pub mod limits;
 pub mod openapi;

@@ -16,7 +16,7 @@ use axum::Router;
 use clap::Args;
 use platform::backoff::Backoff;
 use platform::config::{BoardsConfig, DatabaseConfig, HttpConfig, NatsConfig, parse_duration};
-use platform::operations::{self, Readiness};
+use platform::operations::Readiness;
 use store::{Applied, LeaderboardStore, PgEventLog};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -163,7 +163,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     tracing::info!(addr = %listener.local_addr()?, "projector listening");
     platform::serve(
         listener,
-        operations::service(Router::new(), &api_description(), readiness),
+        platform::http::service(Router::new(), &api_description(), readiness),
         &config.http,
         connections,
         Duration::from_secs(10),

@@ -23,7 +23,7 @@ use events::boards::Boards;
 use platform::config::{BoardsConfig, DatabaseConfig, HttpConfig, NatsConfig, parse_duration};
 use platform::connections::Caps;
 use platform::limits::RateLimit;
-use platform::operations::{self, Readiness};
+use platform::operations::Readiness;
 use store::{EventStore, LeaderboardStore, PgEventLog, PgLeaderboard};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -272,7 +272,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     tracing::info!(addr = %listener.local_addr()?, "query-svc listening");
     platform::serve(
         listener,
-        operations::service_with_hot(routes, &api_description(), readiness, hot),
+        platform::http::service_with_hot(routes, &api_description(), readiness, hot),
         &config.http,
         connections,
         config.reads.stream_write_timeout,

@@ -19,7 +19,7 @@ use command_svc::{ActionDesk, AppendConfig, AuditConfig, Background, KeyConfig, 
 use events::KeySet;
 use platform::config::{BoardsConfig, DatabaseConfig, HttpConfig, NatsAuth, NatsConfig, PoolConfig, SubjectConfig};
 use platform::connections::Caps;
-use platform::operations::{self, Readiness};
+use platform::operations::Readiness;
 use projector::ProjectionConfig;
 use projector::announce::Announcer;
 use query_svc::live::ChangeFeed;
@@ -237,7 +237,7 @@ pub async fn start_with_clock(
     let routes = command_svc::routes(desk, config.limits.body_limit_bytes)
         .merge(sides.query_routes.clone())
         .merge(site::routes(&catalog, demo));
-    let app = operations::service_with_hot(routes, &api_description(), sides.readiness.clone(), query_svc::hot);
+    let app = platform::http::service_with_hot(routes, &api_description(), sides.readiness.clone(), query_svc::hot);
     Ok(Some(Scoreboard { app, connections, simulation, sides }))
 }
 
