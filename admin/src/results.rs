@@ -7,8 +7,6 @@
 //! signed), folds them up to the results' final position by the rules of the board's definition
 //! they name (`events::boards`) and compares the ranking with the one published.
 
-use std::collections::HashMap;
-
 use anyhow::Context as _;
 use audit::Frontier;
 use audit::note::NoteVerifier;
@@ -135,13 +133,7 @@ fn compare(def: &BoardDef, log: &[RecordedEvent], report: &mut ResultsReport) {
         return;
     };
     let folded = &log[..usize::try_from(results.final_position).unwrap_or(usize::MAX).min(log.len())];
-    let awards: HashMap<u64, events::ScoreAwarded> = folded
-        .iter()
-        .filter_map(|r| match &r.event {
-            Event::ScoreAwarded(award) => Some((r.position, award.clone())),
-            _ => None,
-        })
-        .collect();
+    let awards = events::boards::awards_of(folded);
     let standings = events::boards::fold_seasons(std::slice::from_ref(def), [], &awards, &[], folded)
         .into_iter()
         .filter(|s| s.season == season)

@@ -427,6 +427,18 @@ pub fn revoked_positions(events: &[RecordedEvent]) -> Vec<u64> {
         .collect()
 }
 
+/// The awards of `events`, by position: what a fold of a whole log from its start is given as
+/// the awards it revokes (a store reads only those the events name).
+pub fn awards_of(events: &[RecordedEvent]) -> HashMap<u64, ScoreAwarded> {
+    events
+        .iter()
+        .filter_map(|recorded| match &recorded.event {
+            Event::ScoreAwarded(award) => Some((recorded.position, award.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
 /// What a fold of `events` into `boards` reads of the read model: the standings at `places`,
 /// and every standing of the `players` they moderate; and of the log, the earlier events of the
 /// players in `histories`.

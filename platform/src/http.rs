@@ -159,16 +159,10 @@ mod tests {
 
     use super::*;
     use crate::Problem;
+    use crate::operations::tests::get_status;
     use axum::body::Body;
     use axum::routing::get;
     use tower::ServiceExt;
-
-    async fn get_status(router: Router, path: &str) -> (StatusCode, serde_json::Value) {
-        let response = router.oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
-        let status = response.status();
-        let body = axum::body::to_bytes(response.into_body(), 100_000).await.unwrap();
-        (status, serde_json::from_slice(&body).unwrap_or_default())
-    }
 
     /// What a subscriber wrote, for a test to read.
     #[derive(Clone, Default)]

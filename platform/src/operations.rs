@@ -295,13 +295,14 @@ pub async fn metrics(Strict(NoParameters {}): Strict<NoParameters>) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use axum::body::Body;
     use axum::extract::Request;
     use tower::ServiceExt;
 
-    async fn get_status(router: Router, path: &str) -> (StatusCode, serde_json::Value) {
+    /// `path`'s status and JSON body, asked of `router`.
+    pub(crate) async fn get_status(router: Router, path: &str) -> (StatusCode, serde_json::Value) {
         let response = router.oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
         let status = response.status();
         let body = axum::body::to_bytes(response.into_body(), 100_000).await.unwrap();

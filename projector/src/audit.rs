@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use events::boards::{BoardDef, Boards, Place, Season};
-use events::{Board, Event, RecordedEvent, Standing};
+use events::{Board, RecordedEvent, Standing};
 use store::{EventStore, LeaderboardStore, StoreError};
 
 /// Events read from the log per query while replaying.
@@ -105,13 +105,7 @@ pub async fn verify_boards<S: EventStore, R: LeaderboardStore>(
         let (ready_boards, not_ready): (Vec<BoardDef>, Vec<BoardDef>) =
             boards.named().iter().cloned().partition(|def| ready.ready.get(def.id.as_str()) == Some(&def.definition()));
         let events = read_log(log, ready.anchor.position).await?;
-        let awards = events
-            .iter()
-            .filter_map(|r| match &r.event {
-                Event::ScoreAwarded(award) => Some((r.position, award.clone())),
-                _ => None,
-            })
-            .collect();
+        let awards = events::boards::awards_of(&events);
         let folded: BTreeMap<Place, Standing> = events::boards::fold_seasons(&ready_boards, [], &awards, &[], &events)
             .into_iter()
             .map(|s| (s.place(), s.standing))

@@ -597,14 +597,7 @@ async fn seasons_and_their_fold<B: Backend>(
     let loaded = read_model.load_seasons(&wanted).await.unwrap();
     let log: Vec<RecordedEvent> =
         log.read_after(0, 10_000).await.unwrap().iter().map(|e| e.decode().unwrap()).collect();
-    let awards = log
-        .iter()
-        .filter_map(|r| match &r.event {
-            Event::ScoreAwarded(a) => Some((r.position, a.clone())),
-            _ => None,
-        })
-        .collect();
-    let folded = events::boards::fold_seasons(boards.named(), [], &awards, &[], &log);
+    let folded = events::boards::fold_seasons(boards.named(), [], &events::boards::awards_of(&log), &[], &log);
     let keyed = |standings: Vec<SeasonStanding>| -> BTreeMap<_, _> {
         standings
             .into_iter()
@@ -934,7 +927,7 @@ async fn the_fold_persisted_and_reloaded_anywhere_is_the_fold_of_the_log<B: Back
     }
     // Then every board and season is the fold of the log, and so is global
     let wanted: std::collections::BTreeSet<(String, String)> =
-        events::boards::fold_seasons(boards.named(), [], &awards_of(&events), &[], &events)
+        events::boards::fold_seasons(boards.named(), [], &events::boards::awards_of(&events), &[], &events)
             .iter()
             .map(|s| (s.board.to_string(), s.season.to_string()))
             .collect();
@@ -945,17 +938,6 @@ async fn the_fold_persisted_and_reloaded_anywhere_is_the_fold_of_the_log<B: Back
     let board = read_model.load().await.unwrap().0;
     let global = events::leaderboard::fold(&events);
     assert_eq!(ranking(&board), ranking(&Board::from_standings(events.len() as u64, global)));
-}
-
-/// The awards of `events`, by position.
-fn awards_of(events: &[RecordedEvent]) -> std::collections::HashMap<u64, events::ScoreAwarded> {
-    events
-        .iter()
-        .filter_map(|r| match &r.event {
-            Event::ScoreAwarded(a) => Some((r.position, a.clone())),
-            _ => None,
-        })
-        .collect()
 }
 
 async fn a_folder_whose_memory_another_moved_past_loads_again_and_counts_nothing_twice(backend: impl Backend) {
@@ -999,7 +981,7 @@ async fn a_rebuild_while_folding_goes_on_takes_over_with_the_fold_of_the_log<B: 
     // included, is the fold of the log
     while live.fold_next(50).await.unwrap().to < events.len() as u64 {}
     let wanted: std::collections::BTreeSet<(String, String)> =
-        events::boards::fold_seasons(boards.named(), [], &awards_of(&events), &[], &events)
+        events::boards::fold_seasons(boards.named(), [], &events::boards::awards_of(&events), &[], &events)
             .iter()
             .map(|s| (s.board.to_string(), s.season.to_string()))
             .collect();

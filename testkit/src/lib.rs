@@ -790,6 +790,22 @@ pub fn claims(player: &str, action: &str) -> ActionClaims {
     }
 }
 
+/// A `ScoreAwarded` event as the command side would have recorded it at `at`: `player` completed
+/// `action` for `points`, with the test key, a fresh event and action id and no name.
+pub fn award(player: &str, action: &str, points: i64, at: time::OffsetDateTime) -> events::Event {
+    events::Event::ScoreAwarded(events::ScoreAwarded {
+        event_id: Uuid::now_v7(),
+        action_id: Uuid::new_v4(),
+        player_id: player.parse().unwrap(),
+        display_name: None,
+        action: action.parse().unwrap(),
+        points: events::Points::new(points).unwrap(),
+        token_issued_at: at.unix_timestamp(),
+        key_id: TEST_KID.parse().unwrap(),
+        recorded_at: at,
+    })
+}
+
 /// `claims` signed with the test key.
 pub fn sign(claims: &ActionClaims) -> String {
     events::mint(&KeyId::parse(TEST_KID).unwrap(), &KeySecret::new(TEST_SECRET.as_bytes()).unwrap(), claims)

@@ -75,16 +75,6 @@ pub(crate) fn boards() -> Boards {
     Boards::from_toml(BOARDS).unwrap()
 }
 
-/// The awards of `log` by position: what the store reads for revocations.
-pub(crate) fn awards_of(log: &[RecordedEvent]) -> HashMap<u64, ScoreAwarded> {
-    log.iter()
-        .filter_map(|r| match &r.event {
-            Event::ScoreAwarded(a) => Some((r.position, a.clone())),
-            _ => None,
-        })
-        .collect()
-}
-
 /// Folds `log` in batches cut at `cuts` as the projector does: each batch reads the standings
 /// [`reads`] names from what the previous batches wrote.
 fn fold_in_batches(boards: &[BoardDef], log: &[RecordedEvent], cuts: &[usize]) -> BTreeMap<Place, Standing> {

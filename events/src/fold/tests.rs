@@ -4,7 +4,8 @@ use proptest::prelude::*;
 use time::macros::datetime;
 
 use super::*;
-use crate::boards::tests::{aggregates, award, awards_of, boards, earlier_of, logs, moderated};
+use crate::boards::awards_of;
+use crate::boards::tests::{aggregates, award, boards, earlier_of, logs, moderated};
 use crate::boards::{Boards, GLOBAL};
 
 /// Every board of [`boards`] and [`aggregates`], `global` included.

@@ -5,25 +5,12 @@
 use std::time::Duration;
 
 use events::boards::{Season, SeasonKind};
-use events::{Event, Points, ScoreAwarded};
 use store::{EventStore as _, NewEvent, PgEventLog};
 use testkit::{InProcess, TestDb, TestStream};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 fn award(player: &str, points: i64, at: OffsetDateTime) -> NewEvent {
-    let event = Event::ScoreAwarded(ScoreAwarded {
-        event_id: Uuid::now_v7(),
-        action_id: Uuid::new_v4(),
-        player_id: player.parse().unwrap(),
-        display_name: None,
-        action: "complete_task".parse().unwrap(),
-        points: Points::new(points).unwrap(),
-        token_issued_at: at.unix_timestamp(),
-        key_id: testkit::TEST_KID.parse().unwrap(),
-        recorded_at: at,
-    });
-    NewEvent { event, claims_digest: None }
+    NewEvent { event: testkit::award(player, "complete_task", points, at), claims_digest: None }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

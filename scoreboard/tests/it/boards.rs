@@ -6,13 +6,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use events::boards::{Season, SeasonKind};
-use events::{Event, Points, ScoreAwarded};
 use query_svc::live::SetClock;
 use serde_json::{Value, json};
 use store::{EventStore as _, NewEvent};
 use testkit::{InProcess, SseClient, token};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use crate::support::{get, settings, submit};
 
@@ -30,18 +28,7 @@ season = "all-time"
 
 /// An award as the command side would have recorded it at `at`.
 pub(crate) fn award(player: &str, action: &str, points: i64, at: OffsetDateTime) -> NewEvent {
-    let event = Event::ScoreAwarded(ScoreAwarded {
-        event_id: Uuid::now_v7(),
-        action_id: Uuid::new_v4(),
-        player_id: player.parse().unwrap(),
-        display_name: None,
-        action: action.parse().unwrap(),
-        points: Points::new(points).unwrap(),
-        token_issued_at: at.unix_timestamp(),
-        key_id: testkit::TEST_KID.parse().unwrap(),
-        recorded_at: at,
-    });
-    NewEvent { event, claims_digest: None }
+    NewEvent { event: testkit::award(player, action, points, at), claims_digest: None }
 }
 
 async fn start(data: &Path, boards: &str, clock: &SetClock) -> InProcess {

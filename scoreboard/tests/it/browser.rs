@@ -203,18 +203,12 @@ async fn a_visitor_sees_the_board_change_live_and_the_page_reconnects_by_itself(
 
 /// An award to the demo visitor called `name`, as demo mode would have recorded it at `at`.
 fn demo_award(name: &str, action: &str, points: i64, at: time::OffsetDateTime) -> store::NewEvent {
-    let event = events::ScoreAwarded {
-        event_id: uuid::Uuid::now_v7(),
-        action_id: uuid::Uuid::new_v4(),
-        player_id: format!("demo-{}", name.to_lowercase()).parse().unwrap(),
-        display_name: Some(name.parse().unwrap()),
-        action: action.parse().unwrap(),
-        points: events::Points::new(points).unwrap(),
-        token_issued_at: at.unix_timestamp(),
-        key_id: "demo".parse().unwrap(),
-        recorded_at: at,
-    };
-    store::NewEvent { event: events::Event::ScoreAwarded(event), claims_digest: None }
+    let mut event = testkit::award(&format!("demo-{}", name.to_lowercase()), action, points, at);
+    if let events::Event::ScoreAwarded(award) = &mut event {
+        award.display_name = Some(name.parse().unwrap());
+        award.key_id = "demo".parse().unwrap();
+    }
+    store::NewEvent { event, claims_digest: None }
 }
 
 /// Sets a picker of the page to `value`, as a visitor choosing it would.
