@@ -141,6 +141,7 @@ async fn results_are_published_once_the_day_closed_verify_against_the_signed_log
     // And what cannot have results is told so
     for (path, status, code) in [
         (format!("{path}?version=3"), 404, "results_not_published"),
+        (format!("{path}?version=0"), 400, "invalid_request"),
         ("/v1/boards/global/seasons/all-time/results".to_string(), 400, "invalid_request"),
         ("/v1/boards/weekly/seasons/2026-W48/results".to_string(), 404, "unknown_board"),
         ("/v1/boards/daily/seasons/2026-W48/results".to_string(), 400, "invalid_request"),

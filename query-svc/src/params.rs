@@ -63,6 +63,10 @@ bounded!(
     ResultsLimit: 1, 10_000, default Some(100)
 );
 bounded!(
+    /// A version of a season's results: 1 is the first.
+    ResultsVersion: 1, i32::MAX as u64, default None
+);
+bounded!(
     /// How many entries to skip from the top of a board.
     Offset: 0, u32::MAX as u64, default Some(0)
 );

@@ -15,7 +15,7 @@ use store::{EventStore, LeaderboardStore};
 
 use crate::admission::Cost;
 use crate::error::QueryError;
-use crate::params::{Offset, ResultsLimit, Strict};
+use crate::params::{Offset, ResultsLimit, ResultsVersion, Strict};
 use crate::state::Reader;
 
 /// The parameters of a season's results.
@@ -30,8 +30,8 @@ pub struct ResultsQuery {
     #[param(inline)]
     offset: Option<Offset>,
     /// A version of the results (1 is the first); the latest by default.
-    #[param(minimum = 1, maximum = 2147483647)]
-    version: Option<u32>,
+    #[param(inline)]
+    version: Option<ResultsVersion>,
 }
 
 /// The `board` and `season` of a path.
@@ -71,19 +71,17 @@ pub async fn results<S: EventStore, R: LeaderboardStore>(
         return Err(QueryError::InvalidRequest(format!("board {id:?} is all-time: no season of it closes")));
     }
     let season = Season::parse(def.season, &season).map_err(|e| QueryError::InvalidRequest(e.to_string()))?;
-    if query.version == Some(0) {
-        return Err(QueryError::InvalidRequest("version must be 1 or more".into()));
-    }
     let (limit, offset) = (ResultsLimit::or_default(query.limit) as usize, Offset::or_default(query.offset) as usize);
     // A read of the database, kept off the hot path like a past season's.
     let _reading = reader.admit(client, Cost::Heavy)?;
-    let (read_model, board, version) = (reader.read_model.clone(), id.clone(), query.version);
+    let version = query.version.map(|v| u32::try_from(v.get()).unwrap_or(u32::MAX));
+    let (read_model, board) = (reader.read_model.clone(), id.clone());
     let results =
         reader.apart.run(async move { Ok(read_model.season_results(&board, season, version).await?) }).await?;
     let results = results.ok_or_else(|| {
         let rfc3339 = &time::format_description::well_known::Rfc3339;
         let ends = season.ends_at().and_then(|t| t.format(rfc3339).ok()).unwrap_or_default();
-        let which = query.version.map(|v| format!("version {v} of the results")).unwrap_or("results".into());
+        let which = version.map(|v| format!("version {v} of the results")).unwrap_or("results".into());
         QueryError::ResultsNotPublished(format!(
             "no {which} of {season} of board {id:?} published: results are published once the season has \
              closed (its end, {ends}, plus SEASON_GRACE), been folded and been signed"
