@@ -116,6 +116,11 @@ impl Fold {
         self.held(id).into_iter().flat_map(|held| held.standings.values())
     }
 
+    /// The standing of `player` board `id` holds, if any.
+    pub fn standing(&self, id: &str, player: &PlayerId) -> Option<&Standing> {
+        self.held(id)?.standings.get(player)
+    }
+
     /// How many standings board `id` holds, banned ones included.
     pub fn len(&self, id: &str) -> usize {
         self.held(id).map_or(0, |held| held.standings.len())

@@ -15,6 +15,7 @@ pub mod keys;
 pub mod leaderboard;
 pub mod results;
 pub mod token;
+pub mod usage;
 
 pub use award::{AwardError, award};
 pub use catalog::{ActionCatalog, CatalogError};

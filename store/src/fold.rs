@@ -5,9 +5,10 @@
 //! loaded once from the read model. Each batch is one transaction that locks the checkpoint,
 //! reads the log's events (checking a transport's claims against them), folds them in memory
 //! and writes what they changed in bulk: the standings, one change row, the checkpoint, the
-//! boards' positions and any flags. Memory takes the batch only once the transaction
-//! committed; a transaction that fails, or a checkpoint memory does not match (another folder,
-//! a rebuild), drops memory, which is loaded again from the read model.
+//! boards' positions, any flags, and the usage analytics of the hours and days it touched
+//! ([`crate::usage`]). Memory takes the batch only once the transaction committed; a
+//! transaction that fails, or a checkpoint memory does not match (another folder, a rebuild),
+//! drops memory, which is loaded again from the read model.
 //!
 //! Boards added later (or defined otherwise) are built from the whole log by the same folder,
 //! a batch at a time between live batches, each in its own fold at its own position; one that
@@ -29,6 +30,7 @@ use crate::rows::{
 };
 use crate::snapshot::{self, Due};
 use crate::sql::{self, Arg, Backend, Column, Write};
+use crate::usage::{self, UsageRows};
 use crate::{Applied, BoardsBuilt, Claim, StoreError, StoredEvent};
 
 type Connection<B> = <<B as Backend>::Db as Database>::Connection;
@@ -96,6 +98,7 @@ pub(crate) struct Tables {
     pub changes: &'static str,
     pub snapshots: &'static str,
     pub flags: &'static str,
+    pub usage: &'static str,
 }
 
 impl Tables {
@@ -107,6 +110,7 @@ impl Tables {
         changes: "board_changes",
         snapshots: "board_snapshots",
         flags: "anomaly_flags",
+        usage: "usage_stats",
     };
 
     pub(crate) const NEXT: Self = Self {
@@ -117,6 +121,7 @@ impl Tables {
         changes: "board_changes_next",
         snapshots: "board_snapshots_next",
         flags: "anomaly_flags_next",
+        usage: "usage_stats_next",
     };
 }
 
@@ -235,7 +240,7 @@ async fn fold_batch<B: Backend>(
     };
     if run.is_empty() {
         tx.commit().await?;
-        return Ok(Applied { from, to: from, skipped, forged, flagged: Vec::new() });
+        return Ok(Applied { from, to: from, skipped, forged, flagged: Vec::new(), usage: Default::default() });
     }
     let events = decode(&run)?;
     let delta = fold_in::<B>(&mut tx, &state.fold, &events).await?;
@@ -243,9 +248,14 @@ async fn fold_batch<B: Backend>(
         Some(detector) => flag::<B>(&mut tx, detector, &state.fold, &events).await?,
         None => Vec::new(),
     };
+    let added = usage::of_batch::<B>(&mut tx, &state.fold, &events, state.fold.defs()).await?;
+    let merged = usage::merged::<B>(&mut tx, added.clone()).await?;
     let boards: Vec<BoardDef> = state.fold.defs().filter(|def| def.id.as_str() != GLOBAL).cloned().collect();
     let rows = FoldRows::of(&delta, &boards, &flags);
-    B::write(&mut tx, &rows.writes(Tables::LIVE), None).await?;
+    let usage_rows = UsageRows::of(&merged.tallies);
+    let mut writes = rows.writes(Tables::LIVE);
+    writes.push(usage_rows.write(Tables::LIVE.usage));
+    B::write(&mut tx, &writes, None).await?;
     amend::<B>(&mut tx, &state.published, &delta).await?;
     tx.commit().await?;
     let to = delta.to;
@@ -256,7 +266,8 @@ async fn fold_batch<B: Backend>(
             .await?;
         state.due = Due { last: to, changes: 0 };
     }
-    Ok(Applied { from, to, skipped, forged, flagged: flags.into_iter().map(|f| f.rule).collect() })
+    let flagged = flags.into_iter().map(|f| f.rule).collect();
+    Ok(Applied { from, to, skipped, forged, flagged, usage: usage::folded(&added, &merged) })
 }
 
 /// Folds the next batch of the first board being built; returns how many events.
@@ -269,9 +280,13 @@ async fn build_step<B: Backend>(backend: &B, state: &mut State, batch: u32) -> R
     let events = decode(&run)?;
     let delta = fold_in::<B>(&mut tx, building, &events).await?;
     let boards: Vec<BoardDef> = building.defs().cloned().collect();
+    let added = usage::of_batch::<B>(&mut tx, building, &events, &boards).await?;
+    let usage_rows = UsageRows::of(&usage::merged::<B>(&mut tx, added).await?.tallies);
     let to = delta.to;
     let rows = FoldRows::of(&delta, &boards, &[]);
-    B::write(&mut tx, &rows.board_writes(Tables::LIVE), None).await?;
+    let mut writes = rows.board_writes(Tables::LIVE);
+    writes.push(usage_rows.write(Tables::LIVE.usage));
+    B::write(&mut tx, &writes, None).await?;
     tx.commit().await?;
     building.apply(delta);
     tracing::info!(boards = ?boards.iter().map(|b| b.id.as_str()).collect::<Vec<_>>(), position = to, checkpoint, "building boards");
@@ -547,6 +562,7 @@ async fn sync_boards<B: Backend>(backend: &B, boards: &Boards) -> Result<(Vec<St
     for id in &drop {
         B::execute(&mut tx, B::SQL.drop_standings, vec![Arg::Text(id)]).await?;
         B::execute(&mut tx, B::SQL.drop_board, vec![Arg::Text(id)]).await?;
+        B::execute(&mut tx, B::SQL.drop_usage, vec![Arg::Text(id)]).await?;
     }
     let added = BoardPositions::of(&add, 0);
     B::write(&mut tx, std::slice::from_ref(&added.write(Tables::LIVE)), None).await?;

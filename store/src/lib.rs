@@ -10,6 +10,7 @@
 //! - [`fold`]: the read model folded once and in memory, written in bulk ([`read_model`] holds
 //!   what query services read; [`rebuild`] builds one afresh);
 //! - [`claims`]: what a transport says, checked against the log;
+//! - [`usage`]: usage analytics, folded with the boards;
 //! - [`snapshot`]: the compact encoding of snapshots and changes, and when a snapshot is due.
 //!
 //! Both databases pass one conformance suite (`tests/conformance.rs`).
@@ -29,6 +30,7 @@ pub mod snapshot;
 pub mod sql;
 pub mod sqlite;
 mod tree;
+mod usage;
 
 use events::Board;
 use events::anomaly::Flag;
@@ -40,7 +42,7 @@ pub use error::StoreError;
 pub use log::EventLog;
 pub use model::{
     Anchor, AppendOutcome, Applied, BoardsBuilt, Changes, Checkpoint, Claim, KeptSigner, NewEvent, Rebuilt, Refusal,
-    SeasonResults, Seasons, StoredEvent,
+    SeasonResults, Seasons, StoredEvent, UsageFolded, UsageStats,
 };
 pub use postgres::{PgEventLog, PgLeaderboard};
 pub use read_model::ReadModel;
@@ -79,6 +81,9 @@ pub trait EventStore: Clone + Send + Sync + 'static {
 
     /// The latest `limit` anomaly flags, newest first.
     fn flags(&self, limit: u32) -> impl Future<Output = Result<Vec<Flag>, StoreError>> + Send;
+
+    /// Usage analytics over `window`, as the read model holds them.
+    fn usage(&self, window: &events::usage::Window) -> impl Future<Output = Result<UsageStats, StoreError>> + Send;
 
     /// The position of the last event recorded at or before `time` (0 when none was).
     fn position_at(&self, time: OffsetDateTime) -> impl Future<Output = Result<u64, StoreError>> + Send;

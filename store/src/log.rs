@@ -250,6 +250,10 @@ impl<B: Backend> EventStore for EventLog<B> {
         convert(rows)
     }
 
+    async fn usage(&self, window: &events::usage::Window) -> Result<crate::UsageStats, StoreError> {
+        crate::usage::read(&self.backend, window).await
+    }
+
     async fn position_at(&self, time: OffsetDateTime) -> Result<u64, StoreError> {
         let found: Option<(i64,)> =
             sql::row::<B, _>(&mut *self.read().await?, B::SQL.position_at, vec![Arg::Time(time)]).await?;

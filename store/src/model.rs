@@ -183,6 +183,31 @@ pub struct Applied {
     pub forged: Vec<u64>,
     /// The rules that flagged a player in what was folded, one entry per flag.
     pub flagged: Vec<String>,
+    /// What it added to usage analytics on `global`.
+    pub usage: UsageFolded,
+}
+
+/// What one fold added to usage analytics on `global` ([`events::usage`]), for the metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UsageFolded {
+    /// Actions and points, by action.
+    pub by_action: std::collections::BTreeMap<String, events::usage::Count>,
+    /// Players awarded for the first time ever.
+    pub new_players: u64,
+    /// The distinct players of the newest hour and day the fold counted in, as the read model
+    /// holds them after it.
+    pub active: Vec<(events::usage::Granularity, u64)>,
+}
+
+/// Usage analytics over a window, as the read model holds them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageStats {
+    /// The read model's checkpoint: every event up to it is counted, none after.
+    pub position: u64,
+    /// The window, in whole buckets.
+    pub window: events::usage::Window,
+    /// `global`'s series first, then every board's with a tally in the window.
+    pub series: Vec<events::usage::Series>,
 }
 
 /// Seasons of boards other than `global`, as the read model holds them at its checkpoint.

@@ -137,6 +137,12 @@ static SQL: Statements = Statements {
     tiles: "SELECT t.level, t.idx, t.hashes FROM unnest($1::int8[], $2::int8[]) AS w(level, idx) \
          JOIN tiles t ON t.level = w.level AND t.idx = w.idx",
     flags: "SELECT position, rule, player_id, events, flagged_at FROM anomaly_flags ORDER BY position DESC, rule LIMIT $1",
+    awarded_before: "SELECT p AS player_id FROM unnest($1::text[]) AS p WHERE EXISTS \
+         (SELECT 1 FROM events WHERE player_id = p AND event_type = 'ScoreAwarded' AND position <= $2)",
+    usage_at: "SELECT granularity, bucket, board, by_action, new_players, players FROM usage_stats \
+         WHERE board = ANY($1) AND bucket = ANY($2)",
+    usage_range: "SELECT granularity, bucket, board, by_action, new_players, players FROM usage_stats \
+         WHERE granularity = $1 AND bucket >= $2 AND bucket < $3",
     keep_signer: "INSERT INTO audit_signer (singleton, verifier, private_key) VALUES (1, $1, $2) \
          ON CONFLICT (singleton) DO NOTHING",
     replace_signer: "INSERT INTO audit_signer (singleton, verifier, private_key) VALUES (1, $1, $2) \
@@ -172,6 +178,7 @@ static SQL: Statements = Statements {
     ),
     drop_standings: "DELETE FROM board_standings WHERE board = $1",
     drop_board: "DELETE FROM boards WHERE board = $1",
+    drop_usage: "DELETE FROM usage_stats WHERE board = $1",
     bump_generation: "UPDATE projection_checkpoints SET generation = generation + 1, updated_at = now() \
          WHERE projection = $1 RETURNING generation",
     changes_since: "SELECT c.position AS checkpoint, c.generation, \
@@ -189,7 +196,7 @@ static SQL: Statements = Statements {
          WHERE position > $1 AND position <= $2 ORDER BY position",
     create_next: &[
         "DROP TABLE IF EXISTS leaderboard_next, board_standings_next, boards_next, board_changes_next, \
-         board_snapshots_next, anomaly_flags_next",
+         board_snapshots_next, anomaly_flags_next, usage_stats_next",
         // Indexes keep the names the migrations gave them (and a rebuild restores them).
         "ALTER INDEX IF EXISTS leaderboard_next_pkey RENAME TO leaderboard_pkey",
         "ALTER INDEX IF EXISTS board_standings_next_pkey RENAME TO board_standings_pkey",
@@ -198,6 +205,7 @@ static SQL: Statements = Statements {
         "ALTER INDEX IF EXISTS board_changes_next_pkey RENAME TO board_changes_pkey",
         "ALTER INDEX IF EXISTS board_snapshots_next_pkey RENAME TO board_snapshots_pkey",
         "ALTER INDEX IF EXISTS anomaly_flags_next_pkey RENAME TO anomaly_flags_pkey",
+        "ALTER INDEX IF EXISTS usage_stats_next_pkey RENAME TO usage_stats_pkey",
         "CREATE TABLE leaderboard_next (LIKE leaderboard INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)",
         "CREATE TABLE board_standings_next \
          (LIKE board_standings INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)",
@@ -212,6 +220,8 @@ static SQL: Statements = Statements {
         "CREATE TABLE anomaly_flags_next \
          (LIKE anomaly_flags INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)",
         "ALTER TABLE anomaly_flags_next ADD CONSTRAINT anomaly_flags_next_pkey PRIMARY KEY (position, rule)",
+        "CREATE TABLE usage_stats_next (LIKE usage_stats INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)",
+        "ALTER TABLE usage_stats_next ADD CONSTRAINT usage_stats_next_pkey PRIMARY KEY (granularity, bucket, board)",
     ],
     index_next: &[
         "ALTER TABLE leaderboard_next ADD CONSTRAINT leaderboard_next_pkey PRIMARY KEY (player_id)",
@@ -219,13 +229,14 @@ static SQL: Statements = Statements {
         "CREATE INDEX board_standings_next_by_player ON board_standings_next (player_id)",
     ],
     swap_next: &[
-        "DROP TABLE leaderboard, board_standings, boards, board_changes, board_snapshots, anomaly_flags",
+        "DROP TABLE leaderboard, board_standings, boards, board_changes, board_snapshots, anomaly_flags, usage_stats",
         "ALTER TABLE leaderboard_next RENAME TO leaderboard",
         "ALTER TABLE board_standings_next RENAME TO board_standings",
         "ALTER TABLE boards_next RENAME TO boards",
         "ALTER TABLE board_changes_next RENAME TO board_changes",
         "ALTER TABLE board_snapshots_next RENAME TO board_snapshots",
         "ALTER TABLE anomaly_flags_next RENAME TO anomaly_flags",
+        "ALTER TABLE usage_stats_next RENAME TO usage_stats",
         "ALTER INDEX leaderboard_next_pkey RENAME TO leaderboard_pkey",
         "ALTER INDEX board_standings_next_pkey RENAME TO board_standings_pkey",
         "ALTER INDEX board_standings_next_by_player RENAME TO board_standings_by_player",
@@ -233,6 +244,7 @@ static SQL: Statements = Statements {
         "ALTER INDEX board_changes_next_pkey RENAME TO board_changes_pkey",
         "ALTER INDEX board_snapshots_next_pkey RENAME TO board_snapshots_pkey",
         "ALTER INDEX anomaly_flags_next_pkey RENAME TO anomaly_flags_pkey",
+        "ALTER INDEX usage_stats_next_pkey RENAME TO usage_stats_pkey",
     ],
     published_seasons: "SELECT board, season, version, definition FROM season_results r WHERE NOT EXISTS \
          (SELECT 1 FROM season_results n WHERE n.board = r.board AND n.season = r.season AND n.version > r.version)",

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use events::anomaly::{Detector, Flag};
 use events::boards::{BoardDef, GLOBAL, Place, Reads, Season, SeasonStanding};
 use events::fold::{Delta, Fold};
+use events::usage::Usage;
 use events::{BoardId, PlayerId, RecordedEvent, Standing};
 use futures::StreamExt as _;
 use sqlx::Database;
@@ -16,6 +17,7 @@ use crate::fold::{self, BoardPositions, ChangeRows, FoldRows, PROJECTION, Standi
 use crate::rows::from_db;
 use crate::snapshot::Due;
 use crate::sql::{self, Arg, Backend, Write};
+use crate::usage::{self, UsageRows};
 use crate::{LeaderboardStore as _, ReadModel, Rebuilt, StoreError, StoredEvent};
 
 type Connection<B> = <<B as Backend>::Db as Database>::Connection;
@@ -68,6 +70,7 @@ impl<B: Backend> ReadModel<B> {
             sql::one::<B, _>(&mut tx, B::SQL.lock_checkpoint, vec![Arg::Text(PROJECTION)]).await?;
         let live = from_db(live);
         replay.catch_up::<B>(&mut tx, live, batch, &mut progress).await?;
+        B::load(&mut tx, &UsageRows::of(&replay.usage.tallies).write(Tables::NEXT.usage)).await?;
         for statement in B::SQL.swap_next {
             B::execute(&mut tx, statement, vec![]).await?;
         }
@@ -90,6 +93,8 @@ struct Replay<'f> {
     due: Due,
     /// Change rows not written yet.
     pending: Vec<ChangeRows>,
+    /// Usage analytics of the whole log, written as the fresh model takes over.
+    usage: Usage,
 }
 
 impl<'f> Replay<'f> {
@@ -102,6 +107,7 @@ impl<'f> Replay<'f> {
             detector,
             due: Due::default(),
             pending: Vec::new(),
+            usage: Usage::default(),
         }
     }
 
@@ -187,6 +193,7 @@ impl<'f> Replay<'f> {
             Some(detector) => fold::flag::<B>(connection, detector, &self.fold, events).await?,
             None => Vec::new(),
         };
+        self.usage.merge(&usage::of_batch::<B>(connection, &self.fold, events, self.fold.defs()).await?);
         Ok((delta, flags))
     }
 

@@ -302,6 +302,12 @@ pub struct Statements {
     pub tiles: &'static str,
     /// The latest `(limit)` flags.
     pub flags: &'static str,
+    /// `(player_id)` of `(players)` with an award at or before `(position)`.
+    pub awarded_before: &'static str,
+    /// Usage tallies of `(boards)` at bucket starts `(starts)`, either granularity.
+    pub usage_at: &'static str,
+    /// Usage tallies of `(granularity)` with a start in `[from, to)`.
+    pub usage_range: &'static str,
     /// Keeps a signer `(verifier, private_key)` unless one is kept.
     pub keep_signer: &'static str,
     /// Keeps a signer `(verifier, private_key)`, replacing any.
@@ -341,6 +347,8 @@ pub struct Statements {
     pub drop_standings: &'static str,
     /// Drops `(board)`.
     pub drop_board: &'static str,
+    /// Drops `(board)`'s usage tallies.
+    pub drop_usage: &'static str,
     /// Bumps the generation of `(projection)`; returns it.
     pub bump_generation: &'static str,
     /// What changed after `(position)` of `(projection)`, with where the read model stands:

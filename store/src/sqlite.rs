@@ -169,6 +169,13 @@ static SQL: Statements = Statements {
     tiles: "SELECT t.level, t.idx, t.hashes FROM json_each(?1) AS l JOIN json_each(?2) AS i ON i.key = l.key \
          JOIN tiles t ON t.level = l.value AND t.idx = i.value",
     flags: "SELECT position, rule, player_id, events, flagged_at FROM anomaly_flags ORDER BY position DESC, rule LIMIT ?1",
+    awarded_before: "SELECT value AS player_id FROM json_each(?1) WHERE EXISTS \
+         (SELECT 1 FROM events WHERE player_id = value AND event_type = 'ScoreAwarded' AND position <= ?2)",
+    usage_at: "SELECT granularity, bucket, board, by_action, new_players, players FROM usage_stats \
+         WHERE board IN (SELECT value FROM json_each(?1)) \
+         AND bucket IN (SELECT value FROM json_each(?2))",
+    usage_range: "SELECT granularity, bucket, board, by_action, new_players, players FROM usage_stats \
+         WHERE granularity = ?1 AND bucket >= ?2 AND bucket < ?3",
     keep_signer: "INSERT INTO audit_signer (singleton, verifier, private_key) VALUES (1, ?1, ?2) \
          ON CONFLICT (singleton) DO NOTHING",
     replace_signer: "INSERT INTO audit_signer (singleton, verifier, private_key) VALUES (1, ?1, ?2) \
@@ -203,6 +210,7 @@ static SQL: Statements = Statements {
     ),
     drop_standings: "DELETE FROM board_standings WHERE board = ?1",
     drop_board: "DELETE FROM boards WHERE board = ?1",
+    drop_usage: "DELETE FROM usage_stats WHERE board = ?1",
     bump_generation: "UPDATE projection_checkpoints SET generation = generation + 1, updated_at = CURRENT_TIMESTAMP \
          WHERE projection = ?1 RETURNING generation",
     changes_since: "SELECT c.position AS checkpoint, c.generation, \
@@ -226,6 +234,7 @@ static SQL: Statements = Statements {
         "DROP TABLE IF EXISTS board_changes_next",
         "DROP TABLE IF EXISTS board_snapshots_next",
         "DROP TABLE IF EXISTS anomaly_flags_next",
+        "DROP TABLE IF EXISTS usage_stats_next",
         "CREATE TABLE leaderboard_next (player_id TEXT PRIMARY KEY, display_name TEXT, \
          score INTEGER NOT NULL CHECK (score >= 0), reached_at INTEGER NOT NULL, banned INTEGER NOT NULL DEFAULT 0)",
         "CREATE TABLE board_standings_next (board TEXT NOT NULL, season TEXT NOT NULL, player_id TEXT NOT NULL, \
@@ -239,6 +248,11 @@ static SQL: Statements = Statements {
          players INTEGER NOT NULL, standings BLOB NOT NULL)",
         "CREATE TABLE anomaly_flags_next (position INTEGER NOT NULL, rule TEXT NOT NULL, player_id TEXT NOT NULL, \
          events TEXT NOT NULL, flagged_at TEXT NOT NULL, PRIMARY KEY (position, rule))",
+        "CREATE TABLE usage_stats_next (granularity TEXT NOT NULL CHECK (granularity IN ('hour', 'day')), \
+         bucket INTEGER NOT NULL, board TEXT NOT NULL, actions INTEGER NOT NULL CHECK (actions >= 0), \
+         points INTEGER NOT NULL CHECK (points >= 0), by_action TEXT NOT NULL, \
+         new_players INTEGER NOT NULL CHECK (new_players >= 0), players BLOB NOT NULL, \
+         PRIMARY KEY (granularity, bucket, board))",
     ],
     // SQLite's tables are made with their keys.
     index_next: &[],
@@ -249,12 +263,14 @@ static SQL: Statements = Statements {
         "DROP TABLE board_changes",
         "DROP TABLE board_snapshots",
         "DROP TABLE anomaly_flags",
+        "DROP TABLE usage_stats",
         "ALTER TABLE leaderboard_next RENAME TO leaderboard",
         "ALTER TABLE board_standings_next RENAME TO board_standings",
         "ALTER TABLE boards_next RENAME TO boards",
         "ALTER TABLE board_changes_next RENAME TO board_changes",
         "ALTER TABLE board_snapshots_next RENAME TO board_snapshots",
         "ALTER TABLE anomaly_flags_next RENAME TO anomaly_flags",
+        "ALTER TABLE usage_stats_next RENAME TO usage_stats",
         "CREATE INDEX board_standings_by_player ON board_standings (player_id)",
     ],
     published_seasons: "SELECT board, season, version, definition FROM season_results r WHERE NOT EXISTS \

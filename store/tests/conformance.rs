@@ -1012,6 +1012,78 @@ async fn a_rebuild_while_folding_goes_on_takes_over_with_the_fold_of_the_log<B: 
     assert!(!live.changed_between(0, 300).await.unwrap().is_empty());
 }
 
+/// Each board's usage series as numbers: every bucket's start, actions, points, new players
+/// and distinct players, and the same of the whole window.
+fn usage_numbers(series: &[events::usage::Series]) -> Vec<(String, i64, u64, u64, u64, u64)> {
+    let numbers = |board: &str, start: i64, tally: &events::usage::Tally| {
+        let total = tally.total();
+        (board.to_string(), start, total.actions, total.points, tally.new_players, tally.players.estimate())
+    };
+    series
+        .iter()
+        .flat_map(|s| {
+            let buckets = s.buckets.iter().map(|(start, tally)| numbers(s.board.as_str(), *start, tally));
+            buckets.chain([numbers(s.board.as_str(), i64::MAX, &s.total)]).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+async fn usage_is_the_log_counted_once_whatever_folds_it<B: Backend>(backend: B) {
+    use events::usage::{Granularity, Usage, Window};
+    let boards = events::boards::Boards::from_toml(RANDOM_BOARDS).unwrap();
+    // Given a log of random events over four weeks, folded by `global` alone at first
+    let (log, _) = backend.open().await;
+    let mut random = Random(0x05A6_E5C0_0E1A);
+    let events = random_log(&log, &mut random, 300).await;
+    let (_, read_model) = backend.open().await;
+    read_model.fold_next(90).await.unwrap();
+    // When the boards are added and built from the log, and the folder folds on in random
+    // batches, restarted at random points, with every claim delivered twice
+    let (_, read_model) = backend.open().await;
+    let mut read_model = B::boards(read_model, boards.clone());
+    read_model.build_boards(25).await.unwrap();
+    let claims: Vec<Claim> = log.read_after(0, 10_000).await.unwrap().iter().map(Claim::from).collect();
+    while read_model.checkpoint().await.unwrap() < events.len() as u64 {
+        let at = read_model.checkpoint().await.unwrap() as usize;
+        let run = &claims[at.saturating_sub(3)..(at + random.below(30) as usize + 1).min(claims.len())];
+        read_model.fold_claimed(run).await.unwrap();
+        read_model.fold_claimed(run).await.unwrap();
+        if random.below(3) == 0 {
+            let (_, fresh) = backend.open().await;
+            read_model = B::boards(fresh, boards.clone());
+        }
+    }
+    // Then usage, by hour and by day, on every board, is what counting the log once says
+    let global = events::boards::BoardDef::global();
+    let counted = Usage::of(&events, std::iter::once(&global).chain(boards.named()), |_| false);
+    let now = time::macros::datetime!(2026-12-14 00:00 UTC);
+    let from = Some(time::macros::datetime!(2026-11-16 00:00 UTC));
+    let windows = [
+        Window::new(Granularity::Day, from, None, now).unwrap(),
+        Window::new(Granularity::Hour, from, None, now).unwrap(),
+    ];
+    for window in &windows {
+        let stats = log.usage(window).await.unwrap();
+        assert_eq!(stats.position, events.len() as u64);
+        let expected = events::usage::series(window, counted.tallies.clone());
+        assert_eq!(stats.series.len(), 4, "global and three boards");
+        assert_eq!(usage_numbers(&stats.series), usage_numbers(&expected), "{window:?}");
+    }
+    let whole = &log.usage(&windows[0]).await.unwrap().series[0].total;
+    let players: std::collections::BTreeSet<&str> = events
+        .iter()
+        .filter(|e| matches!(e.event, Event::ScoreAwarded(_)))
+        .map(|e| e.event.player_id().as_str())
+        .collect();
+    assert_eq!((whole.new_players, whole.players.estimate()), (players.len() as u64, players.len() as u64));
+    // And a rebuild makes the same numbers afresh
+    B::rebuild(read_model, 11).await.unwrap();
+    for window in &windows {
+        let expected = events::usage::series(window, counted.tallies.clone());
+        assert_eq!(usage_numbers(&log.usage(window).await.unwrap().series), usage_numbers(&expected));
+    }
+}
+
 async fn a_ban_racing_awards_from_other_appenders_refuses_every_award_after_it(backend: impl Backend) {
     // Given four appenders (as replicas, each its own connections): three appending awards for
     // `x` and others as fast as they can, one banning and unbanning `x` meanwhile
@@ -1087,6 +1159,7 @@ macro_rules! every_case {
             a_folder_whose_memory_another_moved_past_loads_again_and_counts_nothing_twice,
             a_rebuild_while_folding_goes_on_takes_over_with_the_fold_of_the_log,
             a_ban_racing_awards_from_other_appenders_refuses_every_award_after_it,
+            usage_is_the_log_counted_once_whatever_folds_it,
         );
     };
 }
