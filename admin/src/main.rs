@@ -114,6 +114,21 @@ enum Command {
     /// List the players flagged by the anomaly rules, newest first, each with the command that
     /// bans them.
     Flags(Credential),
+    /// Usage by UTC hour or day, per board: actions and points by action, distinct active
+    /// players, new players (GET /v1/admin/stats).
+    Stats {
+        #[command(flatten)]
+        credential: Credential,
+        /// `hour` or `day`.
+        #[arg(long, default_value = "day")]
+        granularity: String,
+        /// The start (RFC 3339); by default 24 hours, or 30 days, before `--to`.
+        #[arg(long)]
+        from: Option<String>,
+        /// The end (RFC 3339); by default the end of the current hour or day.
+        #[arg(long)]
+        to: Option<String>,
+    },
 }
 
 /// Where the log to verify is read: a deployment's public API, or its database.
@@ -411,7 +426,64 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             post(&revocation.operator, "/v1/admin/revocations", body).await
         }
         Command::Flags(credential) => flags(&credential).await,
+        Command::Stats { credential, granularity, from, to } => {
+            let mut query = vec![("granularity", granularity)];
+            query.extend(from.map(|from| ("from", from)));
+            query.extend(to.map(|to| ("to", to)));
+            stats(&credential, &query).await
+        }
     }
+}
+
+/// Prints usage analytics, board by board (buckets without actions left out); exits 1 unless
+/// they were read.
+async fn stats(credential: &Credential, query: &[(&str, String)]) -> anyhow::Result<ExitCode> {
+    let url =
+        reqwest::Url::parse_with_params(&format!("{}/v1/admin/stats", credential.url.trim_end_matches('/')), query)
+            .context("--url")?;
+    let response = reqwest::Client::new()
+        .get(url)
+        .bearer_auth(credential.admin_token.expose())
+        .send()
+        .await
+        .context("GET /v1/admin/stats")?;
+    if !response.status().is_success() {
+        println!("{} {}", response.status().as_u16(), response.text().await?);
+        return Ok(ExitCode::from(1));
+    }
+    let report: serde_json::Value = response.json().await?;
+    let number = |counts: &serde_json::Value, field: &str| counts[field].as_u64().map_or("-".into(), |n| n.to_string());
+    let row = |label: &str, counts: &serde_json::Value| {
+        let [actions, points, players, new] =
+            ["actions", "points", "active_players", "new_players"].map(|field| number(counts, field));
+        println!("{label:<22} {actions:>9} {points:>12} {players:>9} {new:>7}");
+    };
+    println!(
+        "{}s from {} to {}, read model at position {}; distinct players exact up to 256, ±{:.1} % beyond",
+        report["granularity"].as_str().unwrap_or("?"),
+        report["from"].as_str().unwrap_or("?"),
+        report["to"].as_str().unwrap_or("?"),
+        report["position"],
+        report["active_players_error"].as_f64().unwrap_or(0.0) * 100.0,
+    );
+    for board in report["boards"].as_array().map(Vec::as_slice).unwrap_or_default() {
+        println!("\nboard {}", board["board"].as_str().unwrap_or("?"));
+        println!("{:<22} {:>9} {:>12} {:>9} {:>7}", "start", "actions", "points", "players", "new");
+        let buckets = board["buckets"].as_array().map(Vec::as_slice).unwrap_or_default();
+        let active: Vec<&serde_json::Value> = buckets.iter().filter(|b| b["actions"].as_u64() != Some(0)).collect();
+        for bucket in &active {
+            row(bucket["start"].as_str().unwrap_or("?"), bucket);
+        }
+        if active.len() < buckets.len() {
+            println!("({} without actions not shown)", buckets.len() - active.len());
+        }
+        row("whole range", &board["total"]);
+        let by_action = board["total"]["by_action"].as_object().into_iter().flatten();
+        for (action, count) in by_action {
+            println!("  {action}: {} actions, {} points", count["actions"], count["points"]);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Rebuilds `live`, telling the progress every 100 000 events; what it did, and in how many

@@ -5,14 +5,16 @@ use std::fmt;
 use std::sync::{Arc, RwLock};
 
 use axum::http::{HeaderMap, header};
+use events::usage::Window;
 use events::{ActionCatalog, KeySet, Operator, PlayerId, TokenPolicy};
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
-use store::{EventStore, StoreError};
+use store::{EventStore, StoreError, UsageStats};
 use subtle::ConstantTimeEq as _;
 use uuid::Uuid;
 
 use crate::append::Appender;
+use crate::error::ActionError;
 use crate::limits::RateLimits;
 
 /// What a token is checked against: the trusted keys and the action catalog, replaced together
@@ -59,8 +61,21 @@ pub struct ActionDesk {
     pub limits: RateLimits,
     /// The group-commit appender.
     pub appender: Appender,
-    /// What moderation reads from the log.
+    /// What the operators' endpoints read.
     pub history: History,
+}
+
+impl ActionDesk {
+    /// The operator named by `headers`, once the client's address has budget left.
+    pub fn operator(&self, client: std::net::IpAddr, headers: &HeaderMap) -> Result<Operator, ActionError> {
+        self.limits.check_address(client).map_err(ActionError::RateLimited)?;
+        match &self.trust.current().operators {
+            None => Err(ActionError::Unauthorized("moderation is off: no ADMIN_TOKENS are configured")),
+            Some(operators) => operators
+                .authenticate(headers)
+                .ok_or(ActionError::Unauthorized("send an operator's secret as Authorization: Bearer <secret>")),
+        }
+    }
 }
 
 /// The operators' credentials (`ADMIN_TOKENS`, `ADMIN_TOKENS_FILE`).
@@ -100,8 +115,8 @@ fn bearer(value: &[u8]) -> Option<&[u8]> {
     scheme.eq_ignore_ascii_case(b"Bearer").then(|| credentials.trim_ascii_start()).filter(|c| !c.is_empty())
 }
 
-/// What moderation reads from the log before it appends: the award a revocation names, and
-/// whether a player has any event.
+/// What the operators' endpoints read: the award a revocation names, whether a player has any
+/// event, the flags and the usage analytics.
 #[derive(Clone)]
 pub struct History(Arc<dyn Reads>);
 
@@ -109,6 +124,7 @@ trait Reads: Send + Sync {
     fn event(&self, event_id: Uuid) -> BoxFuture<'_, Result<Option<events::RecordedEvent>, StoreError>>;
     fn knows(&self, player: PlayerId) -> BoxFuture<'_, Result<bool, StoreError>>;
     fn flags(&self, limit: u32) -> BoxFuture<'_, Result<Vec<events::anomaly::Flag>, StoreError>>;
+    fn usage<'a>(&'a self, window: &'a Window) -> BoxFuture<'a, Result<UsageStats, StoreError>>;
 }
 
 impl<S: EventStore> Reads for S {
@@ -122,6 +138,10 @@ impl<S: EventStore> Reads for S {
 
     fn flags(&self, limit: u32) -> BoxFuture<'_, Result<Vec<events::anomaly::Flag>, StoreError>> {
         EventStore::flags(self, limit).boxed()
+    }
+
+    fn usage<'a>(&'a self, window: &'a Window) -> BoxFuture<'a, Result<UsageStats, StoreError>> {
+        EventStore::usage(self, window).boxed()
     }
 }
 
@@ -144,6 +164,11 @@ impl History {
     /// The latest `limit` anomaly flags, newest first.
     pub async fn flags(&self, limit: u32) -> Result<Vec<events::anomaly::Flag>, StoreError> {
         self.0.flags(limit).await
+    }
+
+    /// Usage analytics over `window`, as the read model holds them.
+    pub async fn usage(&self, window: &Window) -> Result<UsageStats, StoreError> {
+        self.0.usage(window).await
     }
 }
 

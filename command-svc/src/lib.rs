@@ -15,6 +15,7 @@ pub mod limits;
 pub mod mint;
 pub mod moderation;
 pub mod relay;
+pub mod stats;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +51,7 @@ pub fn routes(desk: ActionDesk, body_limit: usize) -> Router {
         .route("/v1/admin/players/{player_id}/unban", post(moderation::unban))
         .route("/v1/admin/revocations", post(moderation::revoke))
         .route("/v1/admin/flags", get(moderation::flags))
+        .route("/v1/admin/stats", get(stats::stats))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(desk)
 }
@@ -57,7 +59,14 @@ pub fn routes(desk: ActionDesk, body_limit: usize) -> Router {
 /// The routes of [`routes`], described.
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(actions::submit_action, moderation::ban, moderation::unban, moderation::revoke, moderation::flags),
+    paths(
+        actions::submit_action,
+        moderation::ban,
+        moderation::unban,
+        moderation::revoke,
+        moderation::flags,
+        stats::stats
+    ),
     modifiers(&OperatorCredential)
 )]
 pub struct Routes;

@@ -7,7 +7,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use events::{Event, Moderated, Operator, PlayerId, Reason, RevokedAward, ScoreRevoked};
+use events::{Event, Moderated, PlayerId, Reason, RevokedAward, ScoreRevoked};
 use platform::Problem;
 use platform::client::ClientIp;
 use platform::openapi::PROBLEM_JSON;
@@ -117,7 +117,7 @@ pub async fn revoke(
     Strict(NoParameters {}): Strict<NoParameters>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<ModerationRecorded>), ActionError> {
-    let operator = authorize(&desk, client, &headers)?;
+    let operator = desk.operator(client, &headers)?;
     let request: RevocationRequest =
         json_object(body, "{\"event_id\": \"…\", \"reason\": \"…\"} or {\"player_id\": \"…\", \"reason\": \"…\"}")?;
     let reason = Reason::parse(request.reason).map_err(|e| ActionError::InvalidRequest(e.to_string()))?;
@@ -196,7 +196,7 @@ pub async fn flags(
     headers: HeaderMap,
     Strict(query): Strict<FlagsQuery>,
 ) -> Result<Json<FlagList>, ActionError> {
-    authorize(&desk, client, &headers)?;
+    desk.operator(client, &headers)?;
     let limit = match query.limit.as_deref().map(str::parse::<u32>) {
         None => 100,
         Some(Ok(limit)) if (1..=1000).contains(&limit) => limit,
@@ -216,17 +216,6 @@ pub async fn flags(
     }))
 }
 
-/// The operator named by `headers`, once the client's address has budget left.
-fn authorize(desk: &ActionDesk, client: std::net::IpAddr, headers: &HeaderMap) -> Result<Operator, ActionError> {
-    desk.limits.check_address(client).map_err(ActionError::RateLimited)?;
-    match &desk.trust.current().operators {
-        None => Err(ActionError::Unauthorized("moderation is off: no ADMIN_TOKENS are configured")),
-        Some(operators) => operators
-            .authenticate(headers)
-            .ok_or(ActionError::Unauthorized("send an operator's secret as Authorization: Bearer <secret>")),
-    }
-}
-
 async fn moderate(
     desk: &ActionDesk,
     client: std::net::IpAddr,
@@ -235,7 +224,7 @@ async fn moderate(
     body: Result<Bytes, BytesRejection>,
     event: fn(Moderated) -> Event,
 ) -> Result<(StatusCode, Json<ModerationRecorded>), ActionError> {
-    let operator = authorize(desk, client, headers)?;
+    let operator = desk.operator(client, headers)?;
     let Path(player) = player.map_err(|rejection| ActionError::InvalidRequest(rejection.body_text()))?;
     let player_id = PlayerId::parse(player).map_err(|e| ActionError::InvalidRequest(e.to_string()))?;
     let request: ModerationRequest = json_object(body, "{\"reason\": \"…\"}")?;

@@ -14,6 +14,7 @@ pub mod ids;
 pub mod keys;
 pub mod leaderboard;
 pub mod results;
+pub mod sketch;
 pub mod token;
 pub mod usage;
 

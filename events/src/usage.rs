@@ -5,10 +5,10 @@
 //! every board it counts on ([`BoardDef::counts`]). Each bucket of a board keeps
 //!
 //! - the actions and the points awarded, by action — exact counts;
-//! - the distinct players who were awarded, as a [`Sketch`]: exact up to a hundred or so players
-//!   (barring a collision of 31-bit hashes), a HyperLogLog++ of 4 096 registers beyond, whose
-//!   estimate has a relative standard error of [`Sketch::STANDARD_ERROR`] (1.6 %). Sketches merge,
-//!   so a day's, a week's or a whole range's distinct players are the merge of its buckets';
+//! - the distinct players who were awarded, as a [`Sketch`]: exact up to 256 players, a
+//!   HyperLogLog of 4 096 registers beyond, whose estimate has a relative standard error of
+//!   [`Sketch::STANDARD_ERROR`] (1.6 %). Sketches merge, so a whole range's distinct players are
+//!   the merge of its buckets';
 //! - on `global` only, the new players: those whose first award ever falls in the bucket.
 //!
 //! Moderation is not usage: a ban, an unban or a revocation changes no count (the boards apply
@@ -25,9 +25,11 @@ use time::OffsetDateTime;
 use crate::boards::{BoardDef, GLOBAL};
 use crate::event::{Event, RecordedEvent};
 use crate::ids::{ActionName, BoardId, PlayerId};
+pub use crate::sketch::Sketch;
 
 /// How long a bucket is: a UTC hour or a UTC day.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Granularity {
     /// A UTC hour.
@@ -111,68 +113,6 @@ pub enum UsageError {
         /// The most buckets it allows.
         max: i64,
     },
-    /// Stored sketch bytes that do not decode.
-    #[error("a usage sketch does not decode: {0}")]
-    Sketch(String),
-}
-
-/// The seed of the players' hash. Sketches merge only with sketches of the same hash: changing
-/// it (or the hash) asks for a rebuild of the read model.
-const SEED: u64 = 0x5c0e_b0a2_d15c_0001;
-
-/// The version byte before a sketch's bytes.
-const FORMAT: u8 = 1;
-
-type Estimator = cardinality_estimator::CardinalityEstimator<str, wyhash::WyHash, 12, 6>;
-
-/// The distinct players of a bucket, estimated: Cloudflare's `cardinality-estimator` (exact
-/// small sets, then HyperLogLog++ with 2¹² six-bit registers, about 3 KB), over a fixed seeded
-/// `wyhash` of the player id.
-#[derive(Clone, Default, PartialEq)]
-pub struct Sketch(Estimator);
-
-impl Sketch {
-    /// The relative standard error of a large estimate: 1.04 / √4096. Nineteen estimates in
-    /// twenty fall within twice that (3.25 %), practically all within three times (4.9 %).
-    pub const STANDARD_ERROR: f64 = 1.04 / 64.0;
-
-    /// Counts `player`.
-    pub fn insert(&mut self, player: &PlayerId) {
-        self.0.insert_hash(wyhash::wyhash(player.as_str().as_bytes(), SEED));
-    }
-
-    /// Adds every player of `other`.
-    pub fn merge(&mut self, other: &Self) {
-        self.0.merge(&other.0);
-    }
-
-    /// The estimated number of distinct players.
-    pub fn estimate(&self) -> u64 {
-        self.0.estimate() as u64
-    }
-
-    /// Its bytes, as the read model keeps them.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut bytes = vec![FORMAT];
-        bytes.extend(postcard::to_stdvec(&self.0).expect("a sketch serialises"));
-        bytes
-    }
-
-    /// The sketch of `bytes` ([`Sketch::to_bytes`]).
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, UsageError> {
-        match bytes.split_first() {
-            Some((&FORMAT, rest)) => {
-                postcard::from_bytes(rest).map(Self).map_err(|e| UsageError::Sketch(e.to_string()))
-            }
-            _ => Err(UsageError::Sketch("unknown format".into())),
-        }
-    }
-}
-
-impl fmt::Debug for Sketch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Sketch(≈{})", self.estimate())
-    }
 }
 
 /// Actions and the points they awarded.
@@ -256,13 +196,14 @@ impl Usage {
             let Event::ScoreAwarded(award) = &recorded.event else { continue };
             let new = counts_new && seen.insert(&award.player_id) && !awarded_before(&award.player_id);
             let count = Count { actions: 1, points: u64::from(award.points.get()) };
+            let hash = Sketch::hash(&award.player_id);
             for def in boards.iter().filter(|def| def.counts(&award.action)) {
                 for granularity in Granularity::ALL {
                     let bucket =
                         Bucket { board: def.id.clone(), granularity, start: granularity.start_of(award.recorded_at) };
                     let tally = usage.tallies.entry(bucket).or_default();
                     tally.by_action.entry(award.action.clone()).or_default().add(count);
-                    tally.players.insert(&award.player_id);
+                    tally.players.insert_hash(hash);
                     if new && def.id.as_str() == GLOBAL {
                         tally.new_players += 1;
                     }
@@ -495,40 +436,6 @@ mod tests {
         }
         let day = tally(&whole, GLOBAL, Granularity::Day, datetime!(2026-12-06 00:00 UTC));
         assert_eq!((day.total().actions, day.new_players), (300, 200));
-    }
-
-    #[test]
-    fn a_sketch_survives_its_bytes_and_refuses_others() {
-        for players in [0, 1, 2, 50, 5_000] {
-            let mut sketch = Sketch::default();
-            for i in 0..players {
-                sketch.insert(&PlayerId::parse(format!("p{i}")).unwrap());
-            }
-            let back = Sketch::from_bytes(&sketch.to_bytes()).unwrap();
-            assert_eq!(back, sketch);
-            assert_eq!(back.estimate(), sketch.estimate());
-        }
-        assert!(Sketch::from_bytes(&[]).is_err());
-        assert!(Sketch::from_bytes(&[9, 0]).is_err());
-        assert!(Sketch::from_bytes(&[FORMAT, 0xff, 0xff]).is_err());
-    }
-
-    #[test]
-    fn a_million_players_are_estimated_within_three_standard_errors() {
-        let mut sketch = Sketch::default();
-        let mut halves = (Sketch::default(), Sketch::default());
-        for i in 0..1_000_000u32 {
-            let player = PlayerId::parse(format!("player-{i}")).unwrap();
-            sketch.insert(&player);
-            if i % 2 == 0 { halves.0.insert(&player) } else { halves.1.insert(&player) }
-        }
-        let error = (sketch.estimate() as f64 - 1e6).abs() / 1e6;
-        assert!(error <= 3.0 * Sketch::STANDARD_ERROR, "{} players estimated: {error:.4}", sketch.estimate());
-        halves.0.merge(&halves.1);
-        // The registers are the union's; the estimate may differ in its last unit, the harmonic
-        // sum being added up in another order.
-        assert!(halves.0.estimate().abs_diff(sketch.estimate()) <= 1, "a merge is the sketch of the union");
-        assert!(sketch.to_bytes().len() < 4_000, "{} bytes", sketch.to_bytes().len());
     }
 
     #[test]

@@ -134,6 +134,14 @@ pub const METRICS: &[(&str, MetricKind, &str)] = &[
         MetricKind::Counter,
         "Players flagged for review by the anomaly rules, by rule: the flag rate.",
     ),
+    ("usage_actions_total", MetricKind::Counter, "Actions folded into usage analytics, by action (of the catalog)."),
+    ("usage_points_total", MetricKind::Counter, "Points awarded by the actions folded into usage analytics."),
+    ("usage_new_players_total", MetricKind::Counter, "Players folded whose first award ever it was."),
+    (
+        "usage_active_players",
+        MetricKind::Gauge,
+        "Distinct players awarded in the newest UTC hour or day folded, by window (hour, day).",
+    ),
     ("relay_published_position", MetricKind::Gauge, "Log position of the last event published to JetStream."),
     ("relay_lag_events", MetricKind::Gauge, "Events in the log not yet published to JetStream."),
     ("relay_published_total", MetricKind::Counter, "Events published to JetStream."),
@@ -356,7 +364,7 @@ pub(crate) mod tests {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/grafana-dashboard.json");
         let dashboard: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         let promql = ["sum", "by", "rate", "max", "min", "increase", "histogram_quantile", "le"];
-        let labels = ["route", "outcome", "kind", "reason"];
+        let labels = ["route", "outcome", "kind", "reason", "action", "window"];
         let mut charted = 0;
         for panel in dashboard["panels"].as_array().unwrap() {
             for target in panel["targets"].as_array().unwrap() {

@@ -1,9 +1,10 @@
 //! Checking the read model against the log: replay the log up to the read model's checkpoint
-//! and compare, player by player.
+//! and compare, player by player (and usage analytics, bucket by bucket).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use events::boards::{BoardDef, Boards, Place, Season};
+use events::usage::{Bucket, Granularity, Tally, Usage, Window};
 use events::{Board, RecordedEvent, Standing};
 use store::{EventStore, LeaderboardStore, StoreError};
 
@@ -136,6 +137,102 @@ pub async fn verify_boards<S: EventStore, R: LeaderboardStore>(
     }
 }
 
+/// One bucket on which the read model's usage analytics and the count of the log disagree.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageDifference {
+    /// The board and bucket.
+    pub bucket: Bucket,
+    /// What the read model holds.
+    pub read_model: Option<Tally>,
+    /// What counting the log gives.
+    pub log: Option<Tally>,
+}
+
+/// The outcome of [`verify_usage`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageReport {
+    /// The checkpoint compared at.
+    pub position: u64,
+    /// Buckets compared (hours and days, every board ready).
+    pub buckets: usize,
+    /// Every disagreement.
+    pub differences: Vec<UsageDifference>,
+}
+
+/// Counts the log's usage ([`events::usage`]) up to the read model's checkpoint and compares
+/// it, hour by hour and day by day, with what the read model holds, on `global` and on each
+/// board of `boards` that is ready: actions, points, new players and the sketch of the distinct
+/// players (merged in any order, the same) must be equal.
+pub async fn verify_usage<S: EventStore, R: LeaderboardStore>(
+    log: &S,
+    read_model: &R,
+    boards: &Boards,
+) -> Result<UsageReport, StoreError> {
+    let ready = read_model.load_seasons(&[]).await?.ready;
+    let global = BoardDef::global();
+    let counted: Vec<&BoardDef> = std::iter::once(&global)
+        .chain(boards.named().iter().filter(|def| ready.get(def.id.as_str()) == Some(&def.definition())))
+        .collect();
+    'again: loop {
+        let position = read_model.checkpoint().await?;
+        let events = read_log(log, position).await?;
+        let expected = Usage::of(&events, counted.iter().copied(), |_| false);
+        let hours = || expected.tallies.keys().filter(|b| b.granularity == Granularity::Hour).map(|b| b.start);
+        let (Some(first), Some(last)) = (hours().min(), hours().max()) else {
+            return Ok(UsageReport { position, buckets: 0, differences: Vec::new() });
+        };
+        let mut report = UsageReport { position, buckets: 0, differences: Vec::new() };
+        for granularity in Granularity::ALL {
+            let step = granularity.seconds();
+            let (mut from, end) = (first - first.rem_euclid(step), last - last.rem_euclid(step) + step);
+            while from < end {
+                let window = Window { granularity, from, to: end.min(from + step * granularity.max_buckets()) };
+                let stats = log.usage(&window).await?;
+                if stats.position != position {
+                    continue 'again; // The fold moved meanwhile: compare again at one position.
+                }
+                let held = stats.series.iter().filter(|s| counted.iter().any(|def| def.id == s.board));
+                compare(&mut report, held, &events::usage::series(&window, expected.tallies.clone()), granularity);
+                from = window.to;
+            }
+        }
+        return Ok(report);
+    }
+}
+
+/// Adds to `report` the buckets where `held` and `wanted` disagree.
+fn compare<'a>(
+    report: &mut UsageReport,
+    held: impl Iterator<Item = &'a events::usage::Series>,
+    wanted: &'a [events::usage::Series],
+    granularity: Granularity,
+) {
+    let buckets = |series: &'a events::usage::Series| {
+        series.buckets.iter().map(move |(start, tally)| {
+            (Bucket { board: series.board.clone(), granularity, start: *start }, tally.clone())
+        })
+    };
+    let held: BTreeMap<Bucket, Tally> = held.flat_map(buckets).collect();
+    let wanted: BTreeMap<Bucket, Tally> = wanted.iter().flat_map(buckets).collect();
+    let keys: BTreeSet<&Bucket> = held.keys().chain(wanted.keys()).collect();
+    report.buckets += keys.len();
+    for bucket in keys {
+        let (read_model, log) = (held.get(bucket), wanted.get(bucket));
+        let agree = match (read_model, log) {
+            (Some(a), Some(b)) => a == b,
+            (Some(t), None) | (None, Some(t)) => t == &Tally::default(),
+            (None, None) => true,
+        };
+        if !agree {
+            report.differences.push(UsageDifference {
+                bucket: bucket.clone(),
+                read_model: read_model.cloned(),
+                log: log.cloned(),
+            });
+        }
+    }
+}
+
 /// The log's events up to and including `position`, decoded.
 async fn read_log<S: EventStore>(log: &S, position: u64) -> Result<Vec<RecordedEvent>, StoreError> {
     let mut events: Vec<RecordedEvent> = Vec::new();
@@ -158,7 +255,8 @@ async fn read_log<S: EventStore>(log: &S, position: u64) -> Result<Vec<RecordedE
 /// summary. `true` when the read model is the fold of the log.
 pub async fn verify_and_print(database: &platform::config::DatabaseConfig) -> anyhow::Result<bool> {
     let pool = database.pool.connect_lazy(&database.database_url)?;
-    let report = verify(&store::PgEventLog::new(pool.clone()), &store::PgLeaderboard::new(pool)).await?;
+    let (log, read_model) = (store::PgEventLog::new(pool.clone()), store::PgLeaderboard::new(pool));
+    let report = verify(&log, &read_model).await?;
     for difference in &report.differences {
         println!("{}: read model {:?}, log {:?}", difference.player_id, difference.read_model, difference.log);
     }
@@ -168,5 +266,15 @@ pub async fn verify_and_print(database: &platform::config::DatabaseConfig) -> an
         report.position,
         report.differences.len()
     );
-    Ok(report.differences.is_empty())
+    let usage = verify_usage(&log, &read_model, &Boards::default()).await?;
+    for difference in &usage.differences {
+        println!("usage {:?}: read model {:?}, log {:?}", difference.bucket, difference.read_model, difference.log);
+    }
+    println!(
+        "checked usage of {} hours and days of global at position {}: {} difference(s)",
+        usage.buckets,
+        usage.position,
+        usage.differences.len()
+    );
+    Ok(report.differences.is_empty() && usage.differences.is_empty())
 }

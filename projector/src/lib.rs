@@ -89,6 +89,15 @@ pub async fn announce_fold(applied: &Applied, announcer: &Announcer) {
     for rule in &applied.flagged {
         metrics::counter!("anomaly_flags_total", "rule" => rule.clone()).increment(1);
     }
+    let usage = &applied.usage;
+    for (action, count) in &usage.by_action {
+        metrics::counter!("usage_actions_total", "action" => action.clone()).increment(count.actions);
+        metrics::counter!("usage_points_total").increment(count.points);
+    }
+    metrics::counter!("usage_new_players_total").increment(usage.new_players);
+    for (window, players) in &usage.active {
+        metrics::gauge!("usage_active_players", "window" => window.as_str()).set(*players as f64);
+    }
     if !applied.forged.is_empty() {
         metrics::counter!("projector_forged_messages_total").increment(applied.forged.len() as u64);
         tracing::warn!(

@@ -182,16 +182,17 @@ struct UsageRow {
 
 impl UsageRow {
     fn tally(self) -> Result<(Bucket, Tally), StoreError> {
-        let bad = || invalid(format!("usage_stats row {} {} {:?}", self.granularity, self.bucket, self.board));
+        let row = format!("usage_stats row {} {} {:?}", self.granularity, self.bucket, self.board);
+        let bad = |what: String| invalid(format!("{row}: {what}"));
         let bucket = Bucket {
-            board: BoardId::parse(self.board.as_str()).map_err(|_| bad())?,
-            granularity: self.granularity.parse().map_err(|_| bad())?,
+            board: BoardId::parse(self.board.as_str()).map_err(|e| bad(e.to_string()))?,
+            granularity: self.granularity.parse().map_err(|e: events::usage::UsageError| bad(e.to_string()))?,
             start: self.bucket,
         };
         let tally = Tally {
-            by_action: serde_json::from_str(&self.by_action).map_err(|_| bad())?,
+            by_action: serde_json::from_str(&self.by_action).map_err(|e| bad(format!("by_action: {e}")))?,
             new_players: from_db(self.new_players),
-            players: Sketch::from_bytes(&self.players).map_err(|_| bad())?,
+            players: Sketch::from_bytes(&self.players).map_err(|e| bad(e.to_string()))?,
         };
         Ok((bucket, tally))
     }

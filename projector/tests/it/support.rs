@@ -96,6 +96,10 @@ impl WritePath {
         assert_eq!(report.position, self.log_head().await, "the boards folded the whole log");
         assert!(report.differences.is_empty(), "boards differ from the log: {:#?}", report.differences);
         assert!(report.standings > 0);
+        let usage = projector::audit::verify_usage(&log, &read_model, &boards).await.unwrap();
+        assert_eq!(usage.position, self.log_head().await);
+        assert!(usage.differences.is_empty(), "usage differs from the log: {:#?}", usage.differences);
+        assert!(usage.buckets >= 2 * 4, "hours and days of global and three boards: {}", usage.buckets);
     }
 
     pub async fn jetstream(&self) -> jetstream::Context {
