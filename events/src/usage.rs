@@ -76,7 +76,11 @@ impl Granularity {
 
     /// The start (Unix seconds) of the bucket `at` falls in.
     pub fn start_of(self, at: OffsetDateTime) -> i64 {
-        let seconds = at.unix_timestamp();
+        self.start_of_seconds(at.unix_timestamp())
+    }
+
+    /// The start (Unix seconds) of the bucket Unix second `seconds` falls in.
+    pub fn start_of_seconds(self, seconds: i64) -> i64 {
         seconds - seconds.rem_euclid(self.seconds())
     }
 }
@@ -189,25 +193,39 @@ impl Usage {
         awarded_before: impl Fn(&PlayerId) -> bool,
     ) -> Self {
         let boards: Vec<&BoardDef> = boards.into_iter().collect();
-        let counts_new = boards.iter().any(|def| def.id.as_str() == GLOBAL);
-        let mut usage = Self::default();
+        let global = boards.iter().position(|def| def.id.as_str() == GLOBAL);
+        // Each hour's tallies, one per board; the days are their merge.
+        let mut hours: BTreeMap<i64, Vec<Tally>> = BTreeMap::new();
         let mut seen: HashSet<&PlayerId> = HashSet::new();
         for recorded in events {
             let Event::ScoreAwarded(award) = &recorded.event else { continue };
-            let new = counts_new && seen.insert(&award.player_id) && !awarded_before(&award.player_id);
+            let new = global.is_some() && seen.insert(&award.player_id) && !awarded_before(&award.player_id);
             let count = Count { actions: 1, points: u64::from(award.points.get()) };
             let hash = Sketch::hash(&award.player_id);
-            for def in boards.iter().filter(|def| def.counts(&award.action)) {
-                for granularity in Granularity::ALL {
-                    let bucket =
-                        Bucket { board: def.id.clone(), granularity, start: granularity.start_of(award.recorded_at) };
-                    let tally = usage.tallies.entry(bucket).or_default();
-                    tally.by_action.entry(award.action.clone()).or_default().add(count);
-                    tally.players.insert_hash(hash);
-                    if new && def.id.as_str() == GLOBAL {
-                        tally.new_players += 1;
-                    }
+            let hour = Granularity::Hour.start_of(award.recorded_at);
+            let tallies = hours.entry(hour).or_insert_with(|| vec![Tally::default(); boards.len()]);
+            for (i, _) in boards.iter().enumerate().filter(|(_, def)| def.counts(&award.action)) {
+                let tally = &mut tallies[i];
+                match tally.by_action.get_mut(&award.action) {
+                    Some(counted) => counted.add(count),
+                    None => drop(tally.by_action.insert(award.action.clone(), count)),
                 }
+                tally.players.insert_hash(hash);
+                tally.new_players += u64::from(new && Some(i) == global);
+            }
+        }
+        let mut usage = Self::default();
+        for (hour, tallies) in hours {
+            for (def, tally) in boards.iter().zip(tallies).filter(|(_, tally)| !tally.by_action.is_empty()) {
+                let day = Bucket {
+                    board: def.id.clone(),
+                    granularity: Granularity::Day,
+                    start: Granularity::Day.start_of_seconds(hour),
+                };
+                usage.tallies.entry(day).or_default().merge(&tally);
+                usage
+                    .tallies
+                    .insert(Bucket { board: def.id.clone(), granularity: Granularity::Hour, start: hour }, tally);
             }
         }
         usage

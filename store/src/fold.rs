@@ -248,8 +248,7 @@ async fn fold_batch<B: Backend>(
         Some(detector) => flag::<B>(&mut tx, detector, &state.fold, &events).await?,
         None => Vec::new(),
     };
-    let added = usage::of_batch::<B>(&mut tx, &state.fold, &events, state.fold.defs()).await?;
-    let merged = usage::merged::<B>(&mut tx, added.clone()).await?;
+    let (added, merged) = usage::fold::<B>(&mut tx, &state.fold, &events, state.fold.defs()).await?;
     let boards: Vec<BoardDef> = state.fold.defs().filter(|def| def.id.as_str() != GLOBAL).cloned().collect();
     let rows = FoldRows::of(&delta, &boards, &flags);
     let usage_rows = UsageRows::of(&merged.tallies);
@@ -280,8 +279,8 @@ async fn build_step<B: Backend>(backend: &B, state: &mut State, batch: u32) -> R
     let events = decode(&run)?;
     let delta = fold_in::<B>(&mut tx, building, &events).await?;
     let boards: Vec<BoardDef> = building.defs().cloned().collect();
-    let added = usage::of_batch::<B>(&mut tx, building, &events, &boards).await?;
-    let usage_rows = UsageRows::of(&usage::merged::<B>(&mut tx, added).await?.tallies);
+    let (_, merged) = usage::fold::<B>(&mut tx, building, &events, &boards).await?;
+    let usage_rows = UsageRows::of(&merged.tallies);
     let to = delta.to;
     let rows = FoldRows::of(&delta, &boards, &[]);
     let mut writes = rows.board_writes(Tables::LIVE);

@@ -16,6 +16,19 @@ use crate::{StoreError, UsageFolded, UsageStats};
 
 type Connection<B> = <<B as Backend>::Db as Database>::Connection;
 
+/// What `events` (the log's next after `fold`'s position) add to usage on `boards`, and the
+/// rows of the buckets they touch with it added: what the fold's transaction writes.
+pub(crate) async fn fold<'a, B: Backend>(
+    connection: &mut Connection<B>,
+    fold: &Fold,
+    events: &[RecordedEvent],
+    boards: impl IntoIterator<Item = &'a BoardDef>,
+) -> Result<(Usage, Usage), StoreError> {
+    let added = of_batch::<B>(connection, fold, events, boards).await?;
+    let merged = merged::<B>(connection, added.clone()).await?;
+    Ok((added, merged))
+}
+
 /// What `events` (the log's next after `fold`'s position) count on `boards`.
 pub(crate) async fn of_batch<'a, B: Backend>(
     connection: &mut Connection<B>,
@@ -59,7 +72,7 @@ async fn awarded_before<B: Backend>(
 }
 
 /// `usage` added to what the read model holds of its buckets: the rows to write back.
-pub(crate) async fn merged<B: Backend>(connection: &mut Connection<B>, mut usage: Usage) -> Result<Usage, StoreError> {
+async fn merged<B: Backend>(connection: &mut Connection<B>, mut usage: Usage) -> Result<Usage, StoreError> {
     if usage.is_empty() {
         return Ok(usage);
     }

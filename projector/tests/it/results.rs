@@ -36,10 +36,11 @@ async fn a_closed_days_results_are_sent_to_jetstream_once_per_version() {
     let config: projector::Config = testkit::config(&settings, &[]);
     let _projector = InProcess::start(|listener, stop| projector::run(config, listener, stop)).await;
 
-    // Then the day's results arrive on the results stream, once
+    // Then the day's results arrive on the results stream, once (waiting for the three messages
+    // below: the first can be read before the others are sent)
     let sent = testkit::eventually(Duration::from_secs(30), || async {
         let sent = stream.results().await;
-        sent.iter().any(|m| m.subject.ends_with(".daily")).then_some(sent)
+        (sent.iter().filter(|m| m.subject.ends_with(".daily")).count() >= 3).then_some(sent)
     })
     .await;
     let season = Season::of(SeasonKind::Daily, day);
