@@ -26,7 +26,8 @@ use tokio::sync::Mutex;
 
 use crate::claims;
 use crate::rows::{
-    BoardRow, EventRow, FirstSeenRow, LockedCheckpointRow, SeasonRow, StandingRow, convert, from_db, stored, to_db,
+    BoardRow, EventRow, FirstSeenRow, LockedCheckpointRow, PROJECTION, PublishedRow, SeasonRow, StandingRow, convert,
+    from_db, stored, to_db,
 };
 use crate::snapshot::{self, Due};
 use crate::sql::{self, Arg, Backend, Column, Write};
@@ -34,9 +35,6 @@ use crate::usage::{self, UsageRows};
 use crate::{Applied, BoardsBuilt, Claim, StoreError, StoredEvent};
 
 type Connection<B> = <<B as Backend>::Db as Database>::Connection;
-
-/// The read model's row in `projection_checkpoints`.
-pub(crate) const PROJECTION: &str = "leaderboard";
 
 /// The most events a detector rereads to warm up after a restart: if the log's last two windows
 /// held more, a burst straddling the restart may go unflagged.
@@ -81,7 +79,7 @@ pub(crate) struct State {
     /// are built.
     changed_boards: (Vec<String>, Vec<String>),
     /// The latest version of the results of each season published (see [`crate::results`]).
-    pub(crate) published: crate::results::Published,
+    pub(crate) published: Published,
     /// The log's head when each season closing was first seen: its results wait until the fold
     /// holds that position, and with it every event of the season.
     pub(crate) due_heads: HashMap<(BoardId, Season), u64>,
@@ -316,7 +314,7 @@ async fn locked_checkpoint_log<B: Backend>(
 /// Marks the published seasons `delta` changes as amended, in the fold's own transaction.
 async fn amend<B: Backend>(
     connection: &mut Connection<B>,
-    published: &crate::results::Published,
+    published: &Published,
     delta: &Delta,
 ) -> Result<(), StoreError> {
     if published.is_empty() {
@@ -333,6 +331,23 @@ async fn amend<B: Backend>(
         B::execute(connection, B::SQL.amend_season, vec![Arg::Text(board.as_str()), Arg::Text(&season)]).await?;
     }
     Ok(())
+}
+
+/// The latest version of every season published, and the board's definition it was folded by.
+pub(crate) type Published = HashMap<(BoardId, Season), (u32, String)>;
+
+/// The latest version of every season published.
+pub(crate) async fn published<B: Backend>(connection: &mut Connection<B>) -> Result<Published, StoreError> {
+    let rows: Vec<PublishedRow> = B::rows(connection, B::SQL.published_seasons, vec![]).await?;
+    let mut published = HashMap::new();
+    for row in rows {
+        let bad = || crate::rows::invalid(format!("season_results row {:?} {:?}", row.board, row.season));
+        let board = BoardId::parse(row.board.as_str()).map_err(|_| bad())?;
+        let season = row.season.parse::<Season>().map_err(|_| bad())?;
+        let version = u32::try_from(row.version).map_err(|_| bad())?;
+        published.insert((board, season), (version, row.definition));
+    }
+    Ok(published)
 }
 
 /// The checkpoint, locked, if memory is at it (and in the same generation).
@@ -522,7 +537,7 @@ pub(crate) async fn load<B: Backend>(backend: &B, folding: &Folding) -> Result<S
         }
     }
     let (last, changes): (i64, i64) = sql::one::<B, _>(&mut tx, B::SQL.snapshot_due, vec![]).await?;
-    let published = crate::results::published::<B>(&mut tx).await?;
+    let published = published::<B>(&mut tx).await?;
     tx.commit().await?;
     let fold = Fold::load(position, live);
     let detector = match folding.rules.is_empty() {

@@ -8,7 +8,8 @@ use events::boards::{Boards, Place, Season, SeasonStanding};
 use events::{Board, BoardChange, PlayerId, Standing};
 use futures::TryStreamExt as _;
 
-use crate::fold::{self, Folding, PROJECTION, Source};
+use crate::fold::{self, Folding, Source};
+use crate::rows::PROJECTION;
 use crate::rows::{BoardRow, ChangeRow, ChangesSinceRow, SeasonRow, SnapshotRow, StandingRow, from_db, to_db};
 use crate::snapshot::{self, Changed, Snapshot};
 use crate::sql::{self, Arg, Backend};

@@ -13,7 +13,8 @@ use events::{BoardId, PlayerId, RecordedEvent, Standing};
 use futures::StreamExt as _;
 use sqlx::Database;
 
-use crate::fold::{self, BoardPositions, ChangeRows, FoldRows, PROJECTION, StandingRows, Tables};
+use crate::fold::{self, BoardPositions, ChangeRows, FoldRows, StandingRows, Tables};
+use crate::rows::PROJECTION;
 use crate::rows::from_db;
 use crate::snapshot::Due;
 use crate::sql::{self, Arg, Backend, Write};

@@ -10,37 +10,17 @@
 //! position. Nothing published is ever changed; a version identical to the previous one is not
 //! published.
 
-use std::collections::HashMap;
-
-use events::BoardId;
 use events::boards::{BoardDef, GLOBAL, Season, SeasonKind, SeasonStanding};
 use events::results::{closed, placed};
 use sqlx::Database;
 use time::{Duration, OffsetDateTime};
 
 use crate::fold::{self, Folding, State, Stop};
-use crate::rows::{CheckpointRow, PublishedRow, ResultsRow, SeasonRow, convert, from_db, to_db};
+use crate::rows::{CheckpointRow, ResultsRow, SeasonRow, convert, from_db, to_db};
 use crate::sql::{self, Arg, Backend};
 use crate::{Checkpoint, SeasonResults, StoreError};
 
 type Connection<B> = <<B as Backend>::Db as Database>::Connection;
-
-/// The latest version of every season published, and the board's definition it was folded by.
-pub(crate) type Published = HashMap<(BoardId, Season), (u32, String)>;
-
-/// The latest version of every season published.
-pub(crate) async fn published<B: Backend>(connection: &mut Connection<B>) -> Result<Published, StoreError> {
-    let rows: Vec<PublishedRow> = B::rows(connection, B::SQL.published_seasons, vec![]).await?;
-    let mut published = HashMap::new();
-    for row in rows {
-        let bad = || crate::rows::invalid(format!("season_results row {:?} {:?}", row.board, row.season));
-        let board = BoardId::parse(row.board.as_str()).map_err(|_| bad())?;
-        let season = row.season.parse::<Season>().map_err(|_| bad())?;
-        let version = u32::try_from(row.version).map_err(|_| bad())?;
-        published.insert((board, season), (version, row.definition));
-    }
-    Ok(published)
-}
 
 /// Publishes what is due by `now` (seasons closing `grace` after their end); returns what it
 /// published.

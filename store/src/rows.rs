@@ -11,6 +11,9 @@ use uuid::Uuid;
 
 use crate::{Checkpoint, StoreError, StoredEvent};
 
+/// The read model's row in `projection_checkpoints`.
+pub(crate) const PROJECTION: &str = "leaderboard";
+
 pub(crate) fn from_db(value: i64) -> u64 {
     u64::try_from(value).unwrap_or_default()
 }

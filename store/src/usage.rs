@@ -10,7 +10,7 @@ use events::usage::{Bucket, Granularity, Sketch, Tally, Usage, Window};
 use events::{BoardId, PlayerId, RecordedEvent};
 use sqlx::{Database, FromRow};
 
-use crate::rows::{from_db, invalid, to_db};
+use crate::rows::{PROJECTION, from_db, invalid, to_db};
 use crate::sql::{self, Arg, Backend, Column, Write};
 use crate::{StoreError, UsageFolded, UsageStats};
 
@@ -92,8 +92,7 @@ async fn merged<B: Backend>(connection: &mut Connection<B>, mut usage: Usage) ->
 /// The tallies of `window`, with the read model's position.
 pub(crate) async fn read<B: Backend>(backend: &B, window: &Window) -> Result<UsageStats, StoreError> {
     let mut tx = backend.begin_read().await?;
-    let (position, _): (i64, i64) =
-        sql::one::<B, _>(&mut tx, B::SQL.checkpoint, vec![Arg::Text(crate::fold::PROJECTION)]).await?;
+    let (position, _): (i64, i64) = sql::one::<B, _>(&mut tx, B::SQL.checkpoint, vec![Arg::Text(PROJECTION)]).await?;
     let args = vec![Arg::Text(window.granularity.as_str()), Arg::Int(window.from), Arg::Int(window.to)];
     let rows: Vec<UsageRow> = B::rows(&mut tx, B::SQL.usage_range, args).await?;
     tx.commit().await?;
