@@ -162,10 +162,6 @@ pub(crate) fn json_object<T: serde::de::DeserializeOwned>(
         _ if platform::connections::timed_out(&rejection) => ActionError::BodyTimedOut,
         _ => ActionError::InvalidRequest(rejection.body_text()),
     })?;
-    let invalid = |reason: String| ActionError::InvalidRequest(format!("expected a JSON body {shape}: {reason}"));
-    // Only an object: serde would also read a struct from an array of its fields.
-    match serde_json::from_slice(&body).map_err(|e| invalid(e.to_string()))? {
-        object @ serde_json::Value::Object(_) => serde_json::from_value(object).map_err(|e| invalid(e.to_string())),
-        _ => Err(invalid("not a JSON object".into())),
-    }
+    events::token::json_object(&body)
+        .map_err(|e| ActionError::InvalidRequest(format!("expected a JSON body {shape}: {e}")))
 }

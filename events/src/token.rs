@@ -297,8 +297,10 @@ fn decode_segment(segment: &str, what: &'static str) -> Result<Vec<u8>, TokenErr
 }
 
 /// Parses `bytes` as `T`, but only from a JSON object: serde would also build a struct from an
-/// array of its fields in order, a second encoding of the same claims that no issuer produces.
-fn json_object<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_json::Error> {
+/// array of its fields in order, a second encoding of the same value that no client produces.
+/// The one rule for every JSON object Scoreboard reads (token headers and claims, request
+/// bodies).
+pub fn json_object<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_json::Error> {
     if bytes.trim_ascii_start().first() != Some(&b'{') {
         return Err(serde::de::Error::custom("expected a JSON object"));
     }
