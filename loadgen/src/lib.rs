@@ -1,12 +1,15 @@
-//! The load generator's parts, shared by `loadgen` and the benchmarks' other binaries:
+//! The load generator's parts, every scenario a subcommand of the one `loadgen` binary:
 //! an HTTP/1.1 driver that sends at a fixed arrival rate (open loop) or as fast as answers come
 //! (closed loop) and records latency in HDR histograms ([`http`]); signed actions minted ahead of
 //! the measured window, their players drawn from a Zipf distribution ([`tokens`]); Server-Sent
 //! Events followers ([`sse`]); a log written straight through the event store ([`log`]); and the
-//! soak run under load and faults ([`soak`]).
+//! soak run under load and faults ([`soak`]); boards and seasons at scale ([`boards`]); the
+//! verifiable log and past boards at scale ([`proofs`]).
 
+pub mod boards;
 pub mod http;
 pub mod log;
+pub mod proofs;
 pub mod soak;
 pub mod sse;
 pub mod tokens;

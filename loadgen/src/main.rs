@@ -120,6 +120,16 @@ enum Command {
     /// steady load, hostile clients and a fault every 20–40 s; then proves that nothing
     /// acknowledged was lost or counted twice (exits 1 if anything was). See `scripts/soak`.
     Soak(loadgen::soak::Settings),
+    /// Boards and seasons at scale: `build` writes and folds a log, then times building each
+    /// board of a `BOARDS` file from it; `memory` measures the bytes a player costs per board.
+    /// See `scripts/bench-boards`.
+    #[command(subcommand)]
+    Boards(loadgen::boards::Boards),
+    /// The verifiable log and past boards at scale: `build` writes, folds and signs a log,
+    /// comparing the append with the pre-tree one; `measure` times inclusion proofs, past boards
+    /// and the live board. See `scripts/bench-audit`.
+    #[command(subcommand)]
+    Proofs(loadgen::proofs::Proofs),
 }
 
 #[derive(clap::Args, Clone)]
@@ -524,6 +534,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Publish { nats_url, messages, size, window } => publish(nats_url, messages, size, window).await?,
         Command::Hello { addr } => return hello(addr).await,
         Command::Seed { database_url, events, players, batch } => seed(database_url, events, players, batch).await?,
+        Command::Boards(command) => return loadgen::boards::run(command).await,
+        Command::Proofs(command) => return loadgen::proofs::run(command).await,
         Command::Soak(settings) => {
             let (figures, failures) = loadgen::soak::run(settings).await?;
             figures.print();

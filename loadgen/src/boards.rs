@@ -1,6 +1,6 @@
-//! `boards-bench`: boards and seasons at scale.
+//! `loadgen boards`: boards and seasons at scale.
 //!
-//! `boards-bench build` writes a log of `--events` awards by `--players` players through the event
+//! `loadgen boards build` writes a log of `--events` awards by `--players` players through the event
 //! store, recorded now (so every one is in the current season of every board), folds it into
 //! `global`, and then times building the boards of `--boards` from the whole log, as a projector
 //! does when a board is added: one board after another, [`store::BOARD_BUILD_BATCH`] events a
@@ -9,23 +9,20 @@
 //! Run it through `scripts/bench-boards`, which then measures the resident memory of a query-svc
 //! holding those boards, beside one holding `global` alone.
 //!
-//! `boards-bench memory` measures what a board costs in memory per player, by the allocator's
+//! `loadgen boards memory` measures what a board costs in memory per player, by the allocator's
 //! own count of the bytes allocated (jemalloc's `stats.allocated`), in this process alone: a
 //! board of `--players` players, then a second board of the same players (their ids shared, as
 //! a query service's boards share them), each `--runs` times.
 
 use std::time::Instant;
 
-use clap::Parser;
-use events::boards::Boards;
+use events::boards::Boards as BoardDefs;
 use store::{LeaderboardStore as _, PgLeaderboard};
 
-// jemalloc, whose own count `memory` reads.
-platform::jemalloc!();
-
-#[derive(Parser)]
-#[command(name = "boards-bench", about = "Scoreboard's boards benchmark")]
-enum Args {
+/// The scenarios (`loadgen boards …`). `memory` reads jemalloc's own count: the allocator of the
+/// `loadgen` binary.
+#[derive(clap::Subcommand)]
+pub enum Boards {
     /// Write and fold a log, then build the boards from it.
     Build {
         /// The database to fill (created empty by the caller).
@@ -92,8 +89,8 @@ fn memory(players: u64, runs: u32) -> anyhow::Result<()> {
 }
 
 async fn build(database_url: &str, boards: &std::path::Path, events: u64, players: u64) -> anyhow::Result<()> {
-    let boards = Boards::from_file(boards)?;
-    let pool = loadgen::log::write(database_url, events, players).await?;
+    let boards = BoardDefs::from_file(boards)?;
+    let pool = crate::log::write(database_url, events, players).await?;
     eprintln!("log of {events} events written");
 
     let global = PgLeaderboard::new(pool.clone());
@@ -106,7 +103,8 @@ async fn build(database_url: &str, boards: &std::path::Path, events: u64, player
     );
     // One board after another, as when each is added to a running deployment.
     for (built_so_far, board) in boards.named().iter().enumerate() {
-        let read_model = PgLeaderboard::new(pool.clone()).boards(Boards::of(boards.named()[..=built_so_far].to_vec()));
+        let read_model =
+            PgLeaderboard::new(pool.clone()).boards(BoardDefs::of(boards.named()[..=built_so_far].to_vec()));
         let started = Instant::now();
         let built = read_model.build_boards(store::BOARD_BUILD_BATCH).await?;
         let seconds = started.elapsed().as_secs_f64();
@@ -121,10 +119,10 @@ async fn build(database_url: &str, boards: &std::path::Path, events: u64, player
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    match Args::parse() {
-        Args::Build { database_url, boards, events, players } => build(&database_url, &boards, events, players).await,
-        Args::Memory { players, runs } => memory(players, runs),
+/// Runs `command`.
+pub async fn run(command: Boards) -> anyhow::Result<()> {
+    match command {
+        Boards::Build { database_url, boards, events, players } => build(&database_url, &boards, events, players).await,
+        Boards::Memory { players, runs } => memory(players, runs),
     }
 }

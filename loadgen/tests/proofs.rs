@@ -1,14 +1,14 @@
-//! The audit benchmark builds and runs (a smoke run on a small log, never a timed test).
+//! `loadgen proofs` builds and runs (a smoke run on a small log, never a timed test).
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use store::{EventStore as _, LeaderboardStore as _};
 use testkit::TestDb;
 
 #[tokio::test]
-async fn the_audit_benchmark_writes_signs_and_folds_a_small_log() {
+async fn the_proofs_benchmark_writes_signs_and_folds_a_small_log() {
     let (db, before) = (TestDb::new().await, TestDb::new().await);
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_audit-bench"))
-        .args(["build", "--database-url", &db.url, "--baseline-database-url", &before.url])
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["proofs", "build", "--database-url", &db.url, "--baseline-database-url", &before.url])
         .args(["--events", "700", "--compare", "200", "--players", "50"])
         .output()
         .await

@@ -1,13 +1,13 @@
-//! `audit-bench`: the verifiable log and the board at a point in time at scale.
+//! `loadgen proofs`: the verifiable log and the board at a point in time at scale.
 //!
-//! `audit-bench build` writes a log of `--events` awards straight through the event store (the
+//! `loadgen proofs build` writes a log of `--events` awards straight through the event store (the
 //! append path of the group commit, Merkle tree included), in batches of `--batch` as the group
 //! commit forms them under load; it first appends `--compare` events both that way and, on a
 //! second database, the way the log was appended before the tree existed (lock the head, insert
 //! the batch, move the head), and reports both rates. It then folds the whole log into the read
 //! model (snapshots included) and signs a checkpoint of it.
 //!
-//! `audit-bench measure --url` times, one request at a time, inclusion proofs at random positions
+//! `loadgen proofs measure --url` times, one request at a time, inclusion proofs at random positions
 //! of the whole tree, the board `as_of_position` random positions, and the live top 10.
 //!
 //! Run both through `scripts/bench-audit`, which starts the services and also times `verify-log`.
@@ -15,22 +15,13 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
 use events::{Event, Points, ScoreAwarded};
 use store::{EventStore as _, KeptSigner, LeaderboardStore as _, NewEvent, PgEventLog, PgLeaderboard};
 use uuid::Uuid;
 
-platform::jemalloc!();
-
-#[derive(Parser)]
-#[command(name = "audit-bench", about = "Scoreboard's audit and point-in-time benchmark")]
-struct Args {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
+/// The scenarios (`loadgen proofs …`).
+#[derive(clap::Subcommand)]
+pub enum Proofs {
     /// Write and fold a log of `--events` awards, comparing the append with the pre-tree one.
     Build {
         /// The database to fill (created empty by the caller).
@@ -229,12 +220,12 @@ async fn measure(url: &str, requests: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    match Args::parse().command {
-        Command::Build { database_url, baseline_database_url, events, compare, batch, players } => {
+/// Runs `command`.
+pub async fn run(command: Proofs) -> anyhow::Result<()> {
+    match command {
+        Proofs::Build { database_url, baseline_database_url, events, compare, batch, players } => {
             build(&database_url, &baseline_database_url, events, compare, batch, players).await
         }
-        Command::Measure { url, requests } => measure(&url, requests).await,
+        Proofs::Measure { url, requests } => measure(&url, requests).await,
     }
 }

@@ -1,4 +1,4 @@
-//! The boards benchmark builds and runs (a smoke run on a small log, never a timed test).
+//! `loadgen boards` builds and runs (a smoke run on a small log, never a timed test).
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use store::LeaderboardStore as _;
@@ -10,8 +10,8 @@ async fn the_boards_benchmark_writes_a_log_and_builds_each_board_from_it() {
     let boards = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(boards.path(), "[boards.daily]\nseason = \"daily\"\n[boards.weekly]\nseason = \"weekly\"\n")
         .unwrap();
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_boards-bench"))
-        .args(["build", "--database-url", &db.url, "--boards", &boards.path().display().to_string()])
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["boards", "build", "--database-url", &db.url, "--boards", &boards.path().display().to_string()])
         .args(["--events", "700", "--players", "300"])
         .output()
         .await
