@@ -438,20 +438,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
 /// Prints usage analytics, board by board (buckets without actions left out); exits 1 unless
 /// they were read.
 async fn stats(credential: &Credential, query: &[(&str, String)]) -> anyhow::Result<ExitCode> {
-    let url =
-        reqwest::Url::parse_with_params(&format!("{}/v1/admin/stats", credential.url.trim_end_matches('/')), query)
-            .context("--url")?;
-    let response = reqwest::Client::new()
-        .get(url)
-        .bearer_auth(credential.admin_token.expose())
-        .send()
-        .await
-        .context("GET /v1/admin/stats")?;
-    if !response.status().is_success() {
-        println!("{} {}", response.status().as_u16(), response.text().await?);
-        return Ok(ExitCode::from(1));
-    }
-    let report: serde_json::Value = response.json().await?;
+    let Some(report) = operator_get(credential, "/v1/admin/stats", query).await? else { return Ok(ExitCode::from(1)) };
     let number = |counts: &serde_json::Value, field: &str| counts[field].as_u64().map_or("-".into(), |n| n.to_string());
     let row = |label: &str, counts: &serde_json::Value| {
         let [actions, points, players, new] =
@@ -533,17 +520,7 @@ async fn rebuild<B: store::sql::Backend>(
 
 /// Prints the review queue; exits 1 unless it was read.
 async fn flags(credential: &Credential) -> anyhow::Result<ExitCode> {
-    let response = reqwest::Client::new()
-        .get(format!("{}/v1/admin/flags", credential.url.trim_end_matches('/')))
-        .bearer_auth(credential.admin_token.expose())
-        .send()
-        .await
-        .context("GET /v1/admin/flags")?;
-    if !response.status().is_success() {
-        println!("{} {}", response.status().as_u16(), response.text().await?);
-        return Ok(ExitCode::from(1));
-    }
-    let body: serde_json::Value = response.json().await?;
+    let Some(body) = operator_get(credential, "/v1/admin/flags", &[]).await? else { return Ok(ExitCode::from(1)) };
     let listed = body["flags"].as_array().map(Vec::as_slice).unwrap_or_default();
     for flag in listed {
         let (player, rule) = (flag["player_id"].as_str().unwrap_or("?"), flag["rule"].as_str().unwrap_or("?"));
@@ -552,6 +529,28 @@ async fn flags(credential: &Credential) -> anyhow::Result<ExitCode> {
     }
     println!("{} flags", listed.len());
     Ok(ExitCode::SUCCESS)
+}
+
+/// `GET <path>?<query>` on the write side as an operator: the JSON answer, or `None` once a
+/// refusal is printed.
+async fn operator_get(
+    credential: &Credential,
+    path: &str,
+    query: &[(&str, String)],
+) -> anyhow::Result<Option<serde_json::Value>> {
+    let url = format!("{}{path}", credential.url.trim_end_matches('/'));
+    let url = reqwest::Url::parse_with_params(&url, query).context("--url")?;
+    let response = reqwest::Client::new()
+        .get(url)
+        .bearer_auth(credential.admin_token.expose())
+        .send()
+        .await
+        .with_context(|| format!("GET {path}"))?;
+    if !response.status().is_success() {
+        println!("{} {}", response.status().as_u16(), response.text().await?);
+        return Ok(None);
+    }
+    Ok(Some(response.json().await?))
 }
 
 /// Posts a moderation request and prints the answer; exits 1 unless it was recorded.
