@@ -123,6 +123,9 @@ async fn usage_is_served_to_operators_by_hour_and_day_and_printed_by_the_cli() {
     assert_eq!(whole.split_whitespace().skip(2).collect::<Vec<_>>(), ["4", &all_points.to_string(), "3", "3"]);
     assert!(said.contains("  win_match: 2 actions"), "{said}");
     assert!(said.contains("board matches"), "{said}");
+    // And the review queue beside it, through the same operator's request: nobody is flagged
+    let (code, said) = admin(["flags", "--url", &url, "--admin-token", OPERATOR_SECRET]).await;
+    assert_eq!((code, said.trim()), (Some(0), "0 flags"));
     let (code, said) = admin(["stats", "--url", &url, "--admin-token", "wrong-secret-of-at-least-32-bytes!!!"]).await;
     assert_eq!(code, Some(1), "{said}");
     assert!(said.starts_with("401"), "{said}");
