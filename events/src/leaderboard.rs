@@ -339,7 +339,8 @@ impl Board {
             return;
         }
         let player = recorded.event.player_id();
-        let mut standing = self.standing_of(player.as_str()).cloned().unwrap_or_else(|| Standing::new(player.clone()));
+        let mut standing =
+            self.held_standing(player.as_str()).cloned().unwrap_or_else(|| Standing::new(player.clone()));
         standing.apply(recorded);
         self.put(standing);
         self.position = recorded.position;
@@ -384,8 +385,8 @@ impl Board {
         Ok(true)
     }
 
-    /// A player's standing, banned or not.
-    pub fn standing_of(&self, player_id: &str) -> Option<&Standing> {
+    /// A player's standing as the board holds it, banned or not (compare [`Board::standing`]).
+    pub fn held_standing(&self, player_id: &str) -> Option<&Standing> {
         self.slot(player_id).map(|slot| &self.standings[slot as usize])
     }
 
@@ -394,9 +395,10 @@ impl Board {
         self.standings.iter()
     }
 
-    /// A player's standing on the board (`None` for a banned player, or one without a score).
+    /// A player's standing on the board: `None` for a banned player, or one without a score
+    /// (compare [`Board::held_standing`]).
     pub fn standing(&self, player_id: &str) -> Option<&Standing> {
-        self.standing_of(player_id).filter(|standing| self.ranks(standing))
+        self.held_standing(player_id).filter(|standing| self.ranks(standing))
     }
 
     /// A player's standing with their rank (1-based), in O(log n).
@@ -433,7 +435,7 @@ impl Board {
             .range_idx(offset..end)
             .zip(offset as u64 + 1..)
             .map(|(key, rank)| {
-                let standing = self.standing_of(key.player_id.as_str()).expect("every ranked player has a slot");
+                let standing = self.held_standing(key.player_id.as_str()).expect("every ranked player has a slot");
                 Ranked { rank, standing }
             })
             .collect()
@@ -665,7 +667,7 @@ mod tests {
         // Then she has no rank, the others move up, and she is not counted
         assert_eq!(order(&board), [(1, "bob".into(), 20), (2, "carol".into(), 20)]);
         assert!(board.ranked("alice").is_none() && board.standing("alice").is_none());
-        assert_eq!(board.standing_of("alice").map(|s| s.score), Some(50));
+        assert_eq!(board.held_standing("alice").map(|s| s.score), Some(50));
         assert_eq!(board.len(), 2);
         // And unbanned, she is back with the score she had, reached where she reached it
         events.push(moderated(5, "alice", false));
@@ -845,7 +847,7 @@ mod tests {
                 let then = board_of(&log[..changed_through]);
                 let changed: Vec<Standing> = log[snapshot_at..changed_through]
                     .iter()
-                    .map(|e| then.standing_of(e.event.player_id().as_str()).unwrap().clone())
+                    .map(|e| then.held_standing(e.event.player_id().as_str()).unwrap().clone())
                     .collect();
                 let past = PastBoard::new(
                     snapshot_at as u64,

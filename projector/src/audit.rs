@@ -63,7 +63,8 @@ pub async fn verify<S: EventStore, R: LeaderboardStore>(log: &S, read_model: &R)
     let differences = players
         .into_iter()
         .filter_map(|player| {
-            let (read_model, log) = (projected.standing_of(&player).cloned(), replayed.standing_of(&player).cloned());
+            let (read_model, log) =
+                (projected.held_standing(&player).cloned(), replayed.held_standing(&player).cloned());
             (read_model != log).then_some(Difference { player_id: player, read_model, log })
         })
         .collect();

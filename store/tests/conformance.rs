@@ -373,7 +373,7 @@ async fn a_ban_refuses_the_awards_after_it_in_append_order_and_hides_the_player(
     let board = read_model.load().await.unwrap().0;
     assert_eq!(board.len(), 1);
     assert!(board.ranked("alice").is_none());
-    assert_eq!(board.standing_of("alice").map(|s| (s.score, s.banned)), Some((55, true)));
+    assert_eq!(board.held_standing("alice").map(|s| (s.score, s.banned)), Some((55, true)));
     // Until she is unbanned, with her score back
     let unban = log.append(&[moderation("alice", false), awarded("alice", Uuid::new_v4(), 1)]).await.unwrap();
     assert_eq!(unban.iter().map(appended_position).collect::<Vec<_>>(), [6, 7]);
@@ -542,7 +542,7 @@ async fn the_fold_is_snapshotted_once_its_changes_reach_its_players<B: Backend>(
         let written: std::collections::BTreeSet<&str> = change.standings.iter().map(|s| s.player_id.as_str()).collect();
         assert_eq!(written, touched);
         for standing in &change.standings {
-            assert_eq!(Some(standing), then.standing_of(standing.player_id.as_str()));
+            assert_eq!(Some(standing), then.held_standing(standing.player_id.as_str()));
         }
     }
     assert_eq!(read_model.changed_between(4, 9).await.unwrap().len(), 1);

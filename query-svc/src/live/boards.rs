@@ -182,7 +182,7 @@ fn hold(def: &BoardDef, live: &LiveBoard, season: Season, ready: &BTreeMap<Strin
 
 /// Makes `standing` hold the id (and the name, when the same) `global` holds for its player.
 fn share_ids(global: &Board, standing: &mut Standing) {
-    if let Some(shared) = global.standing_of(standing.player_id.as_str()) {
+    if let Some(shared) = global.held_standing(standing.player_id.as_str()) {
         standing.player_id = shared.player_id.clone();
         if standing.name == shared.name {
             standing.name.clone_from(&shared.name);
