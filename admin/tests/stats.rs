@@ -109,6 +109,7 @@ async fn usage_is_served_to_operators_by_hour_and_day_and_printed_by_the_cli() {
         "?from=2026-12-03T00:00:00Z&to=2026-12-01T00:00:00Z",
         "?granularity=hour&from=2026-10-01T00:00:00Z&to=2026-12-01T00:00:00Z",
         "?board=global",
+        "?to=9999-12-31T12:00:00Z",
     ] {
         let (status, problem) = stats(&client, &url, query, Some(OPERATOR_SECRET)).await;
         assert_eq!((status, problem["code"].as_str()), (400, Some("invalid_request")), "{query}: {problem}");

@@ -283,7 +283,7 @@ impl Window {
             // Up to the end of the bucket `to` falls in, unless it is a bucket's start.
             Some(to) => {
                 let start = granularity.start_of(to);
-                if start == to.unix_timestamp() { start } else { start + step }
+                if start == to.unix_timestamp() && to.nanosecond() == 0 { start } else { start + step }
             }
             None => granularity.start_of(now) + step,
         };
@@ -292,7 +292,8 @@ impl Window {
             None => to - granularity.default_buckets() * step,
         };
         let refused = UsageError::Range { granularity, max: granularity.max_buckets() };
-        if from >= to || (to - from) / step > granularity.max_buckets() {
+        let representable = |seconds| OffsetDateTime::from_unix_timestamp(seconds).is_ok();
+        if from >= to || (to - from) / step > granularity.max_buckets() || !representable(from) || !representable(to) {
             return Err(refused);
         }
         Ok(Self { granularity, from, to })
@@ -473,6 +474,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!(days.starts().count(), 2, "from is floored, a to at a day's start is kept");
+        let fraction = Window::new(
+            Granularity::Day,
+            Some(datetime!(2026-12-01 00:00 UTC)),
+            Some(datetime!(2026-12-03 00:00:00.5 UTC)),
+            now,
+        );
+        assert_eq!(fraction.unwrap().starts().count(), 3, "half a second into a day reaches into it");
+        let beyond = Window::new(Granularity::Day, None, Some(datetime!(9999-12-31 12:00 UTC)), now);
+        assert!(beyond.is_err(), "a range ending past what a time can say is refused, not a 500");
         let ceiled = Window::new(
             Granularity::Day,
             Some(datetime!(2026-12-01 00:00 UTC)),

@@ -174,31 +174,39 @@ pub async fn verify_usage<S: EventStore, R: LeaderboardStore>(
     let counted: Vec<&BoardDef> = std::iter::once(&global)
         .chain(boards.named().iter().filter(|def| ready.get(def.id.as_str()) == Some(&def.definition())))
         .collect();
-    'again: loop {
-        let position = read_model.checkpoint().await?;
-        let events = read_log(log, position).await?;
-        let expected = Usage::of(&events, counted.iter().copied(), |_| false);
-        let hours = || expected.tallies.keys().filter(|b| b.granularity == Granularity::Hour).map(|b| b.start);
-        let (Some(first), Some(last)) = (hours().min(), hours().max()) else {
-            return Ok(UsageReport { position, buckets: 0, differences: Vec::new() });
-        };
-        let mut report = UsageReport { position, buckets: 0, differences: Vec::new() };
-        for granularity in Granularity::ALL {
-            let step = granularity.seconds();
-            let (mut from, end) = (first - first.rem_euclid(step), last - last.rem_euclid(step) + step);
-            while from < end {
-                let window = Window { granularity, from, to: end.min(from + step * granularity.max_buckets()) };
-                let stats = log.usage(&window).await?;
-                if stats.position != position {
-                    continue 'again; // The fold moved meanwhile: compare again at one position.
-                }
-                let held = stats.series.iter().filter(|s| counted.iter().any(|def| def.id == s.board));
-                compare(&mut report, held, &events::usage::series(&window, expected.tallies.clone()), granularity);
-                from = window.to;
-            }
+    let position = read_model.checkpoint().await?;
+    let mut events = read_log(log, position).await?;
+    let spanned = Usage::of(&events, [&global], |_| false);
+    let hours = || spanned.tallies.keys().filter(|b| b.granularity == Granularity::Hour).map(|b| b.start);
+    let (Some(first), Some(last)) = (hours().min(), hours().max()) else {
+        return Ok(UsageReport { position, buckets: 0, differences: Vec::new() });
+    };
+    // Each window as the read model holds it, at the position it was read at (the fold may move
+    // meanwhile)…
+    let mut held = Vec::new();
+    for granularity in Granularity::ALL {
+        let step = granularity.seconds();
+        let (mut from, end) = (first - first.rem_euclid(step), last - last.rem_euclid(step) + step);
+        while from < end {
+            let window = Window { granularity, from, to: end.min(from + step * granularity.max_buckets()) };
+            held.push((window, log.usage(&window).await?));
+            from = window.to;
         }
-        return Ok(report);
     }
+    // …and the log counted up to that same position.
+    let newest = held.iter().map(|(_, stats)| stats.position).max().unwrap_or(position);
+    extend_log(log, &mut events, newest).await?;
+    let mut report = UsageReport { position: newest, buckets: 0, differences: Vec::new() };
+    let mut counts: BTreeMap<u64, Usage> = BTreeMap::new();
+    for (window, stats) in &held {
+        let expected = counts.entry(stats.position).or_insert_with(|| {
+            let through = events.partition_point(|e| e.position <= stats.position);
+            Usage::of(&events[..through], counted.iter().copied(), |_| false)
+        });
+        let series = stats.series.iter().filter(|s| counted.iter().any(|def| def.id == s.board));
+        compare(&mut report, series, &events::usage::series(window, expected.tallies.clone()), window.granularity);
+    }
+    Ok(report)
 }
 
 /// Adds to `report` the buckets where `held` and `wanted` disagree.
@@ -236,15 +244,21 @@ fn compare<'a>(
 
 /// The log's events up to and including `position`, decoded.
 async fn read_log<S: EventStore>(log: &S, position: u64) -> Result<Vec<RecordedEvent>, StoreError> {
-    let mut events: Vec<RecordedEvent> = Vec::new();
+    let mut events = Vec::new();
+    extend_log(log, &mut events, position).await?;
+    Ok(events)
+}
+
+/// `events` (the log's first, in order) with the log's next up to and including `position`.
+async fn extend_log<S: EventStore>(log: &S, events: &mut Vec<RecordedEvent>, position: u64) -> Result<(), StoreError> {
     loop {
         let after = events.last().map_or(0, |e| e.position);
         if after >= position {
-            return Ok(events);
+            return Ok(());
         }
         let page = log.read_after(after, PAGE).await?;
         if page.is_empty() {
-            return Ok(events);
+            return Ok(());
         }
         for stored in page.iter().take_while(|e| e.position <= position) {
             events.push(stored.decoded()?);

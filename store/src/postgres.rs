@@ -140,7 +140,7 @@ static SQL: Statements = Statements {
     awarded_before: "SELECT p AS player_id FROM unnest($1::text[]) AS p WHERE EXISTS \
          (SELECT 1 FROM events WHERE player_id = p AND event_type = 'ScoreAwarded' AND position <= $2)",
     usage_at: "SELECT granularity, bucket, board, by_action, new_players, players FROM usage_stats \
-         WHERE board = ANY($1) AND bucket = ANY($2)",
+         WHERE granularity IN ('hour', 'day') AND bucket = ANY($2) AND board = ANY($1)",
     usage_range: "SELECT granularity, bucket, board, by_action, new_players, players FROM usage_stats \
          WHERE granularity = $1 AND bucket >= $2 AND bucket < $3",
     keep_signer: "INSERT INTO audit_signer (singleton, verifier, private_key) VALUES (1, $1, $2) \

@@ -304,7 +304,8 @@ pub struct Statements {
     pub flags: &'static str,
     /// `(player_id)` of `(players)` with an award at or before `(position)`.
     pub awarded_before: &'static str,
-    /// Usage tallies of `(boards)` at bucket starts `(starts)`, either granularity.
+    /// Usage tallies of `(boards)` at bucket starts `(starts)`, either granularity (named, so
+    /// that the primary key's index serves the lookup).
     pub usage_at: &'static str,
     /// Usage tallies of `(granularity)` with a start in `[from, to)`.
     pub usage_range: &'static str,

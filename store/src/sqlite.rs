@@ -172,8 +172,8 @@ static SQL: Statements = Statements {
     awarded_before: "SELECT value AS player_id FROM json_each(?1) WHERE EXISTS \
          (SELECT 1 FROM events WHERE player_id = value AND event_type = 'ScoreAwarded' AND position <= ?2)",
     usage_at: "SELECT granularity, bucket, board, by_action, new_players, players FROM usage_stats \
-         WHERE board IN (SELECT value FROM json_each(?1)) \
-         AND bucket IN (SELECT value FROM json_each(?2))",
+         WHERE granularity IN ('hour', 'day') AND bucket IN (SELECT value FROM json_each(?2)) \
+         AND board IN (SELECT value FROM json_each(?1))",
     usage_range: "SELECT granularity, bucket, board, by_action, new_players, players FROM usage_stats \
          WHERE granularity = ?1 AND bucket >= ?2 AND bucket < ?3",
     keep_signer: "INSERT INTO audit_signer (singleton, verifier, private_key) VALUES (1, ?1, ?2) \

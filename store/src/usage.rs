@@ -10,7 +10,7 @@ use events::usage::{Bucket, Granularity, Sketch, Tally, Usage, Window};
 use events::{BoardId, PlayerId, RecordedEvent};
 use sqlx::{Database, FromRow};
 
-use crate::rows::{PROJECTION, from_db, invalid, to_db};
+use crate::rows::{BoardRow, PROJECTION, from_db, invalid, to_db};
 use crate::sql::{self, Arg, Backend, Column, Write};
 use crate::{StoreError, UsageFolded, UsageStats};
 
@@ -89,14 +89,19 @@ async fn merged<B: Backend>(connection: &mut Connection<B>, mut usage: Usage) ->
     Ok(usage)
 }
 
-/// The tallies of `window`, with the read model's position.
+/// The tallies of `window`, with the read model's position: `global`'s and those of the boards
+/// folded up to it (not those still being built).
 pub(crate) async fn read<B: Backend>(backend: &B, window: &Window) -> Result<UsageStats, StoreError> {
     let mut tx = backend.begin_read().await?;
     let (position, _): (i64, i64) = sql::one::<B, _>(&mut tx, B::SQL.checkpoint, vec![Arg::Text(PROJECTION)]).await?;
     let args = vec![Arg::Text(window.granularity.as_str()), Arg::Int(window.from), Arg::Int(window.to)];
     let rows: Vec<UsageRow> = B::rows(&mut tx, B::SQL.usage_range, args).await?;
+    // A board still being built from the log has counted only part of it: left out until ready.
+    let boards: Vec<BoardRow> = B::rows(&mut tx, B::SQL.boards, vec![]).await?;
     tx.commit().await?;
-    let tallies = rows.into_iter().map(UsageRow::tally).collect::<Result<Vec<_>, _>>()?;
+    let ready = |board: &str| board == GLOBAL || boards.iter().any(|b| b.board == board && b.position == position);
+    let rows = rows.into_iter().filter(|row| ready(&row.board));
+    let tallies = rows.map(UsageRow::tally).collect::<Result<Vec<_>, _>>()?;
     Ok(UsageStats { position: from_db(position), window: *window, series: events::usage::series(window, tallies) })
 }
 
