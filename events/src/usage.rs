@@ -318,13 +318,13 @@ pub struct Series {
 }
 
 /// The series of every board `tallies` holds within `window` (`global` first, always there).
-pub fn series(window: &Window, tallies: impl IntoIterator<Item = (Bucket, Tally)>) -> Vec<Series> {
+pub fn series<'a>(window: &Window, tallies: impl IntoIterator<Item = (&'a Bucket, &'a Tally)>) -> Vec<Series> {
     let global = BoardId::parse(GLOBAL).expect("a valid id");
     let mut by_board: BTreeMap<BoardId, BTreeMap<i64, Tally>> = BTreeMap::from([(global.clone(), BTreeMap::new())]);
     for (bucket, tally) in tallies {
         let inside = bucket.granularity == window.granularity && (window.from..window.to).contains(&bucket.start);
         if inside {
-            by_board.entry(bucket.board).or_default().entry(bucket.start).or_default().merge(&tally);
+            by_board.entry(bucket.board.clone()).or_default().entry(bucket.start).or_default().merge(tally);
         }
     }
     let mut series: Vec<Series> = by_board
@@ -519,7 +519,7 @@ mod tests {
             award(3, "bob", "win", 3, datetime!(2026-12-05 10:00 UTC)),
         ];
         let usage = Usage::of(&events, [&wins, &global], |_| false);
-        let all = series(&window, usage.tallies);
+        let all = series(&window, &usage.tallies);
         assert_eq!(all.iter().map(|s| s.board.as_str()).collect::<Vec<_>>(), ["global", "wins"]);
         let global = &all[0];
         assert_eq!(global.buckets.iter().map(|(_, t)| t.total().actions).collect::<Vec<_>>(), [1, 0, 1]);
@@ -527,7 +527,7 @@ mod tests {
             (global.total.total().actions, global.total.players.estimate(), global.total.new_players),
             (2, 1, 1)
         );
-        assert!(series(&window, []).iter().all(|s| s.board.as_str() == GLOBAL && s.buckets.len() == 3));
+        assert!(series(&window, &BTreeMap::new()).iter().all(|s| s.board.as_str() == GLOBAL && s.buckets.len() == 3));
     }
 
     proptest::proptest! {

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use events::boards::{BoardDef, Boards, Place, Season};
 use events::usage::{Bucket, Granularity, Tally, Usage, Window};
-use events::{Board, RecordedEvent, Standing};
+use events::{Board, Event, RecordedEvent, Standing};
 use store::{EventStore, LeaderboardStore, StoreError};
 
 /// Events read from the log per query while replaying.
@@ -176,9 +176,13 @@ pub async fn verify_usage<S: EventStore, R: LeaderboardStore>(
         .collect();
     let position = read_model.checkpoint().await?;
     let mut events = read_log(log, position).await?;
-    let spanned = Usage::of(&events, [&global], |_| false);
-    let hours = || spanned.tallies.keys().filter(|b| b.granularity == Granularity::Hour).map(|b| b.start);
-    let (Some(first), Some(last)) = (hours().min(), hours().max()) else {
+    let awarded = || {
+        events
+            .iter()
+            .filter(|e| matches!(e.event, Event::ScoreAwarded(_)))
+            .map(|e| e.event.recorded_at().unix_timestamp())
+    };
+    let (Some(first), Some(last)) = (awarded().min(), awarded().max()) else {
         return Ok(UsageReport { position, buckets: 0, differences: Vec::new() });
     };
     // Each window as the read model holds it, at the position it was read at (the fold may move
@@ -204,7 +208,7 @@ pub async fn verify_usage<S: EventStore, R: LeaderboardStore>(
             Usage::of(&events[..through], counted.iter().copied(), |_| false)
         });
         let series = stats.series.iter().filter(|s| counted.iter().any(|def| def.id == s.board));
-        compare(&mut report, series, &events::usage::series(window, expected.tallies.clone()), window.granularity);
+        compare(&mut report, series, &events::usage::series(window, &expected.tallies), window.granularity);
     }
     Ok(report)
 }

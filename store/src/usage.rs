@@ -102,7 +102,8 @@ pub(crate) async fn read<B: Backend>(backend: &B, window: &Window) -> Result<Usa
     let ready = |board: &str| board == GLOBAL || boards.iter().any(|b| b.board == board && b.position == position);
     let rows = rows.into_iter().filter(|row| ready(&row.board));
     let tallies = rows.map(UsageRow::tally).collect::<Result<Vec<_>, _>>()?;
-    Ok(UsageStats { position: from_db(position), window: *window, series: events::usage::series(window, tallies) })
+    let series = events::usage::series(window, tallies.iter().map(|(bucket, tally)| (bucket, tally)));
+    Ok(UsageStats { position: from_db(position), window: *window, series })
 }
 
 /// What a batch added on `global`, for the metrics: `added` its own, `merged` its buckets as the

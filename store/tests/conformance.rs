@@ -1065,7 +1065,7 @@ async fn usage_is_the_log_counted_once_whatever_folds_it<B: Backend>(backend: B)
     for window in &windows {
         let stats = log.usage(window).await.unwrap();
         assert_eq!(stats.position, events.len() as u64);
-        let expected = events::usage::series(window, counted.tallies.clone());
+        let expected = events::usage::series(window, &counted.tallies);
         assert_eq!(stats.series.len(), 4, "global and three boards");
         assert_eq!(usage_numbers(&stats.series), usage_numbers(&expected), "{window:?}");
     }
@@ -1079,7 +1079,7 @@ async fn usage_is_the_log_counted_once_whatever_folds_it<B: Backend>(backend: B)
     // And a rebuild makes the same numbers afresh
     B::rebuild(read_model, 11).await.unwrap();
     for window in &windows {
-        let expected = events::usage::series(window, counted.tallies.clone());
+        let expected = events::usage::series(window, &counted.tallies);
         assert_eq!(usage_numbers(&log.usage(window).await.unwrap().series), usage_numbers(&expected));
     }
 }
