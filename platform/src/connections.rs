@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
+use tokio::io::AsyncReadExt as _;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Instant, Sleep};
 use tokio_io_timeout::TimeoutStream;
@@ -27,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::HttpConfig;
 use crate::limits::{Full, Slots};
+use crate::long_lived::{self, LongLived};
 use crate::problem::Problem;
 
 /// Descriptors a process keeps for what is not a client: its database and NATS connections,
@@ -73,13 +75,16 @@ impl Caps {
 
 /// Serves `app` on `listener` within `caps` until `shutdown`, then waits for the requests in
 /// flight. Handlers extract the client's address as [`crate::client::ClientIp`] (the peer, or
-/// behind `http.trusted_proxies` the address they forward for).
+/// behind `http.trusted_proxies` the address they forward for). The paths `long_lived` names
+/// are served without hyper's buffers when they are a connection's first request (see
+/// [`crate::long_lived`]).
 pub async fn serve(
     listener: TcpListener,
     app: axum::Router,
     http: &HttpConfig,
     caps: Caps,
     write_timeout: Duration,
+    long_lived: LongLived,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let mut builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
@@ -92,6 +97,7 @@ pub async fn serve(
         first_byte_timeout: http.first_byte_timeout,
         body_timeout: http.body_timeout,
         write_timeout,
+        long_lived,
         open: metrics::gauge!("http_connections"),
     });
     let open = Slots::new(caps.total, caps.per_address);
@@ -143,6 +149,7 @@ struct Connection {
     first_byte_timeout: Duration,
     body_timeout: Duration,
     write_timeout: Duration,
+    long_lived: LongLived,
     /// `http_connections`, registered once.
     open: metrics::Gauge,
 }
@@ -150,7 +157,7 @@ struct Connection {
 impl Connection {
     async fn serve(
         &self,
-        socket: TcpStream,
+        mut socket: TcpStream,
         peer: SocketAddr,
         watcher: hyper_util::server::graceful::Watcher,
         shutdown: CancellationToken,
@@ -167,19 +174,44 @@ impl Connection {
             return;
         }
         let _ = socket.set_nodelay(true);
+        let head = if first[0] == b'G' { self.stream_head(&mut socket).await } else { None };
+        // Each path's state in a box of its own: the task of a stream, which may stay open for
+        // hours, holds no room for the router's futures or hyper's connection.
+        if let Some(head) = head {
+            let mut request = head.request;
+            identify(&mut request, peer, &self.trusted);
+            let Ok(response) = Box::pin(self.app.clone().oneshot(request)).await;
+            match Box::pin(long_lived::respond(Pin::new(&mut socket), response, head.close, self.write_timeout)).await {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(error) => {
+                    tracing::debug!(error.message = %error, "stream ended with an error");
+                    return;
+                }
+            }
+        }
         let mut socket = TimeoutStream::new(socket);
         socket.set_write_timeout(Some(self.write_timeout));
+        Box::pin(self.serve_with_hyper(Box::pin(socket), peer, watcher)).await;
+    }
+
+    async fn serve_with_hyper(
+        &self,
+        socket: Pin<Box<TimeoutStream<TcpStream>>>,
+        peer: SocketAddr,
+        watcher: hyper_util::server::graceful::Watcher,
+    ) {
+        use tower::ServiceExt as _;
+
         let (trusted, body_timeout) = (self.trusted.clone(), self.body_timeout);
         let service = self.app.clone().map_request(move |mut request: hyper::Request<Incoming>| {
-            let forwarded = request.headers().get_all("x-forwarded-for").iter();
-            let client = crate::client::ClientIp::resolve(peer.ip(), forwarded, &trusted);
-            request.extensions_mut().insert(client);
+            identify(&mut request, peer, &trusted);
             request.map(|body| axum::body::Body::new(Deadline::new(body, body_timeout)))
         });
         let connection = self
             .builder
             .serve_connection_with_upgrades(
-                hyper_util::rt::TokioIo::new(Box::pin(socket)),
+                hyper_util::rt::TokioIo::new(socket),
                 hyper_util::service::TowerToHyperService::new(service),
             )
             .into_owned();
@@ -190,6 +222,24 @@ impl Connection {
             tracing::debug!(error.message = %error, "connection ended with an error");
         }
     }
+
+    /// The head of a stream request the socket holds whole (see [`crate::long_lived`]), read
+    /// off it; `None` leaves the socket as it was.
+    async fn stream_head(&self, socket: &mut TcpStream) -> Option<long_lived::Head> {
+        let mut bytes = vec![0; long_lived::HEAD_MAX];
+        let peeked = socket.peek(&mut bytes).await.ok()?;
+        let head = long_lived::head(&bytes[..peeked], self.long_lived)?;
+        socket.read_exact(&mut bytes[..head.length]).await.ok()?;
+        Some(head)
+    }
+}
+
+/// Tells the handlers who the client is: the peer, or behind a trusted proxy the address it
+/// forwards for.
+fn identify<B>(request: &mut hyper::Request<B>, peer: SocketAddr, trusted: &crate::client::TrustedProxies) {
+    let forwarded = request.headers().get_all("x-forwarded-for").iter();
+    let client = crate::client::ClientIp::resolve(peer.ip(), forwarded, trusted);
+    request.extensions_mut().insert(client);
 }
 
 /// Writes the fixed answer to a connection over a cap, if the socket takes it at once, and

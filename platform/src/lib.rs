@@ -9,6 +9,7 @@ pub mod connections;
 pub mod http;
 pub mod jetstream;
 pub mod limits;
+pub mod long_lived;
 pub mod openapi;
 pub mod operations;
 pub mod params;

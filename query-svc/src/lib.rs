@@ -243,6 +243,16 @@ pub fn hot(request: &axum::extract::Request) -> bool {
     request.method() == axum::http::Method::GET && current && answered_from_memory
 }
 
+/// Whether `path` is one of the live event streams, which hold their connection for as long as
+/// the client follows the board: served on the lean path ([`platform::long_lived`]).
+pub fn streamed(path: &str) -> bool {
+    path == "/v1/leaderboard/stream"
+        || path
+            .strip_prefix("/v1/boards/")
+            .and_then(|rest| rest.strip_suffix("/stream"))
+            .is_some_and(|board| !board.contains('/'))
+}
+
 /// Adds the check that the board has been loaded.
 pub fn board_loaded(readiness: Readiness, live: Arc<LiveBoard>) -> Readiness {
     readiness.with("board", move || {
@@ -276,6 +286,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         &config.http,
         connections,
         config.reads.stream_write_timeout,
+        streamed,
         shutdown,
     )
     .await

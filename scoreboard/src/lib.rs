@@ -148,7 +148,9 @@ pub async fn run_with_clock(
     tracing::info!(addr = %listener.local_addr()?, demo = config.demo, "scoreboard listening");
     let (app, connections, write_timeout) =
         (scoreboard.app.clone(), scoreboard.connections, config.reads.stream_write_timeout);
-    platform::serve(listener, app, &config.http, connections, write_timeout, shutdown).await.context("serving HTTP")?;
+    platform::serve(listener, app, &config.http, connections, write_timeout, query_svc::streamed, shutdown)
+        .await
+        .context("serving HTTP")?;
     scoreboard.finish().await?;
     tracing::info!("scoreboard stopped");
     Ok(())

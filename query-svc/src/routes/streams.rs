@@ -36,6 +36,10 @@ use platform::limits::Slot;
 /// The largest WebSocket message a client may send (it has nothing to say but ping and close).
 const MAX_CLIENT_MESSAGE: usize = 4096;
 
+/// A WebSocket connection's read buffer. tungstenite's default (128 KiB) is filled with zeros
+/// before every read, so each client would hold 128 KiB of resident memory to receive pings.
+const WEBSOCKET_READ_BUFFER: usize = 4096;
+
 /// What the stream endpoints share.
 #[derive(Clone)]
 pub struct Streams {
@@ -317,7 +321,10 @@ fn open_websocket(
     let upgrade = upgrade.map_err(|rejection| QueryError::InvalidRequest(rejection.body_text()))?;
     let feed = Feed::new(live, limit, labelled, resume_from(headers, query)?, streams.shutdown.clone());
     // Clients send nothing but pings and closes: a large message is refused before it is read.
-    let upgrade = upgrade.max_message_size(MAX_CLIENT_MESSAGE).max_frame_size(MAX_CLIENT_MESSAGE);
+    let upgrade = upgrade
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .max_frame_size(MAX_CLIENT_MESSAGE)
+        .read_buffer_size(WEBSOCKET_READ_BUFFER);
     let connected = Connected::new("ws", streams.admission.open_stream(client)?);
     Ok(upgrade.on_upgrade(move |socket| serve_websocket(socket, feed, streams.heartbeat, connected)).into_response())
 }

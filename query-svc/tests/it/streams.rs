@@ -79,6 +79,110 @@ async fn sse_resumes_from_last_event_id_without_a_gap() {
     assert_eq!(ranking(&event.data)[..2], [(1, "bob".into(), 250), (2, "erin".into(), 250)], "tie: bob was first");
 }
 
+/// A stream's first request is read by the lean path when its head arrives whole, and by hyper
+/// when it arrives in pieces: a client cannot tell which (the same fields, the same events).
+#[tokio::test]
+async fn a_stream_is_answered_alike_whether_its_head_arrives_whole_or_in_pieces() {
+    let stack = Stack::start().await;
+    let seen = stack.submit_seen("alice", "win_match").await;
+    let address = stack.query.url.trim_start_matches("http://").to_string();
+    let request =
+        format!("GET /v1/leaderboard/stream?limit=3 HTTP/1.1\r\nHost: {address}\r\nAccept: text/event-stream\r\n\r\n");
+    let (mut whole, whole_event) = first_event(&address, &[request.as_bytes()]).await;
+    let (head, rest) = request.as_bytes().split_at(20);
+    let (mut pieces, pieces_event) = first_event(&address, &[head, rest]).await;
+    assert_eq!(whole[0], "HTTP/1.1 200 OK");
+    for fields in [&mut whole, &mut pieces] {
+        // Each answer has its own date and request id; the rest is the same, in any order.
+        for field in fields.iter_mut() {
+            for varies in ["date: ", "x-request-id: "] {
+                if field.starts_with(varies) {
+                    *field = varies.to_string();
+                }
+            }
+        }
+        fields.sort();
+    }
+    assert_eq!(whole, pieces);
+    for field in ["content-type: text/event-stream", "transfer-encoding: chunked", "date: ", "x-request-id: "] {
+        assert!(whole.iter().any(|f| f == field), "{field} in {whole:?}");
+    }
+    assert_eq!(whole_event, pieces_event);
+    assert!(whole_event.starts_with("event: snapshot\n") && whole_event.contains(&format!("id: {seen}\n")));
+}
+
+/// A stream request that is refused (here: an unknown parameter) is answered whole, and the
+/// connection goes on to serve the client's next request.
+#[tokio::test]
+async fn a_refused_stream_request_is_answered_whole_and_its_connection_goes_on() {
+    let stack = Stack::start().await;
+    stack.submit_seen("alice", "win_match").await;
+    let address = stack.query.url.trim_start_matches("http://").to_string();
+    let mut connection = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let ask = format!("GET /v1/leaderboard/stream?bogus=1 HTTP/1.1\r\nHost: {address}\r\n\r\n");
+    connection.write_all(ask.as_bytes()).await.unwrap();
+    let (fields, body) = whole_answer(&mut connection).await;
+    assert_eq!(fields[0], "HTTP/1.1 400 Bad Request");
+    assert!(fields.iter().any(|f| f == "content-type: application/problem+json"), "{fields:?}");
+    let problem: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(problem["status"], 400);
+
+    let next = format!("GET /v1/leaderboard?limit=1 HTTP/1.1\r\nHost: {address}\r\n\r\n");
+    connection.write_all(next.as_bytes()).await.unwrap();
+    let (fields, body) = whole_answer(&mut connection).await;
+    assert_eq!(fields[0], "HTTP/1.1 200 OK");
+    assert_eq!(ranking(&serde_json::from_slice(&body).unwrap()), [(1, "alice".into(), 100)]);
+}
+
+/// Sends `pieces` of a request 100 ms apart, then reads the answer's head (its lines) and the
+/// first event of its chunked body.
+async fn first_event(address: &str, pieces: &[&[u8]]) -> (Vec<String>, String) {
+    let mut connection = tokio::net::TcpStream::connect(address).await.unwrap();
+    for piece in pieces {
+        connection.write_all(piece).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let received = read_until(&mut connection, |bytes| {
+        let text = String::from_utf8_lossy(bytes);
+        text.split_once("\r\n\r\n").is_some_and(|(_, body)| body.contains("\n\n\r\n"))
+    })
+    .await;
+    let text = String::from_utf8(received).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let (_size, chunk) = body.split_once("\r\n").unwrap();
+    let event = &chunk[..chunk.find("\n\n").unwrap() + 2];
+    (head.lines().map(str::to_string).collect(), event.to_string())
+}
+
+/// Reads one answer framed by `content-length`: its head's lines and its body.
+async fn whole_answer(connection: &mut tokio::net::TcpStream) -> (Vec<String>, Vec<u8>) {
+    let mut received = read_until(connection, |bytes| bytes.windows(4).any(|w| w == b"\r\n\r\n")).await;
+    let end = received.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let fields: Vec<String> = String::from_utf8_lossy(&received[..end]).lines().map(str::to_string).collect();
+    let length: usize = fields
+        .iter()
+        .find_map(|f| f.to_ascii_lowercase().strip_prefix("content-length: ").map(|n| n.parse().unwrap()))
+        .expect("content-length");
+    while received.len() < end + length {
+        let mut more = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(10), connection.read(&mut more)).await.unwrap().unwrap();
+        assert!(n > 0, "the connection stays open");
+        received.extend_from_slice(&more[..n]);
+    }
+    (fields, received[end..end + length].to_vec())
+}
+
+async fn read_until(connection: &mut tokio::net::TcpStream, done: impl Fn(&[u8]) -> bool) -> Vec<u8> {
+    let mut received = Vec::new();
+    while !done(&received) {
+        let mut more = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(10), connection.read(&mut more)).await.unwrap().unwrap();
+        assert!(n > 0, "the connection closed after {}", String::from_utf8_lossy(&received));
+        received.extend_from_slice(&more[..n]);
+    }
+    received
+}
+
 #[tokio::test]
 async fn websocket_sends_the_same_snapshot_and_updates() {
     let stack = Stack::start().await;
