@@ -16,7 +16,7 @@
 //!   PostgreSQL failover that lost acknowledged commits, or a stream of another log) is a
 //!   divergence: the relay stops publishing into it, says so at `/readyz` and in
 //!   `relay_diverged`, and looks again with backoff. Actions are still accepted and durable
-//!   in the log; the operator decides (README, "When the log is behind the stream").
+//!   in the log; the operator decides (docs/operating.md, "When the log is behind the stream").
 //! - One relay publishes at a time: the processes sharing a database elect a leader with a
 //!   PostgreSQL session advisory lock, released when the leader's connection ends.
 //! - NATS being down never blocks or fails an append: the relay retries with backoff and

@@ -389,7 +389,7 @@ fn sign(kid: &KeyId, secret: &KeySecret, claims: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    /// The published test vector (also in the README): other languages check their minting
+    /// The published test vector (also in docs/api.md): other languages check their minting
     /// against it.
     const VECTOR_SECRET: &[u8] = b"scoreboard-test-vector-secret-0001";
     const VECTOR_HEADER: &str = r#"{"alg":"HS256","typ":"JWT","kid":"k1"}"#;

@@ -81,7 +81,7 @@ pub enum MetricKind {
 }
 
 /// Every metric a Scoreboard process exports, with its help text: the closed set that
-/// `/metrics` describes (HELP and TYPE) and the README's metrics table lists.
+/// `/metrics` describes (HELP and TYPE) and the metrics table of docs/operating.md lists.
 pub const METRICS: &[(&str, MetricKind, &str)] = &[
     ("http_requests_total", MetricKind::Counter, "HTTP requests answered, by route, method and status."),
     (
@@ -122,7 +122,7 @@ pub const METRICS: &[(&str, MetricKind, &str)] = &[
         MetricKind::Counter,
         "Reloads of keys, operators and catalog on SIGHUP, by outcome (applied, refused).",
     ),
-    ("checkpoints_total", MetricKind::Counter, "Checkpoints of the Merkle tree signed, by outcome (signed, failed)."),
+    ("checkpoints_total", MetricKind::Counter, "Checkpoints of the Merkle tree signed, by outcome (signed, failed, unpublished)."),
     ("checkpoint_tree_size", MetricKind::Gauge, "Tree size of the latest checkpoint this process signed."),
     (
         "moderation_events_total",
