@@ -5,8 +5,7 @@
 
 use std::fmt;
 
-use std::sync::Arc;
-
+use arcstr::ArcStr;
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// Why a value was refused as an identifier.
@@ -48,10 +47,11 @@ macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident, $check:expr, $err:expr) => {
         $(#[$doc])*
         // Immutable and shared: a clone is a reference count, so a board that keeps an id in
-        // several places (and boards that keep the same player) hold its text once.
+        // several places (and boards that keep the same player) hold its text once; and one
+        // pointer wide (the length lives with the text), half of an `Arc<str>`.
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
         #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(value_type = String))]
-        pub struct $name(Arc<str>);
+        pub struct $name(ArcStr);
 
         impl $name {
             /// Checks `value` and wraps it.
