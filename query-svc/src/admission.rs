@@ -16,9 +16,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::QueryError;
 
-/// The read-side admission rules of one query service.
+/// The read-side admission rules of one query service; cheap to clone (one shared pointer:
+/// the middleware clones it for every request).
 #[derive(Clone)]
-pub struct Admission {
+pub struct Admission(Arc<Rules>);
+
+struct Rules {
     reads: Limiter<IpAddr>,
     streams: Arc<Slots>,
     database_reads: Arc<Slots>,
@@ -52,16 +55,16 @@ impl Admission {
         streams_per_address_max: usize,
         database_reads_max: usize,
     ) -> Self {
-        Self {
+        Self(Arc::new(Rules {
             reads: Limiter::new(reads),
             streams: Slots::new(streams_max, streams_per_address_max),
             database_reads: Slots::new(database_reads_max, (database_reads_max / 2).max(1)),
-        }
+        }))
     }
 
     /// A slot for one more live stream from `client`, or why there is none.
     pub fn open_stream(&self, client: IpAddr) -> Result<Slot, QueryError> {
-        self.streams.take(client).map_err(|full| {
+        self.0.streams.take(client).map_err(|full| {
             metrics::counter!("live_connections_refused_total", "reason" => full.label()).increment(1);
             QueryError::TooManyStreams(match full {
                 Full::Total => "too many live streams on this server; retry later",
@@ -74,11 +77,11 @@ impl Admission {
     /// charged one token already): a slot among the reads of the database in flight, held
     /// until dropped; `Err` when the client's budget is used or no slot is free.
     pub fn read_database(&self, client: IpAddr, cost: Cost) -> Result<Slot, QueryError> {
-        if let Err(wait) = self.reads.check_n(&client_key(client), cost.tokens() - 1) {
+        if let Err(wait) = self.0.reads.check_n(&client_key(client), cost.tokens() - 1) {
             metrics::counter!("query_rate_limited_total").increment(1);
             return Err(QueryError::RateLimited(wait));
         }
-        self.database_reads.take(client).map_err(|full| {
+        self.0.database_reads.take(client).map_err(|full| {
             metrics::counter!("query_database_reads_refused_total", "reason" => full.label()).increment(1);
             QueryError::Busy(match full {
                 Full::Total => "too many reads of the log and of past boards in flight; retry later",
@@ -94,7 +97,7 @@ impl Admission {
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(Duration::from_secs(60)) => self.reads.forget_idle(),
+                () = tokio::time::sleep(Duration::from_secs(60)) => self.0.reads.forget_idle(),
             }
         }
     }
@@ -108,7 +111,7 @@ pub async fn limit_reads(
     request: Request,
     next: Next,
 ) -> Response {
-    match admission.reads.check(&client_key(client)) {
+    match admission.0.reads.check(&client_key(client)) {
         Ok(()) => next.run(request).await,
         Err(wait) => {
             metrics::counter!("query_rate_limited_total").increment(1);
@@ -153,8 +156,8 @@ mod tests {
         let admission = Admission::new("20/m".parse().unwrap(), 1, 1, 8);
         let a = "192.0.2.1".parse().unwrap();
         // The middleware charged each request one token; a heavy read takes nine more.
-        assert!(admission.reads.check(&a).is_ok() && admission.read_database(a, Cost::Heavy).is_ok());
-        assert!(admission.reads.check(&a).is_ok() && admission.read_database(a, Cost::Heavy).is_ok());
-        assert!(admission.reads.check(&a).is_err(), "20 tokens taken by two heavy reads");
+        assert!(admission.0.reads.check(&a).is_ok() && admission.read_database(a, Cost::Heavy).is_ok());
+        assert!(admission.0.reads.check(&a).is_ok() && admission.read_database(a, Cost::Heavy).is_ok());
+        assert!(admission.0.reads.check(&a).is_err(), "20 tokens taken by two heavy reads");
     }
 }

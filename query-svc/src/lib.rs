@@ -35,7 +35,7 @@ use crate::kept::Kept;
 use crate::live::{ChangeFeed, Clock, LiveBoard, LiveBoards, SystemClock};
 use crate::routes::streams::{self, Streams};
 use crate::routes::{audit, boards, history, leaderboard, results};
-use crate::state::Reader;
+use crate::state::{Reader, ReaderState};
 
 /// Everything `query-svc` needs.
 #[derive(Debug, Clone, Args)]
@@ -152,7 +152,7 @@ pub fn query_side<S: EventStore, R: LeaderboardStore>(
             tokio::join!(keeping, forgetting);
         }
     });
-    let reader = Reader {
+    let reader = Reader::new(ReaderState {
         live: live.clone(),
         boards: boards.clone(),
         log: Arc::new(log.apart(reads.database_reads_max)),
@@ -161,7 +161,7 @@ pub fn query_side<S: EventStore, R: LeaderboardStore>(
         kept,
         apart: Apart::start(shutdown.clone()).expect("a thread for heavy reads"),
         read_your_writes_timeout: reads.read_your_writes_timeout,
-    };
+    });
     let streams =
         Streams { boards, heartbeat: reads.stream_heartbeat, admission: admission.clone(), shutdown: shutdown.clone() };
     let routes = Router::new()
