@@ -1,6 +1,6 @@
 //! `scoreboard-admin`: what an auditor and an operator run against a deployment.
 //!
-//! [`verify_log`] checks a deployment from its public HTTP API alone ([`verify`] does the same
+//! [`verify_log`] checks a deployment from its public HTTP API alone ([`verify_log_from`] does the same
 //! from any [`LogSource`], its database included), trusting nothing it
 //! serves but the checkpoints' signatures: it reads every event, recomputes every leaf from the
 //! entry and the tree from the leaves, checks every checkpoint's signature with the verifier key
@@ -15,9 +15,9 @@ pub mod results;
 use std::fmt;
 
 use anyhow::Context as _;
-use audit::note::NoteVerifier;
-use audit::{Frontier, Hash};
 use serde::Deserialize;
+use tlog::note::NoteVerifier;
+use tlog::{Frontier, Hash};
 
 /// What [`verify_log`] found.
 #[derive(Debug, Default)]
@@ -88,7 +88,7 @@ pub struct KeptCheckpoint {
     pub note: String,
 }
 
-/// Where [`verify`] reads a log from: a deployment's public API ([`Http`]) or its database.
+/// Where [`verify_log_from`] reads a log from: a deployment's public API ([`Http`]) or its database.
 #[allow(async_fn_in_trait)]
 pub trait LogSource {
     /// The verifier key, in note format.
@@ -188,7 +188,7 @@ impl<S: store::EventStore> Database<S> {
 
     async fn page(log: S, after: u64) -> anyhow::Result<Vec<LoggedEvent>> {
         let stored = log.read_after(after, DATABASE_PAGE).await?;
-        let leaves: Vec<audit::Node> = stored.iter().map(|e| audit::leaf_node(e.position)).collect();
+        let leaves: Vec<tlog::Node> = stored.iter().map(|e| tlog::leaf_node(e.position)).collect();
         let hashes = log.read_nodes(&leaves).await?;
         Ok(stored
             .iter()
@@ -213,7 +213,7 @@ impl<S: store::EventStore> LogSource for Database<S> {
     }
 
     async fn consistency(&self, from: u64, to: u64) -> anyhow::Result<Option<Vec<String>>> {
-        let plan = audit::Plan::consistency(from, to).context("consecutive checkpoints")?;
+        let plan = tlog::Plan::consistency(from, to).context("consecutive checkpoints")?;
         let hashes = plan.hashes(&self.log.read_nodes(&plan.nodes()).await?);
         Ok(hashes.map(|hashes| hashes.iter().map(hex::encode).collect()))
     }
@@ -238,11 +238,11 @@ fn hash_of(hex_text: &str) -> Option<Hash> {
 
 /// Verifies the deployment at `url` (its read side) from its public API alone.
 pub async fn verify_log(client: &reqwest::Client, url: &str) -> anyhow::Result<LogReport> {
-    verify(&Http::new(client, url)).await
+    verify_log_from(&Http::new(client, url)).await
 }
 
 /// Verifies the log `source` serves, trusting nothing of it but the checkpoints' signatures.
-pub async fn verify(source: &impl LogSource) -> anyhow::Result<LogReport> {
+pub async fn verify_log_from(source: &impl LogSource) -> anyhow::Result<LogReport> {
     let mut report = LogReport::default();
     let key = source.verifier_key().await?;
     let key = key.trim();
@@ -257,7 +257,7 @@ pub async fn verify(source: &impl LogSource) -> anyhow::Result<LogReport> {
         anyhow::ensure!(last.tree_size > after, "the checkpoints' pages do not follow one another");
         after = last.tree_size;
         for checkpoint in page {
-            let opened = verifier.open(&checkpoint.note).ok().and_then(|text| audit::note::parse_checkpoint(text).ok());
+            let opened = verifier.open(&checkpoint.note).ok().and_then(|text| tlog::note::parse_checkpoint(text).ok());
             match opened {
                 Some((_, size, root)) if size == checkpoint.tree_size => signed.push((size, root)),
                 _ => report.problem(
@@ -276,7 +276,7 @@ pub async fn verify(source: &impl LogSource) -> anyhow::Result<LogReport> {
             continue;
         };
         let hashes: Option<Vec<Hash>> = proof.iter().map(|h| hash_of(h)).collect();
-        if !hashes.is_some_and(|hashes| audit::verify_consistency(from, to, &hashes, &old, &new)) {
+        if !hashes.is_some_and(|hashes| tlog::verify_consistency(from, to, &hashes, &old, &new)) {
             report.problem_among(from + 1, to, format!("the checkpoints of {from} and {to} events are not consistent"));
         }
     }
@@ -296,7 +296,7 @@ pub async fn verify(source: &impl LogSource) -> anyhow::Result<LogReport> {
                 report.problem(Some(expected), format!("the log goes on at position {}", event.position));
                 return Ok(report);
             }
-            let leaf = audit::leaf_hash(event.entry.as_bytes());
+            let leaf = tlog::leaf_hash(event.entry.as_bytes());
             if event.leaf_hash.as_deref().and_then(hash_of) != Some(leaf) {
                 report.problem(Some(expected), "its entry does not hash to the leaf the tree holds for it");
             }

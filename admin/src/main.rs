@@ -104,7 +104,8 @@ enum Command {
         boards: platform::config::BoardsConfig,
     },
     /// Compare the read model with the fold of the log; exits 1 on any difference.
-    Verify(DatabaseConfig),
+    #[command(alias = "verify")]
+    VerifyReadModel(DatabaseConfig),
     /// Ban a player (appends PlayerBanned).
     Ban(Moderation),
     /// Unban a player (appends PlayerUnbanned).
@@ -236,7 +237,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 (Some(url), _) => scoreboard_admin::verify_log(&reqwest::Client::new(), &url).await?,
                 (None, Some(database_url)) => {
                     let pool = store::postgres::connect_lazy(&database_url, 4, std::time::Duration::from_secs(5))?;
-                    scoreboard_admin::verify(&scoreboard_admin::Database::new(PgEventLog::new(pool))).await?
+                    scoreboard_admin::verify_log_from(&scoreboard_admin::Database::new(PgEventLog::new(pool))).await?
                 }
                 (None, None) => anyhow::bail!("--url or --database-url"),
             };
@@ -387,7 +388,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 (Some(position), _) => position,
                 (None, time) => log.position_at(time.context("--to-position or --to-time")?).await?,
             };
-            let board = projector::audit::replay(&log, to_position).await?;
+            let board = projector::verify::replay(&log, to_position).await?;
             println!("position {}: {} players", board.position(), board.len());
             for ranked in board.page(0, board.len()) {
                 println!("{:>6}  {:<32} {}", ranked.rank, ranked.standing.player_id, ranked.standing.score);
@@ -405,8 +406,8 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Verify(database) => {
-            let verified = projector::audit::verify_and_print(&database).await?;
+        Command::VerifyReadModel(database) => {
+            let verified = projector::verify::verify_read_model_and_print(&database).await?;
             Ok(if verified { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         Command::Ban(moderation) => {

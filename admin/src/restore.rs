@@ -9,8 +9,8 @@
 //! checkpoints alone, between the last checkpoint that matches and the first that does not.
 
 use anyhow::Context as _;
-use audit::note::NoteVerifier;
-use audit::{Frontier, Hash};
+use tlog::note::NoteVerifier;
+use tlog::{Frontier, Hash};
 
 use crate::{Http, KeptCheckpoint, LogReport, LogSource, hash_of};
 
@@ -40,7 +40,7 @@ pub async fn restore_check(
     let mut report = RestoreReport::default();
     let mut signed: Vec<(u64, Hash)> = Vec::new();
     for checkpoint in kept {
-        let opened = verifier.open(&checkpoint.note).ok().and_then(|text| audit::note::parse_checkpoint(text).ok());
+        let opened = verifier.open(&checkpoint.note).ok().and_then(|text| tlog::note::parse_checkpoint(text).ok());
         match opened {
             Some((_, size, root)) if size == checkpoint.tree_size => signed.push((size, root)),
             _ => report
@@ -66,7 +66,7 @@ pub async fn restore_check(
                 report.log.problem(Some(position), format!("the copy goes on at position {}", event.position));
                 break 'reading;
             }
-            let leaf = audit::leaf_hash(event.entry.as_bytes());
+            let leaf = tlog::leaf_hash(event.entry.as_bytes());
             if let Some(live) = live {
                 if live_page.first().is_none_or(|first| first.position > position)
                     || live_page.last().is_none_or(|last| last.position < position)
@@ -105,7 +105,7 @@ pub async fn restore_check(
             Some(live) if tree.size() > 0 => match live.consistency(tree.size(), size).await? {
                 Some(proof) => {
                     let hashes: Option<Vec<Hash>> = proof.iter().map(|h| hash_of(h)).collect();
-                    if hashes.is_some_and(|h| audit::verify_consistency(tree.size(), size, &h, &tree.root(), &root)) {
+                    if hashes.is_some_and(|h| tlog::verify_consistency(tree.size(), size, &h, &tree.root(), &root)) {
                         report.prefix_of = Some(size);
                     } else {
                         report.log.problem_among(

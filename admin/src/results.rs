@@ -8,12 +8,12 @@
 //! they name (`events::boards`) and compares the ranking with the one published.
 
 use anyhow::Context as _;
-use audit::Frontier;
-use audit::note::NoteVerifier;
 use events::boards::BoardDef;
 use events::results::{Placed, Published, placed};
 use events::{Event, RecordedEvent};
 use serde::Deserialize;
+use tlog::Frontier;
+use tlog::note::NoteVerifier;
 
 use crate::{Http, LogSource as _};
 
@@ -60,8 +60,7 @@ pub async fn verify_results(
     };
     let verifier = NoteVerifier::parse(key.trim()).context("the verifier key")?;
     let mut report = ResultsReport { results, events: 0, problems: Vec::new() };
-    let signed =
-        verifier.open(&report.results.checkpoint.note).ok().and_then(|t| audit::note::parse_checkpoint(t).ok());
+    let signed = verifier.open(&report.results.checkpoint.note).ok().and_then(|t| tlog::note::parse_checkpoint(t).ok());
     let Some((_, size, root)) = signed.filter(|(_, size, _)| *size == report.results.checkpoint.tree_size) else {
         report.problems.push(format!(
             "the checkpoint of tree size {} the results name does not verify with {}",
@@ -102,7 +101,7 @@ async fn read_results(http: &Http<'_>, board: &str, season: &str, version: Optio
 async fn read_signed_log(
     http: &Http<'_>,
     size: u64,
-    root: audit::Hash,
+    root: tlog::Hash,
     report: &mut ResultsReport,
 ) -> anyhow::Result<Vec<RecordedEvent>> {
     let mut tree = Frontier::default();
@@ -113,7 +112,7 @@ async fn read_signed_log(
         for logged in page.into_iter().take(usize::try_from(size - tree.size()).unwrap_or(usize::MAX)) {
             let entry: Entry = serde_json::from_str(&logged.entry).context("an entry of the log")?;
             anyhow::ensure!(entry.position == tree.size() + 1, "the log goes on at position {}", entry.position);
-            tree.push(audit::leaf_hash(logged.entry.as_bytes()));
+            tree.push(tlog::leaf_hash(logged.entry.as_bytes()));
             let event = Event::decode(entry.event_type, entry.version, entry.data.get().as_bytes())?;
             log.push(RecordedEvent { position: entry.position, event });
             report.events += 1;

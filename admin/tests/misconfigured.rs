@@ -6,6 +6,7 @@
 fn every_database_command_refuses_a_url_of_another_kind_without_its_password() {
     let url = "mysql://root:hunter2-database-password@127.0.0.1:1/scores";
     for command in [
+        vec!["verify-read-model", "--database-url", url],
         vec!["verify", "--database-url", url],
         vec!["verify-log", "--database-url", url],
         vec!["replay", "--database-url", url, "--to-position", "1"],

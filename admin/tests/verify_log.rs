@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use scoreboard_admin::{Database, LogReport, verify, verify_log};
+use scoreboard_admin::{Database, LogReport, verify_log, verify_log_from};
 use testkit::{InProcess, token};
 
 /// The all-in-one on `data`, with 12 events and a checkpoint of all of them.
@@ -47,7 +47,7 @@ async fn tamper(data: &Path, statements: &[&str]) {
 async fn verified(client: &reqwest::Client, url: &str, data: &Path) -> LogReport {
     let over_http = verify_log(client, url).await.unwrap();
     let (log, _) = store::sqlite::open(data).await.unwrap();
-    let from_database = verify(&Database::new(log)).await.unwrap();
+    let from_database = verify_log_from(&Database::new(log)).await.unwrap();
     assert_eq!(from_database.problems, over_http.problems);
     assert_eq!((from_database.events, from_database.checkpoints), (over_http.events, over_http.checkpoints));
     over_http
@@ -121,8 +121,8 @@ async fn an_untouched_log_verifies_and_each_edit_by_hand_is_named() {
     // A checkpoint not signed by the deployment's key
     let data = tempfile::tempdir().unwrap();
     let server = deployment(data.path()).await;
-    let forger = audit::note::Signer::from_seed("scoreboard", [1; 32]).unwrap();
-    let forged = forger.sign(&audit::note::checkpoint("scoreboard", 13, &[0; 32])).unwrap();
+    let forger = tlog::note::Signer::from_seed("scoreboard", [1; 32]).unwrap();
+    let forged = forger.sign(&tlog::note::checkpoint("scoreboard", 13, &[0; 32])).unwrap();
     let insert = format!("INSERT INTO checkpoints (tree_size, root_hash, note) VALUES (13, zeroblob(32), '{forged}')");
     tamper(data.path(), &[insert.as_str()]).await;
     let report = verified(&client, &server.url, data.path()).await;

@@ -77,7 +77,7 @@ async fn results_are_published_once_the_day_closed_verify_against_the_signed_log
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     assert_eq!((report.events, report.results.version), (first["checkpoint"]["tree_size"].as_u64().unwrap(), 1));
     // But not with a key the deployment never signed with
-    let stranger = audit::note::Signer::from_seed("scoreboard", [7; 32]).unwrap().verifier().to_string();
+    let stranger = tlog::note::Signer::from_seed("scoreboard", [7; 32]).unwrap().verifier().to_string();
     let report = verify_results(&client, url, "daily", &today.to_string(), None, Some(&stranger)).await.unwrap();
     assert!(report.problems[0].contains("does not verify"), "{:?}", report.problems);
 

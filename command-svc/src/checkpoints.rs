@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
-use audit::note::Signer;
 use store::{Checkpoint, EventStore, KeptSigner};
+use tlog::note::Signer;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::AuditConfig;
@@ -101,9 +101,9 @@ pub async fn sign_if_grown<S: EventStore>(log: &S, signer: &Signer) -> anyhow::R
     if size <= latest {
         return Ok(None);
     }
-    let plan = audit::Plan::root(size);
+    let plan = tlog::Plan::root(size);
     let root = plan.hashes(&log.read_nodes(&plan.nodes()).await?).context("a node of the Merkle tree is missing")?[0];
-    let note = signer.sign(&audit::note::checkpoint(signer.name(), size, &root))?;
+    let note = signer.sign(&tlog::note::checkpoint(signer.name(), size, &root))?;
     let checkpoint = Checkpoint { tree_size: size, root_hash: root, note };
     log.save_checkpoint(&checkpoint).await?;
     metrics::counter!("checkpoints_total", "outcome" => "signed").increment(1);

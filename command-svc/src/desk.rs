@@ -118,16 +118,17 @@ fn bearer(value: &[u8]) -> Option<&[u8]> {
 /// What the operators' endpoints read: the award a revocation names, whether a player has any
 /// event, the flags and the usage analytics.
 #[derive(Clone)]
-pub struct History(Arc<dyn Reads>);
+pub struct History(Arc<dyn HistorySource>);
 
-trait Reads: Send + Sync {
+/// What [`History`] reads through: any event store.
+trait HistorySource: Send + Sync {
     fn event(&self, event_id: Uuid) -> BoxFuture<'_, Result<Option<events::RecordedEvent>, StoreError>>;
     fn knows(&self, player: PlayerId) -> BoxFuture<'_, Result<bool, StoreError>>;
     fn flags(&self, limit: u32) -> BoxFuture<'_, Result<Vec<events::anomaly::Flag>, StoreError>>;
     fn usage<'a>(&'a self, window: &'a Window) -> BoxFuture<'a, Result<UsageStats, StoreError>>;
 }
 
-impl<S: EventStore> Reads for S {
+impl<S: EventStore> HistorySource for S {
     fn event(&self, event_id: Uuid) -> BoxFuture<'_, Result<Option<events::RecordedEvent>, StoreError>> {
         async move { self.read_event(event_id).await?.map(|stored| stored.decoded()).transpose() }.boxed()
     }

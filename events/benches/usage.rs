@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use events::boards::Boards;
+use events::boards::BoardDefs;
 use events::fold::Fold;
 use events::usage::Usage;
 use events::{Event, RecordedEvent, ScoreAwarded};
@@ -36,7 +36,7 @@ fn award(position: u64, player: u64, action: &str, at: time::OffsetDateTime) -> 
 
 fn main() {
     let players: u64 = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(100_000);
-    let boards = Boards::from_toml(BOARDS).unwrap();
+    let boards = BoardDefs::from_toml(BOARDS).unwrap();
     let defs: Vec<_> = boards.iter().cloned().collect();
     let start = time::macros::datetime!(2026-12-06 00:00 UTC);
     let actions = ["complete_task", "win_match", "finish_level"];

@@ -323,22 +323,22 @@ struct BoardEntry {
 /// Every board: `global` first, then those of `BOARDS` in id order.
 ///
 /// ```
-/// let boards = events::boards::Boards::from_toml(
+/// let boards = events::boards::BoardDefs::from_toml(
 ///     "[boards.weekly]\nseason = \"weekly\"\n[boards.quests]\nactions = [\"complete_quest\"]\nseason = \"all-time\"\n",
 /// ).unwrap();
 /// let ids: Vec<&str> = boards.iter().map(|b| b.id.as_str()).collect();
 /// assert_eq!(ids, ["global", "quests", "weekly"]);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Boards(Vec<BoardDef>);
+pub struct BoardDefs(Vec<BoardDef>);
 
-impl Default for Boards {
+impl Default for BoardDefs {
     fn default() -> Self {
         Self(vec![BoardDef::global()])
     }
 }
 
-impl Boards {
+impl BoardDefs {
     /// Reads board definitions: `[boards.<id>]` tables of `actions` (optional), `season` and
     /// `aggregate` (optional, `sum` by default).
     pub fn from_toml(text: &str) -> Result<Self, BoardsError> {

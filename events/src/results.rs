@@ -98,7 +98,7 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
-    use crate::boards::{Boards, SeasonKind};
+    use crate::boards::{BoardDefs, SeasonKind};
 
     fn standing(player: &str, score: u64, reached_at: u64, banned: bool) -> Standing {
         Standing { score, reached_at, banned, ..Standing::new(player.parse().unwrap()) }
@@ -118,7 +118,7 @@ mod tests {
 
     #[test]
     fn results_rank_as_the_board_does_and_leave_banned_players_out() {
-        let boards = Boards::from_toml("[boards.lap]\nseason = \"weekly\"\naggregate = \"min\"\n").unwrap();
+        let boards = BoardDefs::from_toml("[boards.lap]\nseason = \"weekly\"\naggregate = \"min\"\n").unwrap();
         let standings = [
             standing("ann", 300, 4, false),
             standing("bob", 200, 9, false),

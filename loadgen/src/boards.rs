@@ -16,7 +16,7 @@
 
 use std::time::Instant;
 
-use events::boards::Boards as BoardDefs;
+use events::boards::BoardDefs;
 use store::{LeaderboardStore as _, PgLeaderboard};
 
 /// The scenarios (`loadgen boards …`). `memory` reads jemalloc's own count: the allocator of the

@@ -170,11 +170,11 @@ async fn build(
         "| fold of the log into the read model, snapshots and flags included (a rebuild's pace) | {folded:.0} events/s | | |"
     );
 
-    let signer = audit::note::Signer::from_seed("bench.scoreboard", [9; 32])?;
+    let signer = tlog::note::Signer::from_seed("bench.scoreboard", [9; 32])?;
     log.keep_signer(&KeptSigner { verifier: signer.verifier().to_string(), private_key: None }, true).await?;
-    let plan = audit::Plan::root(events);
+    let plan = tlog::Plan::root(events);
     let root = plan.hashes(&log.read_nodes(&plan.nodes()).await?).context("a node is missing")?[0];
-    let note = signer.sign(&audit::note::checkpoint(signer.name(), events, &root))?;
+    let note = signer.sign(&tlog::note::checkpoint(signer.name(), events, &root))?;
     log.save_checkpoint(&store::Checkpoint { tree_size: events, root_hash: root, note }).await?;
     Ok(())
 }

@@ -766,7 +766,10 @@ async fn check(
     let admin = binary(&deployment.bin, "scoreboard-admin");
     for (what, args) in [
         ("the log against its signed checkpoints", vec!["verify-log", "--url", queries[0].as_str()]),
-        ("the read model against the fold of the log", vec!["verify", "--database-url", deployment.db.url.as_str()]),
+        (
+            "the read model against the fold of the log",
+            vec!["verify-read-model", "--database-url", deployment.db.url.as_str()],
+        ),
     ] {
         let output = tokio::process::Command::new(&admin).args(&args).output().await?;
         if !output.status.success() {

@@ -58,10 +58,10 @@ pub struct BoardsConfig {
 
 impl BoardsConfig {
     /// The boards defined, `global` first.
-    pub fn load(&self) -> Result<events::boards::Boards, events::boards::BoardsError> {
+    pub fn load(&self) -> Result<events::boards::BoardDefs, events::boards::BoardsError> {
         match &self.boards {
-            Some(path) => events::boards::Boards::from_file(path),
-            None => Ok(events::boards::Boards::default()),
+            Some(path) => events::boards::BoardDefs::from_file(path),
+            None => Ok(events::boards::BoardDefs::default()),
         }
     }
 }

@@ -122,7 +122,11 @@ pub const METRICS: &[(&str, MetricKind, &str)] = &[
         MetricKind::Counter,
         "Reloads of keys, operators and catalog on SIGHUP, by outcome (applied, refused).",
     ),
-    ("checkpoints_total", MetricKind::Counter, "Checkpoints of the Merkle tree signed, by outcome (signed, failed, unpublished)."),
+    (
+        "checkpoints_total",
+        MetricKind::Counter,
+        "Checkpoints of the Merkle tree signed, by outcome (signed, failed, unpublished).",
+    ),
     ("checkpoint_tree_size", MetricKind::Gauge, "Tree size of the latest checkpoint this process signed."),
     (
         "moderation_events_total",

@@ -4,10 +4,10 @@
 //! ([`follow`]).
 
 pub mod announce;
-pub mod audit;
 pub mod follow;
 pub mod projection;
 pub mod results;
+pub mod verify;
 
 use std::time::Duration;
 

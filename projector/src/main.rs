@@ -20,7 +20,8 @@ enum Command {
     Serve(Box<projector::Config>),
     /// Replay the log up to the read model's checkpoint and report every player on whom they
     /// disagree; exits 1 if any.
-    Verify(DatabaseConfig),
+    #[command(alias = "verify")]
+    VerifyReadModel(DatabaseConfig),
 }
 
 #[tokio::main]
@@ -29,7 +30,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse_from(platform::config::default_subcommand(std::env::args_os(), "serve"));
     let outcome = match cli.command {
         Command::Serve(config) => serve(*config).await,
-        Command::Verify(database) => verify(database).await,
+        Command::VerifyReadModel(database) => verify_read_model(database).await,
     };
     match outcome {
         Ok(code) => code,
@@ -46,7 +47,7 @@ async fn serve(config: projector::Config) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn verify(database: DatabaseConfig) -> anyhow::Result<ExitCode> {
-    let verified = projector::audit::verify_and_print(&database).await?;
+async fn verify_read_model(database: DatabaseConfig) -> anyhow::Result<ExitCode> {
+    let verified = projector::verify::verify_read_model_and_print(&database).await?;
     Ok(if verified { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

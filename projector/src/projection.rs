@@ -71,7 +71,7 @@ pub struct Settings {
     /// The rules that flag players for review.
     pub rules: events::anomaly::Rules,
     /// The boards folded besides `global`.
-    pub boards: events::boards::Boards,
+    pub boards: events::boards::BoardDefs,
     /// How long after a season's end its results wait for appends in flight.
     pub season_grace: Duration,
     /// Where season results are sent.

@@ -19,7 +19,7 @@ use anyhow::Context as _;
 use axum::Router;
 use axum::routing::get;
 use clap::Args;
-use events::boards::Boards;
+use events::boards::BoardDefs;
 use platform::config::{BoardsConfig, DatabaseConfig, HttpConfig, NatsConfig, parse_duration};
 use platform::connections::Caps;
 use platform::limits::RateLimit;
@@ -34,7 +34,7 @@ use crate::apart::Apart;
 use crate::kept::Kept;
 use crate::live::{ChangeFeed, Clock, LiveBoard, LiveBoards, SystemClock};
 use crate::routes::streams::{self, Streams};
-use crate::routes::{audit, boards, history, leaderboard, results};
+use crate::routes::{boards, history, leaderboard, proofs, results};
 use crate::state::{Reader, ReaderState};
 
 /// Everything `query-svc` needs.
@@ -110,7 +110,7 @@ impl ReadConfig {
 /// streams at most.
 pub struct Serving {
     /// The boards.
-    pub boards: Boards,
+    pub boards: BoardDefs,
     /// The clock.
     pub clock: Arc<dyn Clock>,
     /// The most live streams open at once ([`ReadConfig::live_streams_max`]).
@@ -119,7 +119,7 @@ pub struct Serving {
 
 impl Serving {
     /// `boards` by the system's clock, at most `streams_max` live streams.
-    pub fn new(boards: Boards, streams_max: usize) -> Self {
+    pub fn new(boards: BoardDefs, streams_max: usize) -> Self {
         Self { boards, clock: Arc::new(SystemClock), streams_max }
     }
 }
@@ -169,13 +169,13 @@ pub fn query_side<S: EventStore, R: LeaderboardStore>(
         .route("/v1/players/{player_id}", get(leaderboard::player::<S, R>))
         .route("/v1/events", get(history::log::<S, R>))
         .route("/v1/players/{player_id}/events", get(history::player_log::<S, R>))
-        .route("/v1/audit/proof/inclusion", get(audit::inclusion::<S, R>))
-        .route("/v1/audit/proof/consistency", get(audit::consistency::<S, R>))
-        .route("/v1/audit/checkpoint", get(audit::checkpoint::<S, R>))
-        .route("/v1/audit/checkpoints", get(audit::checkpoints::<S, R>))
-        .route("/v1/audit/key", get(audit::key::<S, R>))
-        .route("/tile/{*path}", get(audit::tile::<S, R>))
-        .route("/checkpoint", get(audit::tiles_checkpoint::<S, R>))
+        .route("/v1/audit/proof/inclusion", get(proofs::inclusion::<S, R>))
+        .route("/v1/audit/proof/consistency", get(proofs::consistency::<S, R>))
+        .route("/v1/audit/checkpoint", get(proofs::checkpoint::<S, R>))
+        .route("/v1/audit/checkpoints", get(proofs::checkpoints::<S, R>))
+        .route("/v1/audit/key", get(proofs::key::<S, R>))
+        .route("/tile/{*path}", get(proofs::tile::<S, R>))
+        .route("/checkpoint", get(proofs::tiles_checkpoint::<S, R>))
         .route("/v1/boards", get(boards::list::<S, R>))
         .route("/v1/boards/{board}/leaderboard", get(boards::leaderboard::<S, R>))
         .route("/v1/boards/{board}/players/{player_id}", get(boards::player::<S, R>))
@@ -201,13 +201,13 @@ pub fn query_side<S: EventStore, R: LeaderboardStore>(
     leaderboard::player,
     history::log,
     history::player_log,
-    audit::inclusion,
-    audit::consistency,
-    audit::checkpoint,
-    audit::checkpoints,
-    audit::key,
-    audit::tile,
-    audit::tiles_checkpoint,
+    proofs::inclusion,
+    proofs::consistency,
+    proofs::checkpoint,
+    proofs::checkpoints,
+    proofs::key,
+    proofs::tile,
+    proofs::tiles_checkpoint,
     streams::sse,
     streams::websocket,
     boards::list,

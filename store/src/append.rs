@@ -188,14 +188,14 @@ pub(crate) fn admit(fresh: &[&NewEvent], head: u64, mut moderation: Moderation) 
 
 /// The leaf hashes of `events`, appended from position `first` on with `payloads` (their
 /// encodings, the very strings the insert writes).
-pub(crate) fn leaves(first: u64, events: &[&NewEvent], payloads: &[String]) -> Vec<audit::Hash> {
+pub(crate) fn leaves(first: u64, events: &[&NewEvent], payloads: &[String]) -> Vec<tlog::Hash> {
     events
         .iter()
         .zip(payloads)
         .zip(first..)
         .map(|((new, payload), position)| {
-            let entry = audit::entry(position, new.event.event_type(), new.event.version(), payload);
-            audit::leaf_hash(entry.as_bytes())
+            let entry = tlog::entry(position, new.event.event_type(), new.event.version(), payload);
+            tlog::leaf_hash(entry.as_bytes())
         })
         .collect()
 }

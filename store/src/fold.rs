@@ -17,7 +17,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use events::anomaly::{Detector, Flag, Rules};
-use events::boards::{BoardDef, Boards, GLOBAL, Reads, Season, SeasonStanding};
+use events::boards::{BoardDef, BoardDefs, GLOBAL, Reads, Season, SeasonStanding};
 use events::fold::{Delta, Fold, Loaded};
 use events::{BoardId, Event, RecordedEvent, ScoreAwarded, Standing};
 use futures::TryStreamExt as _;
@@ -46,18 +46,18 @@ const WARM_UP_MAX: u64 = 100_000;
 pub(crate) struct Folding {
     pub(crate) snapshot_interval: u64,
     pub(crate) rules: Rules,
-    pub(crate) boards: Boards,
+    pub(crate) boards: BoardDefs,
     pub(crate) state: Mutex<Option<State>>,
 }
 
 impl Default for Folding {
     fn default() -> Self {
-        Self::new(snapshot::DEFAULT_INTERVAL, Rules::defaults(), Boards::default())
+        Self::new(snapshot::DEFAULT_INTERVAL, Rules::defaults(), BoardDefs::default())
     }
 }
 
 impl Folding {
-    pub(crate) fn new(snapshot_interval: u64, rules: Rules, boards: Boards) -> Self {
+    pub(crate) fn new(snapshot_interval: u64, rules: Rules, boards: BoardDefs) -> Self {
         Self { snapshot_interval: snapshot_interval.max(1), rules, boards, state: Mutex::new(None) }
     }
 }
@@ -568,7 +568,7 @@ async fn newest_season<B: Backend>(connection: &mut Connection<B>, def: &BoardDe
 
 /// Drops the boards the read model keeps that are no longer defined (or are defined otherwise)
 /// and adds the new ones at position 0; returns the ids dropped and added.
-async fn sync_boards<B: Backend>(backend: &B, boards: &Boards) -> Result<(Vec<String>, Vec<String>), StoreError> {
+async fn sync_boards<B: Backend>(backend: &B, boards: &BoardDefs) -> Result<(Vec<String>, Vec<String>), StoreError> {
     let mut tx = backend.begin_derived().await?;
     let _: (i64, i64) = sql::one::<B, _>(&mut tx, B::SQL.lock_checkpoint, vec![Arg::Text(PROJECTION)]).await?;
     let kept: Vec<BoardRow> = B::rows(&mut tx, B::SQL.boards, vec![]).await?;
@@ -586,7 +586,7 @@ async fn sync_boards<B: Backend>(backend: &B, boards: &Boards) -> Result<(Vec<St
 
 /// Which kept boards to drop, and which of `boards` to add and build from the log: a board whose
 /// definition changed is both.
-fn board_plan(kept: &[BoardRow], boards: &Boards) -> (Vec<String>, Vec<BoardDef>) {
+fn board_plan(kept: &[BoardRow], boards: &BoardDefs) -> (Vec<String>, Vec<BoardDef>) {
     let defined =
         |id: &str, definition: &str| boards.named().iter().any(|b| b.id.as_str() == id && b.definition() == definition);
     let drop = kept.iter().filter(|row| !defined(&row.board, &row.definition)).map(|row| row.board.clone()).collect();

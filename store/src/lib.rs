@@ -94,14 +94,14 @@ pub trait EventStore: Clone + Send + Sync + 'static {
     /// The hashes of `nodes` of the Merkle tree; nodes the tree does not hold are absent.
     fn read_nodes(
         &self,
-        nodes: &[audit::Node],
-    ) -> impl Future<Output = Result<std::collections::HashMap<audit::Node, audit::Hash>, StoreError>> + Send;
+        nodes: &[tlog::Node],
+    ) -> impl Future<Output = Result<std::collections::HashMap<tlog::Node, tlog::Hash>, StoreError>> + Send;
 
     /// The bytes of the C2SP tile resource `path` as of a tree of `tree_size` leaves (hashes, or
     /// an entry bundle); `None` when that tree does not have it.
     fn read_tile(
         &self,
-        path: audit::tiles::TilePath,
+        path: tlog::tiles::TilePath,
         tree_size: u64,
     ) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
 

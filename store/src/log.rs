@@ -3,9 +3,9 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use audit::tiles::{Edge, TilePath};
 use events::anomaly::Flag;
 use time::OffsetDateTime;
+use tlog::tiles::{Edge, TilePath};
 use uuid::Uuid;
 
 use crate::append::{self, Attempt, Moderation, Originals};
@@ -59,8 +59,8 @@ impl<B: Backend> EventLog<B> {
                 let older: Vec<EventRow> =
                     B::rows(&mut tx, B::SQL.read_range, vec![Arg::Int(to_db(tree_size)), Arg::Int(to_db(head))])
                         .await?;
-                let hashes: Vec<audit::Hash> =
-                    stored(older).iter().map(|e| audit::leaf_hash(e.entry().as_bytes())).collect();
+                let hashes: Vec<tlog::Hash> =
+                    stored(older).iter().map(|e| tlog::leaf_hash(e.entry().as_bytes())).collect();
                 tiles.extend(edge.append(&hashes));
             }
             tiles.extend(edge.append(&leaves));
@@ -134,11 +134,11 @@ struct EventRows<'a> {
     positions: Vec<i64>,
     players: Vec<String>,
     digests: Vec<Option<[u8; 32]>>,
-    leaves: &'a [audit::Hash],
+    leaves: &'a [tlog::Hash],
 }
 
 impl<'a> EventRows<'a> {
-    fn of(head: u64, events: &'a [&'a NewEvent], payloads: &'a [String], leaves: &'a [audit::Hash]) -> Self {
+    fn of(head: u64, events: &'a [&'a NewEvent], payloads: &'a [String], leaves: &'a [tlog::Hash]) -> Self {
         Self {
             events,
             payloads,
@@ -265,7 +265,7 @@ impl<B: Backend> EventStore for EventLog<B> {
         Ok(from_db(size))
     }
 
-    async fn read_nodes(&self, nodes: &[audit::Node]) -> Result<HashMap<audit::Node, audit::Hash>, StoreError> {
+    async fn read_nodes(&self, nodes: &[tlog::Node]) -> Result<HashMap<tlog::Node, tlog::Hash>, StoreError> {
         tree::nodes::<B>(&mut *self.read().await?, nodes).await
     }
 

@@ -57,7 +57,7 @@ pub struct Checkpoint {
     /// The tree size it signs.
     pub tree_size: u64,
     /// The root hash at that size.
-    pub root_hash: audit::Hash,
+    pub root_hash: tlog::Hash,
     /// The signed note, as signed.
     pub note: String,
 }
@@ -89,9 +89,9 @@ pub struct StoredEvent {
 }
 
 impl StoredEvent {
-    /// The exact bytes its leaf in the Merkle tree hashes (see [`audit::entry`]).
+    /// The exact bytes its leaf in the Merkle tree hashes (see [`tlog::entry`]).
     pub fn entry(&self) -> String {
-        audit::entry(self.position, &self.event_type, self.event_version, &self.payload)
+        tlog::entry(self.position, &self.event_type, self.event_version, &self.payload)
     }
 
     /// Reads the payload back as an event.

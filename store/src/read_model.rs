@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use events::anomaly::Rules;
-use events::boards::{Boards, Place, Season, SeasonStanding};
+use events::boards::{BoardDefs, Place, Season, SeasonStanding};
 use events::{Board, BoardChange, PlayerId, Standing};
 use futures::TryStreamExt as _;
 
@@ -48,7 +48,7 @@ impl<B: Backend> ReadModel<B> {
     }
 
     /// The same, folding into `boards` too (see [`LeaderboardStore::build_boards`]).
-    pub fn boards(self, boards: Boards) -> Self {
+    pub fn boards(self, boards: BoardDefs) -> Self {
         let (interval, rules) = (self.folding.snapshot_interval, self.folding.rules.clone());
         Self { folding: Arc::new(Folding::new(interval, rules, boards)), ..self }
     }

@@ -114,14 +114,14 @@ pub(crate) struct LeafRow {
 
 impl LeafRow {
     /// The position and the leaf hash (computed from the row where it keeps none).
-    pub(crate) fn leaf(&self) -> Result<(u64, audit::Hash), StoreError> {
+    pub(crate) fn leaf(&self) -> Result<(u64, tlog::Hash), StoreError> {
         let position = from_db(self.position);
         let hash = match &self.leaf_hash {
             Some(hash) => {
                 hash.as_slice().try_into().map_err(|_| invalid(format!("leaf hash at position {position}")))?
             }
             None => {
-                audit::leaf_hash(audit::entry(position, &self.event_type, self.event_version, &self.payload).as_bytes())
+                tlog::leaf_hash(tlog::entry(position, &self.event_type, self.event_version, &self.payload).as_bytes())
             }
         };
         Ok((position, hash))
@@ -137,9 +137,9 @@ pub(crate) struct TileRow {
 
 impl TileRow {
     /// The tile and its hashes.
-    pub(crate) fn tile(self) -> Result<(audit::tiles::Tile, Vec<audit::Hash>), StoreError> {
+    pub(crate) fn tile(self) -> Result<(tlog::tiles::Tile, Vec<tlog::Hash>), StoreError> {
         let bad = || invalid(format!("tile {} {}", self.level, self.idx));
-        let tile = audit::tiles::Tile {
+        let tile = tlog::tiles::Tile {
             level: u8::try_from(self.level).map_err(|_| bad())?,
             index: u64::try_from(self.idx).map_err(|_| bad())?,
         };

@@ -1,11 +1,11 @@
-//! The Merkle tree in the database, as C2SP tiles (`audit::tiles`): each event's leaf hash in
+//! The Merkle tree in the database, as C2SP tiles (`tlog::tiles`): each event's leaf hash in
 //! its own row (level 0), and the tiles of level 1 and above as rows that grow until full.
 
 use std::collections::{BTreeMap, HashMap};
 
-use audit::tiles::{Edge, Tile, TilePath, WIDTH};
-use audit::{Hash, Node};
 use sqlx::Database;
+use tlog::tiles::{Edge, Tile, TilePath, WIDTH};
+use tlog::{Hash, Node};
 
 use crate::StoreError;
 use crate::rows::{LeafRow, TileRow, to_db};
@@ -105,9 +105,9 @@ pub(crate) async fn nodes<B: Backend>(
                 (start..end)
                     .map(|i| leaves_held.get(&i).copied())
                     .collect::<Option<Vec<Hash>>>()
-                    .map(|l| audit::root_of(&l))
+                    .map(|l| tlog::root_of(&l))
             }
-            (tile, _) => held.get(&tile).and_then(|hashes| audit::tiles::node_in_tile(node, hashes)),
+            (tile, _) => held.get(&tile).and_then(|hashes| tlog::tiles::node_in_tile(node, hashes)),
         };
         found.extend(hash.map(|hash| (node, hash)));
     }
@@ -134,7 +134,7 @@ pub(crate) async fn resource<B: Backend>(
             B::rows(connection, B::SQL.read_range, vec![Arg::Int(to_db(first)), Arg::Int(to_db(first + width as u64))])
                 .await?;
         let entries: Vec<String> = crate::rows::stored(rows).iter().map(crate::StoredEvent::entry).collect();
-        return Ok((entries.len() == width).then(|| audit::tiles::entry_bundle(entries.iter().map(String::as_bytes))));
+        return Ok((entries.len() == width).then(|| tlog::tiles::entry_bundle(entries.iter().map(String::as_bytes))));
     }
     let hashes = tile_hashes::<B>(connection, tile).await?;
     Ok(hashes.get(..width).map(|hashes| hashes.concat()))

@@ -23,7 +23,7 @@ trait Backend {
     fn folding(read_model: Self::ReadModel, interval: u64, rules: events::anomaly::Rules) -> Self::ReadModel;
 
     /// `read_model`, folding into `boards` too.
-    fn boards(read_model: Self::ReadModel, boards: events::boards::Boards) -> Self::ReadModel;
+    fn boards(read_model: Self::ReadModel, boards: events::boards::BoardDefs) -> Self::ReadModel;
 
     /// Rebuilds `read_model` from the log, `batch` events a change row.
     fn rebuild(
@@ -64,7 +64,7 @@ impl Backend for Postgres {
         read_model.folding(interval, rules)
     }
 
-    fn boards(read_model: Self::ReadModel, boards: events::boards::Boards) -> Self::ReadModel {
+    fn boards(read_model: Self::ReadModel, boards: events::boards::BoardDefs) -> Self::ReadModel {
         read_model.boards(boards)
     }
 
@@ -105,7 +105,7 @@ impl Backend for Sqlite {
         read_model.folding(interval, rules)
     }
 
-    fn boards(read_model: Self::ReadModel, boards: events::boards::Boards) -> Self::ReadModel {
+    fn boards(read_model: Self::ReadModel, boards: events::boards::BoardDefs) -> Self::ReadModel {
         read_model.boards(boards)
     }
 
@@ -428,12 +428,12 @@ async fn an_award_is_taken_back_once_and_all_of_a_players_points_at_most_up_to_t
 }
 
 /// The tree head the store's nodes make at `size`, and the one recomputed from the log's entries.
-async fn heads<S: EventStore>(log: &S, size: u64) -> (audit::Hash, audit::Hash) {
-    let plan = audit::Plan::root(size);
+async fn heads<S: EventStore>(log: &S, size: u64) -> (tlog::Hash, tlog::Hash) {
+    let plan = tlog::Plan::root(size);
     let stored = plan.hashes(&log.read_nodes(&plan.nodes()).await.unwrap()).unwrap()[0];
     let entries = log.read_after(0, size as u32).await.unwrap();
-    let leaves: Vec<audit::Hash> = entries.iter().map(|e| audit::leaf_hash(e.entry().as_bytes())).collect();
-    (stored, audit::root_of(&leaves))
+    let leaves: Vec<tlog::Hash> = entries.iter().map(|e| tlog::leaf_hash(e.entry().as_bytes())).collect();
+    (stored, tlog::root_of(&leaves))
 }
 
 async fn the_merkle_tree_grows_with_the_log_in_every_append(backend: impl Backend) {
@@ -465,17 +465,17 @@ async fn the_merkle_tree_grows_with_the_log_in_every_append(backend: impl Backen
     let (root, _) = heads(&log, head).await;
     let entries = log.read_after(0, 1000).await.unwrap();
     for event in entries.iter().step_by(7) {
-        let plan = audit::Plan::inclusion(event.position - 1, head).unwrap();
+        let plan = tlog::Plan::inclusion(event.position - 1, head).unwrap();
         let proof = plan.hashes(&log.read_nodes(&plan.nodes()).await.unwrap()).unwrap();
-        let leaf = audit::leaf_hash(event.entry().as_bytes());
-        assert!(audit::verify_inclusion(event.position - 1, head, &leaf, &proof, &root));
+        let leaf = tlog::leaf_hash(event.entry().as_bytes());
+        assert!(tlog::verify_inclusion(event.position - 1, head, &leaf, &proof, &root));
     }
     // And the tile resources are the tree's, as C2SP lays them out
-    use audit::tiles::{Tile, TilePath};
+    use tlog::tiles::{Tile, TilePath};
     let level_one = TilePath::Hashes { tile: Tile { level: 1, index: 0 }, width: 2 };
     let tile = log.read_tile(level_one, head).await.unwrap().unwrap();
-    let first: Vec<audit::Hash> = entries[..256].iter().map(|e| audit::leaf_hash(e.entry().as_bytes())).collect();
-    assert_eq!(tile[..32], audit::root_of(&first));
+    let first: Vec<tlog::Hash> = entries[..256].iter().map(|e| tlog::leaf_hash(e.entry().as_bytes())).collect();
+    assert_eq!(tile[..32], tlog::root_of(&first));
     assert_eq!(
         log.read_tile(TilePath::Hashes { tile: Tile { level: 1, index: 0 }, width: 3 }, head).await.unwrap(),
         None
@@ -588,7 +588,7 @@ async fn a_burst_is_flagged_once_whatever_restarts_the_detector<B: Backend>(back
 async fn seasons_and_their_fold<B: Backend>(
     log: &B::Log,
     read_model: &B::ReadModel,
-    boards: &events::boards::Boards,
+    boards: &events::boards::BoardDefs,
     seasons: &[(&str, &str)],
 ) -> (BTreeMap<events::boards::Place, events::Standing>, BTreeMap<events::boards::Place, events::Standing>) {
     use events::boards::{Season, SeasonStanding};
@@ -609,7 +609,7 @@ async fn seasons_and_their_fold<B: Backend>(
 }
 
 async fn boards_fold_with_global_and_a_board_added_later_is_built_from_the_log<B: Backend>(backend: B) {
-    use events::boards::Boards;
+    use events::boards::BoardDefs;
     // Given awards either side of the ISO week boundary of Monday 30 November 2026, of two actions
     let (log, _) = backend.open().await;
     let sunday = time::macros::datetime!(2026-11-29 23:59:59.999999 UTC);
@@ -627,7 +627,7 @@ async fn boards_fold_with_global_and_a_board_added_later_is_built_from_the_log<B
         .unwrap();
     // And a read model that folded `global` alone, restarted with two boards, which are built
     // from what the log held, then folding on
-    let boards = Boards::from_toml(
+    let boards = BoardDefs::from_toml(
         "[boards.weekly]\nseason = \"weekly\"\n[boards.quests]\nactions = [\"complete_quest\"]\nseason = \"all-time\"\n",
     )
     .unwrap();
@@ -668,7 +668,7 @@ async fn boards_fold_with_global_and_a_board_added_later_is_built_from_the_log<B
     assert_eq!(ready.keys().map(String::as_str).collect::<Vec<_>>(), ["quests", "weekly"]);
     // When the read model restarts with `everything` added and `quests` counting another action
     let generation = read_model.load().await.unwrap().1.generation;
-    let boards = Boards::from_toml(
+    let boards = BoardDefs::from_toml(
         "[boards.weekly]\nseason = \"weekly\"\n[boards.quests]\nactions = [\"complete_quest\", \"win\"]\n\
          season = \"all-time\"\n[boards.everything]\nseason = \"all-time\"\n",
     )
@@ -704,9 +704,9 @@ async fn boards_fold_with_global_and_a_board_added_later_is_built_from_the_log<B
 }
 
 async fn taking_back_the_award_a_board_keeps_reads_the_players_history_in_every_fold<B: Backend>(backend: B) {
-    use events::boards::Boards;
+    use events::boards::BoardDefs;
     // Given boards keeping each player's best, lowest and latest award, folding one event a batch
-    let boards = Boards::from_toml(
+    let boards = BoardDefs::from_toml(
         "[boards.best]\nseason = \"all-time\"\naggregate = \"best\"\n\
          [boards.fastest]\nseason = \"weekly\"\naggregate = \"min\"\n\
          [boards.latest]\nseason = \"all-time\"\naggregate = \"last\"\n",
@@ -748,7 +748,7 @@ async fn taking_back_the_award_a_board_keeps_reads_the_players_history_in_every_
     );
     // And a board built afresh from the log, and a rebuild, come to the same
     let (_, read_model) = backend.open().await;
-    let again = Boards::from_toml("[boards.best2]\nseason = \"all-time\"\naggregate = \"best\"\n").unwrap();
+    let again = BoardDefs::from_toml("[boards.best2]\nseason = \"all-time\"\naggregate = \"best\"\n").unwrap();
     let read_model = B::boards(read_model, again.clone());
     read_model.build_boards(2).await.unwrap();
     let (loaded, _) = seasons_and_their_fold::<B>(&log, &read_model, &again, &[("best2", "all-time")]).await;
@@ -764,11 +764,11 @@ async fn taking_back_the_award_a_board_keeps_reads_the_players_history_in_every_
 }
 
 async fn season_results_are_published_once_closed_and_amended_by_new_versions_never_edits<B: Backend>(backend: B) {
-    use events::boards::{Boards, Season};
+    use events::boards::{BoardDefs, Season};
     use time::macros::datetime;
     // Given a daily board, and three awards on Monday 30 November 2026, folded
     let boards =
-        Boards::from_toml("[boards.daily]\nseason = \"daily\"\n[boards.ever]\nseason = \"all-time\"\n").unwrap();
+        BoardDefs::from_toml("[boards.daily]\nseason = \"daily\"\n[boards.ever]\nseason = \"all-time\"\n").unwrap();
     let (log, read_model) = backend.open().await;
     let read_model = B::boards(read_model, boards.clone());
     read_model.build_boards(10).await.unwrap();
@@ -835,7 +835,7 @@ async fn season_results_are_published_once_closed_and_amended_by_new_versions_ne
     // published again as the next version, by its new definition
     let redefine = async |toml: &str, now: time::OffsetDateTime| {
         let (_, read_model) = backend.open().await;
-        let read_model = B::boards(read_model, Boards::from_toml(toml).unwrap());
+        let read_model = B::boards(read_model, BoardDefs::from_toml(toml).unwrap());
         read_model.build_boards(10).await.unwrap();
         read_model.publish_results(now, grace).await.unwrap()
     };
@@ -910,7 +910,7 @@ const RANDOM_BOARDS: &str = "[boards.quests]\nactions = [\"complete_quest\"]\nse
     season = \"weekly\"\n";
 
 async fn the_fold_persisted_and_reloaded_anywhere_is_the_fold_of_the_log<B: Backend>(backend: B) {
-    let boards = events::boards::Boards::from_toml(RANDOM_BOARDS).unwrap();
+    let boards = events::boards::BoardDefs::from_toml(RANDOM_BOARDS).unwrap();
     let (log, _) = backend.open().await;
     let mut random = Random(0x005C_0EB0_A2D0_E1A7);
     let events = random_log(&log, &mut random, 240).await;
@@ -961,7 +961,7 @@ async fn a_folder_whose_memory_another_moved_past_loads_again_and_counts_nothing
 }
 
 async fn a_rebuild_while_folding_goes_on_takes_over_with_the_fold_of_the_log<B: Backend>(backend: B) {
-    let boards = events::boards::Boards::from_toml(RANDOM_BOARDS).unwrap();
+    let boards = events::boards::BoardDefs::from_toml(RANDOM_BOARDS).unwrap();
     // Given a log of random events, folded in part by the live read model
     let (log, _) = backend.open().await;
     let mut random = Random(0xB0A2_D0E1_5C0E);
@@ -1030,7 +1030,7 @@ fn usage_numbers(series: &[events::usage::Series]) -> Vec<(String, i64, u64, u64
 
 async fn usage_is_the_log_counted_once_whatever_folds_it<B: Backend>(backend: B) {
     use events::usage::{Granularity, Usage, Window};
-    let boards = events::boards::Boards::from_toml(RANDOM_BOARDS).unwrap();
+    let boards = events::boards::BoardDefs::from_toml(RANDOM_BOARDS).unwrap();
     // Given a log of random events over four weeks, folded by `global` alone at first
     let (log, _) = backend.open().await;
     let mut random = Random(0x05A6_E5C0_0E1A);

@@ -166,7 +166,7 @@ async fn checkpoints_are_published_on_their_own_stream() {
     }
     let verifier: String =
         sqlx::query_scalar("SELECT verifier FROM audit_signer").fetch_one(&db.pool().await).await.unwrap();
-    let verifier = audit::note::NoteVerifier::parse(&verifier).unwrap();
+    let verifier = tlog::note::NoteVerifier::parse(&verifier).unwrap();
     let js = async_nats::jetstream::new(async_nats::connect(&stream.nats_url).await.unwrap());
     let checkpoints = format!("{}_CHECKPOINTS", stream.name);
     let sizes = testkit::eventually(std::time::Duration::from_secs(10), || async {
@@ -183,7 +183,7 @@ async fn checkpoints_are_published_on_their_own_stream() {
         let mut sizes = Vec::new();
         while let Some(Ok(message)) = messages.next().await {
             let note = std::str::from_utf8(&message.payload).unwrap();
-            let (_, size, _) = audit::note::parse_checkpoint(verifier.open(note).unwrap()).unwrap();
+            let (_, size, _) = tlog::note::parse_checkpoint(verifier.open(note).unwrap()).unwrap();
             assert_eq!(message.subject.as_str(), format!("{}.{size}", stream_subject(&stream)));
             sizes.push(size);
         }

@@ -71,8 +71,8 @@ season = "weekly"
 season = "monthly"
 "#;
 
-pub(crate) fn boards() -> Boards {
-    Boards::from_toml(BOARDS).unwrap()
+pub(crate) fn boards() -> BoardDefs {
+    BoardDefs::from_toml(BOARDS).unwrap()
 }
 
 /// Folds `log` in batches cut at `cuts` as the projector does: each batch reads the standings
@@ -132,8 +132,8 @@ season = "weekly"
 aggregate = "min"
 "#;
 
-pub(crate) fn aggregates() -> Boards {
-    Boards::from_toml(AGGREGATES).unwrap()
+pub(crate) fn aggregates() -> BoardDefs {
+    BoardDefs::from_toml(AGGREGATES).unwrap()
 }
 
 /// The ranked standings of one season of one board.
@@ -215,7 +215,7 @@ fn a_season_starts_where_the_previous_ends() {
 
 #[test]
 fn board_definitions_are_checked() {
-    assert_eq!(Boards::from_toml("").unwrap(), Boards::default());
+    assert_eq!(BoardDefs::from_toml("").unwrap(), BoardDefs::default());
     for (text, wanted) in [
         ("[boards.global]\nseason = \"daily\"\n", "built in"),
         ("[boards.x]\nactions = []\nseason = \"daily\"\n", "empty"),
@@ -225,7 +225,7 @@ fn board_definitions_are_checked() {
         ("[boards.x]\nseason = \"daily\"\nreset = true\n", "reset"),
         ("[boards.x]\n", "season"),
     ] {
-        let error = Boards::from_toml(text).unwrap_err().to_string();
+        let error = BoardDefs::from_toml(text).unwrap_err().to_string();
         assert!(error.contains(wanted), "{text:?}: {error}");
     }
     let boards = boards();
@@ -238,7 +238,7 @@ fn board_definitions_are_checked() {
         "season=all-time;actions=complete_quest,win_match;aggregate=min"
     );
     assert_eq!(aggregates.get("latest").unwrap().aggregate, Aggregate::Last);
-    let error = Boards::from_toml("[boards.x]\nseason = \"daily\"\naggregate = \"max\"\n").unwrap_err().to_string();
+    let error = BoardDefs::from_toml("[boards.x]\nseason = \"daily\"\naggregate = \"max\"\n").unwrap_err().to_string();
     assert!(error.contains("max") && error.contains("best"), "{error}");
 }
 

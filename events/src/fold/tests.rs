@@ -6,7 +6,7 @@ use time::macros::datetime;
 use super::*;
 use crate::boards::awards_of;
 use crate::boards::tests::{aggregates, award, boards, earlier_of, logs, moderated};
-use crate::boards::{Boards, GLOBAL};
+use crate::boards::{BoardDefs, GLOBAL};
 
 /// Every board of [`boards`] and [`aggregates`], `global` included.
 fn all_boards() -> Vec<BoardDef> {
@@ -119,7 +119,7 @@ proptest! {
 fn a_late_event_of_an_older_season_is_folded_onto_the_read_models_standing() {
     // Given the daily board holds 2026-11-29, and alice scored on 2026-11-28 before
     let defs: Vec<BoardDef> =
-        Boards::from_toml("[boards.daily]\nseason = \"daily\"\n").unwrap().iter().cloned().collect();
+        BoardDefs::from_toml("[boards.daily]\nseason = \"daily\"\n").unwrap().iter().cloned().collect();
     let log = [
         award(1, "alice", "complete_task", 10, datetime!(2026-11-28 23:59 UTC)),
         award(2, "bob", "complete_task", 5, datetime!(2026-11-29 00:01 UTC)),
@@ -148,7 +148,7 @@ fn a_late_event_of_an_older_season_is_folded_onto_the_read_models_standing() {
 fn all_time_boards_need_nothing_from_the_read_model() {
     // Given only all-time boards, a ban needs no read: memory holds every standing
     let defs: Vec<BoardDef> =
-        Boards::from_toml("[boards.quests]\nactions = [\"complete_quest\"]\nseason = \"all-time\"\n")
+        BoardDefs::from_toml("[boards.quests]\nactions = [\"complete_quest\"]\nseason = \"all-time\"\n")
             .unwrap()
             .iter()
             .cloned()

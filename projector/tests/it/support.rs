@@ -82,21 +82,21 @@ impl WritePath {
     pub async fn assert_read_model_is_the_fold_of_the_log(&self) {
         let pool = self.db.pool().await;
         let (log, read_model) = (PgEventLog::new(pool.clone()), PgLeaderboard::new(pool));
-        let report = projector::audit::verify(&log, &read_model).await.unwrap();
+        let report = projector::verify::verify_read_model(&log, &read_model).await.unwrap();
         assert_eq!(report.position, self.log_head().await, "the read model folded the whole log");
         assert!(report.differences.is_empty(), "read model differs from the log: {:#?}", report.differences);
         assert!(report.players > 0);
-        let boards = events::boards::Boards::from_file(std::path::Path::new(BOARDS)).unwrap();
+        let boards = events::boards::BoardDefs::from_file(std::path::Path::new(BOARDS)).unwrap();
         // A projector builds the boards beside its folding when it starts.
         let report = testkit::eventually(Duration::from_secs(10), || async {
-            let report = projector::audit::verify_boards(&log, &read_model, &boards).await.unwrap();
+            let report = projector::verify::verify_boards(&log, &read_model, &boards).await.unwrap();
             report.not_ready.is_empty().then_some(report)
         })
         .await;
         assert_eq!(report.position, self.log_head().await, "the boards folded the whole log");
         assert!(report.differences.is_empty(), "boards differ from the log: {:#?}", report.differences);
         assert!(report.standings > 0);
-        let usage = projector::audit::verify_usage(&log, &read_model, &boards).await.unwrap();
+        let usage = projector::verify::verify_usage(&log, &read_model, &boards).await.unwrap();
         assert_eq!(usage.position, self.log_head().await);
         assert!(usage.differences.is_empty(), "usage differs from the log: {:#?}", usage.differences);
         assert!(usage.buckets >= 2 * 4, "hours and days of global and three boards: {}", usage.buckets);

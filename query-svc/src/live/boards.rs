@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use events::boards::{BoardDef, Boards, Season, SeasonStanding};
+use events::boards::{BoardDef, BoardDefs, Season, SeasonStanding};
 use events::{Board, BoardChange, Standing};
 use store::{LeaderboardStore, StoreError};
 use time::OffsetDateTime;
@@ -53,14 +53,14 @@ impl Clock for SetClock {
 
 /// Every board a query side serves: `global`, and the current season of each other board.
 pub struct LiveBoards {
-    definitions: Boards,
+    definitions: BoardDefs,
     boards: BTreeMap<String, Arc<LiveBoard>>,
     clock: Arc<dyn Clock>,
 }
 
 impl LiveBoards {
     /// The boards `definitions`, none loaded yet, their seasons by `clock`.
-    pub fn new(definitions: Boards, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(definitions: BoardDefs, clock: Arc<dyn Clock>) -> Self {
         let now = clock.now();
         let boards = definitions
             .iter()
@@ -80,7 +80,7 @@ impl LiveBoards {
     }
 
     /// Every board's definition, `global` first.
-    pub fn definitions(&self) -> &Boards {
+    pub fn definitions(&self) -> &BoardDefs {
         &self.definitions
     }
 
@@ -227,7 +227,7 @@ mod tests {
     #[test]
     fn of_the_seasons_a_fold_changed_only_those_no_board_holds_live_are_past() {
         let now = OffsetDateTime::now_utc();
-        let boards = Boards::from_toml("[boards.daily]\nseason = \"daily\"\n").unwrap();
+        let boards = BoardDefs::from_toml("[boards.daily]\nseason = \"daily\"\n").unwrap();
         let live = LiveBoards::new(boards, Arc::new(SetClock::new(now)));
         let today = Season::of(events::boards::SeasonKind::Daily, now);
         let yesterday = Season::of(events::boards::SeasonKind::Daily, now - time::Duration::days(1));

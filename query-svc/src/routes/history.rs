@@ -90,7 +90,7 @@ async fn event_page<S: EventStore, R>(
         .answer(format!("{of}?after={after}&limit={limit}"), async || {
             let _reading = reader.admit(client, Cost::Heavy)?;
             let stored = read(after, limit).await?;
-            let leaves: Vec<audit::Node> = stored.iter().map(|e| audit::leaf_node(e.position)).collect();
+            let leaves: Vec<tlog::Node> = stored.iter().map(|e| tlog::leaf_node(e.position)).collect();
             let hashes = reader.log.read_nodes(&leaves).await?;
             let events = stored
                 .iter()

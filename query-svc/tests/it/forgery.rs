@@ -50,7 +50,8 @@ async fn metric(stack: &Stack, name: &str) -> f64 {
 
 async fn assert_read_model_is_the_fold_of_the_log(stack: &Stack) {
     let pool = stack.db.pool().await;
-    let report = projector::audit::verify(&PgEventLog::new(pool.clone()), &PgLeaderboard::new(pool)).await.unwrap();
+    let report =
+        projector::verify::verify_read_model(&PgEventLog::new(pool.clone()), &PgLeaderboard::new(pool)).await.unwrap();
     assert!(report.differences.is_empty(), "read model differs from the log: {:#?}", report.differences);
 }
 

@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use audit::note::{NoteVerifier, Signer};
 use serde_json::json;
 use testkit::token;
+use tlog::note::{NoteVerifier, Signer};
 
 use crate::support::{settings, start, submit};
 
@@ -64,7 +64,7 @@ async fn checkpoint_of(client: &reqwest::Client, url: &str, size: u64) -> String
     testkit::eventually(Duration::from_secs(10), || async {
         let note = client.get(format!("{url}/v1/audit/checkpoint")).send().await.unwrap().text().await.unwrap();
         let text = verifier.open(&note).ok()?.to_string();
-        (audit::note::parse_checkpoint(&text).ok()?.1 == size).then_some(note)
+        (tlog::note::parse_checkpoint(&text).ok()?.1 == size).then_some(note)
     })
     .await
 }
@@ -88,20 +88,20 @@ async fn checkpoints_are_signed_as_the_log_grows_and_prove_its_events() {
     assert_eq!(key.trim(), signer.verifier().to_string());
     let note = checkpoint_of(&client, &scoreboard.url, 3).await;
     let text = signer.verifier().open(&note).unwrap();
-    let (origin, size, root) = audit::note::parse_checkpoint(text).unwrap();
+    let (origin, size, root) = tlog::note::parse_checkpoint(text).unwrap();
     assert_eq!((origin, size), ("scoreboard.example/log", 3));
     // An event's inclusion proof leads to the signed root
     let (_, page) = crate::support::get(&client, &scoreboard.url, "/v1/events?after=1&limit=1").await;
-    let leaf: audit::Hash = hex::decode(page["events"][0]["leaf_hash"].as_str().unwrap()).unwrap().try_into().unwrap();
+    let leaf: tlog::Hash = hex::decode(page["events"][0]["leaf_hash"].as_str().unwrap()).unwrap().try_into().unwrap();
     let (_, proof) =
         crate::support::get(&client, &scoreboard.url, "/v1/audit/proof/inclusion?position=2&tree_size=3").await;
-    let path: Vec<audit::Hash> = proof["hashes"]
+    let path: Vec<tlog::Hash> = proof["hashes"]
         .as_array()
         .unwrap()
         .iter()
         .map(|h| hex::decode(h.as_str().unwrap()).unwrap().try_into().unwrap())
         .collect();
-    assert!(audit::verify_inclusion(1, 3, &leaf, &path, &root));
+    assert!(tlog::verify_inclusion(1, 3, &leaf, &path, &root));
     // A forged checkpoint does not verify
     let forged = note.replacen("\n3\n", "\n4\n", 1);
     assert!(signer.verifier().open(&forged).is_err());

@@ -120,7 +120,7 @@ async fn rebuilt_under_live_load<S, R, B>(
     // Then the rebuilt read model, still folding, is the fold of the log
     let (status, board) = get(&client, &url, &format!("/v1/leaderboard?min_position={last}")).await;
     assert_eq!(status, 200, "{board}");
-    let report = projector::audit::verify(&log, &live).await.unwrap();
+    let report = projector::verify::verify_read_model(&log, &live).await.unwrap();
     assert!(report.differences.is_empty(), "{:?}", report.differences);
     assert!(report.position >= last);
     // And the query side reloaded the new generation rather than patching the old one
@@ -128,7 +128,7 @@ async fn rebuilt_under_live_load<S, R, B>(
     assert!(metrics.lines().any(|line| line == "query_board_loads_total 2"), "{metrics}");
     // And its snapshots serve past boards
     let snapshot = live.snapshot_before(last).await.unwrap().expect("a snapshot");
-    let then = projector::audit::replay(&log, snapshot.position).await.unwrap();
+    let then = projector::verify::replay(&log, snapshot.position).await.unwrap();
     assert_eq!(snapshot.standings.len(), then.standings().count(), "the snapshot at {}", snapshot.position);
     scoreboard.stop().await.unwrap();
 }
@@ -152,10 +152,10 @@ async fn a_rebuild_takes_over_at_the_live_checkpoint_even_when_the_log_is_less_t
     // Then the rebuilt read model took over at the live checkpoint and holds the fold of exactly
     // the events up to it (folding on from there counts nothing twice)
     assert_eq!(rebuilt.position, 10);
-    let report = projector::audit::verify(&log, &live).await.unwrap();
+    let report = projector::verify::verify_read_model(&log, &live).await.unwrap();
     assert_eq!(report.position, 10);
     assert!(report.differences.is_empty(), "{:?}", report.differences);
     while live.fold_next(1000).await.unwrap().to < 30 {}
-    let report = projector::audit::verify(&log, &live).await.unwrap();
+    let report = projector::verify::verify_read_model(&log, &live).await.unwrap();
     assert!(report.differences.is_empty(), "{:?}", report.differences);
 }

@@ -77,7 +77,7 @@ impl TilePath {
     /// Reads a path after `tile/`, accepting only the canonical form C2SP prescribes.
     ///
     /// ```
-    /// use audit::tiles::{Tile, TilePath};
+    /// use tlog::tiles::{Tile, TilePath};
     /// assert_eq!(
     ///     TilePath::parse("1/x001/x234/067.p/5"),
     ///     Some(TilePath::Hashes { tile: Tile { level: 1, index: 1_234_067 }, width: 5 })

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use events::boards::{BoardDef, Boards, Place, Season};
+use events::boards::{BoardDef, BoardDefs, Place, Season};
 use events::usage::{Bucket, Granularity, Tally, Usage, Window};
 use events::{Board, Event, RecordedEvent, Standing};
 use store::{EventStore, LeaderboardStore, StoreError};
@@ -22,7 +22,7 @@ pub struct Difference {
     pub log: Option<Standing>,
 }
 
-/// The outcome of [`verify`].
+/// The outcome of [`verify_read_model`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
     /// The checkpoint compared at.
@@ -54,7 +54,10 @@ pub async fn replay<S: EventStore>(log: &S, position: u64) -> Result<Board, Stor
 }
 
 /// Compares the read model with the fold of the log up to the read model's checkpoint.
-pub async fn verify<S: EventStore, R: LeaderboardStore>(log: &S, read_model: &R) -> Result<Report, StoreError> {
+pub async fn verify_read_model<S: EventStore, R: LeaderboardStore>(
+    log: &S,
+    read_model: &R,
+) -> Result<Report, StoreError> {
     let (projected, _) = read_model.load().await?;
     let replayed = replay(log, projected.position()).await?;
     // Banned players included: the read model must hold their scores for when they are unbanned.
@@ -100,7 +103,7 @@ pub struct BoardsReport {
 pub async fn verify_boards<S: EventStore, R: LeaderboardStore>(
     log: &S,
     read_model: &R,
-    boards: &Boards,
+    boards: &BoardDefs,
 ) -> Result<BoardsReport, StoreError> {
     loop {
         let ready = read_model.load_seasons(&[]).await?;
@@ -167,7 +170,7 @@ pub struct UsageReport {
 pub async fn verify_usage<S: EventStore, R: LeaderboardStore>(
     log: &S,
     read_model: &R,
-    boards: &Boards,
+    boards: &BoardDefs,
 ) -> Result<UsageReport, StoreError> {
     let ready = read_model.load_seasons(&[]).await?.ready;
     let global = BoardDef::global();
@@ -270,12 +273,12 @@ async fn extend_log<S: EventStore>(log: &S, events: &mut Vec<RecordedEvent>, pos
     }
 }
 
-/// `verify` against the PostgreSQL database of `database`, printed: every difference, then a
+/// [`verify_read_model`] against the PostgreSQL database of `database`, printed: every difference, then a
 /// summary. `true` when the read model is the fold of the log.
-pub async fn verify_and_print(database: &platform::config::DatabaseConfig) -> anyhow::Result<bool> {
+pub async fn verify_read_model_and_print(database: &platform::config::DatabaseConfig) -> anyhow::Result<bool> {
     let pool = database.pool.connect_lazy(&database.database_url)?;
     let (log, read_model) = (store::PgEventLog::new(pool.clone()), store::PgLeaderboard::new(pool));
-    let report = verify(&log, &read_model).await?;
+    let report = verify_read_model(&log, &read_model).await?;
     for difference in &report.differences {
         println!("{}: read model {:?}, log {:?}", difference.player_id, difference.read_model, difference.log);
     }
@@ -285,7 +288,7 @@ pub async fn verify_and_print(database: &platform::config::DatabaseConfig) -> an
         report.position,
         report.differences.len()
     );
-    let usage = verify_usage(&log, &read_model, &Boards::default()).await?;
+    let usage = verify_usage(&log, &read_model, &BoardDefs::default()).await?;
     for difference in &usage.differences {
         println!("usage {:?}: read model {:?}, log {:?}", difference.bucket, difference.read_model, difference.log);
     }

@@ -2,7 +2,6 @@
 //! inclusion and consistency proofs, computed from the Merkle tree the log's appends keep, and
 //! the tree and the entries as C2SP tlog-tiles lays them out, for standard tile clients.
 
-use audit::tiles::TilePath;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
@@ -12,6 +11,7 @@ use platform::client::ClientIp;
 use platform::openapi::PROBLEM_JSON;
 use serde::{Deserialize, Serialize};
 use store::{EventStore, LeaderboardStore};
+use tlog::tiles::TilePath;
 
 use platform::params::NoParameters;
 
@@ -84,7 +84,7 @@ pub async fn inclusion<S: EventStore, R: LeaderboardStore>(
     let asked = query.tree_size.map(TreeSize::get);
     let _reading = reader.admit(client, Cost::Light)?;
     let tree_size = tree_size(&*reader.log, asked).await?;
-    let plan = audit::Plan::inclusion(position - 1, tree_size).ok_or_else(|| {
+    let plan = tlog::Plan::inclusion(position - 1, tree_size).ok_or_else(|| {
         QueryError::InvalidRequest(format!("position {position} is not in the tree of {tree_size} events"))
     })?;
     let body = reader
@@ -114,7 +114,7 @@ pub async fn consistency<S: EventStore, R: LeaderboardStore>(
     let asked = query.to.map(TreeSize::get);
     let _reading = reader.admit(client, Cost::Light)?;
     let to = tree_size(&*reader.log, asked).await?;
-    let plan = audit::Plan::consistency(from, to)
+    let plan = tlog::Plan::consistency(from, to)
         .ok_or_else(|| QueryError::InvalidRequest(format!("from ({from}) must not be larger than to ({to})")))?;
     let body = reader
         .kept
@@ -143,7 +143,7 @@ async fn tree_size<S: EventStore>(log: &S, asked: Option<u64>) -> Result<u64, Qu
 }
 
 /// The hashes of `plan`, hex, from the stored tree.
-async fn proven<S: EventStore>(log: &S, plan: &audit::Plan) -> Result<Vec<String>, QueryError> {
+async fn proven<S: EventStore>(log: &S, plan: &tlog::Plan) -> Result<Vec<String>, QueryError> {
     let nodes = log.read_nodes(&plan.nodes()).await?;
     let hashes = plan.hashes(&nodes).ok_or_else(|| {
         QueryError::Store(store::StoreError::InvalidRow("a node of the Merkle tree is missing".into()))
