@@ -40,7 +40,7 @@ pub struct Publisher {
     /// JetStream.
     pub js: async_nats::jetstream::Context,
     /// The checkpoint stream.
-    pub stream: platform::jetstream::LogStream,
+    pub stream: platform::nats::LogStream,
 }
 
 impl Publisher {
@@ -48,7 +48,7 @@ impl Publisher {
     /// so replicas signing the same tree publish one message), creating the stream if needed.
     async fn publish(&self, checkpoint: &Checkpoint) -> anyhow::Result<()> {
         self.stream.ensure(&self.js).await.map_err(|e| anyhow::anyhow!("checkpoint stream: {e}"))?;
-        let message = platform::jetstream::checkpoint_publication(checkpoint.tree_size, &checkpoint.note);
+        let message = platform::nats::checkpoint_publication(checkpoint.tree_size, &checkpoint.note);
         let subject = self.stream.subject(&checkpoint.tree_size.to_string());
         self.js.send_publish(subject, message).await?.await?;
         Ok(())

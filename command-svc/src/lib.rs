@@ -24,7 +24,8 @@ use anyhow::Context as _;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use platform::operations::Readiness;
+use platform::metrics::{Kind, Metric};
+use platform::probes::Readiness;
 use store::{EventStore, PgEventLog};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -39,6 +40,49 @@ pub use error::ActionError;
 use crate::append::Appender;
 use crate::limits::RateLimits;
 use crate::relay::Relay;
+
+/// The metrics command-svc records, beside those of every HTTP server ([`platform::metrics::SHARED`]).
+pub const METRICS: &[Metric] = &[
+    ("actions_total", Kind::Counter, "POST /v1/actions answers, by outcome (accepted, retried, or the problem code)."),
+    ("append_batch_size", Kind::Histogram, "Events per group-commit transaction."),
+    ("append_batch_seconds", Kind::Histogram, "Time of one group-commit append, isolating retries included."),
+    ("append_queue_full_total", Kind::Counter, "Actions refused with 503 because the group-commit queue was full."),
+    (
+        "trust_reloads_total",
+        Kind::Counter,
+        "Reloads of keys, operators and catalog on SIGHUP, by outcome (applied, refused).",
+    ),
+    (
+        "checkpoints_total",
+        Kind::Counter,
+        "Checkpoints of the Merkle tree signed, by outcome (signed, failed, unpublished).",
+    ),
+    ("checkpoint_tree_size", Kind::Gauge, "Tree size of the latest checkpoint this process signed."),
+    (
+        "moderation_events_total",
+        Kind::Counter,
+        "Bans, unbans and revocations asked for by operators, by outcome (appended, refused).",
+    ),
+    ("relay_published_position", Kind::Gauge, "Log position of the last event published to JetStream."),
+    ("relay_lag_events", Kind::Gauge, "Events in the log not yet published to JetStream."),
+    ("relay_published_total", Kind::Counter, "Events published to JetStream."),
+    ("relay_errors_total", Kind::Counter, "Relay rounds interrupted by an error."),
+    (
+        "relay_foreign_messages_total",
+        Kind::Counter,
+        "Stream messages the relay stepped over: not written by a relay of this log.",
+    ),
+    (
+        "relay_resynchronisations_total",
+        Kind::Counter,
+        "Times the relay resynchronised after someone else wrote into the stream.",
+    ),
+    (
+        "relay_diverged",
+        Kind::Gauge,
+        "1 while the stream holds an event beyond the log's head (the log is behind the stream).",
+    ),
+];
 
 /// How long a write may stall before the client is disconnected.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -172,7 +216,7 @@ pub fn command_side<S: EventStore>(
 /// let the group-commit task drain; then give the relay a last chance to publish; exit.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     // The recorder first, so that what the service records while starting is not lost.
-    platform::operations::prometheus();
+    platform::metrics::install(METRICS);
     let connections = config.http.connection_caps().map_err(anyhow::Error::msg)?;
     let Some(pool) =
         platform::postgres::connect_and_migrate(&config.database, &shutdown).await.context("DATABASE_URL")?
@@ -180,7 +224,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         return Ok(());
     };
     let log = PgEventLog::new(pool);
-    let nats = platform::jetstream::connect(&config.nats, "command-svc").await.context("NATS_URL")?;
+    let nats = platform::nats::connect(&config.nats, "command-svc").await.context("NATS_URL")?;
     let committed = Arc::new(Notify::new());
     let trust = config::load_trust(&config.keys, &config.tokens)?;
     let (desk, background) =

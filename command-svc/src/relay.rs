@@ -28,7 +28,7 @@ use std::time::Duration;
 use async_nats::jetstream;
 use async_nats::jetstream::context::PublishErrorKind;
 use platform::backoff::Backoff;
-use platform::jetstream::{LogStream, POSITION_HEADER};
+use platform::nats::{LogStream, POSITION_HEADER};
 use sqlx::Connection as _;
 use sqlx::postgres::PgListener;
 use store::{EventStore, PgEventLog, StoreError};
@@ -245,7 +245,7 @@ impl Relay {
             }
             let mut acks = Vec::with_capacity(events.len());
             for (sequence, event) in (cursor.sequence + 1..).zip(&events) {
-                let message = platform::jetstream::publication(event).expected_last_sequence(sequence - 1);
+                let message = platform::nats::publication(event).expected_last_sequence(sequence - 1);
                 let ack = self
                     .js
                     .send_publish(self.stream.subject(&event.event_type), message)

@@ -674,9 +674,9 @@ async fn forge(nats_urls: String, tally: Arc<Tally>, stop: CancellationToken) {
         tokio::time::sleep(Duration::from_secs(5)).await;
         let position = tally.head.load(Ordering::Relaxed) + 1;
         let mut headers = async_nats::HeaderMap::new();
-        headers.insert(platform::jetstream::POSITION_HEADER, position.to_string().as_str());
-        headers.insert(platform::jetstream::EVENT_TYPE_HEADER, "ScoreAwarded");
-        headers.insert(platform::jetstream::EVENT_VERSION_HEADER, "1");
+        headers.insert(platform::nats::POSITION_HEADER, position.to_string().as_str());
+        headers.insert(platform::nats::EVENT_TYPE_HEADER, "ScoreAwarded");
+        headers.insert(platform::nats::EVENT_VERSION_HEADER, "1");
         let payload = serde_json::json!({
             "event_id": Uuid::now_v7(), "action_id": Uuid::now_v7(), "player_id": "forger",
             "action": "complete_task", "points": 1_000_000, "recorded_at": "2026-01-01T00:00:00Z",

@@ -11,7 +11,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use tower_http::classify::ServerErrorsFailureClass;
 
-use crate::operations::{Readiness, router};
+use crate::probes::{Readiness, router};
 
 /// The header that names a request: the client's own when it sent one, else a fresh UUID.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -159,7 +159,7 @@ mod tests {
 
     use super::*;
     use crate::Problem;
-    use crate::operations::tests::get_status;
+    use crate::probes::tests::get_status;
     use axum::body::Body;
     use axum::routing::get;
     use tower::ServiceExt;

@@ -1,19 +1,22 @@
-//! What every Scoreboard process shares: tracing setup, shutdown on SIGTERM, RFC 9457 problem
-//! documents, the `/healthz` `/readyz` `/metrics` endpoints, reaching PostgreSQL and NATS with
-//! retries, and the definition of the JetStream stream that copies the event log.
+//! What every Scoreboard process shares, a module per concern: configuration (`config`), the
+//! HTTP assembly (`http`) and serving (`connections`, `long_lived`), probes (`probes`) and
+//! metrics (`metrics`), the OpenAPI description (`openapi`), RFC 9457 problem documents
+//! (`problem`), limits and client addresses, reaching PostgreSQL (`postgres`) and NATS with the
+//! JetStream stream that copies the event log (`nats`), tracing and shutdown on SIGTERM.
 
 pub mod backoff;
 pub mod client;
 pub mod config;
 pub mod connections;
 pub mod http;
-pub mod jetstream;
 pub mod limits;
 pub mod long_lived;
+pub mod metrics;
+pub mod nats;
 pub mod openapi;
-pub mod operations;
 pub mod params;
 pub mod postgres;
+pub mod probes;
 pub mod problem;
 pub mod shutdown;
 pub mod telemetry;

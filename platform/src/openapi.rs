@@ -15,12 +15,9 @@ use crate::Problem;
 /// The media type of every error answer.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
-/// The operations endpoints every service serves (see [`crate::operations::router`]).
+/// The operations endpoints every service serves (see [`crate::probes::router`]).
 #[derive(utoipa::OpenApi)]
-#[openapi(
-    paths(crate::operations::healthz, crate::operations::readyz, crate::operations::metrics),
-    components(schemas(Problem))
-)]
+#[openapi(paths(crate::probes::healthz, crate::probes::readyz, crate::metrics::metrics), components(schemas(Problem)))]
 struct Operations;
 
 /// A service's whole description: its `routes` (described by the service) with the operations

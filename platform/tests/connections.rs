@@ -36,7 +36,7 @@ impl Drop for Server {
 
 /// [`Server`] with `flags` (as the binaries read them).
 async fn serve(flags: &[&str]) -> Server {
-    platform::operations::prometheus();
+    platform::metrics::prometheus();
     let cli = Cli::parse_from(std::iter::once("test").chain(flags.iter().copied()));
     let caps = cli.http.connection_caps().unwrap();
     let app = axum::Router::new().route("/", get(|| async { "hello" })).route(
@@ -140,7 +140,7 @@ async fn connections_beyond_the_per_address_cap_are_refused_and_others_are_serve
     drop(held);
     let served = until_served(|| exchange(&server, "127.0.0.1", HELLO)).await;
     assert!(served.ends_with("hello"), "closing a connection frees its place: {served}");
-    let metrics = platform::operations::prometheus().render();
+    let metrics = platform::metrics::prometheus().render();
     assert!(metrics.contains("http_connections_refused_total{reason=\"per_address\"}"), "counted");
 }
 

@@ -16,13 +16,46 @@ use axum::Router;
 use clap::Args;
 use platform::backoff::Backoff;
 use platform::config::{BoardsConfig, DatabaseConfig, HttpConfig, NatsConfig, parse_duration};
-use platform::operations::Readiness;
+use platform::metrics::{Kind, Metric};
+use platform::probes::Readiness;
 use store::{Applied, LeaderboardStore, PgEventLog};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::announce::Announcer;
 use crate::projection::{Projection, Settings};
+
+/// The metrics projector records, beside those of every HTTP server ([`platform::metrics::SHARED`]).
+pub const METRICS: &[Metric] = &[
+    ("anomaly_flags_total", Kind::Counter, "Players flagged for review by the anomaly rules, by rule: the flag rate."),
+    ("usage_actions_total", Kind::Counter, "Actions folded into usage analytics, by action (of the catalog)."),
+    ("usage_points_total", Kind::Counter, "Points awarded by the actions folded into usage analytics."),
+    ("usage_new_players_total", Kind::Counter, "Players folded whose first award ever it was."),
+    (
+        "usage_active_players",
+        Kind::Gauge,
+        "Distinct players awarded in the newest UTC hour or day folded, by window (hour, day).",
+    ),
+    ("projector_checkpoint", Kind::Gauge, "Log position the read model has folded through."),
+    (
+        "season_results_published_total",
+        Kind::Counter,
+        "Versions of season results published (a season closed, or moderation amended one).",
+    ),
+    ("season_results_relayed_total", Kind::Counter, "Versions of season results sent to JetStream."),
+    ("projector_lag_events", Kind::Gauge, "Stream messages not yet delivered to the projector."),
+    ("projector_events_applied_total", Kind::Counter, "Events folded into the read model."),
+    (
+        "projector_events_skipped_total",
+        Kind::Counter,
+        "Delivered messages at or below the checkpoint (redeliveries, duplicates).",
+    ),
+    ("projector_forged_messages_total", Kind::Counter, "Stream messages the event log contradicts: never folded."),
+    ("projector_foreign_messages_total", Kind::Counter, "Stream messages without a position header: not events."),
+    ("projector_errors_total", Kind::Counter, "Projection runs interrupted by an error."),
+    ("projector_batch_size", Kind::Histogram, "Events folded per transaction."),
+    ("projector_batch_seconds", Kind::Histogram, "Time to fold and acknowledge one batch."),
+];
 
 /// Everything `projector` needs.
 #[derive(Debug, Clone, Args)]
@@ -151,14 +184,14 @@ pub fn api_description() -> utoipa::openapi::OpenApi {
 /// Runs the projector on `listener` until `shutdown` is cancelled.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     // The recorder first, so that what the service records while starting is not lost.
-    platform::operations::prometheus();
+    platform::metrics::install(METRICS);
     let connections = config.http.connection_caps().map_err(anyhow::Error::msg)?;
     let Some(pool) =
         platform::postgres::connect_and_migrate(&config.database, &shutdown).await.context("DATABASE_URL")?
     else {
         return Ok(());
     };
-    let nats = platform::jetstream::connect(&config.nats, "projector").await.context("NATS_URL")?;
+    let nats = platform::nats::connect(&config.nats, "projector").await.context("NATS_URL")?;
     let announcer =
         Announcer::Nats { client: nats.clone(), subject: config.nats.subjects.nats_changes_subject.clone() };
     let projection = Projection::new(

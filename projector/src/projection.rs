@@ -25,7 +25,7 @@ use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use async_nats::jetstream::{self, Message};
 use futures::StreamExt as _;
 use platform::backoff::Backoff;
-use platform::jetstream::LogStream;
+use platform::nats::LogStream;
 use sqlx::Connection as _;
 use store::{LeaderboardStore, PgLeaderboard, StoreError};
 use tokio_util::sync::CancellationToken;
@@ -184,7 +184,7 @@ impl Projection {
         let mut last = None;
         for message in batch {
             let message = message.map_err(jetstream_error)?;
-            match platform::jetstream::claim(message.headers.as_ref(), &message.payload) {
+            match platform::nats::claim(message.headers.as_ref(), &message.payload) {
                 Ok(claim) => claims.push(claim),
                 Err(foreign) => {
                     metrics::counter!("projector_foreign_messages_total").increment(1);

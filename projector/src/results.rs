@@ -17,7 +17,7 @@ pub struct Relay {
     /// The JetStream context.
     pub js: async_nats::jetstream::Context,
     /// `<NATS_STREAM>_RESULTS`.
-    pub stream: platform::jetstream::LogStream,
+    pub stream: platform::nats::LogStream,
 }
 
 /// The most entries one message carries: some 200 KB, well under JetStream's default
@@ -58,7 +58,7 @@ impl Relay {
         let subject = self.stream.subject(results.board.as_str());
         for part in 1..=parts {
             let page = results.published((part - 1) * ENTRIES_PER_MESSAGE, ENTRIES_PER_MESSAGE);
-            let message = platform::jetstream::results_publication(&page, part, parts);
+            let message = platform::nats::results_publication(&page, part, parts);
             self.js.send_publish(subject.clone(), message).await?.await?;
         }
         Ok(())

@@ -23,7 +23,8 @@ use events::boards::BoardDefs;
 use platform::config::{BoardsConfig, DatabaseConfig, HttpConfig, NatsConfig, parse_duration};
 use platform::connections::Caps;
 use platform::limits::RateLimit;
-use platform::operations::Readiness;
+use platform::metrics::{Kind, Metric};
+use platform::probes::Readiness;
 use store::{EventStore, LeaderboardStore, PgEventLog, PgLeaderboard};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -36,6 +37,33 @@ use crate::live::{ChangeFeed, Clock, LiveBoard, LiveBoards, SystemClock};
 use crate::routes::streams::{self, Streams};
 use crate::routes::{boards, history, leaderboard, proofs, results};
 use crate::state::{Reader, ReaderState};
+
+/// The metrics query-svc records, beside those of every HTTP server ([`platform::metrics::SHARED`]).
+pub const METRICS: &[Metric] = &[
+    ("query_board_position", Kind::Gauge, "Log position of the board this query service serves."),
+    ("query_board_loads_total", Kind::Counter, "Whole-board loads from the read model (start, restore)."),
+    (
+        "query_projection_lagging_total",
+        Kind::Counter,
+        "Reads answered 503 projection_lagging (min_position not reached in time).",
+    ),
+    ("query_announcements_unconfirmed_total", Kind::Counter, "Announcements claiming more than the read model holds."),
+    ("query_announcements_ignored_total", Kind::Counter, "Announcements that are not a position."),
+    ("query_rate_limited_total", Kind::Counter, "Reads refused with 429 by the per-address limit."),
+    (
+        "query_database_reads_refused_total",
+        Kind::Counter,
+        "Reads of the database (past boards, the log, proofs) refused with 503, by reason (per_address, total).",
+    ),
+    ("query_cache_hits_total", Kind::Counter, "Reads of the database answered from memory, by kind."),
+    ("live_connections", Kind::Gauge, "Open live streams, by kind (sse, ws)."),
+    ("live_connections_refused_total", Kind::Counter, "Live streams refused with 503, by reason (per_address, total)."),
+    (
+        "live_boards_conflated_total",
+        Kind::Counter,
+        "Boards a live stream skipped because a newer one was ready when its client was.",
+    ),
+];
 
 /// Everything `query-svc` needs.
 #[derive(Debug, Clone, Args)]
@@ -264,7 +292,7 @@ pub fn board_loaded(readiness: Readiness, live: Arc<LiveBoard>) -> Readiness {
 /// Runs query-svc on `listener` until `shutdown` is cancelled.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     // The recorder first, so that what the service records while starting is not lost.
-    platform::operations::prometheus();
+    platform::metrics::install(METRICS);
     let connections = config.http.connection_caps().map_err(anyhow::Error::msg)?;
     let streams_max = config.reads.live_streams_max(connections).map_err(anyhow::Error::msg)?;
     let Some(pool) =
@@ -272,7 +300,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     else {
         return Ok(());
     };
-    let nats = platform::jetstream::connect(&config.nats, "query-svc").await.context("NATS_URL")?;
+    let nats = platform::nats::connect(&config.nats, "query-svc").await.context("NATS_URL")?;
     let feed = ChangeFeed::Nats { client: nats.clone(), subject: config.nats.subjects.nats_changes_subject.clone() };
     let serving = Serving::new(config.boards.load().context("BOARDS")?, streams_max);
     let (routes, live, keeper) =

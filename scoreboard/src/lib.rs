@@ -19,7 +19,7 @@ use command_svc::{ActionDesk, AppendConfig, AuditConfig, Background, KeyConfig, 
 use events::KeySet;
 use platform::config::{BoardsConfig, DatabaseConfig, HttpConfig, NatsAuth, NatsConfig, PoolConfig, SubjectConfig};
 use platform::connections::Caps;
-use platform::operations::Readiness;
+use platform::probes::Readiness;
 use projector::ProjectionConfig;
 use projector::announce::Announcer;
 use query_svc::live::ChangeFeed;
@@ -189,7 +189,9 @@ pub async fn start_with_clock(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Option<Scoreboard>> {
     // The recorder first, so that what the service records while starting is not lost.
-    platform::operations::prometheus();
+    for own in [command_svc::METRICS, projector::METRICS, query_svc::METRICS] {
+        platform::metrics::install(own);
+    }
     let connections = config.http.connection_caps().map_err(anyhow::Error::msg)?;
     let streams_max = config.reads.live_streams_max(connections).map_err(anyhow::Error::msg)?;
     let serving = Serving { boards: config.boards.load().context("BOARDS")?, clock, streams_max };
@@ -319,7 +321,7 @@ async fn distributed(
     let Some(pool) = platform::postgres::connect_and_migrate(&database, shutdown).await.context("DATABASE_URL")? else {
         return Ok(None);
     };
-    let nats = platform::jetstream::connect(&nats_config, "scoreboard").await.context("NATS_URL")?;
+    let nats = platform::nats::connect(&nats_config, "scoreboard").await.context("NATS_URL")?;
     tracing::info!("distributed mode: PostgreSQL and JetStream");
     let log = PgEventLog::new(pool.clone());
     let (desk, background) = config.command_side(log.clone(), trust, committed.clone(), shutdown)?;

@@ -10,6 +10,7 @@ mod cold;
 mod demo;
 mod distributed;
 mod embedded;
+mod metrics;
 mod moderation;
 mod openapi;
 mod past;

@@ -1,5 +1,5 @@
-//! The JetStream stream that holds an exact, ordered copy of the event log: stream sequence
-//! `n` is the event at log position `n`.
+//! NATS: connecting to it, and the JetStream stream that holds an exact, ordered copy of the
+//! event log (stream sequence `n` is the event at log position `n`).
 
 use std::time::Duration;
 
