@@ -132,10 +132,13 @@ pub async fn respond<S: AsyncRead + AsyncWrite + ?Sized>(
                 chunk.extend_from_slice(b"\r\n");
                 within(write_timeout, socket.write_all(&chunk)).await?;
             }
-            Some(None | Some(Err(_))) => {
+            // The end: the last chunk says the answer is whole.
+            Some(None) => {
                 within(write_timeout, socket.write_all(b"0\r\n\r\n")).await?;
                 return Ok(false);
             }
+            // A body that failed is not whole: the connection closes without the last chunk.
+            Some(Some(Err(_))) => return Ok(false),
         }
     }
 }
@@ -253,6 +256,16 @@ mod tests {
         assert!(head.starts_with("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ndate: "), "{head}");
         assert!(head.ends_with("\r\ntransfer-encoding: chunked"), "{head}");
         assert_eq!(body, "9\r\ndata: 1\n\n\r\na\r\ndata: 22\n\n\r\n0\r\n\r\n");
+    }
+
+    #[tokio::test]
+    async fn a_stream_whose_body_fails_ends_without_the_last_chunk() {
+        let frames = futures::stream::iter([Ok("data: 1\n\n"), Err(io::Error::other("gone"))]);
+        let response =
+            Response::builder().header("content-type", "text/event-stream").body(Body::from_stream(frames)).unwrap();
+        let (text, keep) = written(response, false).await;
+        assert!(!keep);
+        assert!(text.ends_with("\r\n\r\n9\r\ndata: 1\n\n\r\n"), "{text}");
     }
 
     #[tokio::test]
