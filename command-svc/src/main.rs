@@ -26,6 +26,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     platform::telemetry::init();
+    platform::return_freed_memory();
     let cli = Cli::parse_from(platform::config::default_subcommand(std::env::args_os(), "serve"));
     match cli.command {
         Command::MintToken(args) => match mint_token(&args) {

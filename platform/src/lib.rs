@@ -40,3 +40,16 @@ macro_rules! jemalloc {
 
 #[doc(hidden)]
 pub use tikv_jemallocator::Jemalloc;
+
+/// Has jemalloc return the memory a service frees to the system from a thread of its own,
+/// within seconds (its default decay, ten seconds), rather than only when the service next
+/// allocates or frees: a query service that loads its boards (millions of rows read, turned
+/// into standings and dropped) and then serves from memory would otherwise keep the pages
+/// of that load resident while idle — about 50 MB beside three boards of a million players
+/// (BENCHMARKS.md). Each service's `main` calls it first; it is harmless where jemalloc is
+/// not the allocator.
+pub fn return_freed_memory() {
+    if let Err(error) = tikv_jemalloc_ctl::background_thread::write(true) {
+        tracing::debug!(error.message = %error, "jemalloc's background thread did not start");
+    }
+}

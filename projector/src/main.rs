@@ -27,6 +27,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     platform::telemetry::init();
+    platform::return_freed_memory();
     let cli = Cli::parse_from(platform::config::default_subcommand(std::env::args_os(), "serve"));
     let outcome = match cli.command {
         Command::Serve(config) => serve(*config).await,

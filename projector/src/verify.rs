@@ -120,8 +120,8 @@ pub async fn verify_boards<S: EventStore, R: LeaderboardStore>(
         if loaded.anchor.position != ready.anchor.position {
             continue; // The fold moved meanwhile: compare again at one position.
         }
-        let projected: BTreeMap<Place, Standing> =
-            loaded.standings.into_iter().map(|s| (s.place(), s.standing)).collect();
+        let position = loaded.anchor.position;
+        let projected: BTreeMap<Place, Standing> = loaded.into_standings().map(|s| (s.place(), s.standing)).collect();
         let places: BTreeSet<&Place> = folded.keys().chain(projected.keys()).collect();
         let differences = places
             .into_iter()
@@ -133,7 +133,7 @@ pub async fn verify_boards<S: EventStore, R: LeaderboardStore>(
             })
             .collect();
         return Ok(BoardsReport {
-            position: loaded.anchor.position,
+            position,
             standings: projected.len(),
             not_ready: not_ready.into_iter().map(|def| def.id.to_string()).collect(),
             differences,

@@ -16,6 +16,7 @@ struct Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     platform::telemetry::init();
+    platform::return_freed_memory();
     let config = Cli::parse().config;
     let outcome = async {
         let listener = tokio::net::TcpListener::bind(config.addr).await?;

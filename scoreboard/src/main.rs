@@ -9,6 +9,7 @@ platform::jemalloc!();
 #[tokio::main]
 async fn main() -> ExitCode {
     platform::telemetry::init();
+    platform::return_freed_memory();
     let config = scoreboard::Config::parse();
     let outcome = async {
         let listener = tokio::net::TcpListener::bind(config.addr).await?;

@@ -41,8 +41,8 @@ use uuid::Uuid;
 pub use error::StoreError;
 pub use log::EventLog;
 pub use model::{
-    Anchor, AppendOutcome, Applied, BoardsBuilt, Changes, Checkpoint, Claim, KeptSigner, NewEvent, Rebuilt, Refusal,
-    SeasonResults, Seasons, StoredEvent, UsageFolded, UsageStats,
+    Anchor, AppendOutcome, Applied, BoardSeason, BoardsBuilt, Changes, Checkpoint, Claim, KeptSigner, NewEvent,
+    Rebuilt, Refusal, SeasonResults, Seasons, StoredEvent, UsageFolded, UsageStats,
 };
 pub use postgres::{PgEventLog, PgLeaderboard};
 pub use read_model::ReadModel;

@@ -1,8 +1,8 @@
 //! What the store's operations take and give: events to append and what became of them,
 //! events as stored, checkpoints, and where a read model stands.
 
-use events::boards::SeasonStanding;
-use events::{BoardChange, DecodeError, Event, RecordedEvent};
+use events::boards::{Season, SeasonStanding};
+use events::{BoardChange, DecodeError, Event, RecordedEvent, Standing};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -216,10 +216,41 @@ pub struct Seasons {
     /// The boards ready to serve (folded up to the checkpoint): id → definition
     /// ([`BoardDef::definition`]). A board being built, or defined otherwise, is not among them.
     pub ready: std::collections::BTreeMap<String, String>,
-    /// Every standing of the seasons asked for, on the boards ready.
-    pub standings: Vec<SeasonStanding>,
+    /// The seasons asked for, on the boards ready, each with every standing it holds (a season
+    /// without any is left out).
+    pub seasons: Vec<BoardSeason>,
     /// Where the read model stands.
     pub anchor: Anchor,
+}
+
+/// Every standing of one season of one board, as the read model holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoardSeason {
+    /// The board.
+    pub board: events::BoardId,
+    /// The season.
+    pub season: Season,
+    /// Its standings, in no particular order.
+    pub standings: Vec<Standing>,
+}
+
+impl Seasons {
+    /// Takes the standings of `season` of `board` (none if it holds none).
+    pub fn take(&mut self, board: &str, season: Season) -> Vec<Standing> {
+        self.seasons
+            .iter_mut()
+            .find(|held| held.board.as_str() == board && held.season == season)
+            .map(|held| std::mem::take(&mut held.standings))
+            .unwrap_or_default()
+    }
+
+    /// Every standing, each with its board and season.
+    pub fn into_standings(self) -> impl Iterator<Item = SeasonStanding> {
+        self.seasons.into_iter().flat_map(|held| {
+            let (board, season) = (held.board, held.season);
+            held.standings.into_iter().map(move |standing| SeasonStanding { board: board.clone(), season, standing })
+        })
+    }
 }
 
 /// What [`LeaderboardStore::build_boards`] did.

@@ -13,7 +13,7 @@ use crate::rows::PROJECTION;
 use crate::rows::{BoardRow, ChangeRow, ChangesSinceRow, SeasonRow, SnapshotRow, StandingRow, from_db, to_db};
 use crate::snapshot::{self, Changed, Snapshot};
 use crate::sql::{self, Arg, Backend};
-use crate::{Anchor, Applied, BoardsBuilt, Changes, Claim, LeaderboardStore, Seasons, StoreError};
+use crate::{Anchor, Applied, BoardSeason, BoardsBuilt, Changes, Claim, LeaderboardStore, Seasons, StoreError};
 
 /// The most change rows one read of changes takes: a query service further behind loads the
 /// board afresh.
@@ -170,13 +170,21 @@ impl<B: Backend> LeaderboardStore for ReadModel<B> {
             Arg::Texts(seasons.iter().map(String::as_str).collect()),
             Arg::Int(position),
         ];
-        let standings: Vec<SeasonStanding> = B::stream::<SeasonRow>(&mut tx, B::SQL.seasons, args)
-            .and_then(|row| std::future::ready(SeasonStanding::try_from(row)))
-            .try_collect()
-            .await?;
+        // Rows go into their season as they arrive: a query service loads millions of them, and
+        // a row held with its board and season until all have come would double what it holds.
+        let mut seasons: Vec<BoardSeason> = Vec::new();
+        let mut rows = B::stream::<SeasonRow>(&mut tx, B::SQL.seasons, args);
+        while let Some(row) = rows.try_next().await? {
+            let SeasonStanding { board, season, standing } = SeasonStanding::try_from(row)?;
+            match seasons.iter_mut().find(|held| held.board == board && held.season == season) {
+                Some(held) => held.standings.push(standing),
+                None => seasons.push(BoardSeason { board, season, standings: vec![standing] }),
+            }
+        }
+        drop(rows);
         tx.commit().await?;
         let anchor = Anchor { position: from_db(position), event_id: None, generation: from_db(generation) };
-        Ok(Seasons { ready: ready.collect(), standings, anchor })
+        Ok(Seasons { ready: ready.collect(), seasons, anchor })
     }
 
     async fn build_boards(&self, batch: u32) -> Result<BoardsBuilt, StoreError> {

@@ -605,7 +605,7 @@ async fn seasons_and_their_fold<B: Backend>(
             .map(|s| (s.place(), s.standing))
             .collect()
     };
-    (keyed(loaded.standings), keyed(folded))
+    (keyed(loaded.into_standings().collect()), keyed(folded))
 }
 
 async fn boards_fold_with_global_and_a_board_added_later_is_built_from_the_log<B: Backend>(backend: B) {

@@ -119,16 +119,14 @@ impl LiveBoards {
         if wanted.is_empty() {
             return Ok(());
         }
-        let loaded = read_model.load_seasons(&wanted).await?;
-        let (ready, position) = (loaded.ready, loaded.anchor.position);
-        let mut by_board: BTreeMap<String, Vec<Standing>> = BTreeMap::new();
-        for mut standing in loaded.standings {
-            share_ids(global, &mut standing.standing);
-            by_board.entry(standing.board.to_string()).or_default().push(standing.standing);
-        }
+        let mut loaded = read_model.load_seasons(&wanted).await?;
+        let position = loaded.anchor.position;
         for ((def, live), (_, season)) in self.named().zip(&wanted) {
-            let standings = by_board.remove(def.id.as_str()).unwrap_or_default();
-            hold(def, live, *season, &ready, Board::of(def.aggregate).with(position, standings));
+            let standings = loaded.take(def.id.as_str(), *season).into_iter().map(|mut standing| {
+                share_ids(global, &mut standing);
+                standing
+            });
+            hold(def, live, *season, &loaded.ready, Board::of(def.aggregate).with(position, standings));
         }
         Ok(())
     }
@@ -212,11 +210,11 @@ pub(crate) async fn read_season<R: LeaderboardStore>(
     def: &BoardDef,
     season: Season,
 ) -> Result<Option<Board>, StoreError> {
-    let loaded = read_model.load_seasons(&[(def.id.to_string(), season)]).await?;
+    let mut loaded = read_model.load_seasons(&[(def.id.to_string(), season)]).await?;
     if loaded.ready.get(def.id.as_str()) != Some(&def.definition()) {
         return Ok(None);
     }
-    let standings = loaded.standings.into_iter().map(|s| s.standing);
+    let standings = loaded.take(def.id.as_str(), season);
     Ok(Some(Board::of(def.aggregate).with(loaded.anchor.position, standings)))
 }
 
