@@ -390,6 +390,17 @@ impl Board {
         self.slot(player_id).map(|slot| &self.standings[slot as usize])
     }
 
+    /// Makes `standing` hold the id this board holds for its player, and the name when it is the
+    /// same: one allocation of each, however many boards hold the player.
+    pub fn share_ids(&self, standing: &mut Standing) {
+        if let Some(held) = self.held_standing(standing.player_id.as_str()) {
+            standing.player_id = held.player_id.clone();
+            if standing.name == held.name {
+                standing.name.clone_from(&held.name);
+            }
+        }
+    }
+
     /// Every standing, banned ones included, in no particular order: what the read model holds.
     pub fn standings(&self) -> impl Iterator<Item = &Standing> {
         self.standings.iter()

@@ -29,7 +29,7 @@ async fn the_boards_benchmark_writes_a_log_and_builds_each_board_from_it() {
         ("daily".to_string(), season(events::boards::SeasonKind::Daily)),
         ("weekly".to_string(), season(events::boards::SeasonKind::Weekly)),
     ];
-    let seasons = read_model.load_seasons(&wanted).await.unwrap();
+    let seasons = read_model.load_seasons(&wanted, None).await.unwrap();
     assert_eq!(seasons.ready.len(), 2);
     assert_eq!(seasons.anchor.position, 700);
     assert_eq!(seasons.seasons.iter().map(|held| held.standings.len()).sum::<usize>(), 600);

@@ -106,7 +106,7 @@ pub async fn verify_boards<S: EventStore, R: LeaderboardStore>(
     boards: &BoardDefs,
 ) -> Result<BoardsReport, StoreError> {
     loop {
-        let ready = read_model.load_seasons(&[]).await?;
+        let ready = read_model.load_seasons(&[], None).await?;
         let (ready_boards, not_ready): (Vec<BoardDef>, Vec<BoardDef>) =
             boards.named().iter().cloned().partition(|def| ready.ready.get(def.id.as_str()) == Some(&def.definition()));
         let events = read_log(log, ready.anchor.position).await?;
@@ -116,7 +116,7 @@ pub async fn verify_boards<S: EventStore, R: LeaderboardStore>(
             .map(|s| (s.place(), s.standing))
             .collect();
         let wanted: BTreeSet<(String, Season)> = folded.keys().map(|p| (p.board.to_string(), p.season)).collect();
-        let loaded = read_model.load_seasons(&wanted.into_iter().collect::<Vec<_>>()).await?;
+        let loaded = read_model.load_seasons(&wanted.into_iter().collect::<Vec<_>>(), None).await?;
         if loaded.anchor.position != ready.anchor.position {
             continue; // The fold moved meanwhile: compare again at one position.
         }
@@ -172,7 +172,7 @@ pub async fn verify_usage<S: EventStore, R: LeaderboardStore>(
     read_model: &R,
     boards: &BoardDefs,
 ) -> Result<UsageReport, StoreError> {
-    let ready = read_model.load_seasons(&[]).await?.ready;
+    let ready = read_model.load_seasons(&[], None).await?.ready;
     let global = BoardDef::global();
     let counted: Vec<&BoardDef> = std::iter::once(&global)
         .chain(boards.named().iter().filter(|def| ready.get(def.id.as_str()) == Some(&def.definition())))

@@ -167,7 +167,14 @@ pub trait LeaderboardStore: Clone + Send + Sync + 'static {
     fn load(&self) -> impl Future<Output = Result<(Board, Anchor), StoreError>> + Send;
 
     /// The seasons `wanted` of boards other than `global`, read from one consistent snapshot.
-    fn load_seasons(&self, wanted: &[(String, Season)]) -> impl Future<Output = Result<Seasons, StoreError>> + Send;
+    /// A player `ids` holds (`global`, already loaded) is given its id and name as they arrive,
+    /// so that each is held once however many boards hold the player, and the copies read are
+    /// dropped before the next row is read.
+    fn load_seasons(
+        &self,
+        wanted: &[(String, Season)],
+        ids: Option<&Board>,
+    ) -> impl Future<Output = Result<Seasons, StoreError>> + Send;
 
     /// Makes the boards of the read model those it was given (see `boards`): drops the boards no
     /// longer defined, and builds the new ones (and those defined otherwise than before) from the

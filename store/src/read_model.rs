@@ -158,7 +158,7 @@ impl<B: Backend> LeaderboardStore for ReadModel<B> {
         Ok((Board::from_standings(anchor.position, standings), anchor))
     }
 
-    async fn load_seasons(&self, wanted: &[(String, Season)]) -> Result<Seasons, StoreError> {
+    async fn load_seasons(&self, wanted: &[(String, Season)], ids: Option<&Board>) -> Result<Seasons, StoreError> {
         let mut tx = self.backend.begin_read().await?;
         let (position, generation): (i64, i64) =
             sql::one::<B, _>(&mut tx, B::SQL.checkpoint, vec![Arg::Text(PROJECTION)]).await?;
@@ -175,7 +175,10 @@ impl<B: Backend> LeaderboardStore for ReadModel<B> {
         let mut seasons: Vec<BoardSeason> = Vec::new();
         let mut rows = B::stream::<SeasonRow>(&mut tx, B::SQL.seasons, args);
         while let Some(row) = rows.try_next().await? {
-            let SeasonStanding { board, season, standing } = SeasonStanding::try_from(row)?;
+            let SeasonStanding { board, season, mut standing } = SeasonStanding::try_from(row)?;
+            if let Some(ids) = ids {
+                ids.share_ids(&mut standing);
+            }
             match seasons.iter_mut().find(|held| held.board == board && held.season == season) {
                 Some(held) => held.standings.push(standing),
                 None => seasons.push(BoardSeason { board, season, standings: vec![standing] }),

@@ -594,7 +594,7 @@ async fn seasons_and_their_fold<B: Backend>(
     use events::boards::{Season, SeasonStanding};
     let wanted: Vec<(String, Season)> =
         seasons.iter().map(|(board, season)| (board.to_string(), season.parse().unwrap())).collect();
-    let loaded = read_model.load_seasons(&wanted).await.unwrap();
+    let loaded = read_model.load_seasons(&wanted, None).await.unwrap();
     let log: Vec<RecordedEvent> =
         log.read_after(0, 10_000).await.unwrap().iter().map(|e| e.decode().unwrap()).collect();
     let folded = events::boards::fold_seasons(boards.named(), [], &events::boards::awards_of(&log), &[], &log);
@@ -664,7 +664,7 @@ async fn boards_fold_with_global_and_a_board_added_later_is_built_from_the_log<B
             ("weekly", "cid", 7, false),
         ]
     );
-    let ready = read_model.load_seasons(&[]).await.unwrap().ready;
+    let ready = read_model.load_seasons(&[], None).await.unwrap().ready;
     assert_eq!(ready.keys().map(String::as_str).collect::<Vec<_>>(), ["quests", "weekly"]);
     // When the read model restarts with `everything` added and `quests` counting another action
     let generation = read_model.load().await.unwrap().1.generation;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use events::boards::{BoardDef, BoardDefs, Season, SeasonStanding};
-use events::{Board, BoardChange, Standing};
+use events::{Board, BoardChange};
 use store::{LeaderboardStore, StoreError};
 use time::OffsetDateTime;
 
@@ -119,13 +119,10 @@ impl LiveBoards {
         if wanted.is_empty() {
             return Ok(());
         }
-        let mut loaded = read_model.load_seasons(&wanted).await?;
+        let mut loaded = read_model.load_seasons(&wanted, Some(global)).await?;
         let position = loaded.anchor.position;
         for ((def, live), (_, season)) in self.named().zip(&wanted) {
-            let standings = loaded.take(def.id.as_str(), *season).into_iter().map(|mut standing| {
-                share_ids(global, &mut standing);
-                standing
-            });
+            let standings = loaded.take(def.id.as_str(), *season);
             hold(def, live, *season, &loaded.ready, Board::of(def.aggregate).with(position, standings));
         }
         Ok(())
@@ -178,16 +175,6 @@ fn hold(def: &BoardDef, live: &LiveBoard, season: Season, ready: &BTreeMap<Strin
     }
 }
 
-/// Makes `standing` hold the id (and the name, when the same) `global` holds for its player.
-fn share_ids(global: &Board, standing: &mut Standing) {
-    if let Some(shared) = global.held_standing(standing.player_id.as_str()) {
-        standing.player_id = shared.player_id.clone();
-        if standing.name == shared.name {
-            standing.name.clone_from(&shared.name);
-        }
-    }
-}
-
 /// Starts `season` of `def` on `live`, read from the read model.
 async fn roll<R: LeaderboardStore>(
     def: &BoardDef,
@@ -210,7 +197,7 @@ pub(crate) async fn read_season<R: LeaderboardStore>(
     def: &BoardDef,
     season: Season,
 ) -> Result<Option<Board>, StoreError> {
-    let mut loaded = read_model.load_seasons(&[(def.id.to_string(), season)]).await?;
+    let mut loaded = read_model.load_seasons(&[(def.id.to_string(), season)], None).await?;
     if loaded.ready.get(def.id.as_str()) != Some(&def.definition()) {
         return Ok(None);
     }
@@ -232,7 +219,7 @@ mod tests {
         let changed = |season| SeasonStanding {
             board: "daily".parse().unwrap(),
             season,
-            standing: Standing::new(events::PlayerId::parse("ann").unwrap()),
+            standing: events::Standing::new(events::PlayerId::parse("ann").unwrap()),
         };
         let seasons = [changed(today), changed(yesterday), changed(today)];
         assert_eq!(live.not_live(&seasons).collect::<Vec<_>>(), [("daily", yesterday)]);
