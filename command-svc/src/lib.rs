@@ -248,7 +248,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         &config.http,
         connections,
         WRITE_TIMEOUT,
-        platform::long_lived::NONE,
+        None,
         shutdown,
     )
     .await

@@ -76,7 +76,7 @@ impl Caps {
 /// Serves `app` on `listener` within `caps` until `shutdown`, then waits for the requests in
 /// flight. Handlers extract the client's address as [`crate::client::ClientIp`] (the peer, or
 /// behind `http.trusted_proxies` the address they forward for). The paths `long_lived` names
-/// are served without hyper's buffers when they are a connection's first request (see
+/// (if any) are served without hyper's buffers when they are a connection's first request (see
 /// [`crate::long_lived`]).
 pub async fn serve(
     listener: TcpListener,
@@ -84,7 +84,7 @@ pub async fn serve(
     http: &HttpConfig,
     caps: Caps,
     write_timeout: Duration,
-    long_lived: LongLived,
+    long_lived: Option<LongLived>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let mut builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
@@ -149,7 +149,7 @@ struct Connection {
     first_byte_timeout: Duration,
     body_timeout: Duration,
     write_timeout: Duration,
-    long_lived: LongLived,
+    long_lived: Option<LongLived>,
     /// `http_connections`, registered once.
     open: metrics::Gauge,
 }
@@ -174,7 +174,10 @@ impl Connection {
             return;
         }
         let _ = socket.set_nodelay(true);
-        let head = if first[0] == b'G' { self.stream_head(&mut socket).await } else { None };
+        let head = match self.long_lived {
+            Some(streamed) if first[0] == b'G' => stream_head(&mut socket, streamed).await,
+            _ => None,
+        };
         // Each path's state in a box of its own: the task of a stream, which may stay open for
         // hours, holds no room for the router's futures or hyper's connection.
         if let Some(head) = head {
@@ -222,16 +225,16 @@ impl Connection {
             tracing::debug!(error.message = %error, "connection ended with an error");
         }
     }
+}
 
-    /// The head of a stream request the socket holds whole (see [`crate::long_lived`]), read
-    /// off it; `None` leaves the socket as it was.
-    async fn stream_head(&self, socket: &mut TcpStream) -> Option<long_lived::Head> {
-        let mut bytes = vec![0; long_lived::HEAD_MAX];
-        let peeked = socket.peek(&mut bytes).await.ok()?;
-        let head = long_lived::head(&bytes[..peeked], self.long_lived)?;
-        socket.read_exact(&mut bytes[..head.length]).await.ok()?;
-        Some(head)
-    }
+/// The head of a request for one of the paths `streamed` names, when the socket holds it whole
+/// (see [`crate::long_lived`]), read off it; `None` leaves the socket as it was.
+async fn stream_head(socket: &mut TcpStream, streamed: LongLived) -> Option<long_lived::Head> {
+    let mut bytes = vec![0; long_lived::HEAD_MAX];
+    let peeked = socket.peek(&mut bytes).await.ok()?;
+    let head = long_lived::head(&bytes[..peeked], streamed)?;
+    socket.read_exact(&mut bytes[..head.length]).await.ok()?;
+    Some(head)
 }
 
 /// Tells the handlers who the client is: the peer, or behind a trusted proxy the address it

@@ -25,12 +25,9 @@ use axum::http::{Method, Request, Response, StatusCode, Version};
 use http_body_util::BodyExt as _;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
-/// Which request paths are long-lived streams, for [`crate::serve`]; [`NONE`] for a service
-/// that serves none.
+/// Which request paths are long-lived streams, for [`crate::serve`] (which a service that
+/// serves none gives `None`: its connections are never looked at here).
 pub type LongLived = fn(path: &str) -> bool;
-
-/// No path is a long-lived stream: every request goes to hyper.
-pub const NONE: LongLived = |_| false;
 
 /// The most bytes of a request head looked at; a longer head goes to hyper.
 pub const HEAD_MAX: usize = 4096;

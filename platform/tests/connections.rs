@@ -55,10 +55,9 @@ async fn serve(flags: &[&str]) -> Server {
     let address = listener.local_addr().unwrap();
     let stop = CancellationToken::new();
     let token = stop.clone();
-    tokio::spawn(async move {
-        platform::serve(listener, app, &cli.http, caps, Duration::from_secs(10), platform::long_lived::NONE, token)
-            .await
-    });
+    tokio::spawn(
+        async move { platform::serve(listener, app, &cli.http, caps, Duration::from_secs(10), None, token).await },
+    );
     Server { address, stop }
 }
 

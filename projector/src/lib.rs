@@ -209,7 +209,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         &config.http,
         connections,
         Duration::from_secs(10),
-        platform::long_lived::NONE,
+        None,
         shutdown,
     )
     .await

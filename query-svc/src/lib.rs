@@ -314,7 +314,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         &config.http,
         connections,
         config.reads.stream_write_timeout,
-        streamed,
+        Some(streamed),
         shutdown,
     )
     .await

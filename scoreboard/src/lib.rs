@@ -148,7 +148,7 @@ pub async fn run_with_clock(
     tracing::info!(addr = %listener.local_addr()?, demo = config.demo, "scoreboard listening");
     let (app, connections, write_timeout) =
         (scoreboard.app.clone(), scoreboard.connections, config.reads.stream_write_timeout);
-    platform::serve(listener, app, &config.http, connections, write_timeout, query_svc::streamed, shutdown)
+    platform::serve(listener, app, &config.http, connections, write_timeout, Some(query_svc::streamed), shutdown)
         .await
         .context("serving HTTP")?;
     scoreboard.finish().await?;
